@@ -1,0 +1,112 @@
+"""The Estimator: model_fn, RunConfig, and the model_dir record that guards a checkpoint."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from mnist_estimator import head
+from mnist_estimator import models
+from mnist_estimator.errors import UsageError
+
+RECORD_FILE = "mnist_estimator.json"
+
+
+def model_fn(features, labels, mode, params):
+  """The tf.estimator model_fn of every registered model.
+
+  Args:
+    features: dict with "x", a float batch of images.
+    labels: int class ids, or None in PREDICT.
+    mode: a tf.estimator.ModeKeys value.
+    params: dict with "model" (a registered name) and the model's settings.
+
+  Returns:
+    A tf.estimator.EstimatorSpec built by the shared head.
+  """
+  info = models.get_model(params["model"])
+  logits = info.logits_fn(features, mode, params)
+  return head.build_spec(logits, labels, mode, params)
+
+
+def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
+               save_summary_steps=100, intra_op_threads=0, inter_op_threads=0):
+  """Builds the RunConfig.
+
+  Args:
+    model_dir: checkpoints and summaries go here.
+    seed: graph-level random seed (initializers, dropout, numpy_input_fn shuffle).
+    save_checkpoints_steps: checkpoint every N steps; None keeps the default of
+      every 600 seconds.
+    keep_checkpoint_max: how many recent checkpoints to keep.
+    save_summary_steps: write train summaries every N steps.
+    intra_op_threads: threads inside one op; 0 lets TensorFlow pick (all cores).
+    inter_op_threads: ops run in parallel; 0 lets TensorFlow pick.
+
+  Returns:
+    A tf.estimator.RunConfig.
+  """
+  session_config = tf.compat.v1.ConfigProto(
+      intra_op_parallelism_threads=intra_op_threads,
+      inter_op_parallelism_threads=inter_op_threads)
+  return tf.estimator.RunConfig(
+      model_dir=model_dir, tf_random_seed=seed,
+      save_checkpoints_steps=save_checkpoints_steps,
+      save_checkpoints_secs=None if save_checkpoints_steps else 600,
+      keep_checkpoint_max=keep_checkpoint_max, save_summary_steps=save_summary_steps,
+      session_config=session_config,
+      log_step_count_steps=None)  # hooks.ProgressHook logs progress instead
+
+
+def graph_record(params):
+  """The params that shape a model's variables, as stored in model_dir."""
+  keys = models.COMMON_GRAPH_KEYS + models.get_model(params["model"]).graph_keys
+  return {key: _plain(params[key]) for key in keys}
+
+
+def _plain(value):
+  return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def check_model_dir(model_dir, params, write):
+  """Refuses a model_dir that holds a different model, before any graph is built.
+
+  Args:
+    model_dir: the run's model_dir.
+    params: this run's params.
+    write: record this run's graph params if model_dir has no record yet.
+
+  Raises:
+    UsageError: if model_dir is a file, or its record differs from this run.
+  """
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise UsageError(f"--model_dir {model_dir} is a file, not a directory; "
+                     "pass a directory path")
+  path = os.path.join(model_dir, RECORD_FILE)
+  wanted = graph_record(params)
+  if os.path.exists(path):
+    with open(path) as f:
+      found = json.load(f)
+    diffs = [f"{key}={found.get(key)!r} there, {value!r} here"
+             for key, value in wanted.items() if found.get(key) != value]
+    if diffs:
+      raise UsageError(
+          f"--model_dir {model_dir} holds a {found.get('model')} model that differs from "
+          f"this {wanted['model']} run ({'; '.join(diffs)}); use another --model_dir or "
+          "delete that one")
+  elif write:
+    os.makedirs(model_dir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(wanted, f, indent=2)
+
+
+def require_checkpoint(model_dir):
+  """Raises UsageError unless model_dir holds a checkpoint (for evaluate, predict, weights)."""
+  if not tf.train.latest_checkpoint(model_dir):
+    raise UsageError(f"no checkpoint in --model_dir {model_dir}; train first "
+                     "(--mode=train) or point --model_dir at a trained model")
+
+
+def build_estimator(params, config):
+  """Returns a tf.estimator.Estimator of `params["model"]` with `config`."""
+  return tf.estimator.Estimator(model_fn=model_fn, params=params, config=config)

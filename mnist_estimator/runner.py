@@ -1,0 +1,186 @@
+"""Carries out one run (train, evaluate, train_and_evaluate, predict, weights) from a RunSpec."""
+
+import dataclasses
+import os
+import tempfile
+from typing import Optional, Sequence
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mnist_estimator import datasets
+from mnist_estimator import estimator as est_lib
+from mnist_estimator import hooks as hooks_lib
+from mnist_estimator import inputs
+from mnist_estimator import weights
+from mnist_estimator.errors import UsageError
+
+MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights")
+
+
+@dataclasses.dataclass
+class RunSpec:
+  """Everything a run needs, as plain values (flags.py fills it; tests build it directly)."""
+  model: str = "cnn"
+  mode: str = "train"
+  model_dir: Optional[str] = None
+  dataset: str = "mnist"
+  data_dir: Optional[str] = None
+  steps: int = 20000
+  batch_size: int = 100
+  eval_batch_size: int = 500
+  learning_rate: float = 0.001
+  optimizer: str = "sgd"
+  hidden_units: Sequence[int] = (1024,)
+  activation: str = "relu"
+  dropout: float = 0.4
+  input: str = "tfdata"
+  log_every_n_iter: int = 100
+  log_tensors: Sequence[str] = ()
+  save_checkpoints_steps: Optional[int] = None
+  keep_checkpoint_max: int = 5
+  save_summary_steps: int = 100
+  seed: Optional[int] = None
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
+  num_predictions: int = 10
+  weights_out: Optional[str] = None
+  weights_names: Optional[str] = None
+
+
+def default_model_dir(model, dataset):
+  """A stable model_dir per model and data set, so re-running a command resumes it."""
+  return os.path.join(tempfile.gettempdir(), "mnist_estimator", f"{model}-{dataset}")
+
+
+def params_for(spec, data):
+  """The Estimator params: the model's settings plus the data set's shape."""
+  return dict(model=spec.model, image_shape=tuple(data.image_shape), n_classes=data.n_classes,
+              hidden_units=list(spec.hidden_units), activation=spec.activation,
+              dropout=spec.dropout, optimizer=spec.optimizer,
+              learning_rate=spec.learning_rate)
+
+
+def build(spec, data, write_record):
+  """Checks model_dir against this run and returns the Estimator."""
+  params = params_for(spec, data)
+  est_lib.check_model_dir(spec.model_dir, params, write=write_record)
+  config = est_lib.run_config(
+      spec.model_dir, seed=spec.seed, save_checkpoints_steps=spec.save_checkpoints_steps,
+      keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
+      intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads)
+  return est_lib.build_estimator(params, config)
+
+
+def train_input_fn(spec, data):
+  return inputs.make_input_fn(spec.input, data.x_train, data.y_train, spec.batch_size,
+                              train=True, seed=spec.seed)
+
+
+def eval_input_fn(spec, data):
+  return inputs.make_input_fn(spec.input, data.x_test, data.y_test, spec.eval_batch_size,
+                              train=False)
+
+
+def train(spec, data, estimator):
+  """Trains until global step spec.steps (a finished run is not trained again)."""
+  hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
+                                spec.model_dir)
+  try:
+    estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
+  except tf.compat.v1.train.NanLossDuringTrainingError:
+    raise UsageError(f"the loss became NaN while training {spec.model}; lower "
+                     f"--learning_rate (now {spec.learning_rate}); checkpoints before "
+                     "the failure are kept") from None
+  return hooks[0]
+
+
+def evaluate(spec, data, estimator):
+  """Evaluates on every test example once and logs the metrics; returns them."""
+  metrics = estimator.evaluate(eval_input_fn(spec, data))
+  print(format_metrics(metrics, len(data.y_test), data.name))
+  return metrics
+
+
+def format_metrics(metrics, count, dataset_name):
+  """One line: accuracy, loss and global step of an evaluation."""
+  return (f"eval on {count} {dataset_name} test images: accuracy {metrics['accuracy']:.4f}, "
+          f"loss {metrics['loss']:.4f}, global_step {metrics['global_step']}")
+
+
+def predict(spec, data, estimator):
+  """Predicts the first spec.num_predictions test images; prints and returns the rows."""
+  count = min(spec.num_predictions, len(data.x_test))
+  images = data.x_test[:count]
+  input_fn = inputs.make_input_fn(spec.input, images, None, spec.eval_batch_size,
+                                  train=False)
+  rows = []
+  print(f"{'index':>5}  {'label':>5}  {'class':>5}  probability")
+  for i, pred in enumerate(estimator.predict(input_fn)):
+    label = int(data.y_test[i])
+    cls = int(pred["classes"])
+    rows.append((i, label, cls, float(pred["probabilities"][cls])))
+    print(f"{i:>5}  {label:>5}  {cls:>5}  {rows[-1][3]:.4f}")
+  right = sum(row[1] == row[2] for row in rows)
+  print(f"{right}/{count} correct")
+  return rows
+
+
+def show_weights(spec, estimator):
+  """Lists the checkpoint's variables and, with spec.weights_out, saves the chosen ones."""
+  print(weights.format_table(weights.list_variables(estimator)))
+  if spec.weights_out:
+    names = weights.save(estimator, spec.weights_out, spec.weights_names)
+    print(f"wrote {len(names)} arrays to {spec.weights_out}")
+
+
+def run(spec):
+  """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
+
+  Raises:
+    UsageError: for anything the user can fix (data, model_dir, flags).
+  """
+  if spec.mode not in MODES:
+    raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
+  spec.model_dir = spec.model_dir or default_model_dir(spec.model, spec.dataset)
+  logging.info("model_dir: %s", spec.model_dir)
+  print(f"model_dir: {spec.model_dir}")
+  data = datasets.load(spec.dataset, spec.data_dir)
+  logging.info("data: %s (%d train, %d test, shape %s, %d classes)", data.source,
+               len(data.y_train), len(data.y_test), data.image_shape, data.n_classes)
+  training = spec.mode in ("train", "train_and_evaluate")
+  estimator = build(spec, data, write_record=training)
+  if not training:
+    est_lib.require_checkpoint(spec.model_dir)
+  result = {"model_dir": spec.model_dir}
+  if spec.mode == "train":
+    result["progress"] = train(spec, data, estimator)
+    result["metrics"] = evaluate(spec, data, estimator)
+  elif spec.mode == "train_and_evaluate":
+    result["metrics"] = train_and_evaluate(spec, data, estimator)
+  elif spec.mode == "evaluate":
+    result["metrics"] = evaluate(spec, data, estimator)
+  elif spec.mode == "predict":
+    result["predictions"] = predict(spec, data, estimator)
+  else:
+    show_weights(spec, estimator)
+  return result
+
+
+def train_and_evaluate(spec, data, estimator):
+  """tf.estimator.train_and_evaluate: evaluates on each new checkpoint, then at the end."""
+  hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
+                                spec.model_dir)
+  train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
+                                      hooks=hooks)
+  eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0)
+  metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  if metrics:
+    print(format_metrics(metrics, len(data.y_test), data.name))
+  return metrics
+
+
+def accuracy_of(rows):
+  """Fraction of predict() rows whose class equals the label."""
+  return float(np.mean([row[1] == row[2] for row in rows])) if rows else 0.0
