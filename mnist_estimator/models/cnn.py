@@ -21,12 +21,11 @@ def logits(features, mode, params):
   """
   v1 = tf.compat.v1.layers
   net = layers.image_input(features, params)
-  net = v1.conv2d(net, 32, 5, padding="same", activation=tf.nn.relu, name="conv1")
+  net = layers.conv2d(net, 32, 5, name="conv1")
   net = v1.max_pooling2d(net, 2, 2, name="pool1")
-  net = v1.conv2d(net, 64, 5, padding="same", activation=tf.nn.relu, name="conv2")
+  net = layers.conv2d(net, 64, 5, name="conv2")
   net = v1.max_pooling2d(net, 2, 2, name="pool2")
   net = v1.flatten(net, name="flatten")
-  net = v1.dense(net, params["hidden_units"][0], activation=tf.nn.relu, name="dense")
-  net = v1.dropout(net, rate=params["dropout"], training=layers.is_training(mode),
-                   name="dropout")
-  return v1.dense(net, params["n_classes"], name="logits")
+  net = layers.dense(net, params["hidden_units"][0], "dense", activation=tf.nn.relu)
+  net = layers.dropout(net, params["dropout"], mode, name="dropout")
+  return layers.dense(net, params["n_classes"], "logits")

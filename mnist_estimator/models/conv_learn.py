@@ -23,11 +23,10 @@ def logits(features, mode, params):
   v1 = tf.compat.v1.layers
   net = layers.image_input(features, params)
   with tf.compat.v1.variable_scope("conv_layer"):
-    net = v1.conv2d(net, 4, 5, padding="same", activation=tf.nn.relu, name="Conv")
+    net = layers.conv2d(net, 4, 5, name="Conv")
     net = v1.max_pooling2d(net, 2, 2, padding="valid", name="pool")
   net = v1.flatten(net, name="flatten")
-  net = v1.dense(net, params["hidden_units"][0], activation=tf.nn.relu,
-                 name="fully_connected")
-  net = v1.dropout(net, rate=params["dropout"], training=layers.is_training(mode),
-                   name="dropout")
-  return v1.dense(net, params["n_classes"], name="fully_connected_1")
+  net = layers.dense(net, params["hidden_units"][0], "fully_connected",
+                     activation=tf.nn.relu)
+  net = layers.dropout(net, params["dropout"], mode, name="dropout")
+  return layers.dense(net, params["n_classes"], "fully_connected_1")

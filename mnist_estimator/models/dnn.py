@@ -1,7 +1,5 @@
 """A fully connected network with hidden sizes and activation chosen by flag (seed 003)."""
 
-import tensorflow as tf
-
 from mnist_estimator.models import layers
 
 
@@ -18,13 +16,10 @@ def logits(features, mode, params):
   Returns:
     Logits, float32 [batch, n_classes].
   """
-  v1 = tf.compat.v1.layers
   activation = layers.ACTIVATIONS[params["activation"]]
   net = layers.flat_input(features, params)
   for i, units in enumerate(params["hidden_units"]):
     suffix = f"_{i}" if i else ""
-    net = v1.dense(net, units, activation=activation, name="dense" + suffix)
-    if params["dropout"]:
-      net = v1.dropout(net, rate=params["dropout"], training=layers.is_training(mode),
-                       name="dropout" + suffix)
-  return v1.dense(net, params["n_classes"], name="logits")
+    net = layers.dense(net, units, "dense" + suffix, activation=activation)
+    net = layers.dropout(net, params["dropout"], mode, name="dropout" + suffix)
+  return layers.dense(net, params["n_classes"], "logits")

@@ -30,3 +30,29 @@ def flat_input(features, params):
 def is_training(mode):
   """True in TRAIN mode: dropout and the like are active only then."""
   return mode == tf.estimator.ModeKeys.TRAIN
+
+
+# tf.compat.v1.layers' default kernel initializer (Keras') draws its seed from Python's
+# random module, so --seed would not fix it; the v1 initializer follows the graph seed.
+def _kernel_init():
+  return tf.compat.v1.glorot_uniform_initializer()
+
+
+def dense(inputs, units, name, activation=None):
+  """tf.compat.v1.layers.dense with a graph-seeded initializer; variables `name/kernel|bias`."""
+  return tf.compat.v1.layers.dense(inputs, units, activation=activation, name=name,
+                                   kernel_initializer=_kernel_init())
+
+
+def conv2d(inputs, filters, kernel_size, name, padding="same", activation=tf.nn.relu):
+  """tf.compat.v1.layers.conv2d with a graph-seeded initializer; variables `name/kernel|bias`."""
+  return tf.compat.v1.layers.conv2d(inputs, filters, kernel_size, padding=padding,
+                                    activation=activation, name=name,
+                                    kernel_initializer=_kernel_init())
+
+
+def dropout(inputs, rate, mode, name="dropout"):
+  """Dropout at `rate` in TRAIN mode only, seeded by the graph seed; identity otherwise."""
+  if not rate or not is_training(mode):
+    return inputs
+  return tf.nn.dropout(inputs, rate=rate, name=name)

@@ -1,7 +1,5 @@
 """Softmax (logistic) regression on raw pixels (seed 003's LinearClassifier, seed 000's baseline)."""
 
-import tensorflow as tf
-
 from mnist_estimator.models import layers
 
 
@@ -18,4 +16,4 @@ def logits(features, mode, params):
   """
   del mode
   net = layers.flat_input(features, params)
-  return tf.compat.v1.layers.dense(net, params["n_classes"], name="logits")
+  return layers.dense(net, params["n_classes"], "logits")

@@ -1,0 +1,35 @@
+"""Shared fixtures: absl FLAGS parsed once, a record cache per session, small real data."""
+
+import dataclasses
+import os
+
+from absl import flags as absl_flags
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
+from mnist_estimator import flags
+
+flags.define_flags()
+# absl raises UnparsedFlagAccessError under pytest unless FLAGS are parsed once.
+absl_flags.FLAGS(["pytest"])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _record_cache(tmp_path_factory):
+  """Keeps the tf.data record files of the tests out of the user's cache."""
+  os.environ["MNIST_ESTIMATOR_CACHE"] = str(tmp_path_factory.mktemp("records"))
+
+
+@pytest.fixture(scope="session")
+def sample():
+  """The bundled real-MNIST sample (5000 train / 1000 test)."""
+  return datasets.load("mnist_sample")
+
+
+@pytest.fixture(scope="session")
+def small(sample):
+  """A 600/200 cut of the sample: enough for 2-20 step flows, fast to evaluate."""
+  return dataclasses.replace(sample, x_train=sample.x_train[:600], y_train=sample.y_train[:600],
+                             x_test=sample.x_test[:200], y_test=sample.y_test[:200])
