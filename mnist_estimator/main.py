@@ -26,10 +26,11 @@ def _quiet_tensorflow():
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
   _quiet_tensorflow()
   try:
+    if len(argv) > 1:
+      raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag "
+                       "(see --helpshort)")
     runner.run(flags.run_spec())
   except (UsageError, tf.errors.OpError) as e:
     if absl_flags.FLAGS.verbose:

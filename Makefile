@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make train` and `make test`. Both create the venv if needed.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MODEL ?= cnn
+STEPS ?= 1000
+MODEL_DIR ?= /tmp/mnist_estimator/$(MODEL)-mnist_sample
+# Extra flags for `make train`, e.g. ARGS="--data_dir=../shared/data/mnist --steps=20000".
+ARGS ?=
+
+.PHONY: install train test lint tensorboard sample clean
+
+# The stamp is remade whenever pyproject.toml changes, so a new dependency installs itself.
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; TensorFlow 2.15 needs Python 3.9-3.11: make PYTHON=python3.10 ..." >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job: the default model on the bundled real-MNIST sample (offline), then its eval metrics.
+train: install
+	$(PY) -m mnist_estimator.main --model=$(MODEL) --dataset=mnist_sample --steps=$(STEPS) \
+	  --model_dir=$(MODEL_DIR) $(ARGS)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check mnist_estimator tests scripts
+
+tensorboard: install
+	$(VENV)/bin/tensorboard --logdir $(MODEL_DIR) --host 127.0.0.1
+
+# Re-cut the bundled sample from the full MNIST IDX files.
+sample: install
+	$(PY) scripts/make_sample.py --data_dir ../shared/data/mnist --out mnist_estimator/data/mnist_sample.npz
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
