@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from mnist_estimator import head
 from mnist_estimator import models
+from mnist_estimator import summaries
+from mnist_estimator.models import layers
 from mnist_estimator.errors import UsageError
 
 RECORD_FILE = "mnist_estimator.json"
@@ -26,6 +28,8 @@ def model_fn(features, labels, mode, params):
   """
   info = models.get_model(params["model"])
   logits = info.logits_fn(features, mode, params)
+  if mode == tf.estimator.ModeKeys.TRAIN:
+    summaries.add_train_summaries(layers.image_input(features, params))
   return head.build_spec(logits, labels, mode, params)
 
 

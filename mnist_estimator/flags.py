@@ -24,7 +24,7 @@ def define_flags():
   flags.DEFINE_enum("model", "cnn", models.model_names(), "Network to train.")
   flags.DEFINE_enum("mode", "train", runner.MODES,
                     "train (then evaluate), evaluate, train_and_evaluate, predict "
-                    "(the first --num_predictions test images) or weights (list / save).")
+                    "(the first --num_predictions test images), weights (list / save) or export.")
   flags.DEFINE_string("model_dir", None, "Checkpoints and summaries; default "
                       "<tmp>/mnist_estimator/<model>-<dataset>, printed at start.")
   flags.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
@@ -64,6 +64,8 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_string("weights_out", None, "--mode=weights: save layer weights to this .npz.")
   flags.DEFINE_string("weights_names", None, "--mode=weights: regex of names to save.")
+  flags.DEFINE_string("export_dir", None, "Export a SavedModel under this folder after "
+                      "training (and with --mode=export).")
   flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
   _register_validators()
 
@@ -92,6 +94,7 @@ def run_spec():
   plain = ("model", "mode", "model_dir", "dataset", "data_dir", "eval_batch_size", "input",
            "log_every_n_iter", "log_tensors", "save_checkpoints_steps",
            "keep_checkpoint_max", "save_summary_steps", "seed", "intra_op_threads",
-           "inter_op_threads", "num_predictions", "weights_out", "weights_names")
+           "inter_op_threads", "num_predictions", "weights_out", "weights_names",
+           "export_dir")
   values.update({name: FLAGS[name].value for name in plain})
   return runner.RunSpec(**values)

@@ -11,12 +11,13 @@ import tensorflow as tf
 
 from mnist_estimator import datasets
 from mnist_estimator import estimator as est_lib
+from mnist_estimator import export as export_lib
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
 from mnist_estimator import weights
 from mnist_estimator.errors import UsageError
 
-MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights")
+MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
 
 
 @dataclasses.dataclass
@@ -47,6 +48,7 @@ class RunSpec:
   num_predictions: int = 10
   weights_out: Optional[str] = None
   weights_names: Optional[str] = None
+  export_dir: Optional[str] = None
 
 
 def default_model_dir(model, dataset):
@@ -163,9 +165,20 @@ def run(spec):
     result["metrics"] = evaluate(spec, data, estimator)
   elif spec.mode == "predict":
     result["predictions"] = predict(spec, data, estimator)
-  else:
+  elif spec.mode == "weights":
     show_weights(spec, estimator)
+  if spec.mode == "export" or (spec.export_dir and training):
+    result["export"] = export(spec, data, estimator)
   return result
+
+
+def export(spec, data, estimator):
+  """Exports the latest checkpoint to spec.export_dir/<timestamp>; returns the path."""
+  if not spec.export_dir:
+    raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
+  path = export_lib.export(estimator, spec.export_dir, data.image_shape)
+  print(f"exported SavedModel: {path}")
+  return path
 
 
 def train_and_evaluate(spec, data, estimator):

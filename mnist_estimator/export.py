@@ -1,0 +1,76 @@
+"""SavedModel export: serving inputs (float images, or serialized tf.Examples) and the newest export."""
+
+import os
+
+import tensorflow as tf
+
+from mnist_estimator.errors import UsageError
+
+IMAGES_KEY = "images"      # receiver tensor of the default signatures
+EXAMPLES_KEY = "examples"  # alternative receiver: serialized tf.Example with float feature "x"
+
+
+def serving_shape(image_shape):
+  """[None, H, W] for one channel (MNIST's [None, 28, 28]), else [None, H, W, C]."""
+  height, width, channels = image_shape
+  return [None, height, width] if channels == 1 else [None, height, width, channels]
+
+
+def serving_input_receiver_fn(image_shape):
+  """Returns a receiver fn taking float images (0..1) or serialized tf.Examples.
+
+  Signatures: `serving_default` and `predict` take `images`; `examples:serving_default`,
+  `examples:predict` and `examples:classify` take `examples`, strings of tf.Example
+  protos whose float feature "x" holds the H*W*C pixels.
+
+  Args:
+    image_shape: (H, W, C) of the model's data set.
+  """
+  shape = serving_shape(image_shape)
+  pixels = image_shape[0] * image_shape[1] * image_shape[2]
+
+  def receiver_fn():
+    # Each input defaults to the other's path, so either one alone feeds the model.
+    examples = tf.compat.v1.placeholder_with_default(
+        tf.constant([], tf.string), [None], name=EXAMPLES_KEY)
+    parsed = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([pixels], tf.float32)})
+    from_examples = tf.reshape(parsed["x"], [-1, *shape[1:]])
+    images = tf.compat.v1.placeholder_with_default(from_examples, shape, name=IMAGES_KEY)
+    return tf.estimator.export.ServingInputReceiver(
+        {"x": images}, {IMAGES_KEY: images},
+        receiver_tensors_alternatives={EXAMPLES_KEY: {EXAMPLES_KEY: examples}})
+
+  return receiver_fn
+
+
+def export(estimator, export_dir, image_shape):
+  """Exports the latest checkpoint as a SavedModel under export_dir/<timestamp>.
+
+  Returns:
+    The path of the new SavedModel directory.
+  """
+  path = estimator.export_saved_model(export_dir, serving_input_receiver_fn(image_shape))
+  return path.decode() if isinstance(path, bytes) else path
+
+
+def newest_export(export_dir):
+  """Returns the newest SavedModel under export_dir (or export_dir itself if it is one).
+
+  Raises:
+    UsageError: if there is none.
+  """
+  if os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
+    return export_dir
+  stamps = sorted((int(name) for name in _listdir(export_dir) if name.isdigit()
+                   and os.path.isfile(os.path.join(export_dir, name, "saved_model.pb"))))
+  if not stamps:
+    raise UsageError(f"no SavedModel in {export_dir}; export one with --export_dir "
+                     "(or --mode=export) first")
+  return os.path.join(export_dir, str(stamps[-1]))
+
+
+def _listdir(path):
+  try:
+    return os.listdir(path)
+  except OSError:
+    return []

@@ -1,0 +1,41 @@
+"""TensorBoard summaries of a training graph: input images, weight histograms, conv filters."""
+
+import math
+
+import tensorflow as tf
+
+
+def filter_grid(kernel):
+  """Tiles a conv kernel's filters (first input channel) into one [1, H, W, 1] image in 0..1.
+
+  Args:
+    kernel: [k, k, in_channels, filters] conv kernel.
+
+  Returns:
+    A float32 image batch of one grid, one cell (plus a 1-pixel border) per filter.
+  """
+  k_h, k_w, _, count = kernel.shape.as_list()
+  cols = int(math.ceil(math.sqrt(count)))
+  rows = int(math.ceil(count / cols))
+  filters = tf.transpose(kernel[:, :, 0, :], [2, 0, 1])  # [count, k, k]
+  low, high = tf.reduce_min(filters), tf.reduce_max(filters)
+  filters = (filters - low) / tf.maximum(high - low, 1e-8)
+  filters = tf.pad(filters, [[0, rows * cols - count], [0, 1], [0, 1]])  # blank cells, borders
+  grid = tf.reshape(filters, [rows, cols, k_h + 1, k_w + 1])
+  grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3]), [rows * (k_h + 1), cols * (k_w + 1)])
+  return grid[tf.newaxis, :, :, tf.newaxis]
+
+
+def add_train_summaries(images, max_images=3):
+  """Adds input-image, weight-histogram and conv-filter summaries to the default graph.
+
+  Args:
+    images: the model's input batch, float [batch, H, W, C] in 0..1.
+    max_images: how many input images to show.
+  """
+  tf.compat.v1.summary.image("input_images", images, max_outputs=max_images)
+  for variable in tf.compat.v1.trainable_variables():
+    name = variable.op.name
+    tf.compat.v1.summary.histogram(name, variable)
+    if variable.shape.rank == 4:
+      tf.compat.v1.summary.image(name + "/filters", filter_grid(variable), max_outputs=1)
