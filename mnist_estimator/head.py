@@ -39,9 +39,10 @@ def _train_op(loss, params):
 def build_spec(logits, labels, mode, params):
   """Turns a model's logits into the EstimatorSpec for `mode`.
 
-  Named tensors for hooks: `softmax_tensor` (probabilities), `cross_entropy`,
-  `train_accuracy` (the batch's accuracy) and `learning_rate`. The train summary
-  `accuracy` has the same tag as the eval metric so TensorBoard overlays them.
+  Named tensors for hooks: `softmax_tensor` (probabilities), `classes`,
+  `cross_entropy`, `train_accuracy` (the batch's accuracy) and
+  `optimizer/learning_rate`. The train summary `accuracy` has the same tag as the
+  eval metric (and `loss` as the eval loss), so TensorBoard overlays the curves.
 
   Args:
     logits: float32 [batch, n_classes].
@@ -61,13 +62,14 @@ def build_spec(logits, labels, mode, params):
   cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
   cross_entropy = tf.identity(cross_entropy, name="cross_entropy")
   loss = cross_entropy + tf.compat.v1.losses.get_regularization_loss()
-  accuracy = tf.compat.v1.metrics.accuracy(labels, predictions["classes"], name="accuracy")
   if mode == ModeKeys.EVAL:
+    accuracy = tf.compat.v1.metrics.accuracy(labels, predictions["classes"], name="accuracy")
     return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
                                       eval_metric_ops={"accuracy": accuracy})
   correct = tf.cast(tf.equal(labels, predictions["classes"]), tf.float32)
   batch_accuracy = tf.reduce_mean(correct, name="train_accuracy")
   tf.compat.v1.summary.scalar("accuracy", batch_accuracy)
-  tf.compat.v1.summary.scalar("cross_entropy", cross_entropy)
+  # A summary's tag is its op name, so these tags must differ from the tensors' names.
+  tf.compat.v1.summary.scalar("losses/cross_entropy", cross_entropy)
   return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
                                     train_op=_train_op(loss, params))

@@ -12,7 +12,7 @@ LOG_TENSORS = {
     "probabilities": "softmax_tensor",
     "loss": "cross_entropy",
     "accuracy": "train_accuracy",
-    "learning_rate": "learning_rate",
+    "learning_rate": "optimizer/learning_rate",
     "classes": "classes",
 }
 
@@ -31,7 +31,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
   def begin(self):
     self._fetches = {"step": tf.compat.v1.train.get_global_step(),
                      "loss": "cross_entropy:0", "accuracy": "train_accuracy:0",
-                     "lr": "learning_rate:0"}
+                     "lr": "optimizer/learning_rate:0"}
 
   def before_run(self, run_context):
     del run_context

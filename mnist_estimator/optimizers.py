@@ -22,12 +22,13 @@ def optimizer_names():
 
 
 def learning_rate(params):
-  """Returns the learning-rate tensor, named `learning_rate` for hooks and summaries.
+  """Returns the learning-rate tensor, named `optimizer/learning_rate` for hooks.
 
   Args:
     params: dict with "learning_rate" (float).
   """
-  return tf.identity(tf.constant(params["learning_rate"], tf.float32), name="learning_rate")
+  with tf.name_scope("optimizer"):
+    return tf.identity(tf.constant(params["learning_rate"], tf.float32), name="learning_rate")
 
 
 def build(name, lr):

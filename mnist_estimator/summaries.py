@@ -36,6 +36,7 @@ def add_train_summaries(images, max_images=3):
   tf.compat.v1.summary.image("input_images", images, max_outputs=max_images)
   for variable in tf.compat.v1.trainable_variables():
     name = variable.op.name
-    tf.compat.v1.summary.histogram(name, variable)
+    # A summary's tag is its op name: prefixes keep them apart from the variables' own ops.
+    tf.compat.v1.summary.histogram("weights/" + name, variable)
     if variable.shape.rank == 4:
-      tf.compat.v1.summary.image(name + "/filters", filter_grid(variable), max_outputs=1)
+      tf.compat.v1.summary.image("filters/" + name, filter_grid(variable), max_outputs=1)

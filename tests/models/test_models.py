@@ -78,7 +78,7 @@ def test_eval_spec(name):
 def test_train_spec_and_parameter_count(name):
   spec, graph = build(name, ModeKeys.TRAIN)
   assert spec.train_op is not None
-  for tensor in ("cross_entropy:0", "train_accuracy:0", "learning_rate:0"):
+  for tensor in ("cross_entropy:0", "train_accuracy:0", "optimizer/learning_rate:0"):
     graph.get_tensor_by_name(tensor)  # the hooks fetch these by name
   assert trainable_count(graph) == PARAMS_MNIST[name]
   with graph.as_default():
