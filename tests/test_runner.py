@@ -113,3 +113,20 @@ def test_default_model_dir_is_stable():
   assert runner.default_model_dir("cnn", "mnist") == runner.default_model_dir("cnn", "mnist")
   assert runner.default_model_dir("cnn", "mnist").endswith(os.path.join("mnist_estimator",
                                                                         "cnn-mnist"))
+
+
+def test_weights_filter_and_errors(small, tmp_path, monkeypatch):
+  spec = spec_for("linear", tmp_path, steps=2)
+  run(spec, small, monkeypatch)
+  estimator = runner.build(spec, small, False)
+  out = str(tmp_path / "bias.npz")
+  assert weights.save(estimator, out, "bias$") == ["logits/bias"]
+  assert np.load(out)["logits/bias"].shape == (10,)
+  with pytest.raises(UsageError, match="no layer variable matches --weights_names 'conv'"):
+    weights.save(estimator, out, "conv")
+  with pytest.raises(UsageError, match="is not a regular expression"):
+    weights.save(estimator, out, "(")
+  rows = weights.list_variables(estimator)
+  assert ("global_step", (), "bookkeeping") in rows
+  assert ("logits/kernel", (784, 10), "layer") in rows
+  assert any(kind == "optimizer" for _, _, kind in rows)  # FTRL's accumulators
