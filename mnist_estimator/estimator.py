@@ -64,8 +64,9 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
 
 def graph_record(params):
   """The params that shape a model's variables, as stored in model_dir."""
-  keys = models.COMMON_GRAPH_KEYS + models.get_model(params["model"]).graph_keys
-  return {key: _plain(params[key]) for key in keys}
+  record = {key: _plain(params.get(key)) for key in models.COMMON_GRAPH_KEYS}
+  record["moving_average"] = bool(params.get("moving_average_decay"))
+  return record
 
 
 def _plain(value):

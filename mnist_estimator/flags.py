@@ -14,7 +14,8 @@ FLAGS = flags.FLAGS
 
 # Flags whose default comes from the chosen model (models.MODELS[...].defaults).
 MODEL_DEFAULTED = ("optimizer", "learning_rate", "batch_size", "steps", "dropout",
-                   "hidden_units", "activation")
+                   "hidden_units", "activation", "l2", "moving_average_decay",
+                   "lr_decay_rate", "lr_decay_steps")
 
 
 def define_flags():
@@ -44,6 +45,16 @@ def define_flags():
                     "Hidden activation of dnn (model default).")
   flags.DEFINE_float("dropout", None, "Dropout rate in TRAIN mode (model default).",
                      lower_bound=0, upper_bound=0.99)
+  flags.DEFINE_float("l2", None, "L2 scale on kernels: l2 * sum(w**2) / 2 (model default).",
+                     lower_bound=0)
+  flags.DEFINE_float("moving_average_decay", None, "ExponentialMovingAverage of the weights "
+                     "used for evaluate/predict/export; 0 = off (model default).",
+                     lower_bound=0, upper_bound=0.99999)
+  flags.DEFINE_float("lr_decay_rate", None, "Staircase exponential learning-rate decay per "
+                     "--lr_decay_steps; 1 = off (model default).", lower_bound=0,
+                     upper_bound=1)
+  flags.DEFINE_integer("lr_decay_steps", None, "Steps per decay stair; 0 = one epoch "
+                       "(model default).", lower_bound=0)
   flags.DEFINE_enum("input", "tfdata", inputs.INPUT_KINDS,
                     "tfdata (fast, default) or numpy (the tutorial's numpy_input_fn).")
   flags.DEFINE_integer("log_every_n_iter", 100, "Progress line every N steps.", lower_bound=1)

@@ -21,14 +21,24 @@ def optimizer_names():
   return sorted(OPTIMIZERS)
 
 
-def learning_rate(params):
+def learning_rate(params, global_step=None):
   """Returns the learning-rate tensor, named `optimizer/learning_rate` for hooks.
 
+  With params["lr_decay_rate"] (0 < rate < 1) and a global_step, the rate decays
+  exponentially in stairs of params["lr_decay_steps"] steps, as in seed 002:
+  lr * rate ** floor(step / decay_steps).
+
   Args:
-    params: dict with "learning_rate" (float).
+    params: dict with "learning_rate" and optionally lr_decay_rate, lr_decay_steps.
+    global_step: the global step tensor (needed for decay).
   """
+  rate = params.get("lr_decay_rate") or 1.0
   with tf.name_scope("optimizer"):
-    return tf.identity(tf.constant(params["learning_rate"], tf.float32), name="learning_rate")
+    lr = tf.constant(params["learning_rate"], tf.float32)
+    if rate < 1.0 and global_step is not None:
+      lr = tf.compat.v1.train.exponential_decay(
+          lr, global_step, params["lr_decay_steps"], rate, staircase=True)
+    return tf.identity(lr, name="learning_rate")
 
 
 def build(name, lr):

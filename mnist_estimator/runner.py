@@ -36,6 +36,10 @@ class RunSpec:
   hidden_units: Sequence[int] = (1024,)
   activation: str = "relu"
   dropout: float = 0.4
+  l2: float = 0.0
+  moving_average_decay: float = 0.0
+  lr_decay_rate: float = 1.0
+  lr_decay_steps: int = 0
   input: str = "tfdata"
   log_every_n_iter: int = 100
   log_tensors: Sequence[str] = ()
@@ -58,10 +62,14 @@ def default_model_dir(model, dataset):
 
 def params_for(spec, data):
   """The Estimator params: the model's settings plus the data set's shape."""
+  # lr_decay_steps 0 = one epoch, as seed 002 decays once per pass over the data.
+  decay_steps = spec.lr_decay_steps or max(1, -(-len(data.y_train) // spec.batch_size))
   return dict(model=spec.model, image_shape=tuple(data.image_shape), n_classes=data.n_classes,
               hidden_units=list(spec.hidden_units), activation=spec.activation,
               dropout=spec.dropout, optimizer=spec.optimizer,
-              learning_rate=spec.learning_rate)
+              learning_rate=spec.learning_rate, l2=spec.l2,
+              moving_average_decay=spec.moving_average_decay,
+              lr_decay_rate=spec.lr_decay_rate, lr_decay_steps=decay_steps)
 
 
 def build(spec, data, write_record):

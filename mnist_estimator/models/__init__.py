@@ -6,11 +6,22 @@ from typing import Any, Callable, Dict, Tuple
 from mnist_estimator.errors import UsageError
 from mnist_estimator.models import cnn
 from mnist_estimator.models import conv_learn
+from mnist_estimator.models import deep_cnn
 from mnist_estimator.models import dnn
+from mnist_estimator.models import keras_cnn
+from mnist_estimator.models import lenet
 from mnist_estimator.models import linear
+from mnist_estimator.models import mlp
+from mnist_estimator.models import rnn
 
-# Params every model's graph depends on; a model adds its own in `graph_keys`.
-COMMON_GRAPH_KEYS = ("model", "image_shape", "n_classes")
+# Params every model's graph depends on (the optimizer decides the slot variables, the
+# moving average adds shadow variables); a model_dir refuses a run that changes them.
+COMMON_GRAPH_KEYS = ("model", "image_shape", "n_classes", "optimizer", "hidden_units",
+                     "moving_average")
+
+# Settings a model does not name take these values.
+BASE_DEFAULTS = dict(dropout=0.0, hidden_units=[], activation="relu", l2=0.0,
+                     moving_average_decay=0.0, lr_decay_rate=1.0, lr_decay_steps=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,46 +32,57 @@ class ModelInfo:
     name: registry name, the value of --model.
     logits_fn: `(features, mode, params) -> logits`; builds variables in named scopes.
     defaults: run settings that reproduce the model's seed text (optimizer,
-      learning_rate, batch_size, steps, dropout, hidden_units, activation).
-    graph_keys: params (besides COMMON_GRAPH_KEYS) that change the variables'
-      shapes; a model_dir records them and refuses a run that differs.
+      learning_rate, batch_size, steps, and any of BASE_DEFAULTS it changes).
     seed: where the model comes from, for help texts and the README.
   """
   name: str
   logits_fn: Callable[..., Any]
   defaults: Dict[str, Any]
-  graph_keys: Tuple[str, ...] = ()
   seed: str = ""
 
+  def __post_init__(self):
+    object.__setattr__(self, "defaults", {**BASE_DEFAULTS, **self.defaults})
 
-MODELS = {
-    "cnn": ModelInfo(
-        "cnn", cnn.logits,
-        dict(optimizer="sgd", learning_rate=0.001, batch_size=100, steps=20000,
-             dropout=0.4, hidden_units=[1024], activation="relu"),
-        graph_keys=("hidden_units",),
-        seed="000: the cnn_mnist tf.estimator tutorial"),
-    "linear": ModelInfo(
-        "linear", linear.logits,
-        # contrib.learn LinearClassifier: FTRL at min(0.2, 1/sqrt(#columns)) = 0.2.
-        dict(optimizer="ftrl", learning_rate=0.2, batch_size=32, steps=1024,
-             dropout=0.0, hidden_units=[], activation="relu"),
-        seed="003: tf.contrib.learn LinearClassifier (fit steps=1024, batch_size=32)"),
-    "dnn": ModelInfo(
-        "dnn", dnn.logits,
-        # contrib.learn DNNClassifier(hidden_units=[10, 5], optimizer='Adam') with its
-        # default learning rate 0.05 for optimizers given by name.
-        dict(optimizer="adam", learning_rate=0.05, batch_size=32, steps=1024,
-             dropout=0.0, hidden_units=[10, 5], activation="relu"),
-        graph_keys=("hidden_units",),
-        seed="003: tf.contrib.learn DNNClassifier (hidden [10, 5], Adam)"),
-    "conv_learn": ModelInfo(
-        "conv_learn", conv_learn.logits,
-        dict(optimizer="adam", learning_rate=0.01, batch_size=32, steps=1024,
-             dropout=0.5, hidden_units=[5], activation="relu"),
-        graph_keys=("hidden_units",),
-        seed="003: the book's conv_learn model_fn for learn.Estimator"),
-}
+
+def _model(name, module, seed, **defaults):
+  return ModelInfo(name, module.logits, defaults, seed)
+
+
+MODELS = {info.name: info for info in (
+    _model("cnn", cnn, "000: the cnn_mnist tf.estimator tutorial",
+           optimizer="sgd", learning_rate=0.001, batch_size=100, steps=20000, dropout=0.4,
+           hidden_units=[1024]),
+    # contrib.learn LinearClassifier: FTRL at min(0.2, 1/sqrt(#columns)) = 0.2.
+    _model("linear", linear, "003: tf.contrib.learn LinearClassifier (steps=1024, batch 32)",
+           optimizer="ftrl", learning_rate=0.2, batch_size=32, steps=1024),
+    # contrib.learn DNNClassifier(hidden_units=[10, 5], optimizer='Adam'); optimizers given
+    # by name get contrib.learn's default learning rate 0.05.
+    _model("dnn", dnn, "003: tf.contrib.learn DNNClassifier (hidden [10, 5], Adam)",
+           optimizer="adam", learning_rate=0.05, batch_size=32, steps=1024,
+           hidden_units=[10, 5]),
+    _model("conv_learn", conv_learn, "003: the book's conv_learn model_fn for learn.Estimator",
+           optimizer="adam", learning_rate=0.01, batch_size=32, steps=1024, dropout=0.5,
+           hidden_units=[5]),
+    # Keras fit's default batch of 32; 5 epochs of the 54,000 images left by validation_split.
+    _model("lenet", lenet, "001: d2l's sigmoid LeNet-5 on Fashion-MNIST",
+           optimizer="sgd", learning_rate=0.9, batch_size=32, steps=8438,
+           hidden_units=[120, 84], activation="sigmoid"),
+    # lr_decay_steps 0 means one epoch (train examples / batch size), as the seed decays.
+    _model("mlp", mlp, "002: the MLP with L2, learning-rate decay and moving averages",
+           optimizer="sgd", learning_rate=0.8, batch_size=100, steps=30000,
+           hidden_units=[500], l2=1e-4, moving_average_decay=0.99, lr_decay_rate=0.99),
+    # 10 epochs of 60,000 images at Keras' batch 32; Adam at Keras' default 0.001.
+    _model("keras_cnn", keras_cnn, "004: the Keras CNN on MNIST",
+           optimizer="adam", learning_rate=0.001, batch_size=32, steps=18750,
+           hidden_units=[64]),
+    # The book trains full-batch (all 2,511 fonts training images) for 6,000 steps.
+    _model("deep_cnn", deep_cnn, "003: the book's deep CNN on the fonts set",
+           optimizer="sgd", learning_rate=0.01, batch_size=2511, steps=6000, dropout=0.5,
+           hidden_units=[32]),
+    _model("rnn", rnn, "003: the book's BasicRNNCell, reading an image row by row",
+           optimizer="adam", learning_rate=0.001, batch_size=100, steps=5000,
+           hidden_units=[128], activation="tanh"),
+)}
 
 
 def model_names():

@@ -18,6 +18,11 @@ PARAMS_MNIST = {
     "linear": 784 * 10 + 10,
     "dnn": (784 * 10 + 10) + (10 * 5 + 5) + (5 * 10 + 10),
     "conv_learn": (5 * 5 * 4 + 4) + (14 * 14 * 4 * 5 + 5) + (5 * 10 + 10),
+    "lenet": 156 + 2416 + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10),
+    "mlp": (784 * 500 + 500) + (500 * 10 + 10),
+    "keras_cnn": 121930,  # as the seed's model.summary() reports
+    "deep_cnn": 160 + 580 + (7 * 7 * 4 * 32 + 32) + (32 * 10 + 10),
+    "rnn": ((28 + 128) * 128 + 128) + (128 * 10 + 10),
 }
 
 LAYER_NAMES = {
@@ -29,6 +34,14 @@ LAYER_NAMES = {
     "conv_learn": ["conv_layer/Conv/bias", "conv_layer/Conv/kernel", "fully_connected/bias",
                    "fully_connected/kernel", "fully_connected_1/bias",
                    "fully_connected_1/kernel"],
+    "lenet": ["conv1/bias", "conv1/kernel", "conv2/bias", "conv2/kernel", "dense1/bias",
+              "dense1/kernel", "dense2/bias", "dense2/kernel", "logits/bias", "logits/kernel"],
+    "mlp": ["hidden/bias", "hidden/kernel", "logits/bias", "logits/kernel"],
+    "keras_cnn": ["conv1/bias", "conv1/kernel", "conv2/bias", "conv2/kernel", "dense/bias",
+                  "dense/kernel", "logits/bias", "logits/kernel"],
+    "deep_cnn": ["conv1/bias", "conv1/kernel", "conv2/bias", "conv2/kernel", "dense/bias",
+                 "dense/kernel", "logits/bias", "logits/kernel"],
+    "rnn": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias", "rnn/rnn/cell/kernel"],
 }
 
 
@@ -101,6 +114,12 @@ def test_conv_learn_on_fonts_has_the_books_shapes():
   assert shapes["fully_connected_1/kernel"] == [5, 5]
 
 
+def test_deep_cnn_on_fonts_parameter_count():
+  _, graph = build("deep_cnn", ModeKeys.TRAIN, image_shape=FONTS, n_classes=5)
+  # 160 + 580 + 10,400 + 165; the book's text says 10,765 (see models/deep_cnn.py).
+  assert trainable_count(graph) == 11305
+
+
 def test_dropout_only_in_train():
   for mode, expect_dropout in ((ModeKeys.TRAIN, True), (ModeKeys.EVAL, False)):
     _, graph = build("cnn", mode)
@@ -110,5 +129,5 @@ def test_dropout_only_in_train():
 
 
 def test_unknown_model_lists_names():
-  with pytest.raises(UsageError, match="choose --model from: cnn, conv_learn, dnn, linear"):
+  with pytest.raises(UsageError, match="choose --model from: cnn, conv_learn, deep_cnn, dnn, "):
     models.get_model("resnet")

@@ -1,0 +1,29 @@
+"""The Keras CNN of seed 004: two 3x3 conv/pool blocks, dense 64, logits (121,930 parameters)."""
+
+import tensorflow as tf
+
+from mnist_estimator.models import layers
+
+
+def logits(features, mode, params):
+  """conv 32x3x3 ReLU VALID -> pool 2 -> conv 64x3x3 ReLU VALID -> pool 2 -> flatten (1600)
+  -> dense 64 ReLU -> (dropout, off by default) -> logits.
+
+  Args:
+    features: dict with "x", images of params["image_shape"].
+    mode: a tf.estimator.ModeKeys value.
+    params: dict with image_shape, n_classes, hidden_units ([64]), dropout.
+
+  Returns:
+    Logits, float32 [batch, n_classes].
+  """
+  v1 = tf.compat.v1.layers
+  net = layers.image_input(features, params)
+  net = layers.conv2d(net, 32, 3, "conv1", padding="valid")
+  net = v1.max_pooling2d(net, 2, 2, name="pool1")
+  net = layers.conv2d(net, 64, 3, "conv2", padding="valid")
+  net = v1.max_pooling2d(net, 2, 2, name="pool2")
+  net = v1.flatten(net, name="flatten")
+  net = layers.dense(net, params["hidden_units"][0], "dense", activation=tf.nn.relu)
+  net = layers.dropout(net, params["dropout"], mode)
+  return layers.dense(net, params["n_classes"], "logits")
