@@ -75,6 +75,10 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_string("weights_out", None, "--mode=weights: save layer weights to this .npz.")
   flags.DEFINE_string("weights_names", None, "--mode=weights: regex of names to save.")
+  flags.DEFINE_string("weights_png_dir", None, "--mode=weights: draw conv filters and "
+                      "per-class weight maps (matching --weights_names) as PNGs here.")
+  flags.DEFINE_bool("report", True, "After evaluating, write model_dir/eval_report/ (JSON, "
+                    "confusion matrix, worst errors) and print per-class metrics.")
   flags.DEFINE_string("export_dir", None, "Export a SavedModel under this folder after "
                       "training (and with --mode=export).")
   flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
@@ -106,6 +110,6 @@ def run_spec():
            "log_every_n_iter", "log_tensors", "save_checkpoints_steps",
            "keep_checkpoint_max", "save_summary_steps", "seed", "intra_op_threads",
            "inter_op_threads", "num_predictions", "weights_out", "weights_names",
-           "export_dir")
+           "export_dir", "weights_png_dir", "report")
   values.update({name: FLAGS[name].value for name in plain})
   return runner.RunSpec(**values)

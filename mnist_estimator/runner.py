@@ -14,6 +14,8 @@ from mnist_estimator import estimator as est_lib
 from mnist_estimator import export as export_lib
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
+from mnist_estimator import pictures
+from mnist_estimator import report as report_lib
 from mnist_estimator import weights
 from mnist_estimator.errors import UsageError
 
@@ -53,6 +55,8 @@ class RunSpec:
   weights_out: Optional[str] = None
   weights_names: Optional[str] = None
   export_dir: Optional[str] = None
+  weights_png_dir: Optional[str] = None
+  report: bool = True
 
 
 def default_model_dir(model, dataset):
@@ -107,10 +111,28 @@ def train(spec, data, estimator):
 
 
 def evaluate(spec, data, estimator):
-  """Evaluates on every test example once and logs the metrics; returns them."""
+  """Evaluates on every test example once, prints the metrics (and report); returns them."""
   metrics = estimator.evaluate(eval_input_fn(spec, data))
   print(format_metrics(metrics, len(data.y_test), data.name))
+  if spec.report:
+    write_eval_report(spec, data, estimator)
   return metrics
+
+
+def write_eval_report(spec, data, estimator):
+  """Predicts the test set and writes model_dir/eval_report/ (JSON, confusion matrix, errors)."""
+  input_fn = inputs.make_input_fn(spec.input, data.x_test, None, spec.eval_batch_size,
+                                  train=False)
+  predictions = list(estimator.predict(input_fn, yield_single_examples=False))
+  classes = np.concatenate([p["classes"] for p in predictions])
+  probabilities = np.concatenate([p["probabilities"] for p in predictions])
+  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes)
+  out_dir = os.path.join(spec.model_dir, "eval_report")
+  paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
+                                  out_dir)
+  print(report_lib.format_table(report))
+  print(f"eval report: {paths['json']}")
+  return report
 
 
 def format_metrics(metrics, count, dataset_name):
@@ -137,12 +159,19 @@ def predict(spec, data, estimator):
   return rows
 
 
-def show_weights(spec, estimator):
-  """Lists the checkpoint's variables and, with spec.weights_out, saves the chosen ones."""
-  print(weights.format_table(weights.list_variables(estimator)))
+def show_weights(spec, data, estimator):
+  """Lists the checkpoint's variables; saves chosen ones (.npz) and draws them (PNG) on request."""
+  rows = weights.list_variables(estimator)
+  print(weights.format_table(rows))
   if spec.weights_out:
     names = weights.save(estimator, spec.weights_out, spec.weights_names)
     print(f"wrote {len(names)} arrays to {spec.weights_out}")
+  if spec.weights_png_dir:
+    arrays = {name: estimator.get_variable_value(name)
+              for name, _, kind in rows if kind == "layer"}
+    paths = pictures.weight_pictures(arrays, data.image_shape, spec.weights_png_dir,
+                                     spec.weights_names)
+    print(f"drew {len(paths)} pictures in {spec.weights_png_dir}")
 
 
 def run(spec):
@@ -174,7 +203,7 @@ def run(spec):
   elif spec.mode == "predict":
     result["predictions"] = predict(spec, data, estimator)
   elif spec.mode == "weights":
-    show_weights(spec, estimator)
+    show_weights(spec, data, estimator)
   if spec.mode == "export" or (spec.export_dir and training):
     result["export"] = export(spec, data, estimator)
   return result
@@ -201,7 +230,3 @@ def train_and_evaluate(spec, data, estimator):
     print(format_metrics(metrics, len(data.y_test), data.name))
   return metrics
 
-
-def accuracy_of(rows):
-  """Fraction of predict() rows whose class equals the label."""
-  return float(np.mean([row[1] == row[2] for row in rows])) if rows else 0.0

@@ -21,8 +21,9 @@ def exported(small, tmp_path_factory):
   spec = runner.RunSpec(model="linear", model_dir=str(root / "m"), steps=10, batch_size=32,
                         optimizer="sgd", learning_rate=0.5, dropout=0.0, hidden_units=[],
                         eval_batch_size=100, export_dir=str(root / "e"), seed=0)
-  pytest.MonkeyPatch().setattr(runner.datasets, "load", lambda *a, **k: small)
-  return spec, runner.run(spec)["export"]
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(runner.datasets, "load", lambda *a, **k: small)
+    return spec, runner.run(spec)["export"]
 
 
 def test_saved_model_cli_lists_the_signatures(exported):

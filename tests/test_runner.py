@@ -35,7 +35,12 @@ def test_train_evaluate_predict_weights(name, small, tmp_path, monkeypatch, caps
   assert result["metrics"]["global_step"] == 12
   assert 0.0 <= result["metrics"]["accuracy"] <= 1.0
   assert np.isfinite(result["metrics"]["loss"])
-  assert "eval on 200 mnist_sample test images" in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert "eval on 200 mnist_sample test images" in out and "macro F1" in out
+  report = json.loads((tmp_path / "eval_report" / "eval_report.json").read_text())
+  assert report["count"] == 200
+  assert report["accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=1e-6)
+  assert (tmp_path / "eval_report" / "confusion_matrix.png").stat().st_size > 1000
 
   predictions = run(dataclasses.replace(spec, mode="predict", num_predictions=7), small,
                     monkeypatch)["predictions"]
@@ -44,7 +49,9 @@ def test_train_evaluate_predict_weights(name, small, tmp_path, monkeypatch, caps
   assert all(0 <= row[2] < 10 and 0.0 < row[3] <= 1.0 for row in predictions)
 
   out = tmp_path / "w.npz"
-  run(dataclasses.replace(spec, mode="weights", weights_out=str(out)), small, monkeypatch)
+  pngs = None if name == "rnn" else tmp_path / "pngs"  # rnn has no pixel-shaped weights
+  run(dataclasses.replace(spec, mode="weights", weights_out=str(out), weights_png_dir=pngs),
+      small, monkeypatch)
   listing = capsys.readouterr().out
   assert "layer weights" in listing and "global_step" in listing
   saved = np.load(out)
@@ -52,6 +59,8 @@ def test_train_evaluate_predict_weights(name, small, tmp_path, monkeypatch, caps
       n for n, _, kind in weights.list_variables(runner.build(spec, small, False))
       if kind == "layer")
   assert "logits/kernel" in saved.files or "fully_connected_1/kernel" in saved.files
+  if pngs:
+    assert sorted(os.listdir(pngs)) and all(f.endswith(".png") for f in os.listdir(pngs))
 
 
 def test_steps_is_the_target_global_step(small, tmp_path, monkeypatch):

@@ -21,8 +21,9 @@ def model_dir(small, tmp_path_factory):
   spec = runner.RunSpec(model="conv_learn", model_dir=path, steps=20, batch_size=16,
                         optimizer="adam", learning_rate=0.01, dropout=0.5, hidden_units=[5],
                         save_summary_steps=5, log_every_n_iter=5, eval_batch_size=100, seed=0)
-  pytest.MonkeyPatch().setattr(runner.datasets, "load", lambda *a, **k: small)
-  runner.run(spec)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(runner.datasets, "load", lambda *a, **k: small)
+    runner.run(spec)
   return path
 
 

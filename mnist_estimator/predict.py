@@ -1,0 +1,381 @@
+"""Predicts digits in image/data files with a SavedModel: predict --saved_model=DIR FILE..."""
+
+import gzip
+import json
+import os
+import sys
+import zipfile
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mnist_estimator import datasets
+from mnist_estimator import export as export_lib
+from mnist_estimator.errors import UsageError
+
+FLAGS = flags.FLAGS
+INVERT_CHOICES = ("auto", "yes", "no")
+_IDX_MAGICS = (b"\x00\x00\x08\x01", b"\x00\x00\x08\x03")  # unsigned-byte labels, images
+# ITU-R BT.601 luma weights; they sum to 1, so a gray RGB image keeps its values.
+_GRAY = np.array([[0.299], [0.587], [0.114]], np.float32)
+_KINDS = "an image (PNG, JPEG, BMP, GIF) or a data file (MNIST IDX, .npz, .npy)"
+
+
+class Model:
+  """A loaded SavedModel's serving_default signature and the image shape it takes."""
+
+  def __init__(self, path, loaded, signature, input_key, input_shape, n_classes):
+    self.path = path
+    self._loaded = loaded  # keeps the variables the signature function reads alive
+    self._signature = signature
+    self.input_key = input_key
+    self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
+    self.n_classes = n_classes
+    h, w = input_shape[1:3]
+    self.image_shape = (h, w, input_shape[3] if len(input_shape) == 4 else 1)
+
+  def __call__(self, batch):
+    """Runs the signature on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
+    out = self._signature(**{self.input_key: tf.constant(batch, tf.float32)})
+    return out["classes"].numpy(), out["probabilities"].numpy()
+
+
+def load_model(saved_model_dir):
+  """Loads the serving_default signature of a SavedModel (TF2 eager loading of the TF1 export).
+
+  Args:
+    saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export).
+
+  Returns:
+    A `Model` for `predict(model, images)`; `model.image_shape` is its (H, W, C).
+
+  Raises:
+    UsageError: no SavedModel there, it does not load, or it lacks the expected signature.
+  """
+  path = export_lib.newest_export(saved_model_dir)
+  try:
+    loaded = tf.saved_model.load(path)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    reason = (str(e).strip().splitlines() or [""])[0]
+    raise UsageError(f"cannot load the SavedModel in {path} ({type(e).__name__}: {reason}); "
+                     "re-export it with --export_dir") from e
+  signature = loaded.signatures.get("serving_default")
+  outputs = getattr(signature, "structured_outputs", {}) or {}
+  if signature is None or not {"classes", "probabilities"} <= set(outputs):
+    raise UsageError(f"{path} has no serving_default signature returning classes and "
+                     "probabilities; export it with mnist_estimator (--export_dir)")
+  inputs = signature.structured_input_signature[1]
+  key = "images" if "images" in inputs else next(iter(inputs)) if len(inputs) == 1 else None
+  shape = inputs[key].shape.as_list() if key else []
+  if len(shape) not in (3, 4) or None in shape[1:]:
+    raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
+                     f"(inputs: {inputs}); export it with mnist_estimator (--export_dir)")
+  return Model(path, loaded, signature, key, shape, outputs["probabilities"].shape[-1])
+
+
+def predict(model, images, batch_size=1000):
+  """Predicts images with a loaded model, batch_size images per call.
+
+  Args:
+    model: from `load_model`.
+    images: float32 0..1 (or uint8 0..255) [N, H, W, C], or [N, H, W] for one channel.
+    batch_size: images per signature call, which bounds memory.
+
+  Returns:
+    (classes int [N], probabilities float32 [N, n_classes]).
+
+  Raises:
+    UsageError: the images are not of the model's shape.
+  """
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    images = images.astype(np.float32) / 255.0  # as the training input pipeline scales
+  if images.ndim == 3 and model.image_shape[2] == 1:
+    images = images[..., np.newaxis]
+  if images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
+    raise UsageError(f"images of shape {list(images.shape)} do not fit the model, which takes "
+                     f"[N, {', '.join(map(str, model.image_shape))}]; use load_images")
+  batch = images.reshape(-1, *model.input_shape[1:]).astype(np.float32, copy=False)
+  if not len(batch):
+    return np.zeros([0], np.int32), np.zeros([0, model.n_classes], np.float32)
+  parts = [model(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)]
+  return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _sniff(path):
+  """The file's kind from its first bytes: "idx" (maybe gzipped), "npy", "npz" or "image"."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4)
+    if head[:2] == b"\x1f\x8b":
+      with gzip.open(path, "rb") as f:
+        head = f.read(4)
+      if head not in _IDX_MAGICS:
+        raise UsageError(f"{path} is gzip-compressed but not an MNIST IDX file; pass {_KINDS}")
+  except (OSError, EOFError, zlib.error) as e:
+    raise UsageError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}; "
+                     "check the path") from None
+  if head in _IDX_MAGICS:
+    return "idx"
+  return {b"\x93NUM": "npy", b"PK\x03\x04": "npz"}.get(head, "image")
+
+
+def _read_array(path, kind, keys):
+  """The array of an IDX, .npy or .npz file (for .npz: the first of `keys`, else the only one)."""
+  if kind == "idx":
+    return datasets.read_idx(path)
+  try:
+    if kind == "npy":
+      return np.load(path, allow_pickle=False)
+    with np.load(path, allow_pickle=False) as data:
+      names = [k for k in keys if k in data.files] or (data.files if len(data.files) == 1 else [])
+      if not names:
+        raise UsageError(f"{path} holds the arrays {', '.join(data.files) or 'none'}; save the "
+                         f"one to use as {keys[0]} (or as its only array)")
+      return data[names[0]]
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise UsageError(f"{path} is not a readable {kind} file ({type(e).__name__}: {e}); "
+                     "re-create it with numpy.save or numpy.savez") from None
+
+
+def _data_images(array, path, image_shape):
+  """A data file's array as float32 [N, h, w, c] in 0..1 (integers are scaled from 0..255)."""
+  a = np.asarray(array)
+  if a.ndim == 2 and a.shape[1] == np.prod(image_shape):  # flat rows, as some MNIST copies are
+    a = a.reshape(-1, *image_shape)
+  elif a.ndim in (2, 3):  # one [H, W] image, or [N, H, W]
+    a = a.reshape((-1,) * (a.ndim == 2) + a.shape + (1,))
+  elif a.ndim != 4:
+    raise UsageError(f"{path} holds an array of shape {list(a.shape)}, not images [N, H, W(, C)];"
+                     " a labels file goes to --labels")
+  low, high = (a.min(), a.max()) if a.size else (0, 0)
+  if a.dtype.kind in "iub" and 0 <= low and high <= 255:
+    return a.astype(np.float32) / 255.0
+  if a.dtype.kind == "f" and 0 <= low and high <= 1:
+    return a.astype(np.float32)
+  raise UsageError(f"{path} holds {a.dtype} pixels from {low} to {high}; save uint8 0..255 or "
+                   "floats 0..1")
+
+
+def _decode_image(path):
+  """An image file as float32 [1, h, w, c] in 0..1 (the first frame of an animated GIF)."""
+  with open(path, "rb") as f:  # _sniff has already opened it, so errors here are unlikely
+    data = f.read()
+  try:
+    image = tf.io.decode_image(data, expand_animations=False).numpy()  # 16-bit PNG -> uint8
+  except tf.errors.OpError:
+    raise UsageError(f"{path} is not {_KINDS}; pass one of those") from None
+  return image[np.newaxis].astype(np.float32) / 255.0
+
+
+def _channels(images, channels, path):
+  """Converts float images [n, h, w, c] to `channels` channels (RGB(A) <-> gray)."""
+  have = images.shape[-1]
+  if have == channels:
+    return images
+  if have in (2, 4):
+    # Composite over white: in a drawing, a transparent background is paper, not ink.
+    alpha = images[..., -1:]
+    images = images[..., :-1] * alpha + (1.0 - alpha)
+  if images.shape[-1] == 3 and channels == 1:
+    return images @ _GRAY
+  if images.shape[-1] == 1 and channels == 3:
+    return np.repeat(images, 3, axis=-1)
+  if images.shape[-1] == channels:
+    return images
+  raise UsageError(f"{path} has {have} channels but the model takes {channels}; convert it to "
+                   f"{'grayscale' if channels == 1 else 'RGB'}")
+
+
+def _fit(images, path, is_image, image_shape, resize):
+  """Gives float images [n, h, w, c] the model's channels and (with resize) its size."""
+  height, width, channels = image_shape
+  images = _channels(images, channels, path)
+  h, w = images.shape[1:3]
+  if (h, w) == (height, width):
+    return images
+  if not resize:
+    what = f"{path} is" if is_image else f"{path} holds images of"
+    raise UsageError(f"{what} {w}x{h} pixels but the model takes {width}x{height}; pass "
+                     "--resize to scale it")
+  # Area averages whole pixels when shrinking; bilinear interpolates when enlarging.
+  method = "area" if h >= height and w >= width else "bilinear"
+  resized = tf.image.resize(images, [height, width], method=method, antialias=True)
+  return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def load_files(paths, image_shape, invert="auto", resize=False):
+  """Reads each file's images; see `load_images`.
+
+  Returns:
+    [(path, float32 [n, H, W, C] in 0..1, is_data_file)], one entry per path.
+  """
+  if invert not in INVERT_CHOICES:
+    raise UsageError(f"unknown invert {invert!r}; choose from: {', '.join(INVERT_CHOICES)}")
+  files = []
+  for path in paths:
+    kind = _sniff(path)
+    if kind == "image":
+      images = _decode_image(path)
+    else:
+      images = _data_images(_read_array(path, kind, ("x_test", "x")), path, image_shape)
+    images = _fit(images, path, kind == "image", tuple(image_shape), resize)
+    # MNIST is a white digit on black; a scan or a drawing is dark ink on light paper.
+    if invert == "yes" or (invert == "auto" and kind == "image" and images.mean() > 0.5):
+      images = 1.0 - images
+    files.append((path, images.astype(np.float32, copy=False), kind != "image"))
+  return files
+
+
+def load_images(paths, image_shape, invert="auto", resize=False):
+  """Reads image files (PNG, JPEG, BMP, GIF) and data files (MNIST IDX (.gz), .npz, .npy).
+
+  Args:
+    paths: the files; a data file holds many images (.npz: x_test, else x, else its only array).
+    image_shape: the model's (H, W, C); RGB(A) becomes gray for C=1, over a white background.
+    invert: "auto" inverts an image file whose mean brightness is above 0.5 (dark on light)
+      into MNIST's white on black, never a data file; "yes"/"no" invert all/none.
+    resize: scale images of another size to H x W instead of refusing them.
+
+  Returns:
+    float32 [N, H, W, C] in 0..1, the files' images in order.
+
+  Raises:
+    UsageError: a file is missing, not an image or data file, or of another size or channels.
+  """
+  files = load_files(paths, image_shape, invert, resize)
+  if not files:
+    return np.zeros([0, *image_shape], np.float32)
+  return np.concatenate([images for _, images, _ in files])
+
+
+def load_labels(path):
+  """Reads int labels [N] from an MNIST IDX labels file, an .npy, or an .npz (y_test, else y).
+
+  Raises:
+    UsageError: the file is missing or holds no 1-D integer array.
+  """
+  kind = _sniff(path)
+  labels = _read_array(path, kind, ("y_test", "y")) if kind in ("idx", "npy", "npz") else None
+  if labels is None or labels.ndim != 1 or labels.dtype.kind not in "iu":
+    got = "no array" if labels is None else f"{labels.dtype} {list(labels.shape)}"
+    raise UsageError(f"{path} holds {got}, not integer labels [N]; pass an IDX labels file, "
+                     "an .npy, or an .npz with y_test")
+  return labels.astype(np.int64)
+
+
+def _text_lines(rows, classes, probs, labels, max_lines):
+  """`file[index]  class 7  probability 0.9981` per image (up to max_lines)."""
+  for n, (path, index, is_data) in enumerate(rows[:max_lines]):
+    label = "" if labels is None else f"  label {labels[n]}"
+    name = f"{path}[{index}]" if is_data else path
+    yield f"{name}  class {classes[n]}  probability {probs[n, classes[n]]:.4f}{label}"
+  if len(rows) > max_lines:
+    yield f"... {len(rows) - max_lines} more"
+
+
+def _json_lines(rows, classes, probs, labels):
+  """One JSON object per image, every image: the machine-readable form."""
+  for n, (path, index, _) in enumerate(rows):
+    row = {"file": path, "index": index, "class": int(classes[n]),
+           "probability": float(probs[n, classes[n]]),
+           "probabilities": [float(p) for p in probs[n]]}
+    if labels is not None:
+      row["label"] = int(labels[n])
+    yield json.dumps(row)
+
+
+def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
+                  batch_size=1000, as_json=False, max_lines=100, out=None):
+  """What the command line does: predicts the files' images and prints the results.
+
+  Args:
+    saved_model: as for `load_model`.
+    paths: the files, as for `load_images` (as are invert and resize).
+    labels: an optional `load_labels` file with the labels of all the images, in order.
+    batch_size: images per model call.
+    as_json: print every image as a JSON line instead of at most max_lines text lines.
+    out: the stream to print to (default sys.stdout).
+
+  Returns:
+    {"classes", "probabilities", "accuracy" (None without labels), "count"}.
+
+  Raises:
+    UsageError: no files, or a bad SavedModel, file or labels file.
+  """
+  out = out or sys.stdout
+  if not paths:
+    raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
+                     "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
+  model = load_model(saved_model)
+  files = load_files(paths, model.image_shape, invert, resize)
+  truth = load_labels(labels) if labels else None
+  count = sum(len(images) for _, images, _ in files)
+  if truth is not None and len(truth) != count:
+    raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
+                     "pass the labels of exactly these files")
+  classes, probs = predict(model, np.concatenate([x for _, x, _ in files]), batch_size)
+  rows = [(path, i, is_data) for path, x, is_data in files for i in range(len(x))]
+  lines = (_json_lines(rows, classes, probs, truth) if as_json
+           else _text_lines(rows, classes, probs, truth, max_lines))
+  for line in lines:
+    print(line, file=out)
+  accuracy = float(np.mean(classes == truth)) if truth is not None and count else None
+  if accuracy is not None:
+    print(json.dumps({"accuracy": accuracy, "count": count}) if as_json
+          else f"accuracy {accuracy:.4f} on {count} images", file=out)
+  return {"classes": classes, "probabilities": probs, "accuracy": accuracy, "count": count}
+
+
+def define_flags():
+  """Defines this entry point's flags; only `run` calls it, so importing defines none."""
+  flags.DEFINE_string("saved_model", None, "SavedModel dir, or the --export_dir holding "
+                      "timestamped exports (the newest is used). Required.")
+  flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
+                    "probability, probabilities[, label]) and, with --labels, a final "
+                    '{"accuracy", "count"} line.')
+  flags.DEFINE_enum("invert", "auto", INVERT_CHOICES, "MNIST is a white digit on black. auto: "
+                    "invert an image file whose mean brightness is above 0.5 (dark ink on "
+                    "light paper); data files (IDX, .npz, .npy) are never inverted. yes/no: "
+                    "invert every / no image.")
+  flags.DEFINE_bool("resize", False, "Scale images of another size to the model's instead of "
+                    "refusing them (MNIST digits fill the middle 20x20 of 28x28: pad yours).")
+  flags.DEFINE_string("labels", None, "IDX labels file, .npy, or .npz (y_test) with the labels "
+                      "of all the images; then also print the accuracy.")
+  flags.DEFINE_integer("batch_size", 1000, "Images per model call.", lower_bound=1)
+  flags.DEFINE_integer("max_lines", 100, "At most this many per-image text lines.",
+                       lower_bound=0)
+  flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
+
+
+def main(argv):
+  if not FLAGS.verbose:
+    logging.set_verbosity(logging.WARNING)  # TF's INFO notes on loading a SavedModel are noise
+  try:
+    if not FLAGS.saved_model:
+      raise UsageError("--saved_model is required; pass --saved_model=DIR (a SavedModel or "
+                       "an --export_dir)")
+    predict_files(FLAGS.saved_model, argv[1:], FLAGS.labels, FLAGS.invert, FLAGS.resize,
+                  FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
+  except (UsageError, tf.errors.OpError) as e:
+    if FLAGS.verbose:
+      raise
+    message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+    print(f"error: {message.splitlines()[0]}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run():
+  """Entry point: `python -m mnist_estimator.predict --saved_model=DIR FILE...`."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
