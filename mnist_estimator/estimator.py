@@ -92,8 +92,9 @@ def check_model_dir(model_dir, params, write):
   if os.path.exists(path):
     with open(path) as f:
       found = json.load(f)
-    diffs = [f"{key}={found.get(key)!r} there, {value!r} here"
-             for key, value in wanted.items() if found.get(key) != value]
+    # A key the record lacks (written by an older version) is not held against the run.
+    diffs = [f"{key}={found[key]!r} there, {value!r} here"
+             for key, value in wanted.items() if key in found and found[key] != value]
     if diffs:
       raise UsageError(
           f"--model_dir {model_dir} holds a {found.get('model')} model that differs from "
