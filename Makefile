@@ -12,7 +12,7 @@ MODEL_DIR ?= /tmp/mnist_estimator/$(MODEL)-mnist_sample
 TRAIN_ARGS ?= --optimizer=adam --learning_rate=0.001
 ARGS ?=
 
-.PHONY: install train test lint tensorboard sample clean
+.PHONY: install train test lint tensorboard sample reproduce clean
 
 # The stamp is remade whenever pyproject.toml changes, so a new dependency installs itself.
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,12 @@ lint: install
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir $(MODEL_DIR) --host 127.0.0.1
+
+# Every seed's flagfile on the real data; writes reproduction.md and accuracy_curves.png.
+# REPRODUCE_ARGS="--quick" for a smoke check, "--models=cnn,mlp" for a subset.
+REPRODUCE_ARGS ?=
+reproduce: install
+	$(PY) -m mnist_estimator.reproduce --mnist_dir=../shared/data/mnist $(REPRODUCE_ARGS)
 
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install

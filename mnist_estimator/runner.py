@@ -1,8 +1,11 @@
 """Carries out one run (train, evaluate, train_and_evaluate, predict, weights) from a RunSpec."""
 
+import contextlib
 import dataclasses
+import json
 import os
 import tempfile
+import time
 from typing import Optional, Sequence
 
 from absl import logging
@@ -101,13 +104,28 @@ def train(spec, data, estimator):
   """Trains until global step spec.steps (a finished run is not trained again)."""
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
                                 spec.model_dir)
-  try:
+  with _training(spec, hooks[0]):
     estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
+  return hooks[0]
+
+
+@contextlib.contextmanager
+def _training(spec, progress):
+  """Turns a NaN loss into a UsageError; records time and speed in model_dir/train_stats.json."""
+  start = time.time()
+  try:
+    yield
   except tf.compat.v1.train.NanLossDuringTrainingError:
     raise UsageError(f"the loss became NaN while training {spec.model}; lower "
                      f"--learning_rate (now {spec.learning_rate}); checkpoints before "
                      "the failure are kept") from None
-  return hooks[0]
+  if progress.steps_per_sec:  # something was trained
+    rate = float(np.median(progress.steps_per_sec))
+    stats = {"seconds": round(time.time() - start, 2), "steps_per_sec": round(rate, 2),
+             "images_per_sec": round(rate * spec.batch_size, 1), "batch_size": spec.batch_size,
+             "target_step": spec.steps}
+    with open(os.path.join(spec.model_dir, "train_stats.json"), "w") as f:
+      json.dump(stats, f, indent=2)
 
 
 def evaluate(spec, data, estimator):
@@ -225,8 +243,10 @@ def train_and_evaluate(spec, data, estimator):
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=hooks)
   eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0)
-  metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  with _training(spec, hooks[0]):
+    metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   if metrics:
     print(format_metrics(metrics, len(data.y_test), data.name))
+  if spec.report:
+    write_eval_report(spec, data, estimator)
   return metrics
-

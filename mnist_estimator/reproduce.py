@@ -1,0 +1,191 @@
+"""Runs the seeds' flagfiles and writes a reproduction table (Markdown) and accuracy curves (PNG)."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """One row of the table: a flagfile under flags/ and the figure its seed reports."""
+  name: str       # flagfile stem
+  dataset: str    # "mnist", "fashion_mnist" or "fonts": which --*_dir to pass
+  reported: float  # the seed's test (fonts: validation) accuracy; the target to reach
+  source: str
+
+
+TARGETS = {t.name: t for t in (
+    Target("cnn", "mnist", 0.9707, "000 cnn_mnist tutorial"),
+    Target("mlp", "mnist", 0.984, "002 moving-average MLP"),
+    Target("keras_cnn", "mnist", 0.9912, "004 Keras CNN"),
+    Target("tuned_mnist", "mnist", 0.993, "beyond the seeds: target 99.3%"),
+    Target("lenet", "fashion_mnist", 0.7527, "001 d2l LeNet"),
+    Target("fonts_linear", "fonts", 0.40, "003 ch. 3 logistic regression"),
+    Target("fonts_dnn", "fonts", 0.63, "003 ch. 3 DNN 128-32"),
+    Target("fonts_cnn", "fonts", 0.68, "003 ch. 3 CNN (conv_learn, dense 32)"),
+    Target("deep_cnn", "fonts", 0.80, "003 ch. 3 deep CNN"),
+)}
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_list("models", ["cnn", "mlp", "keras_cnn", "fonts_linear", "fonts_dnn",
+                               "fonts_cnn", "deep_cnn"],
+                    f"Flagfiles to run, from: {', '.join(TARGETS)}.")
+  flags.DEFINE_string("out_dir", "/tmp/mnist_estimator/reproduce", "Model dirs, logs, table.")
+  flags.DEFINE_string("mnist_dir", os.path.join(ROOT, "..", "shared", "data", "mnist"),
+                      "MNIST IDX files (none: tf.keras).")
+  flags.DEFINE_string("fashion_dir", None, "Fashion-MNIST IDX files (none: tf.keras).")
+  flags.DEFINE_string("fonts_dir", None, "data_with_labels.npz folder (none: the flagfile's).")
+  flags.DEFINE_bool("quick", False, "Smoke check: each run stops at --quick_steps.")
+  flags.DEFINE_integer("quick_steps", 300, "Steps per run with --quick.", lower_bound=1)
+  flags.DEFINE_integer("evals", 10, "Evaluations per run, for the curves.", lower_bound=1)
+
+
+def flagfile_steps(name):
+  """The --steps a flagfile sets."""
+  with open(os.path.join(ROOT, "flags", f"{name}.flags")) as f:
+    for line in f:
+      if line.startswith("--steps="):
+        return int(line.split("=", 1)[1])
+  raise ValueError(f"flags/{name}.flags sets no --steps")
+
+
+def command(target, model_dir, steps, evals, data_dirs):
+  """The main command line for one run: train_and_evaluate with `evals` evaluations."""
+  argv = [sys.executable, "-m", "mnist_estimator.main",
+          f"--flagfile={os.path.join(ROOT, 'flags', target.name + '.flags')}",
+          f"--model_dir={model_dir}", f"--steps={steps}", "--mode=train_and_evaluate",
+          f"--save_checkpoints_steps={max(1, steps // evals)}", "--keep_checkpoint_max=2",
+          "--log_every_n_iter=500"]
+  if data_dirs.get(target.dataset):
+    argv.append(f"--data_dir={data_dirs[target.dataset]}")
+  return argv
+
+
+def run_one(target, out_dir, steps, evals, data_dirs):
+  """Runs one flagfile; returns its table row as a dict."""
+  model_dir = os.path.join(out_dir, target.name)
+  log_path = os.path.join(out_dir, f"{target.name}.log")
+  start = time.time()
+  with open(log_path, "w") as log:
+    proc = subprocess.run(command(target, model_dir, steps, evals, data_dirs), cwd=ROOT,
+                          stdout=log, stderr=subprocess.STDOUT, check=False)
+  row = {"name": target.name, "dataset": target.dataset, "steps": steps,
+         "reported": target.reported, "source": target.source,
+         "wall_seconds": round(time.time() - start, 1), "log": log_path}
+  if proc.returncode != 0:
+    row["error"] = _last_error(log_path)
+    return row
+  with open(os.path.join(model_dir, "eval_report", "eval_report.json")) as f:
+    row["measured"] = json.load(f)["accuracy"]
+  stats_path = os.path.join(model_dir, "train_stats.json")
+  if os.path.exists(stats_path):
+    with open(stats_path) as f:
+      row.update(json.load(f))
+  row["curve"] = eval_curve(model_dir)
+  return row
+
+
+def _last_error(log_path):
+  with open(log_path) as f:
+    lines = [line.strip() for line in f if line.startswith(("error:", "FATAL"))]
+  return lines[-1] if lines else f"failed; see {log_path}"
+
+
+def eval_curve(model_dir):
+  """[(step, accuracy)] of the run's evaluations, read from its eval event files."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  acc = event_accumulator.EventAccumulator(os.path.join(model_dir, "eval"))
+  acc.Reload()
+  if "accuracy" not in acc.Tags()["scalars"]:
+    return []
+  return [(e.step, e.value) for e in acc.Scalars("accuracy")]
+
+
+def markdown_table(rows):
+  """The reproduction table, one row per run."""
+  lines = ["| run | data set | steps | seed reported | measured | train s | steps/s | |",
+           "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    if "error" in r:
+      lines.append(f"| {r['name']} | {r['dataset']} | {r['steps']} | {r['reported']:.2%} | "
+                   f"not run: {r['error']} | | | ✗ |")
+      continue
+    verdict = "✓" if r["measured"] >= r["reported"] else "✗ below"
+    lines.append(f"| {r['name']} | {r['dataset']} | {r['steps']} | {r['reported']:.2%} | "
+                 f"{r['measured']:.2%} | {r.get('seconds', '')} | "
+                 f"{r.get('steps_per_sec', '')} | {verdict} |")
+  return "\n".join(lines)
+
+
+def plot_curves(rows, path):
+  """One accuracy-vs-step line per run, the seed's figure as a dotted line."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+  for r in rows:
+    if not r.get("curve"):
+      continue
+    ax = axes[0] if r["dataset"] != "fonts" else axes[1]
+    steps, values = zip(*r["curve"])
+    line, = ax.plot(steps, values, marker="o", markersize=3, label=r["name"])
+    ax.axhline(r["reported"], color=line.get_color(), linestyle=":", linewidth=1)
+  for ax, title in zip(axes, ("MNIST / Fashion-MNIST test accuracy", "fonts validation accuracy")):
+    ax.set_title(title + " (dotted: seed's figure)")
+    ax.set_xlabel("global step")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def main(argv):
+  del argv
+  unknown = [name for name in FLAGS.models if name not in TARGETS]
+  if unknown:
+    print(f"error: unknown --models {', '.join(unknown)}; choose from: {', '.join(TARGETS)}",
+          file=sys.stderr)
+    sys.exit(2)
+  os.makedirs(FLAGS.out_dir, exist_ok=True)
+  data_dirs = {"mnist": FLAGS.mnist_dir if os.path.isdir(FLAGS.mnist_dir) else None,
+               "fashion_mnist": FLAGS.fashion_dir, "fonts": FLAGS.fonts_dir}
+  rows = []
+  for name in FLAGS.models:
+    steps = flagfile_steps(name)
+    steps = min(steps, FLAGS.quick_steps) if FLAGS.quick else steps
+    logging.info("running %s for %d steps", name, steps)
+    rows.append(run_one(TARGETS[name], FLAGS.out_dir, steps, FLAGS.evals, data_dirs))
+    print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
+  table = markdown_table(rows)
+  with open(os.path.join(FLAGS.out_dir, "reproduction.md"), "w") as f:
+    f.write(table + "\n")
+  with open(os.path.join(FLAGS.out_dir, "reproduction.json"), "w") as f:
+    json.dump(rows, f, indent=2)
+  png = plot_curves(rows, os.path.join(FLAGS.out_dir, "accuracy_curves.png"))
+  print(table)
+  print(f"table: {os.path.join(FLAGS.out_dir, 'reproduction.md')}; curves: {png}")
+
+
+def run():
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,51 @@
+"""The reproduction command: one real run on a small fonts file, the table and the curves."""
+
+import os
+
+import numpy as np
+
+from mnist_estimator import reproduce
+
+
+def fonts_dir(tmp_path):
+  """A small data_with_labels.npz in the book's format (40 images of 36x36, labels 0..4)."""
+  rng = np.random.RandomState(0)
+  labels = np.repeat(np.arange(5, dtype=np.uint8), 8)
+  images = (rng.rand(40, 36, 36) * 255).astype(np.uint8)
+  np.savez(tmp_path / "data_with_labels.npz", images, labels)
+  return str(tmp_path)
+
+
+def test_every_target_has_a_flagfile_with_steps():
+  for name in reproduce.TARGETS:
+    assert reproduce.flagfile_steps(name) > 0
+
+
+def test_run_one_reads_the_accuracy_and_the_curve(tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  row = reproduce.run_one(reproduce.TARGETS["fonts_linear"], str(out), steps=4, evals=2,
+                          data_dirs={"fonts": fonts_dir(tmp_path)})
+  assert "error" not in row, row
+  assert 0.0 <= row["measured"] <= 1.0
+  assert [step for step, _ in row["curve"]] == [2, 4]
+  assert row["curve"][-1][1] == row["measured"]
+  png = reproduce.plot_curves([row], str(tmp_path / "curves.png"))
+  assert os.path.getsize(png) > 10_000
+
+
+def test_a_failed_run_is_a_row_with_the_error(tmp_path):
+  row = reproduce.run_one(reproduce.TARGETS["fonts_linear"], str(tmp_path), steps=2, evals=1,
+                          data_dirs={"fonts": str(tmp_path / "missing")})
+  assert "data_with_labels.npz" in row["error"]
+  assert "not run" in reproduce.markdown_table([row])
+
+
+def test_markdown_table_marks_rows_below_the_seed():
+  rows = [dict(name="cnn", dataset="mnist", steps=20000, reported=0.9707, measured=0.9712,
+               seconds=1000.0, steps_per_sec=20.5),
+          dict(name="mlp", dataset="mnist", steps=30000, reported=0.984, measured=0.98)]
+  table = reproduce.markdown_table(rows).splitlines()
+  assert table[0].startswith("| run | data set | steps | seed reported | measured")
+  assert table[2] == "| cnn | mnist | 20000 | 97.07% | 97.12% | 1000.0 | 20.5 | ✓ |"
+  assert table[3].endswith("✗ below |")
