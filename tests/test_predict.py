@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from mnist_estimator import datasets
+from mnist_estimator import images as images_lib
 from mnist_estimator import inputs
 from mnist_estimator import predict
 from mnist_estimator import runner
@@ -86,7 +87,7 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
            write_png(tmp_path / "ink.png", 255 - digits[1]),  # dark on white, as drawn
            write_png(tmp_path / "rgb.png", digits[2].repeat(3, -1)),
            write_png(tmp_path / "rgba.png", rgba)]  # black ink on a transparent background
-  images = predict.load_images(paths, SHAPE)
+  images = images_lib.load_images(paths, SHAPE)
   assert images.dtype == np.float32 and images.shape == (4, 28, 28, 1)
   np.testing.assert_array_equal(images[0], digits[0] / np.float32(255))
   np.testing.assert_allclose(images, digits / 255.0, atol=1e-6)
@@ -95,9 +96,9 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
   np.testing.assert_array_equal(got[0], expected[0])
   np.testing.assert_allclose(got[1], expected[1], atol=1e-5)
 
-  not_inverted = predict.load_images(paths[1:2], SHAPE, invert="no")
+  not_inverted = images_lib.load_images(paths[1:2], SHAPE, invert="no")
   np.testing.assert_allclose(not_inverted[0], 1 - digits[1] / 255.0, atol=1e-6)
-  forced = predict.load_images(paths[:1], SHAPE, invert="yes")
+  forced = images_lib.load_images(paths[:1], SHAPE, invert="yes")
   np.testing.assert_allclose(forced[0], 1 - digits[0] / 255.0, atol=1e-6)
 
 
@@ -126,20 +127,20 @@ def test_idx_npz_npy_files_and_labels(trained, model, sample, tmp_path):
 
   flat = tmp_path / "flat.npy"  # float 0..1, one row of 784 pixels per image
   np.save(flat, x[:7].reshape(7, -1) / np.float32(255))
-  np.testing.assert_allclose(predict.load_images([str(flat)], SHAPE), x[:7] / 255.0, atol=1e-7)
+  np.testing.assert_allclose(images_lib.load_images([str(flat)], SHAPE), x[:7] / 255.0, atol=1e-7)
   # Data files are never inverted in auto mode, even a mostly-white one.
   np.save(tmp_path / "white.npy", np.full([2, 28, 28], 250, np.uint8))
-  assert predict.load_images([str(tmp_path / "white.npy")], SHAPE).min() > 0.9
+  assert images_lib.load_images([str(tmp_path / "white.npy")], SHAPE).min() > 0.9
 
 
 def test_wrong_size_needs_resize(model, tmp_path):
   path = write_png(tmp_path / "wide.png", np.zeros([30, 40, 1], np.uint8))
   with pytest.raises(UsageError, match=r"wide.png is 40x30 pixels .* takes 28x28; pass --resize"):
-    predict.load_images([path], SHAPE)
-  images = predict.load_images([path], SHAPE, resize=True)
+    images_lib.load_images([path], SHAPE)
+  images = images_lib.load_images([path], SHAPE, resize=True)
   assert images.shape == (1, 28, 28, 1) and images.max() == 0.0
   big = write_png(tmp_path / "big.png", np.full([56, 56, 3], 200, np.uint8))
-  np.testing.assert_allclose(predict.load_images([big], SHAPE, invert="no", resize=True),
+  np.testing.assert_allclose(images_lib.load_images([big], SHAPE, invert="no", resize=True),
                              200 / 255.0, atol=1e-5)
 
 
@@ -159,12 +160,12 @@ def test_bad_files_are_usage_errors(tmp_path, name, content, match):
   else:
     np.save(path, content)
   with pytest.raises(UsageError, match=match):
-    predict.load_images([str(path)], SHAPE)
+    images_lib.load_images([str(path)], SHAPE)
 
 
 def test_missing_things_are_usage_errors(trained, model, tmp_path):
   with pytest.raises(UsageError, match="cannot read .*gone.png"):
-    predict.load_images([str(tmp_path / "gone.png")], SHAPE)
+    images_lib.load_images([str(tmp_path / "gone.png")], SHAPE)
   with pytest.raises(UsageError, match="no SavedModel in"):
     predict.load_model(str(tmp_path))
   with pytest.raises(UsageError, match="no files to predict"):
