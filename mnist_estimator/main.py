@@ -2,6 +2,7 @@
 
 import os
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
@@ -20,6 +21,7 @@ def _quiet_tensorflow():
   """One log stream (absl's), without TF's per-call deprecation notices for tf.compat.v1."""
   from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
   deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
+  warnings.filterwarnings("ignore", message=".*is deprecated and will be removed.*")
   logger = tf.get_logger()
   for handler in list(logger.handlers):
     logger.removeHandler(handler)

@@ -1,0 +1,313 @@
+"""Training-speed benchmark: python -m mnist_estimator.bench --model=cnn (see run_benchmark)."""
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from mnist_estimator import bench_lib
+from mnist_estimator import datasets
+from mnist_estimator import inputs
+from mnist_estimator import keras_models
+from mnist_estimator import models
+from mnist_estimator import runner
+from mnist_estimator.errors import UsageError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANTS = ("bound", "tfdata", "numpy", "keras")
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass
+class BenchConfig:
+  """What to measure, as plain values (the flags fill it; tests build it directly)."""
+  model: str = "cnn"
+  dataset: str = "mnist"
+  data_dir: Optional[str] = None
+  batch_size: Optional[int] = None  # None: the model's default
+  steps: int = 300
+  warmup_steps: int = 50
+  variants: Sequence[str] = VARIANTS
+  startup: bool = True
+  serving: bool = True
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
+  time_to_accuracy: bool = False
+  target_accuracy: float = 0.99
+  tta_flagfile: str = os.path.join(ROOT, "flags", "tuned_mnist.flags")
+  tta_eval_every: int = 500
+  matmul_n: int = 2048  # the matmul peak's matrix size
+  serving_calls: int = 200     # batch-1 calls
+  serving_batch: int = 1000    # the large batch
+  serving_big_calls: int = 10  # large-batch calls
+  seed: Optional[int] = None
+
+
+def variant_spec(config, model_dir, input_kind="tfdata"):
+  """The RunSpec of one timed variant: the model's defaults, this benchmark's settings."""
+  values = dict(models.get_model(config.model).defaults)
+  values.update(model=config.model, model_dir=model_dir, dataset=config.dataset,
+                data_dir=config.data_dir, steps=config.warmup_steps + config.steps,
+                input=input_kind, intra_op_threads=config.intra_op_threads,
+                inter_op_threads=config.inter_op_threads, seed=config.seed, report=False)
+  if config.batch_size:
+    values["batch_size"] = config.batch_size
+  return runner.RunSpec(**values)
+
+
+def _run_variant(name, config, data, work_dir):
+  """Times one variant; returns (figures or None if skipped, Estimator or None)."""
+  spec = variant_spec(config, os.path.join(work_dir, name))
+  warmup, steps, batch = config.warmup_steps, config.steps, spec.batch_size
+  if name == "keras":
+    params = runner.params_for(spec, data)
+    return keras_models.time_keras(params, data, batch, warmup, steps), None
+  if name == "bound":
+    input_fn = bench_lib.bound_input_fn(data, batch)
+  else:
+    input_fn = inputs.make_input_fn(name, data.x_train, data.y_train, batch, train=True,
+                                    seed=spec.seed)
+  return bench_lib.time_estimator(spec, data, input_fn, warmup, steps)
+
+
+def add_ratios(variants, flops_per_step, peak_gflops):
+  """Adds x_bound, x_keras (steps/s over theirs), gflops and pct_of_peak to each variant."""
+  bound, keras = variants.get("bound"), variants.get("keras")
+  for figures in variants.values():
+    rate = figures["steps_per_sec"]
+    figures["x_bound"] = rate / bound["steps_per_sec"] if bound else None
+    figures["x_keras"] = rate / keras["steps_per_sec"] if keras else None
+    figures["gflops"] = rate * flops_per_step / 1e9
+    figures["pct_of_peak"] = 100.0 * figures["gflops"] / peak_gflops
+
+
+def _set_eager_threads(config, notes):
+  """Keras runs in the eager context, whose thread pools are fixed once it starts."""
+  try:
+    if config.intra_op_threads:
+      tf.config.threading.set_intra_op_parallelism_threads(config.intra_op_threads)
+    if config.inter_op_threads:
+      tf.config.threading.set_inter_op_parallelism_threads(config.inter_op_threads)
+  except RuntimeError:
+    notes.append("keras and matmul peak: thread flags not applied (eager context had started)")
+
+
+def run_benchmark(config, data):
+  """Measures every requested figure on `data`; returns the result dict (see README/--help).
+
+  Each timed variant trains in its own fresh model_dir under a temp dir that is
+  removed at the end.
+
+  Args:
+    config: a BenchConfig.
+    data: the datasets.Dataset to train on.
+
+  Returns:
+    dict with config, machine, flops, matmul_peak, variants, skipped, notes and,
+    when requested, serving, startup and time_to_accuracy.
+  """
+  notes = []
+  _set_eager_threads(config, notes)
+  spec = variant_spec(config, None)
+  params = runner.params_for(spec, data)
+  forward = bench_lib.forward_flops(params, spec.batch_size)
+  result = {"config": dataclasses.asdict(config), "machine": bench_lib.machine_info(),
+            "model": config.model, "dataset": data.name, "batch_size": spec.batch_size,
+            "trainable_params": bench_lib.trainable_params(params),
+            "flops": {"forward_per_batch": forward, "per_step": 3 * forward,
+                      "method": bench_lib.FLOPS_METHOD},
+            "matmul_peak": bench_lib.matmul_peak(config.matmul_n),
+            "variants": {}, "skipped": {}, "notes": notes}
+  work_dir = tempfile.mkdtemp(prefix="mnist_estimator_bench_")
+  try:
+    estimator = _time_variants(config, data, work_dir, result)
+    add_ratios(result["variants"], 3 * forward, result["matmul_peak"]["gflops"])
+    if config.serving:
+      result["serving"] = _serving(config, data, estimator, work_dir, result)
+    if config.startup:
+      result["startup"] = bench_lib.measure_startup(
+          bench_lib.startup_stages(config.model, os.path.join(work_dir, "startup")))
+    if config.time_to_accuracy:
+      result["time_to_accuracy"] = bench_lib.time_to_accuracy(config, data, work_dir)
+  finally:
+    shutil.rmtree(work_dir, ignore_errors=True)
+  result["machine"]["loadavg_end"] = bench_lib.machine_info()["loadavg"]
+  return result
+
+
+def _time_variants(config, data, work_dir, result):
+  """Runs the variants in order; returns the first Estimator trained (bound's, by default)."""
+  first = None
+  for name in config.variants:
+    logging.info("bench: timing %s", name)
+    figures, estimator = _run_variant(name, config, data, work_dir)
+    if figures is None:
+      result["skipped"][name] = (f"no Keras twin of {config.model} or of its optimizer "
+                                 f"(keras_models.KERAS_MODELS: "
+                                 f"{', '.join(keras_models.KERAS_MODELS)})")
+      continue
+    if "params" in figures and figures["params"] != result["trainable_params"]:
+      result["notes"].append(f"keras model has {figures['params']} parameters, the "
+                             f"Estimator model {result['trainable_params']}")
+    result["variants"][name] = figures
+    first = first or estimator
+  return first
+
+
+def _serving(config, data, estimator, work_dir, result):
+  if estimator is None:
+    result["skipped"]["serving"] = "no Estimator variant ran, so there is no checkpoint"
+    return None
+  return bench_lib.measure_serving(estimator, data, os.path.join(work_dir, "export"),
+                                   config.serving_calls, config.serving_batch,
+                                   config.serving_big_calls)
+
+
+def _num(value, spec):
+  return "-" if value is None else format(value, spec)
+
+
+def format_report(result):
+  """The result as readable text: the variant table, then startup, serving and TTA lines."""
+  flops, peak, machine = result["flops"], result["matmul_peak"], result["machine"]
+  config = result["config"]
+  lines = [f"bench {result['model']} on {result['dataset']}: batch {result['batch_size']}, "
+           f"{config['steps']} timed steps after {config['warmup_steps']} warmup; "
+           f"{machine['nproc']} CPUs ({machine['cpu_model'] or 'unknown CPU'}), "
+           f"TF {machine['tensorflow']}, load {_num(machine['loadavg'][0], '.2f')}",
+           f"FLOPs per step {flops['per_step'] / 1e9:.3f} G (3 x forward; "
+           f"{flops['method'].split(' on ')[0]}); matmul peak {peak['gflops']:.1f} GFLOP/s "
+           f"({peak['n']}x{peak['n']} float32)",
+           f"{'variant':<8} {'steps/s':>9} {'images/s':>10} {'x bound':>8} {'x keras':>8} "
+           f"{'GFLOP/s':>8} {'% peak':>7}"]
+  for name, v in result["variants"].items():
+    lines.append(f"{name:<8} {v['steps_per_sec']:>9.2f} {v['images_per_sec']:>10.0f} "
+                 f"{_num(v['x_bound'], '.2f'):>8} {_num(v['x_keras'], '.2f'):>8} "
+                 f"{v['gflops']:>8.2f} {v['pct_of_peak']:>7.1f}")
+  lines += [f"{name:<8} skipped: {why}" for name, why in result["skipped"].items()]
+  lines += _extra_lines(result)
+  lines += [f"note: {note}" for note in result["notes"]]
+  return "\n".join(lines)
+
+
+def _extra_lines(result):
+  """Startup, serving and time-to-accuracy lines, for the figures that were measured."""
+  lines = []
+  if result.get("startup"):
+    added = result["startup"]["added"]
+    lines.append("startup: " + ", ".join(f"{name} +{s:.2f} s" for name, s in added.items())
+                 + f" = {sum(added.values()):.2f} s (main_1_step: graph build, session, "
+                 "1 step, checkpoint, evaluation)")
+  if result.get("serving"):
+    parts = [f"{key.replace('_', ' ')}: {v['ms_per_call']:.2f} ms/call "
+             f"({v['images_per_sec']:.0f} images/s)"
+             for key, v in result["serving"].items() if key.startswith("batch_")]
+    lines.append("serving (SavedModel serving_default): " + "; ".join(parts))
+  tta = result.get("time_to_accuracy")
+  if tta:
+    outcome = (f"reached at step {tta['steps']}" if tta["reached"] else
+               f"NOT reached by step {tta['max_steps']}")
+    lines.append(f"time to accuracy {tta['target']:.4f} ({tta['flagfile']}, {tta['dataset']}): "
+                 f"{outcome}, {tta['train_seconds']:.1f} s training, "
+                 f"eval accuracy {tta['accuracy']:.4f}")
+  return lines
+
+
+def write_json(result, path):
+  """Writes the result as indented JSON, creating the folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+
+
+def _default_data_dir():
+  path = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
+  return path if os.path.isdir(path) else None
+
+
+def define_flags():
+  """Defines the benchmark's flags; only `run` calls it, so importing defines none."""
+  flags.DEFINE_enum("model", "cnn", models.model_names(), "Network to benchmark.")
+  flags.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
+  flags.DEFINE_string("data_dir", _default_data_dir(), "Folder with the data set's files.")
+  flags.DEFINE_integer("batch_size", None, "Batch size (default: the model's).", lower_bound=1)
+  flags.DEFINE_integer("steps", 300, "Timed steps per variant.", lower_bound=1)
+  flags.DEFINE_integer("warmup_steps", 50, "Untimed steps before them.", lower_bound=0)
+  flags.DEFINE_string("out", None, "JSON results (default <tmp>/mnist_estimator/bench/"
+                      "<model>.json).")
+  flags.DEFINE_list("variants", list(VARIANTS), f"Variants to time, from: {', '.join(VARIANTS)}.")
+  flags.DEFINE_bool("startup", True, "Time the start of `mnist_estimator.main` (subprocesses).")
+  flags.DEFINE_bool("serving", True, "Time the exported SavedModel at batch 1 and 1000.")
+  flags.DEFINE_integer("intra_op_threads", 0, "Threads within an op (0: TF decides).",
+                       lower_bound=0)
+  flags.DEFINE_integer("inter_op_threads", 0, "Ops in parallel (0: TF decides).", lower_bound=0)
+  flags.DEFINE_bool("time_to_accuracy", False, "Also train --tta_flagfile's recipe until "
+                    "--target_accuracy (long).")
+  flags.DEFINE_float("target_accuracy", 0.99, "Test accuracy to reach.", lower_bound=0)
+  flags.DEFINE_string("tta_flagfile", "flags/tuned_mnist.flags", "The recipe for "
+                      "--time_to_accuracy (relative paths: cwd, else the repo root).")
+  flags.DEFINE_integer("tta_eval_every", 500, "Evaluate every N steps.", lower_bound=1)
+  flags.DEFINE_integer("matmul_n", 2048, "Matrix size of the matmul peak.", lower_bound=1)
+  flags.DEFINE_bool("verbose", False, "Show TensorFlow's INFO logs and tracebacks.")
+  flags.register_validator("variants", lambda names: set(names) <= set(VARIANTS),
+                           message=f"--variants takes names from: {', '.join(VARIANTS)}")
+
+
+def config_from_flags():
+  """A BenchConfig from the parsed flags."""
+  names = [field.name for field in dataclasses.fields(BenchConfig) if field.name in FLAGS]
+  values = {name: FLAGS[name].value for name in names}
+  flagfile = values["tta_flagfile"]
+  # A relative path is tried from the cwd, then from the repo root (where flags/ lives).
+  values["tta_flagfile"] = os.path.abspath(
+      flagfile if os.path.exists(flagfile) else os.path.join(ROOT, flagfile))
+  return BenchConfig(**values)
+
+
+def _quiet_tensorflow():
+  """Only the table: no INFO notes per checkpoint, no deprecation notices for tf.compat.v1."""
+  from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
+  deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
+  logging.set_verbosity(logging.WARNING)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  if not FLAGS.verbose:
+    _quiet_tensorflow()
+  config = config_from_flags()
+  out = FLAGS.out or os.path.join(tempfile.gettempdir(), "mnist_estimator", "bench",
+                                  f"{config.model}.json")
+  try:
+    data = datasets.load(config.dataset, config.data_dir)
+    result = run_benchmark(config, data)
+  except (UsageError, tf.errors.OpError) as e:
+    if FLAGS.verbose:
+      raise
+    message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+    print(f"error: {message.splitlines()[0]}", file=sys.stderr)
+    sys.exit(2)
+  write_json(result, out)
+  print(format_report(result))
+  print(f"wrote {out}")
+
+
+def run():
+  """Entry point: `python -m mnist_estimator.bench`."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

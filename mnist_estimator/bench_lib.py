@@ -1,0 +1,319 @@
+"""Benchmark measurements: timed Estimator training, FLOPs, matmul peak, serving, startup, TTA."""
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+import typing
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_estimator import estimator as est_lib
+from mnist_estimator import export as export_lib
+from mnist_estimator import models
+from mnist_estimator import predict as predict_lib
+from mnist_estimator import runner
+from mnist_estimator.errors import UsageError
+
+FLOPS_METHOD = ("tf.compat.v1.profiler float_operation on the PREDICT graph of one batch "
+                "(model_fn); FLOPs per training step = 3 x forward")
+
+
+class StepTimer(tf.compat.v1.train.SessionRunHook):
+  """Records the wall time at the end of step `warmup` and of step `warmup + steps`.
+
+  The run counts its own session.run calls (one training step each in a fresh
+  model_dir) rather than fetching global_step, so it adds no work to the timed
+  steps; graph building, session start and the final checkpoint fall outside.
+  """
+
+  def __init__(self, warmup, steps):
+    self._warmup = warmup
+    self._last = warmup + steps
+    self._done = 0
+    self.started = None
+    self.ended = None
+
+  def before_run(self, run_context):
+    del run_context
+    if self._done == 0 and self._warmup == 0:
+      self.started = time.perf_counter()
+
+  def after_run(self, run_context, run_values):
+    del run_context, run_values
+    self._done += 1
+    if self._done == self._warmup:
+      self.started = time.perf_counter()
+    if self._done == self._last:
+      self.ended = time.perf_counter()
+
+  @property
+  def seconds(self):
+    """Wall time of the timed steps, or None if training stopped before the last one."""
+    return None if self.ended is None else self.ended - self.started
+
+
+def float_images(images):
+  """uint8 [N, H, W, C] -> float32 0..1, as both input pipelines scale them."""
+  return images.astype(np.float32) / 255.0
+
+
+def bound_input_fn(data, batch_size):
+  """An input_fn returning one real batch as constant tensors: no input work per step."""
+  count = min(batch_size, len(data.x_train))
+  reps = -(-batch_size // count)  # a set smaller than the batch is tiled to fill it
+  images = np.concatenate([float_images(data.x_train[:count])] * reps)[:batch_size]
+  labels = np.concatenate([data.y_train[:count]] * reps)[:batch_size].astype(np.int32)
+
+  def input_fn():
+    return {"x": tf.constant(images)}, tf.constant(labels)
+
+  return input_fn
+
+
+def time_estimator(spec, data, input_fn, warmup, steps):
+  """Trains a fresh Estimator for warmup + steps steps and times the last `steps`.
+
+  Args:
+    spec: a runner.RunSpec whose model_dir is new (the timer counts from step 0).
+    data: the datasets.Dataset.
+    input_fn: the training input_fn.
+    warmup: untimed steps first (graph optimisation, pipeline fill, caches).
+    steps: timed steps.
+
+  Returns:
+    (dict with seconds, steps, steps_per_sec, images_per_sec; the Estimator).
+  """
+  estimator = runner.build(spec, data, write_record=True)
+  timer = StepTimer(warmup, steps)
+  estimator.train(input_fn, hooks=[timer], max_steps=warmup + steps)
+  if timer.seconds is None:
+    raise RuntimeError(f"training in {spec.model_dir} stopped before step {warmup + steps}; "
+                       "is the model_dir fresh?")
+  return _rates(timer.seconds, steps, spec.batch_size), estimator
+
+
+def _rates(seconds, steps, batch_size):
+  rate = steps / seconds
+  return {"seconds": seconds, "steps": steps, "steps_per_sec": rate,
+          "images_per_sec": rate * batch_size}
+
+
+def _predict_graph(params, batch_size):
+  """A graph holding model_fn in PREDICT mode for a fixed batch of float images."""
+  graph = tf.Graph()
+  with graph.as_default():
+    images = tf.compat.v1.placeholder(tf.float32, [batch_size, *params["image_shape"]])
+    est_lib.model_fn({"x": images}, None, tf.estimator.ModeKeys.PREDICT, params)
+  return graph
+
+
+def forward_flops(params, batch_size):
+  """Floating-point operations of one forward pass of a batch, by TF's profiler."""
+  builder = tf.compat.v1.profiler.ProfileOptionBuilder
+  options = builder(builder.float_operation()).with_empty_output().build()
+  profile = tf.compat.v1.profiler.profile(_predict_graph(params, batch_size), options=options)
+  return int(profile.total_float_ops)
+
+
+def trainable_params(params):
+  """The Estimator model's trainable parameter count (what Keras' count_params reports)."""
+  variables = _predict_graph(params, 1).get_collection(
+      tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
+  return int(sum(np.prod(v.shape.as_list()) for v in variables))
+
+
+def matmul_peak(n=2048, repeats=8, trials=3):
+  """Measured float32 matmul rate: `repeats` chained n x n matmuls in a tf.function.
+
+  Chaining (x = x @ b) keeps grappler from merging identical matmuls; b is scaled
+  by 1/sqrt(n) so values neither overflow nor sink into slow denormals.
+
+  Returns:
+    dict with n, repeats, seconds (best of `trials`) and gflops (2 n^3 per matmul).
+  """
+  a = tf.random.normal([n, n], seed=1)
+  b = tf.random.normal([n, n], seed=2) / np.sqrt(n)
+
+  @tf.function
+  def chain(x):
+    for _ in range(repeats):
+      x = tf.matmul(x, b)
+    return tf.reduce_sum(x)
+
+  chain(a).numpy()  # trace and warm up
+  best = float("inf")
+  for _ in range(trials):
+    start = time.perf_counter()
+    chain(a).numpy()
+    best = min(best, time.perf_counter() - start)
+  return {"n": n, "repeats": repeats, "seconds": best,
+          "gflops": 2.0 * n ** 3 * repeats / best / 1e9}
+
+
+def _time_calls(model, batch, calls):
+  model(batch)  # warm-up: the first call of a signature traces and allocates
+  start = time.perf_counter()
+  for _ in range(calls):
+    model(batch)
+  seconds = time.perf_counter() - start
+  return {"batch": len(batch), "calls": calls, "ms_per_call": 1000 * seconds / calls,
+          "images_per_sec": len(batch) * calls / seconds}
+
+
+def measure_serving(estimator, data, export_dir, calls_1=200, batch_big=1000, calls_big=10):
+  """Exports the Estimator's checkpoint, loads it as predict.py does and times the signature.
+
+  Returns:
+    {"batch_1": ..., "batch_<batch_big>": ...}, each with batch, calls, ms_per_call
+    and images_per_sec.
+  """
+  path = export_lib.export(estimator, export_dir, data.image_shape)
+  model = predict_lib.load_model(path)
+  images = float_images(data.x_test).reshape(-1, *model.input_shape[1:])
+  reps = -(-batch_big // len(images))
+  big = np.concatenate([images] * reps)[:batch_big]
+  return {"batch_1": _time_calls(model, images[:1], calls_1),
+          f"batch_{batch_big}": _time_calls(model, big, calls_big)}
+
+
+def startup_stages(model, model_dir):
+  """(name, argv) of the startup subprocesses, each doing a little more than the last."""
+  py = sys.executable
+  return [
+      ("python", [py, "-c", "pass"]),
+      ("import_tensorflow", [py, "-c", "import tensorflow, tensorflow_estimator"]),
+      ("import_package", [py, "-c", "import mnist_estimator.main"]),
+      ("main_1_step", [py, "-m", "mnist_estimator.main", f"--model={model}",
+                       "--dataset=mnist_sample", "--steps=1", f"--model_dir={model_dir}",
+                       "--noreport"]),
+  ]
+
+
+def measure_startup(stages):
+  """Wall time of each stage's subprocess, and what each adds to the one before.
+
+  Returns:
+    {"total": {name: s}, "added": {name: s - previous s}}; the last stage's
+    addition is graph build + session start + 1 step + checkpoint + evaluation.
+
+  Raises:
+    RuntimeError: if a stage fails (its stderr tail says why).
+  """
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  total, added, previous = {}, {}, 0.0
+  for name, argv in stages:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    total[name] = time.perf_counter() - start
+    if done.returncode:
+      raise RuntimeError(f"startup stage {name} failed ({done.returncode}): "
+                         f"{done.stderr.strip()[-500:]}")
+    added[name] = total[name] - previous
+    previous = total[name]
+  return {"total": total, "added": added}
+
+
+def machine_info():
+  """nproc, CPU model, TF version and load: what the figures depend on."""
+  cpu = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((line.split(":", 1)[1].strip() for line in f
+                  if line.startswith("model name")), "")
+  except OSError:
+    pass  # not Linux: the model name is only informative
+  affinity = getattr(os, "sched_getaffinity", None)
+  return {"nproc": len(affinity(0)) if affinity else os.cpu_count(),
+          "cpu_count": os.cpu_count(), "cpu_model": cpu, "tensorflow": tf.__version__,
+          "python": platform.python_version(), "platform": platform.platform(),
+          "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def _flag_value(field, text):
+  """Converts a flagfile value to the type of RunSpec's `field`."""
+  if field.name in ("hidden_units", "log_tensors"):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return [int(item) for item in items] if field.name == "hidden_units" else items
+  kinds = typing.get_args(field.type) or (field.type,)
+  if bool in kinds:
+    return text.lower() in ("1", "true", "yes")
+  for kind in (int, float):
+    if kind in kinds:
+      return kind(text)
+  return text
+
+
+def parse_flagfile(path):
+  """Reads an absl flagfile's `--key=value` lines (and `--[no]key`) that name RunSpec fields.
+
+  Returns:
+    (dict of RunSpec field -> value, list of flags that are not RunSpec fields).
+
+  Raises:
+    UsageError: the file cannot be read.
+  """
+  fields = {field.name: field for field in dataclasses.fields(runner.RunSpec)}
+  try:
+    with open(path) as f:
+      lines = [line.strip() for line in f]
+  except OSError as e:
+    raise UsageError(f"cannot read --tta_flagfile {path}: {e.strerror or e}; pass an "
+                     "existing flagfile, e.g. flags/tuned_mnist.flags") from None
+  values, ignored = {}, []
+  for line in lines:
+    if not line.startswith("--"):
+      continue  # blank lines and # comments
+    key, has_value, text = line[2:].partition("=")
+    if not has_value:  # --report / --noreport
+      key, text = (key[2:], "false") if key.startswith("no") and key[2:] in fields else (
+          key, "true")
+    if key in fields:
+      values[key] = _flag_value(fields[key], text)
+    else:
+      ignored.append(line)
+  return values, ignored
+
+
+def tta_spec(config, model_dir):
+  """The time-to-accuracy run: the flagfile's model defaults and settings, this data and threads."""
+  values, ignored = parse_flagfile(config.tta_flagfile)
+  settings = dict(models.get_model(values.get("model", config.model)).defaults)
+  settings.update(values)
+  settings.update(model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
+                  intra_op_threads=config.intra_op_threads,
+                  inter_op_threads=config.inter_op_threads, report=False,
+                  log_tensors=[], export_dir=None)
+  return runner.RunSpec(**settings), values.get("dataset"), ignored
+
+
+def time_to_accuracy(config, data, work_dir):
+  """Trains the flagfile's recipe in chunks until test accuracy reaches the target.
+
+  The clock runs only inside estimator.train (each chunk's graph build and
+  checkpoint included, evaluation excluded). The bench's data set is used.
+
+  Returns:
+    dict with reached, steps, train_seconds, accuracy, target, max_steps, curve.
+  """
+  spec, flag_dataset, ignored = tta_spec(config, os.path.join(work_dir, "tta"))
+  estimator = runner.build(spec, data, write_record=True)
+  train_fn, eval_fn = runner.train_input_fn(spec, data), runner.eval_input_fn(spec, data)
+  seconds, step, curve = 0.0, 0, []
+  while step < spec.steps:
+    step = min(step + config.tta_eval_every, spec.steps)
+    start = time.perf_counter()
+    estimator.train(train_fn, max_steps=step)
+    seconds += time.perf_counter() - start
+    accuracy = float(estimator.evaluate(eval_fn)["accuracy"])
+    curve.append({"step": step, "train_seconds": seconds, "accuracy": accuracy})
+    if accuracy >= config.target_accuracy:
+      break
+  return {"flagfile": config.tta_flagfile, "model": spec.model, "dataset": data.name,
+          "flagfile_dataset": flag_dataset, "ignored_flags": ignored,
+          "target": config.target_accuracy, "reached": curve[-1]["accuracy"] >=
+          config.target_accuracy, "steps": step, "max_steps": spec.steps,
+          "train_seconds": seconds, "accuracy": curve[-1]["accuracy"], "curve": curve}
