@@ -50,16 +50,15 @@ class BenchConfig:
   serving_calls: int = 200     # batch-1 calls
   serving_batch: int = 1000    # the large batch
   serving_big_calls: int = 10  # large-batch calls
-  seed: Optional[int] = None
 
 
-def variant_spec(config, model_dir, input_kind="tfdata"):
+def variant_spec(config, model_dir):
   """The RunSpec of one timed variant: the model's defaults, this benchmark's settings."""
   values = dict(models.get_model(config.model).defaults)
   values.update(model=config.model, model_dir=model_dir, dataset=config.dataset,
                 data_dir=config.data_dir, steps=config.warmup_steps + config.steps,
-                input=input_kind, intra_op_threads=config.intra_op_threads,
-                inter_op_threads=config.inter_op_threads, seed=config.seed, report=False)
+                intra_op_threads=config.intra_op_threads,
+                inter_op_threads=config.inter_op_threads, report=False)
   if config.batch_size:
     values["batch_size"] = config.batch_size
   return runner.RunSpec(**values)
@@ -75,8 +74,7 @@ def _run_variant(name, config, data, work_dir):
   if name == "bound":
     input_fn = bench_lib.bound_input_fn(data, batch)
   else:
-    input_fn = inputs.make_input_fn(name, data.x_train, data.y_train, batch, train=True,
-                                    seed=spec.seed)
+    input_fn = inputs.make_input_fn(name, data.x_train, data.y_train, batch, train=True)
   return bench_lib.time_estimator(spec, data, input_fn, warmup, steps)
 
 
@@ -115,7 +113,13 @@ def run_benchmark(config, data):
   Returns:
     dict with config, machine, flops, matmul_peak, variants, skipped, notes and,
     when requested, serving, startup and time_to_accuracy.
+
+  Raises:
+    UsageError: an unknown variant, model or flagfile.
   """
+  unknown = sorted(set(config.variants) - set(VARIANTS))
+  if unknown:
+    raise UsageError(f"unknown variants {unknown}; choose from: {', '.join(VARIANTS)}")
   notes = []
   _set_eager_threads(config, notes)
   spec = variant_spec(config, None)
@@ -165,6 +169,7 @@ def _time_variants(config, data, work_dir, result):
 
 
 def _serving(config, data, estimator, work_dir, result):
+  """Times the SavedModel of the first Estimator variant's checkpoint."""
   if estimator is None:
     result["skipped"]["serving"] = "no Estimator variant ran, so there is no checkpoint"
     return None

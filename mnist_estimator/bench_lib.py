@@ -50,11 +50,6 @@ class StepTimer(tf.compat.v1.train.SessionRunHook):
     if self._done == self._last:
       self.ended = time.perf_counter()
 
-  @property
-  def seconds(self):
-    """Wall time of the timed steps, or None if training stopped before the last one."""
-    return None if self.ended is None else self.ended - self.started
-
 
 def float_images(images):
   """uint8 [N, H, W, C] -> float32 0..1, as both input pipelines scale them."""
@@ -90,16 +85,12 @@ def time_estimator(spec, data, input_fn, warmup, steps):
   estimator = runner.build(spec, data, write_record=True)
   timer = StepTimer(warmup, steps)
   estimator.train(input_fn, hooks=[timer], max_steps=warmup + steps)
-  if timer.seconds is None:
+  if timer.ended is None:
     raise RuntimeError(f"training in {spec.model_dir} stopped before step {warmup + steps}; "
                        "is the model_dir fresh?")
-  return _rates(timer.seconds, steps, spec.batch_size), estimator
-
-
-def _rates(seconds, steps, batch_size):
-  rate = steps / seconds
-  return {"seconds": seconds, "steps": steps, "steps_per_sec": rate,
-          "images_per_sec": rate * batch_size}
+  seconds = timer.ended - timer.started
+  return {"seconds": seconds, "steps": steps, "steps_per_sec": steps / seconds,
+          "images_per_sec": steps * spec.batch_size / seconds}, estimator
 
 
 def _predict_graph(params, batch_size):
@@ -227,9 +218,8 @@ def machine_info():
   except OSError:
     pass  # not Linux: the model name is only informative
   affinity = getattr(os, "sched_getaffinity", None)
-  return {"nproc": len(affinity(0)) if affinity else os.cpu_count(),
-          "cpu_count": os.cpu_count(), "cpu_model": cpu, "tensorflow": tf.__version__,
-          "python": platform.python_version(), "platform": platform.platform(),
+  return {"nproc": len(affinity(0)) if affinity else os.cpu_count(), "cpu_model": cpu,
+          "tensorflow": tf.__version__, "python": platform.python_version(),
           "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
@@ -254,7 +244,7 @@ def parse_flagfile(path):
     (dict of RunSpec field -> value, list of flags that are not RunSpec fields).
 
   Raises:
-    UsageError: the file cannot be read.
+    UsageError: the file cannot be read, or a value does not fit its field.
   """
   fields = {field.name: field for field in dataclasses.fields(runner.RunSpec)}
   try:
@@ -271,10 +261,13 @@ def parse_flagfile(path):
     if not has_value:  # --report / --noreport
       key, text = (key[2:], "false") if key.startswith("no") and key[2:] in fields else (
           key, "true")
-    if key in fields:
-      values[key] = _flag_value(fields[key], text)
-    else:
+    if key not in fields:
       ignored.append(line)
+      continue
+    try:
+      values[key] = _flag_value(fields[key], text)
+    except ValueError:
+      raise UsageError(f"{path}: cannot read {line!r}; fix the value") from None
   return values, ignored
 
 

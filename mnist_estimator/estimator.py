@@ -102,8 +102,10 @@ def check_model_dir(model_dir, params, write):
           "delete that one")
   elif write:
     os.makedirs(model_dir, exist_ok=True)
-    with open(path, "w") as f:
+    tmp = f"{path}.{os.getpid()}.tmp"  # cluster tasks may write at once: replace atomically
+    with open(tmp, "w") as f:
       json.dump(wanted, f, indent=2)
+    os.replace(tmp, path)
 
 
 def require_checkpoint(model_dir):
@@ -113,6 +115,31 @@ def require_checkpoint(model_dir):
                      "(--mode=train) or point --model_dir at a trained model")
 
 
-def build_estimator(params, config):
+def warm_start_settings(path, variables=".*"):
+  """WarmStartSettings from a checkpoint or a model_dir (its latest checkpoint).
+
+  Args:
+    path: a checkpoint prefix (model.ckpt-1000) or a directory holding checkpoints.
+    variables: regular expression of the variables to take from it.
+
+  Returns:
+    tf.estimator.WarmStartSettings, or None when path is empty.
+
+  Raises:
+    UsageError: if path holds no checkpoint.
+  """
+  if not path:
+    return None
+  found = (tf.train.latest_checkpoint(path) if os.path.isdir(path)
+           else path if tf.compat.v1.train.checkpoint_exists(path) else None)
+  if not found:
+    raise UsageError(f"--warm_start_from {path} is neither a checkpoint nor a directory with "
+                     "one; point it at a trained model_dir or a model.ckpt-N prefix")
+  return tf.estimator.WarmStartSettings(ckpt_to_initialize_from=found,
+                                        vars_to_warm_start=variables)
+
+
+def build_estimator(params, config, warm_start=None):
   """Returns a tf.estimator.Estimator of `params["model"]` with `config`."""
-  return tf.estimator.Estimator(model_fn=model_fn, params=params, config=config)
+  return tf.estimator.Estimator(model_fn=model_fn, params=params, config=config,
+                                warm_start_from=warm_start)

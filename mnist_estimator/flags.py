@@ -81,6 +81,14 @@ def define_flags():
                     "confusion matrix, worst errors) and print per-class metrics.")
   flags.DEFINE_string("export_dir", None, "Export a SavedModel under this folder after "
                       "training (and with --mode=export).")
+  flags.DEFINE_integer("eval_every_steps", None, "train_and_evaluate: checkpoint and evaluate "
+                       "every N steps (default: tf.estimator's, on checkpoints every 600 s).",
+                       lower_bound=1)
+  flags.DEFINE_integer("early_stopping_steps", None, "train_and_evaluate: stop when eval "
+                       "accuracy has not improved for N steps.", lower_bound=1)
+  flags.DEFINE_string("warm_start_from", None, "Initialise from this checkpoint or model_dir "
+                      "(when model_dir has no checkpoint yet).")
+  flags.DEFINE_string("warm_start_vars", ".*", "Regex of the variables to warm-start.")
   flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
   _register_validators()
 
@@ -110,6 +118,7 @@ def run_spec():
            "log_every_n_iter", "log_tensors", "save_checkpoints_steps",
            "keep_checkpoint_max", "save_summary_steps", "seed", "intra_op_threads",
            "inter_op_threads", "num_predictions", "weights_out", "weights_names",
-           "export_dir", "weights_png_dir", "report")
+           "export_dir", "weights_png_dir", "report", "eval_every_steps",
+           "early_stopping_steps", "warm_start_from", "warm_start_vars")
   values.update({name: FLAGS[name].value for name in plain})
   return runner.RunSpec(**values)

@@ -60,6 +60,10 @@ class RunSpec:
   export_dir: Optional[str] = None
   weights_png_dir: Optional[str] = None
   report: bool = True
+  eval_every_steps: Optional[int] = None
+  early_stopping_steps: Optional[int] = None
+  warm_start_from: Optional[str] = None
+  warm_start_vars: str = ".*"
 
 
 def default_model_dir(model, dataset):
@@ -83,11 +87,14 @@ def build(spec, data, write_record):
   """Checks model_dir against this run and returns the Estimator."""
   params = params_for(spec, data)
   est_lib.check_model_dir(spec.model_dir, params, write=write_record)
+  # Evaluation follows checkpoints, so evaluating every N steps means checkpointing every N.
+  checkpoint_steps = spec.eval_every_steps or spec.save_checkpoints_steps
   config = est_lib.run_config(
-      spec.model_dir, seed=spec.seed, save_checkpoints_steps=spec.save_checkpoints_steps,
+      spec.model_dir, seed=spec.seed, save_checkpoints_steps=checkpoint_steps,
       keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
       intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads)
-  return est_lib.build_estimator(params, config)
+  warm_start = est_lib.warm_start_settings(spec.warm_start_from, spec.warm_start_vars)
+  return est_lib.build_estimator(params, config, warm_start)
 
 
 def train_input_fn(spec, data):
@@ -236,17 +243,40 @@ def export(spec, data, estimator):
   return path
 
 
+def _higher_accuracy(best_eval_result, current_eval_result):
+  """BestExporter's compare_fn: the stock one keeps the lowest loss; we keep the best accuracy."""
+  return current_eval_result["accuracy"] > best_eval_result["accuracy"]
+
+
+def _exporters(data):
+  receiver = export_lib.serving_input_receiver_fn(data.image_shape)
+  return [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
+                                    exports_to_keep=1),
+          tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
+
+
 def train_and_evaluate(spec, data, estimator):
-  """tf.estimator.train_and_evaluate: evaluates on each new checkpoint, then at the end."""
+  """tf.estimator.train_and_evaluate with an evaluation at every checkpoint.
+
+  With spec.eval_every_steps the checkpoints (and so the evaluations) come every N
+  steps, not tf.estimator's default of at most every 600 s; spec.early_stopping_steps
+  stops training once eval accuracy has not improved for that many steps. Each
+  evaluation feeds model_dir/export/best (highest accuracy) and export/latest.
+  """
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
                                 spec.model_dir)
+  if spec.early_stopping_steps:
+    hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
+        run_every_secs=None, run_every_steps=spec.eval_every_steps or 100))
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=hooks)
-  eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0)
+  eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0,
+                                    start_delay_secs=0, exporters=_exporters(data))
   with _training(spec, hooks[0]):
     metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   if metrics:
     print(format_metrics(metrics, len(data.y_test), data.name))
-  if spec.report:
+  if spec.report and estimator.config.is_chief:
     write_eval_report(spec, data, estimator)
   return metrics
