@@ -12,7 +12,7 @@ MODEL_DIR ?= /tmp/mnist_estimator/$(MODEL)-mnist_sample
 TRAIN_ARGS ?= --optimizer=adam --learning_rate=0.001
 ARGS ?=
 
-.PHONY: install train test lint tensorboard sample reproduce clean
+.PHONY: install train test lint tensorboard sample reproduce bench clean
 
 # The stamp is remade whenever pyproject.toml changes, so a new dependency installs itself.
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,12 @@ tensorboard: install
 REPRODUCE_ARGS ?=
 reproduce: install
 	$(PY) -m mnist_estimator.reproduce --mnist_dir=../shared/data/mnist $(REPRODUCE_ARGS)
+
+# Speed: compute bound, our tf.data path, numpy_input_fn and Keras fit side by side, plus
+# startup and SavedModel serving; BENCH_ARGS="--model=keras_cnn" or "--time_to_accuracy".
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m mnist_estimator.bench $(BENCH_ARGS)
 
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install

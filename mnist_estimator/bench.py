@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from typing import Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
@@ -26,6 +27,7 @@ from mnist_estimator.errors import UsageError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("bound", "tfdata", "numpy", "keras")
 FLAGS = flags.FLAGS
+SHARED_MNIST = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
 
 
 @dataclasses.dataclass
@@ -47,9 +49,7 @@ class BenchConfig:
   tta_flagfile: str = os.path.join(ROOT, "flags", "tuned_mnist.flags")
   tta_eval_every: int = 500
   matmul_n: int = 2048  # the matmul peak's matrix size
-  serving_calls: int = 200     # batch-1 calls
-  serving_batch: int = 1000    # the large batch
-  serving_big_calls: int = 10  # large-batch calls
+  serving_calls: Sequence[int] = (200, 1000, 10)  # batch-1 calls, large batch, its calls
 
 
 def variant_spec(config, model_dir):
@@ -100,6 +100,21 @@ def _set_eager_threads(config, notes):
     notes.append("keras and matmul peak: thread flags not applied (eager context had started)")
 
 
+def _static_figures(config, data):
+  """The result's start: what needs no training (machine, FLOPs, parameters, matmul peak)."""
+  spec = variant_spec(config, None)
+  params = runner.params_for(spec, data)
+  forward = bench_lib.forward_flops(params, spec.batch_size)
+  return {"config": dataclasses.asdict(config), "machine": bench_lib.machine_info(),
+          "model": config.model, "dataset": data.name, "batch_size": spec.batch_size,
+          "trainable_params": bench_lib.trainable_params(params),
+          "flops": {"forward_per_batch": forward, "per_step": 3 * forward,
+                    "method": bench_lib.FLOPS_METHOD},
+          "timing": bench_lib.TIMING_METHOD,
+          "matmul_peak": bench_lib.matmul_peak(config.matmul_n),
+          "variants": {}, "skipped": {}, "notes": []}
+
+
 def run_benchmark(config, data):
   """Measures every requested figure on `data`; returns the result dict (see README/--help).
 
@@ -121,23 +136,19 @@ def run_benchmark(config, data):
   if unknown:
     raise UsageError(f"unknown variants {unknown}; choose from: {', '.join(VARIANTS)}")
   notes = []
-  _set_eager_threads(config, notes)
-  spec = variant_spec(config, None)
-  params = runner.params_for(spec, data)
-  forward = bench_lib.forward_flops(params, spec.batch_size)
-  result = {"config": dataclasses.asdict(config), "machine": bench_lib.machine_info(),
-            "model": config.model, "dataset": data.name, "batch_size": spec.batch_size,
-            "trainable_params": bench_lib.trainable_params(params),
-            "flops": {"forward_per_batch": forward, "per_step": 3 * forward,
-                      "method": bench_lib.FLOPS_METHOD},
-            "matmul_peak": bench_lib.matmul_peak(config.matmul_n),
-            "variants": {}, "skipped": {}, "notes": notes}
+  _set_eager_threads(config, notes)  # before the matmul peak starts the eager context
+  result = _static_figures(config, data)
+  result["notes"] += notes
   work_dir = tempfile.mkdtemp(prefix="mnist_estimator_bench_")
   try:
     estimator = _time_variants(config, data, work_dir, result)
-    add_ratios(result["variants"], 3 * forward, result["matmul_peak"]["gflops"])
-    if config.serving:
-      result["serving"] = _serving(config, data, estimator, work_dir, result)
+    add_ratios(result["variants"], result["flops"]["per_step"],
+               result["matmul_peak"]["gflops"])
+    if config.serving and estimator is None:
+      result["skipped"]["serving"] = "no Estimator variant ran, so there is no checkpoint"
+    elif config.serving:
+      result["serving"] = bench_lib.measure_serving(
+          estimator, data, os.path.join(work_dir, "export"), *config.serving_calls)
     if config.startup:
       result["startup"] = bench_lib.measure_startup(
           bench_lib.startup_stages(config.model, os.path.join(work_dir, "startup")))
@@ -166,16 +177,6 @@ def _time_variants(config, data, work_dir, result):
     result["variants"][name] = figures
     first = first or estimator
   return first
-
-
-def _serving(config, data, estimator, work_dir, result):
-  """Times the SavedModel of the first Estimator variant's checkpoint."""
-  if estimator is None:
-    result["skipped"]["serving"] = "no Estimator variant ran, so there is no checkpoint"
-    return None
-  return bench_lib.measure_serving(estimator, data, os.path.join(work_dir, "export"),
-                                   config.serving_calls, config.serving_batch,
-                                   config.serving_big_calls)
 
 
 def _num(value, spec):
@@ -235,16 +236,12 @@ def write_json(result, path):
     json.dump(result, f, indent=2)
 
 
-def _default_data_dir():
-  path = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
-  return path if os.path.isdir(path) else None
-
-
 def define_flags():
   """Defines the benchmark's flags; only `run` calls it, so importing defines none."""
   flags.DEFINE_enum("model", "cnn", models.model_names(), "Network to benchmark.")
   flags.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
-  flags.DEFINE_string("data_dir", _default_data_dir(), "Folder with the data set's files.")
+  flags.DEFINE_string("data_dir", SHARED_MNIST if os.path.isdir(SHARED_MNIST) else None,
+                      "Folder with the data set's files (default: the tf.keras cache).")
   flags.DEFINE_integer("batch_size", None, "Batch size (default: the model's).", lower_bound=1)
   flags.DEFINE_integer("steps", 300, "Timed steps per variant.", lower_bound=1)
   flags.DEFINE_integer("warmup_steps", 50, "Untimed steps before them.", lower_bound=0)
@@ -283,6 +280,8 @@ def _quiet_tensorflow():
   """Only the table: no INFO notes per checkpoint, no deprecation notices for tf.compat.v1."""
   from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
   deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
+  warnings.filterwarnings("ignore", message=".*is deprecated and will be removed")  # tf.layers
+  tf.get_logger().setLevel("ERROR")  # the lazy loader's tf.estimator.inputs notice
   logging.set_verbosity(logging.WARNING)
 
 

@@ -20,6 +20,10 @@ from mnist_estimator.errors import UsageError
 
 FLOPS_METHOD = ("tf.compat.v1.profiler float_operation on the PREDICT graph of one batch "
                 "(model_fn); FLOPs per training step = 3 x forward")
+TIMING_METHOD = ("wall time of --steps steps after --warmup_steps, each variant in a fresh "
+                 "model_dir. Estimator: a SessionRunHook (graph build, session start and the "
+                 "final checkpoint fall outside; summaries every 100 steps, as the product "
+                 "writes them). keras: a Model.fit callback, compiled (graph, no XLA).")
 
 
 class StepTimer(tf.compat.v1.train.SessionRunHook):
@@ -85,8 +89,9 @@ def time_estimator(spec, data, input_fn, warmup, steps):
   estimator = runner.build(spec, data, write_record=True)
   timer = StepTimer(warmup, steps)
   estimator.train(input_fn, hooks=[timer], max_steps=warmup + steps)
-  if timer.ended is None:
-    raise RuntimeError(f"training in {spec.model_dir} stopped before step {warmup + steps}; "
+  # The timer counts session.run calls; they are steps only if training started at step 0.
+  if timer.ended is None or estimator.get_variable_value("global_step") != warmup + steps:
+    raise RuntimeError(f"training in {spec.model_dir} did not run steps 1..{warmup + steps}; "
                        "is the model_dir fresh?")
   seconds = timer.ended - timer.started
   return {"seconds": seconds, "steps": steps, "steps_per_sec": steps / seconds,

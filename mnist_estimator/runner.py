@@ -117,7 +117,7 @@ def train(spec, data, estimator):
 
 
 @contextlib.contextmanager
-def _training(spec, progress):
+def _training(spec, progress, write_stats=True):
   """Turns a NaN loss into a UsageError; records time and speed in model_dir/train_stats.json."""
   start = time.time()
   try:
@@ -126,7 +126,7 @@ def _training(spec, progress):
     raise UsageError(f"the loss became NaN while training {spec.model}; lower "
                      f"--learning_rate (now {spec.learning_rate}); checkpoints before "
                      "the failure are kept") from None
-  if progress.steps_per_sec:  # something was trained
+  if progress.steps_per_sec and write_stats:  # something was trained
     rate = float(np.median(progress.steps_per_sec))
     stats = {"seconds": round(time.time() - start, 2), "steps_per_sec": round(rate, 2),
              "images_per_sec": round(rate * spec.batch_size, 1), "batch_size": spec.batch_size,
@@ -263,8 +263,10 @@ def train_and_evaluate(spec, data, estimator):
   stops training once eval accuracy has not improved for that many steps. Each
   evaluation feeds model_dir/export/best (highest accuracy) and export/latest.
   """
+  # In a cluster only the chief writes the steps/s summaries, stats and report.
+  chief = estimator.config.is_chief
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir)
+                                spec.model_dir if chief else None)
   if spec.early_stopping_steps:
     hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
         estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
@@ -273,10 +275,15 @@ def train_and_evaluate(spec, data, estimator):
                                       hooks=hooks)
   eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0,
                                     start_delay_secs=0, exporters=_exporters(data))
-  with _training(spec, hooks[0]):
-    metrics, _ = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  with _training(spec, hooks[0], write_stats=chief):
+    # Locally: (metrics, export results); a cluster task returns None.
+    metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
   if metrics:
     print(format_metrics(metrics, len(data.y_test), data.name))
-  if spec.report and estimator.config.is_chief:
+  # The report predicts in this process: locally, or on the evaluator of a cluster (the
+  # chief's session would need workers that have already left).
+  config = estimator.config
+  local = not config.cluster_spec.as_dict()
+  if spec.report and ((local and chief) or config.task_type == "evaluator"):
     write_eval_report(spec, data, estimator)
   return metrics

@@ -1,0 +1,164 @@
+"""The benchmark machinery runs and reports well-formed figures (tiny runs; no speed asserted)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mnist_estimator import bench
+from mnist_estimator import bench_lib
+from mnist_estimator import keras_models
+from mnist_estimator import runner
+from mnist_estimator.errors import UsageError
+
+BATCH = 16
+TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, startup=False,
+            matmul_n=128, serving_calls=(5, 50, 2))
+
+
+@pytest.fixture(scope="module")
+def result(small):
+  """One in-process benchmark of cnn with every variant and serving, on 600 sample images."""
+  return bench.run_benchmark(bench.BenchConfig(model="cnn", **TINY), small)
+
+
+def _params(model, data):
+  return runner.params_for(bench.variant_spec(bench.BenchConfig(model=model, **TINY), None),
+                           data)
+
+
+def test_every_variant_reports_positive_rates(result):
+  assert list(result["variants"]) == list(bench.VARIANTS)
+  assert not result["skipped"]
+  for figures in result["variants"].values():
+    assert figures["steps"] == 10 and figures["seconds"] > 0
+    assert figures["steps_per_sec"] > 0 and math.isfinite(figures["steps_per_sec"])
+    assert figures["images_per_sec"] == pytest.approx(figures["steps_per_sec"] * BATCH)
+
+
+def test_ratios_and_gflops_follow_from_the_rates(result):
+  variants = result["variants"]
+  bound, keras = variants["bound"]["steps_per_sec"], variants["keras"]["steps_per_sec"]
+  per_step, peak = result["flops"]["per_step"], result["matmul_peak"]["gflops"]
+  assert peak > 0 and result["matmul_peak"]["n"] == 128
+  for figures in variants.values():
+    rate = figures["steps_per_sec"]
+    assert figures["x_bound"] == pytest.approx(rate / bound)
+    assert figures["x_keras"] == pytest.approx(rate / keras)
+    assert figures["gflops"] == pytest.approx(rate * per_step / 1e9)
+    assert figures["pct_of_peak"] == pytest.approx(100 * figures["gflops"] / peak)
+  assert variants["bound"]["x_bound"] == 1.0 and variants["keras"]["x_keras"] == 1.0
+
+
+def test_cnn_flops_match_the_analytic_count(result):
+  conv1 = 28 * 28 * 32 * 5 * 5 * 1 * 2
+  conv2 = 14 * 14 * 64 * 5 * 5 * 32 * 2
+  dense = 7 * 7 * 64 * 1024 * 2 + 1024 * 10 * 2
+  flops = result["flops"]
+  assert flops["forward_per_batch"] == pytest.approx(BATCH * (conv1 + conv2 + dense), rel=0.03)
+  assert flops["per_step"] == 3 * flops["forward_per_batch"]
+  assert "profiler" in flops["method"]
+
+
+@pytest.mark.parametrize("model, count", [("cnn", 3274634), ("keras_cnn", 121930)])
+def test_keras_twins_have_the_estimator_parameter_count(model, count, small):
+  params = _params(model, small)
+  keras_model = keras_models.KERAS_MODELS[model](params["image_shape"], params["n_classes"],
+                                                 params)
+  assert keras_model.count_params() == bench_lib.trainable_params(params) == count
+
+
+def test_benchmark_checks_its_keras_twin(result):
+  assert result["variants"]["keras"]["params"] == result["trainable_params"] == 3274634
+  assert not result["notes"]
+
+
+def test_serving_figures(result):
+  serving = result["serving"]
+  assert serving["batch_1"]["batch"] == 1 and serving["batch_1"]["calls"] == 5
+  assert serving["batch_50"]["batch"] == 50
+  for figures in (serving["batch_1"], serving["batch_50"]):
+    assert figures["images_per_sec"] > 0 and figures["ms_per_call"] > 0
+
+
+def test_json_and_table(result, tmp_path):
+  path = tmp_path / "out" / "cnn.json"
+  bench.write_json(result, str(path))
+  loaded = json.loads(path.read_text())
+  assert loaded["variants"].keys() == result["variants"].keys()
+  assert loaded["machine"]["nproc"] >= 1 and loaded["machine"]["tensorflow"]
+  table = bench.format_report(result)
+  for name in bench.VARIANTS:
+    assert f"\n{name} " in table
+  assert "serving" in table and "matmul peak" in table
+
+
+def test_keras_is_skipped_for_a_model_without_twin(small):
+  config = bench.BenchConfig(model="linear", variants=("bound", "keras"),
+                             **{**TINY, "steps": 2, "warmup_steps": 1, "serving": False})
+  out = bench.run_benchmark(config, small)
+  assert "keras" in out["skipped"] and list(out["variants"]) == ["bound"]
+  assert out["variants"]["bound"]["x_keras"] is None
+  assert "skipped" in bench.format_report(out)
+
+
+def test_unknown_variant_is_refused(small):
+  with pytest.raises(UsageError, match="unknown variants"):
+    bench.run_benchmark(bench.BenchConfig(variants=("bound", "gpu"), **TINY), small)
+
+
+def test_startup_stages_and_their_split(tmp_path):
+  names = [name for name, _ in bench_lib.startup_stages("cnn", str(tmp_path))]
+  assert names == ["python", "import_tensorflow", "import_package", "main_1_step"]
+  main_argv = bench_lib.startup_stages("cnn", str(tmp_path))[-1][1]
+  assert "--steps=1" in main_argv and "--noreport" in main_argv
+  # Cheap stand-ins: the machinery, not TensorFlow's import time, is under test.
+  stages = [("a", [sys.executable, "-c", "pass"]), ("b", [sys.executable, "-c", "import json"])]
+  out = bench_lib.measure_startup(stages)
+  assert sum(out["added"].values()) == pytest.approx(out["total"]["b"])
+  with pytest.raises(RuntimeError, match="stage bad failed"):
+    bench_lib.measure_startup([("bad", [sys.executable, "-c", "raise SystemExit(3)"])])
+
+
+def test_parse_flagfile(tmp_path):
+  values, ignored = bench_lib.parse_flagfile(os.path.join(bench.ROOT, "flags",
+                                                          "tuned_mnist.flags"))
+  assert values["optimizer"] == "adam" and values["steps"] == 9000
+  assert values["learning_rate"] == 0.001 and values["moving_average_decay"] == 0.999
+  assert not ignored
+  path = tmp_path / "x.flags"
+  path.write_text("# comment\n--hidden_units=64,32\n--noreport\n--seed=3\n--flagfile=y\n")
+  values, ignored = bench_lib.parse_flagfile(str(path))
+  assert values == {"hidden_units": [64, 32], "report": False, "seed": 3}
+  assert ignored == ["--flagfile=y"]
+  path.write_text("--steps=many\n")
+  with pytest.raises(UsageError, match="--steps=many"):
+    bench_lib.parse_flagfile(str(path))
+
+
+def test_time_to_accuracy_stops_at_the_flagfile_steps(small, tmp_path):
+  flagfile = tmp_path / "tiny.flags"
+  flagfile.write_text("--model=keras_cnn\n--batch_size=16\n--steps=4\n")
+  config = bench.BenchConfig(dataset="mnist_sample", tta_flagfile=str(flagfile),
+                             tta_eval_every=2, target_accuracy=1.01)
+  out = bench_lib.time_to_accuracy(config, small, str(tmp_path))
+  assert not out["reached"] and out["steps"] == out["max_steps"] == 4
+  assert [point["step"] for point in out["curve"]] == [2, 4]
+  assert 0 < out["curve"][0]["train_seconds"] < out["train_seconds"]
+  assert 0.0 <= out["accuracy"] <= 1.0 and out["model"] == "keras_cnn"
+
+
+def test_command_line_writes_json(tmp_path):
+  out = tmp_path / "bench.json"
+  # linear has no Keras twin, so this run times nothing: flags, FLOPs, peak, table, JSON.
+  done = subprocess.run(
+      [sys.executable, "-m", "mnist_estimator.bench", "--model=linear",
+       "--dataset=mnist_sample", "--variants=keras", "--noserving", "--nostartup",
+       "--matmul_n=64", f"--out={out}"],
+      capture_output=True, text=True, cwd=bench.ROOT, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "keras    skipped" in done.stdout and f"wrote {out}" in done.stdout
+  assert json.loads(out.read_text())["config"]["model"] == "linear"

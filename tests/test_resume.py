@@ -1,0 +1,56 @@
+"""SIGKILL during training, twice, then the same command finishes the job from the last checkpoint."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(model_dir):
+  return [sys.executable, "-m", "mnist_estimator.main", "--model=cnn", "--dataset=mnist_sample",
+          "--steps=120", "--batch_size=16", "--save_checkpoints_steps=10",
+          f"--model_dir={model_dir}", "--noreport", "--seed=3"]
+
+
+def start(model_dir):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  return subprocess.Popen(command(model_dir), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def checkpoint_step(model_dir):
+  path = tf.train.latest_checkpoint(model_dir)
+  return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def kill_after_checkpoint(model_dir, beyond):
+  """Starts training, SIGKILLs it as soon as a checkpoint past `beyond` exists; returns it."""
+  proc = start(model_dir)
+  deadline = time.time() + 240
+  while checkpoint_step(model_dir) <= beyond:
+    assert proc.poll() is None, "training ended before it could be killed"
+    assert time.time() < deadline, "no new checkpoint"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  return checkpoint_step(model_dir)
+
+
+def test_killed_twice_then_resumed(tmp_path):
+  model_dir = str(tmp_path / "m")
+  first = kill_after_checkpoint(model_dir, beyond=0)
+  second = kill_after_checkpoint(model_dir, beyond=first)
+  assert 0 < first < second < 120
+  proc = start(model_dir)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  restored = [int(s) for s in re.findall(r"Restoring parameters from .*model\.ckpt-(\d+)", out)]
+  assert restored and restored[0] >= second  # resumed, not restarted
+  assert "global_step 120" in out
+  assert checkpoint_step(model_dir) == 120
