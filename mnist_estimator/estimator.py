@@ -101,11 +101,15 @@ def check_model_dir(model_dir, params, write):
           f"this {wanted['model']} run ({'; '.join(diffs)}); use another --model_dir or "
           "delete that one")
   elif write:
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"  # cluster tasks may write at once: replace atomically
-    with open(tmp, "w") as f:
-      json.dump(wanted, f, indent=2)
-    os.replace(tmp, path)
+    try:
+      os.makedirs(model_dir, exist_ok=True)
+      tmp = f"{path}.{os.getpid()}.tmp"  # cluster tasks may write at once: replace atomically
+      with open(tmp, "w") as f:
+        json.dump(wanted, f, indent=2)
+      os.replace(tmp, path)
+    except OSError as e:
+      raise UsageError(f"cannot write to --model_dir {model_dir} ({e.strerror}); pass a "
+                       "directory you can write to") from None
 
 
 def require_checkpoint(model_dir):

@@ -1,0 +1,122 @@
+"""The bad-input matrix: each case exits non-zero with one clear line, no traceback, and leaves a
+trained model_dir's checkpoint exactly as it was."""
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from idx_helpers import fake_mnist, write_idx, write_mnist_dir  # pylint: disable=g-bad-import-order
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["--model=dnn", "--optimizer=sgd", "--learning_rate=0.1", "--dataset=mnist_sample"]
+
+
+def cli(module, argv):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+  return subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def checkpoint_state(model_dir):
+  """(latest checkpoint path, {variable: value}) — what 'intact' means."""
+  path = tf.train.latest_checkpoint(model_dir)
+  reader = tf.train.load_checkpoint(path)
+  return path, {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def bad_data_dirs(root):
+  """Folders of broken MNIST files, by case name."""
+  dirs = {name: root / name for name in
+          ("truncated", "magic", "shape", "labels", "partial", "not_gzip")}
+  for folder in dirs.values():
+    folder.mkdir()
+  arrays = write_mnist_dir(dirs["truncated"])
+  path = dirs["truncated"] / "train-images-idx3-ubyte.gz"
+  write_idx(path, arrays[0])
+  path.write_bytes(path.read_bytes()[:-40])  # a cut-off download
+  arrays = write_mnist_dir(dirs["magic"])
+  write_idx(dirs["magic"] / "t10k-labels-idx1-ubyte.gz", arrays[3], magic=0x0803)
+  x_train, y_train, x_test, y_test = fake_mnist()
+  write_mnist_dir(dirs["shape"], (np.zeros((12, 32, 32), np.uint8), y_train, x_test, y_test))
+  write_mnist_dir(dirs["labels"], (x_train, y_train + 10, x_test, y_test))
+  write_mnist_dir(dirs["partial"], skip=("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+  write_mnist_dir(dirs["not_gzip"])
+  (dirs["not_gzip"] / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b this is no gzip")
+  return dirs
+
+
+def cases(tmp, trained):
+  """(name, module, argv, words the error line must contain)."""
+  data = bad_data_dirs(tmp)
+  a_file = tmp / "a_file"
+  a_file.write_text("not a directory")
+  (tmp / "text.png").write_text("this is not an image")
+  on_trained = BASE + [f"--model_dir={trained}", "--steps=50"]
+  mnist = lambda name: [*on_trained, "--dataset=mnist", f"--data_dir={data[name]}"]
+  main = "mnist_estimator.main"
+  return [
+      ("steps 0", main, [*on_trained, "--steps=0"], ["--steps=0"]),
+      ("batch 0", main, [*on_trained, "--batch_size=0"], ["--batch_size=0"]),
+      ("unknown model", main, [*on_trained, "--model=resnet"], ["--model=resnet"]),
+      ("unknown optimizer", main, [*on_trained, "--optimizer=lbfgs"], ["--optimizer=lbfgs"]),
+      ("hidden a,b", main, [*on_trained, "--hidden_units=a,b"], ["hidden_units"]),
+      ("missing data_dir", main, [*on_trained, "--dataset=mnist", "--data_dir=/no/such/dir"],
+       ["/no/such/dir"]),
+      ("truncated IDX", main, mnist("truncated"), ["train-images-idx3-ubyte.gz"]),
+      ("wrong magic", main, mnist("magic"), ["t10k-labels-idx1-ubyte.gz", "magic"]),
+      ("32x32 images", main, mnist("shape"), ["32x32"]),
+      ("labels out of range", main, mnist("labels"), ["train-labels-idx1-ubyte.gz"]),
+      ("two files missing", main, mnist("partial"), ["t10k-images-idx3-ubyte"]),
+      ("corrupt gzip", main, mnist("not_gzip"), ["train-labels-idx1-ubyte.gz"]),
+      ("fonts without data", main, [*on_trained, "--dataset=fonts", f"--data_dir={tmp}"],
+       ["data_with_labels.npz"]),
+      ("model_dir is a file", main, [*BASE, f"--model_dir={a_file}"], ["is a file"]),
+      ("model_dir under a file", main, [*BASE, f"--model_dir={a_file}/sub"], ["a_file"]),
+      ("another model's dir", main, [*on_trained, "--model=cnn"], ["holds a dnn model"]),
+      ("other hidden units", main, [*on_trained, "--hidden_units=64"], ["hidden_units"]),
+      ("NaN loss", main, [*on_trained, "--learning_rate=1e30"], ["NaN", "--learning_rate"]),
+      ("warm start from nothing", main, [*BASE, f"--model_dir={tmp}/w",
+                                         f"--warm_start_from={tmp}/none"], ["--warm_start_from"]),
+      ("evaluate untrained", main, [*BASE, "--mode=evaluate", f"--model_dir={tmp}/e"],
+       ["no checkpoint"]),
+      ("stray argument", main, [*on_trained, "oops"], ["unexpected arguments"]),
+      ("predict a text file", "mnist_estimator.predict",
+       [f"--saved_model={trained}/export", str(tmp / "text.png")], ["text.png"]),
+      ("predict without export", "mnist_estimator.predict",
+       [f"--saved_model={tmp}", str(tmp / "text.png")], ["SavedModel"]),
+  ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("trained") / "m"
+  proc = cli("mnist_estimator.main", [*BASE, f"--model_dir={model_dir}", "--steps=3",
+                                      f"--export_dir={model_dir}/export", "--noreport"])
+  assert proc.returncode == 0, proc.stderr
+  return model_dir
+
+
+def test_bad_input_matrix(trained, tmp_path):
+  before = checkpoint_state(str(trained))
+  matrix = cases(tmp_path, trained)
+  assert len(matrix) >= 15
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    procs = list(pool.map(lambda case: cli(case[1], case[2]), matrix))
+  failures = []
+  for (name, _, _, words), proc in zip(matrix, procs):
+    errors = [line for line in proc.stderr.splitlines()
+              if line.startswith(("error:", "FATAL Flags parsing error"))]
+    ok = (proc.returncode != 0 and "Traceback" not in proc.stderr and len(errors) == 1
+          and all(word in errors[0] for word in words))
+    if not ok:
+      failures.append(f"{name}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+  assert not failures, "\n\n".join(failures)
+  after = checkpoint_state(str(trained))
+  assert after[0] == before[0]
+  for name, value in before[1].items():
+    np.testing.assert_array_equal(after[1][name], value, err_msg=name)
