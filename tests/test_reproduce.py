@@ -42,10 +42,11 @@ def test_a_failed_run_is_a_row_with_the_error(tmp_path):
 
 
 def test_markdown_table_marks_rows_below_the_seed():
-  rows = [dict(name="cnn", dataset="mnist", steps=20000, reported=0.9707, measured=0.9712,
-               seconds=1000.0, steps_per_sec=20.5),
-          dict(name="mlp", dataset="mnist", steps=30000, reported=0.984, measured=0.98)]
+  rows = [dict(name="cnn", dataset="mnist", steps=20000, reported=0.9707, target=0.97,
+               measured=0.9702, seconds=1000.0, steps_per_sec=20.5),
+          dict(name="mlp", dataset="mnist", steps=30000, reported=0.984, target=0.983,
+               measured=0.98)]
   table = reproduce.markdown_table(rows).splitlines()
-  assert table[0].startswith("| run | data set | steps | seed reported | measured")
-  assert table[2] == "| cnn | mnist | 20000 | 97.07% | 97.12% | 1000.0 | 20.5 | ✓ |"
+  assert table[0].startswith("| run | data set | steps | seed reported | target | measured")
+  assert table[2] == "| cnn | mnist | 20000 | 97.07% | 97.00% | 97.02% | 1000.0 | 20.5 | ✓ |"
   assert table[3].endswith("✗ below |")
