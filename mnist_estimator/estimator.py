@@ -33,8 +33,12 @@ def model_fn(features, labels, mode, params):
   return head.build_spec(logits, labels, mode, params)
 
 
+DISTRIBUTE = ("none", "mirrored")
+
+
 def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
-               save_summary_steps=100, intra_op_threads=0, inter_op_threads=0):
+               save_summary_steps=100, intra_op_threads=0, inter_op_threads=0,
+               distribute="none"):
   """Builds the RunConfig.
 
   Args:
@@ -46,6 +50,8 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
     save_summary_steps: write train summaries every N steps.
     intra_op_threads: threads inside one op; 0 lets TensorFlow pick (all cores).
     inter_op_threads: ops run in parallel; 0 lets TensorFlow pick.
+    distribute: "mirrored" replicates the model on every local device
+      (tf.distribute.MirroredStrategy; the batch size is per device); "none".
 
   Returns:
     A tf.estimator.RunConfig.
@@ -53,8 +59,10 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
   session_config = tf.compat.v1.ConfigProto(
       intra_op_parallelism_threads=intra_op_threads,
       inter_op_parallelism_threads=inter_op_threads)
+  strategy = tf.distribute.MirroredStrategy() if distribute == "mirrored" else None
   return tf.estimator.RunConfig(
-      model_dir=model_dir, tf_random_seed=seed,
+      model_dir=model_dir, tf_random_seed=seed, train_distribute=strategy,
+      eval_distribute=strategy,
       save_checkpoints_steps=save_checkpoints_steps,
       save_checkpoints_secs=None if save_checkpoints_steps else 600,
       keep_checkpoint_max=keep_checkpoint_max, save_summary_steps=save_summary_steps,

@@ -89,6 +89,10 @@ def define_flags():
   flags.DEFINE_string("warm_start_from", None, "Initialise from this checkpoint or model_dir "
                       "(when model_dir has no checkpoint yet).")
   flags.DEFINE_string("warm_start_vars", ".*", "Regex of the variables to warm-start.")
+  flags.DEFINE_integer("profile_steps", None, "Write a Chrome trace of one step every N steps "
+                       "to model_dir/profile.", lower_bound=1)
+  flags.DEFINE_enum("distribute", "none", ("none", "mirrored"), "mirrored: replicate over all "
+                    "local devices (MirroredStrategy; --batch_size is per device).")
   flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
   _register_validators()
 
@@ -119,6 +123,7 @@ def run_spec():
            "keep_checkpoint_max", "save_summary_steps", "seed", "intra_op_threads",
            "inter_op_threads", "num_predictions", "weights_out", "weights_names",
            "export_dir", "weights_png_dir", "report", "eval_every_steps",
-           "early_stopping_steps", "warm_start_from", "warm_start_vars")
+           "early_stopping_steps", "warm_start_from", "warm_start_vars", "profile_steps",
+           "distribute")
   values.update({name: FLAGS[name].value for name in plain})
   return runner.RunSpec(**values)

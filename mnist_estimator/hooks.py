@@ -1,5 +1,6 @@
 """Training hooks: a readable progress line, the tutorial's tensor logging, step counting."""
 
+import os
 import time
 
 from absl import logging
@@ -56,7 +57,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     self._last = (values["step"], now)
 
 
-def train_hooks(every_n_iter, batch_size, log_tensors, model_dir):
+def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None):
   """Returns the training hooks for a run.
 
   Args:
@@ -64,7 +65,10 @@ def train_hooks(every_n_iter, batch_size, log_tensors, model_dir):
     batch_size: for images/s.
     log_tensors: names from LOG_TENSORS to log with a LoggingTensorHook (the
       tutorial logs "probabilities").
-    model_dir: where the steps/s summary goes (TensorBoard's global_step/sec).
+    model_dir: where the steps/s summary goes (TensorBoard's global_step/sec); None
+      for no summaries (a non-chief cluster task).
+    profile_steps: every this many steps, write a Chrome trace of one step to
+      model_dir/profile/timeline-<step>.json (chrome://tracing, Perfetto).
 
   Raises:
     UsageError: for a name not in LOG_TENSORS.
@@ -75,6 +79,11 @@ def train_hooks(every_n_iter, batch_size, log_tensors, model_dir):
   if unknown:
     raise UsageError(f"unknown --log_tensors {', '.join(unknown)}; choose from: "
                      f"{', '.join(sorted(LOG_TENSORS))}")
+  if profile_steps and model_dir:
+    # ProfilerHook opens a v1 FileWriter when constructed, which refuses eager mode.
+    with tf.Graph().as_default():
+      hooks.append(tf.estimator.ProfilerHook(save_steps=profile_steps,
+                                             output_dir=os.path.join(model_dir, "profile")))
   if log_tensors:
     hooks.append(tf.estimator.LoggingTensorHook(
         tensors={name: LOG_TENSORS[name] for name in log_tensors},

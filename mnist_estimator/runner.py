@@ -64,6 +64,8 @@ class RunSpec:
   early_stopping_steps: Optional[int] = None
   warm_start_from: Optional[str] = None
   warm_start_vars: str = ".*"
+  profile_steps: Optional[int] = None
+  distribute: str = "none"
 
 
 def default_model_dir(model, dataset):
@@ -92,7 +94,11 @@ def build(spec, data, write_record):
   config = est_lib.run_config(
       spec.model_dir, seed=spec.seed, save_checkpoints_steps=checkpoint_steps,
       keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
-      intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads)
+      intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads,
+      distribute=spec.distribute)
+  if spec.distribute != "none" and spec.input != "tfdata":
+    raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
+                     "feeds one device)")
   warm_start = est_lib.warm_start_settings(spec.warm_start_from, spec.warm_start_vars)
   return est_lib.build_estimator(params, config, warm_start)
 
@@ -110,7 +116,7 @@ def eval_input_fn(spec, data):
 def train(spec, data, estimator):
   """Trains until global step spec.steps (a finished run is not trained again)."""
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir)
+                                spec.model_dir, spec.profile_steps)
   with _training(spec, hooks[0]):
     estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
   return hooks[0]
@@ -266,7 +272,7 @@ def train_and_evaluate(spec, data, estimator):
   # In a cluster only the chief writes the steps/s summaries, stats and report.
   chief = estimator.config.is_chief
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir if chief else None)
+                                spec.model_dir if chief else None, spec.profile_steps)
   if spec.early_stopping_steps:
     hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
         estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,

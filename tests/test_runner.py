@@ -139,3 +139,19 @@ def test_weights_filter_and_errors(small, tmp_path, monkeypatch):
   assert ("global_step", (), "bookkeeping") in rows
   assert ("logits/kernel", (784, 10), "layer") in rows
   assert any(kind == "optimizer" for _, _, kind in rows)  # FTRL's accumulators
+
+
+def test_profile_steps_writes_a_chrome_trace(small, tmp_path, monkeypatch):
+  run(spec_for("linear", tmp_path, steps=12, profile_steps=5, report=False), small, monkeypatch)
+  traces = [f for f in os.listdir(tmp_path / "profile") if f.startswith("timeline-")]
+  assert traces
+  trace = json.loads((tmp_path / "profile" / sorted(traces)[0]).read_text())
+  assert trace["traceEvents"]
+
+
+def test_mirrored_strategy_trains_and_evaluates(small, tmp_path, monkeypatch):
+  spec = spec_for("cnn", tmp_path, steps=4, distribute="mirrored", report=False)
+  assert run(spec, small, monkeypatch)["metrics"]["global_step"] == 4
+  with pytest.raises(UsageError, match="needs --input=tfdata"):
+    run(spec_for("cnn", tmp_path / "n", distribute="mirrored", input="numpy"), small,
+        monkeypatch)
