@@ -4,9 +4,7 @@ import dataclasses
 import json
 import os
 import shutil
-import sys
 import tempfile
-import warnings
 from typing import Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
@@ -17,6 +15,7 @@ from absl import logging
 import tensorflow as tf
 
 from mnist_estimator import bench_lib
+from mnist_estimator import cli
 from mnist_estimator import datasets
 from mnist_estimator import inputs
 from mnist_estimator import keras_models
@@ -276,32 +275,18 @@ def config_from_flags():
   return BenchConfig(**values)
 
 
-def _quiet_tensorflow():
-  """Only the table: no INFO notes per checkpoint, no deprecation notices for tf.compat.v1."""
-  from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
-  deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
-  warnings.filterwarnings("ignore", message=".*is deprecated and will be removed")  # tf.layers
-  tf.get_logger().setLevel("ERROR")  # the lazy loader's tf.estimator.inputs notice
-  logging.set_verbosity(logging.WARNING)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if not FLAGS.verbose:
-    _quiet_tensorflow()
+    cli.quiet_tensorflow()
+    logging.set_verbosity(logging.WARNING)  # only the table: no INFO notes per checkpoint
   config = config_from_flags()
   out = FLAGS.out or os.path.join(tempfile.gettempdir(), "mnist_estimator", "bench",
                                   f"{config.model}.json")
-  try:
+  with cli.one_line_errors(FLAGS.verbose):
     data = datasets.load(config.dataset, config.data_dir)
     result = run_benchmark(config, data)
-  except (UsageError, tf.errors.OpError) as e:
-    if FLAGS.verbose:
-      raise
-    message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-    print(f"error: {message.splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
   write_json(result, out)
   print(format_report(result))
   print(f"wrote {out}")

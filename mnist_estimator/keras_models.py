@@ -17,6 +17,16 @@ def _head(net, params):
   return _layers.Dense(params["n_classes"], name="logits")(net)
 
 
+def _convnet(name, image_shape, n_classes, params, kernel, padding):
+  """conv1 32 -> pool 2 -> conv2 64 -> pool 2 (ReLU, kernel x kernel) -> the dense head."""
+  inputs = tf.keras.Input(shape=tuple(image_shape), name="x")
+  net = _layers.Conv2D(32, kernel, padding=padding, activation="relu", name="conv1")(inputs)
+  net = _layers.MaxPooling2D(2, 2, name="pool1")(net)
+  net = _layers.Conv2D(64, kernel, padding=padding, activation="relu", name="conv2")(net)
+  net = _layers.MaxPooling2D(2, 2, name="pool2")(net)
+  return tf.keras.Model(inputs, _head(net, {**params, "n_classes": n_classes}), name=name)
+
+
 def build_cnn(image_shape, n_classes, params):
   """The cnn_mnist tutorial network of models/cnn.py as a Keras model returning logits.
 
@@ -31,12 +41,7 @@ def build_cnn(image_shape, n_classes, params):
   Returns:
     An uncompiled tf.keras.Model from float images [batch, H, W, C] to logits.
   """
-  inputs = tf.keras.Input(shape=tuple(image_shape), name="x")
-  net = _layers.Conv2D(32, 5, padding="same", activation="relu", name="conv1")(inputs)
-  net = _layers.MaxPooling2D(2, 2, name="pool1")(net)
-  net = _layers.Conv2D(64, 5, padding="same", activation="relu", name="conv2")(net)
-  net = _layers.MaxPooling2D(2, 2, name="pool2")(net)
-  return tf.keras.Model(inputs, _head(net, {**params, "n_classes": n_classes}), name="cnn")
+  return _convnet("cnn", image_shape, n_classes, params, kernel=5, padding="same")
 
 
 def build_keras_cnn(image_shape, n_classes, params):
@@ -45,21 +50,9 @@ def build_keras_cnn(image_shape, n_classes, params):
   conv1 32x3x3 valid ReLU -> pool 2 -> conv2 64x3x3 valid ReLU -> pool 2
   -> flatten -> dense hidden_units[0] (64) ReLU -> (dropout) -> logits.
 
-  Args:
-    image_shape: (H, W, C) of the data set.
-    n_classes: number of classes (logits).
-    params: dict with hidden_units and dropout (the Estimator's params).
-
-  Returns:
-    An uncompiled tf.keras.Model from float images [batch, H, W, C] to logits.
+  Args and Returns: as build_cnn.
   """
-  inputs = tf.keras.Input(shape=tuple(image_shape), name="x")
-  net = _layers.Conv2D(32, 3, padding="valid", activation="relu", name="conv1")(inputs)
-  net = _layers.MaxPooling2D(2, 2, name="pool1")(net)
-  net = _layers.Conv2D(64, 3, padding="valid", activation="relu", name="conv2")(net)
-  net = _layers.MaxPooling2D(2, 2, name="pool2")(net)
-  return tf.keras.Model(inputs, _head(net, {**params, "n_classes": n_classes}),
-                        name="keras_cnn")
+  return _convnet("keras_cnn", image_shape, n_classes, params, kernel=3, padding="valid")
 
 
 KERAS_MODELS = {"cnn": build_cnn, "keras_cnn": build_keras_cnn}

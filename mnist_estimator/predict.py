@@ -12,6 +12,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator import cli
 from mnist_estimator import export as export_lib
 from mnist_estimator import images as images_lib
 from mnist_estimator.errors import UsageError
@@ -187,18 +188,12 @@ def define_flags():
 def main(argv):
   if not FLAGS.verbose:
     logging.set_verbosity(logging.WARNING)  # TF's INFO notes on loading a SavedModel are noise
-  try:
+  with cli.one_line_errors(FLAGS.verbose):
     if not FLAGS.saved_model:
       raise UsageError("--saved_model is required; pass --saved_model=DIR (a SavedModel or "
                        "an --export_dir)")
     predict_files(FLAGS.saved_model, argv[1:], FLAGS.labels, FLAGS.invert, FLAGS.resize,
                   FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
-  except (UsageError, tf.errors.OpError) as e:
-    if FLAGS.verbose:
-      raise
-    message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-    print(f"error: {message.splitlines()[0]}", file=sys.stderr)
-    sys.exit(2)
 
 
 def run():

@@ -1,0 +1,40 @@
+"""What every command line of the package shares: one-line errors and a quiet TensorFlow."""
+
+import contextlib
+import sys
+import warnings
+
+
+def quiet_tensorflow():
+  """One log stream (absl's), without TF's deprecation notices for tf.compat.v1 and tf.layers."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
+  deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
+  warnings.filterwarnings("ignore", message=".*is deprecated and will be removed.*")
+  logger = tf.get_logger()
+  for handler in list(logger.handlers):  # absl's handler already prints TF's records
+    logger.removeHandler(handler)
+
+
+def user_message(error):
+  """The first line of a UsageError or TensorFlow OpError message; None for other errors."""
+  from mnist_estimator.errors import UsageError  # pylint: disable=g-import-not-at-top
+  if isinstance(error, UsageError):
+    return str(error).splitlines()[0]
+  tf = sys.modules.get("tensorflow")
+  if tf is not None and isinstance(error, tf.errors.OpError):
+    return error.message.splitlines()[0]
+  return None
+
+
+@contextlib.contextmanager
+def one_line_errors(verbose=False):
+  """Turns a user's error into `error: <message>` on stderr and exit 2 (a traceback if verbose)."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless it is the user's
+    message = user_message(e)
+    if message is None or verbose:
+      raise
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
