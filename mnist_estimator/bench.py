@@ -17,6 +17,7 @@ import tensorflow as tf
 from mnist_estimator import bench_lib
 from mnist_estimator import cli
 from mnist_estimator import datasets
+from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
 from mnist_estimator import keras_models
 from mnist_estimator import models
@@ -24,7 +25,10 @@ from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("bound", "tfdata", "numpy", "keras")
+# tfdata is the product's training step with its default summaries (every 100 steps);
+# nosummary turns those off and hooks adds the product's progress and step-counter hooks,
+# so the two differences are what summaries and hooks cost.
+VARIANTS = ("bound", "tfdata", "nosummary", "hooks", "numpy", "keras")
 FLAGS = flags.FLAGS
 SHARED_MNIST = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
 
@@ -73,8 +77,13 @@ def _run_variant(name, config, data, work_dir):
   if name == "bound":
     input_fn = bench_lib.bound_input_fn(data, batch)
   else:
-    input_fn = inputs.make_input_fn(name, data.x_train, data.y_train, batch, train=True)
-  return bench_lib.time_estimator(spec, data, input_fn, warmup, steps)
+    kind = "numpy" if name == "numpy" else "tfdata"
+    input_fn = inputs.make_input_fn(kind, data.x_train, data.y_train, batch, train=True)
+  if name == "nosummary":
+    spec.save_summary_steps = 10**9  # never within the run
+  hooks = (hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir)
+           if name == "hooks" else [])
+  return bench_lib.time_estimator(spec, data, input_fn, warmup, steps, hooks)
 
 
 def add_ratios(variants, flops_per_step, peak_gflops):

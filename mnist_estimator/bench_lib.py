@@ -73,7 +73,7 @@ def bound_input_fn(data, batch_size):
   return input_fn
 
 
-def time_estimator(spec, data, input_fn, warmup, steps):
+def time_estimator(spec, data, input_fn, warmup, steps, hooks=()):
   """Trains a fresh Estimator for warmup + steps steps and times the last `steps`.
 
   Args:
@@ -82,13 +82,14 @@ def time_estimator(spec, data, input_fn, warmup, steps):
     input_fn: the training input_fn.
     warmup: untimed steps first (graph optimisation, pipeline fill, caches).
     steps: timed steps.
+    hooks: more training hooks (the product's), timed with the steps.
 
   Returns:
     (dict with seconds, steps, steps_per_sec, images_per_sec; the Estimator).
   """
   estimator = runner.build(spec, data, write_record=True)
   timer = StepTimer(warmup, steps)
-  estimator.train(input_fn, hooks=[timer], max_steps=warmup + steps)
+  estimator.train(input_fn, hooks=[timer, *hooks], max_steps=warmup + steps)
   # The timer counts session.run calls; they are steps only if training started at step 0.
   if timer.ended is None or estimator.get_variable_value("global_step") != warmup + steps:
     raise RuntimeError(f"training in {spec.model_dir} did not run steps 1..{warmup + steps}; "
