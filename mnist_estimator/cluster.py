@@ -1,4 +1,4 @@
-"""Launches a local TF_CONFIG cluster: `cluster --workers=2 --ps=1 --evaluator -- <training flags>`."""
+"""Launches a local TF_CONFIG cluster: `cluster --workers=2 --ps=1 --evaluator -- <flags>`."""
 
 import json
 import os

@@ -60,13 +60,14 @@ def _read_bytes(path):
     with open(path, "rb") as f:
       data = f.read()
   except OSError as e:
-    raise UsageError(f"Cannot read {path}: {e.strerror or e}; check the path and its permissions")
+    raise UsageError(f"Cannot read {path}: {e.strerror or e}; check the path and its "
+                     "permissions") from None
   if path.endswith(".gz") or data[:2] == b"\x1f\x8b":
     try:
       data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as e:  # bad CRC, bad header, cut-off stream
       raise UsageError(f"{path} is not a valid gzip file ({e}); re-download it or point "
-                       "--data_dir at a complete copy")
+                       "--data_dir at a complete copy") from None
   return data
 
 
@@ -150,7 +151,7 @@ def _read_npz(path, keys):
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, AttributeError) as e:
     # AttributeError: a lone .npy loads as an ndarray, which has no .files.
     raise UsageError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}); "
-                     "re-create it with numpy.savez")
+                     "re-create it with numpy.savez") from None
 
 
 def _from_npz(name, path, source, n_classes=10, hw=_MNIST_HW):

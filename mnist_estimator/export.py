@@ -1,4 +1,4 @@
-"""SavedModel export: serving inputs (float images, or serialized tf.Examples) and the newest export."""
+"""SavedModel export: serving inputs (float images or serialized tf.Examples), newest export."""
 
 import os
 

@@ -1,7 +1,6 @@
 """Reads images for prediction: PNG/JPEG/BMP/GIF files, MNIST IDX, .npz and .npy arrays."""
 
 import gzip
-import os
 import zipfile
 import zlib
 

@@ -171,7 +171,8 @@ def define_flags():
   flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
                     "probability, probabilities[, label]) and, with --labels, a final "
                     '{"accuracy", "count"} line.')
-  flags.DEFINE_enum("invert", "auto", images_lib.INVERT_CHOICES, "MNIST is a white digit on black. auto: "
+  flags.DEFINE_enum("invert", "auto", images_lib.INVERT_CHOICES,
+                    "MNIST is a white digit on black. auto: "
                     "invert an image file whose mean brightness is above 0.5 (dark ink on "
                     "light paper); data files (IDX, .npz, .npy) are never inverted. yes/no: "
                     "invert every / no image.")

@@ -1,4 +1,4 @@
-"""Runs the seeds' flagfiles and writes a reproduction table (Markdown) and accuracy curves (PNG)."""
+"""Runs the seeds' flagfiles; writes a reproduction table (Markdown) and accuracy curves (PNG)."""
 
 import dataclasses
 import json

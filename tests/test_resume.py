@@ -1,4 +1,4 @@
-"""SIGKILL during training, twice, then the same command finishes the job from the last checkpoint."""
+"""SIGKILL during training, twice; the same command then finishes from the last checkpoint."""
 
 import os
 import re

@@ -1,4 +1,4 @@
-"""TensorBoard: event files hold train and eval curves under shared tags; a real server serves them."""
+"""TensorBoard: train and eval curves under shared tags in the event files, and a real server."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""train_and_evaluate: evaluation every N steps, early stopping, best/latest exporters, warm start."""
+"""train_and_evaluate: evaluation every N steps, early stopping, exporters, warm start."""
 
 import os
 

@@ -1,7 +1,7 @@
 """Registry of networks: each model maps (features, mode, params) to logits."""
 
 import dataclasses
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict
 
 from mnist_estimator.errors import UsageError
 from mnist_estimator.models import cnn

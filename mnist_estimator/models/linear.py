@@ -1,4 +1,4 @@
-"""Softmax (logistic) regression on raw pixels (seed 003's LinearClassifier, seed 000's baseline)."""
+"""Softmax regression on raw pixels (seed 003's LinearClassifier, seed 000's baseline)."""
 
 from mnist_estimator.models import layers
 
