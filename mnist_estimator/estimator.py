@@ -14,23 +14,30 @@ from mnist_estimator.errors import UsageError
 RECORD_FILE = "mnist_estimator.json"
 
 
-def model_fn(features, labels, mode, params):
+def model_fn(features, labels, mode, params, config=None):
   """The tf.estimator model_fn of every registered model.
 
   Args:
     features: dict with "x", a float batch of images.
     labels: int class ids, or None in PREDICT.
     mode: a tf.estimator.ModeKeys value.
-    params: dict with "model" (a registered name) and the model's settings.
+    params: dict with "model" (a registered name) and the model's settings;
+      "histogram_steps" sets how often the heavy summaries are written.
+    config: the RunConfig (tf.estimator passes it): where and whether to write them.
 
   Returns:
     A tf.estimator.EstimatorSpec built by the shared head.
   """
   info = models.get_model(params["model"])
   logits = info.logits_fn(features, mode, params)
-  if mode == tf.estimator.ModeKeys.TRAIN:
-    summaries.add_train_summaries(layers.image_input(features, params))
-  return head.build_spec(logits, labels, mode, params)
+  if mode != tf.estimator.ModeKeys.TRAIN:
+    return head.build_spec(logits, labels, mode, params)
+  summaries.add_train_summaries(layers.image_input(features, params))
+  spec = head.build_spec(logits, labels, mode, params)
+  chief = config is None or config.is_chief
+  hook = summaries.heavy_summary_hook(params.get("histogram_steps"),
+                                      config.model_dir if config and chief else None)
+  return spec._replace(training_hooks=list(spec.training_hooks) + [hook]) if hook else spec
 
 
 DISTRIBUTE = ("none", "mirrored")

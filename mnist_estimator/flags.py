@@ -66,6 +66,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints to keep.", lower_bound=1)
   flags.DEFINE_integer("save_summary_steps", 100, "Summaries every N steps.", lower_bound=1)
+  flags.DEFINE_integer("histogram_steps", None, "Weight histograms, input images and conv "
+                       "filter grids every N steps (default 10 x --save_summary_steps).",
+                       lower_bound=1)
   flags.DEFINE_integer("seed", None, "Random seed for initializers, dropout and shuffling.")
   flags.DEFINE_integer("intra_op_threads", 0, "Threads within an op (0: TF decides).",
                        lower_bound=0)
@@ -120,9 +123,9 @@ def run_spec():
   values["hidden_units"] = [int(unit) for unit in values["hidden_units"]]
   plain = ("model", "mode", "model_dir", "dataset", "data_dir", "eval_batch_size", "input",
            "log_every_n_iter", "log_tensors", "save_checkpoints_steps",
-           "keep_checkpoint_max", "save_summary_steps", "seed", "intra_op_threads",
-           "inter_op_threads", "num_predictions", "weights_out", "weights_names",
-           "export_dir", "weights_png_dir", "report", "eval_every_steps",
+           "keep_checkpoint_max", "save_summary_steps", "histogram_steps", "seed",
+           "intra_op_threads", "inter_op_threads", "num_predictions", "weights_out",
+           "weights_names", "export_dir", "weights_png_dir", "report", "eval_every_steps",
            "early_stopping_steps", "warm_start_from", "warm_start_vars", "profile_steps",
            "distribute")
   values.update({name: FLAGS[name].value for name in plain})

@@ -51,6 +51,7 @@ class RunSpec:
   save_checkpoints_steps: Optional[int] = None
   keep_checkpoint_max: int = 5
   save_summary_steps: int = 100
+  histogram_steps: Optional[int] = None  # None: 10 x save_summary_steps
   seed: Optional[int] = None
   intra_op_threads: int = 0
   inter_op_threads: int = 0
@@ -82,7 +83,8 @@ def params_for(spec, data):
               dropout=spec.dropout, optimizer=spec.optimizer,
               learning_rate=spec.learning_rate, l2=spec.l2,
               moving_average_decay=spec.moving_average_decay,
-              lr_decay_rate=spec.lr_decay_rate, lr_decay_steps=decay_steps)
+              lr_decay_rate=spec.lr_decay_rate, lr_decay_steps=decay_steps,
+              histogram_steps=spec.histogram_steps or 10 * spec.save_summary_steps)
 
 
 def build(spec, data, write_record):
