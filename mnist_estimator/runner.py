@@ -237,7 +237,8 @@ def run(spec):
     result["predictions"] = predict(spec, data, estimator)
   elif spec.mode == "weights":
     show_weights(spec, data, estimator)
-  if spec.mode == "export" or (spec.export_dir and training):
+  # In a cluster the chief alone exports, so one run leaves one SavedModel.
+  if spec.mode == "export" or (spec.export_dir and training and estimator.config.is_chief):
     result["export"] = export(spec, data, estimator)
   return result
 
