@@ -3,6 +3,7 @@
 from absl import flags
 
 from mnist_estimator import datasets
+from mnist_estimator import estimator
 from mnist_estimator import hooks
 from mnist_estimator import inputs
 from mnist_estimator import models
@@ -94,7 +95,7 @@ def define_flags():
   flags.DEFINE_string("warm_start_vars", ".*", "Regex of the variables to warm-start.")
   flags.DEFINE_integer("profile_steps", None, "Write a Chrome trace of one step every N steps "
                        "to model_dir/profile.", lower_bound=1)
-  flags.DEFINE_enum("distribute", "none", ("none", "mirrored"), "mirrored: replicate over all "
+  flags.DEFINE_enum("distribute", "none", estimator.DISTRIBUTE, "mirrored: replicate over all "
                     "local devices (MirroredStrategy; --batch_size is per device).")
   flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
   _register_validators()
