@@ -11,6 +11,8 @@ MODEL_DIR ?= /tmp/mnist_estimator/$(MODEL)-mnist_sample
 # (the tutorial's settings on the full MNIST).
 TRAIN_ARGS ?= --optimizer=adam --learning_rate=0.001
 ARGS ?=
+# The full data sets beside the checkout (never committed); the tools take them from here.
+SHARED_DATA ?= ../shared/data
 
 .PHONY: install train test lint tensorboard sample reproduce bench clean
 
@@ -43,17 +45,18 @@ tensorboard: install
 # REPRODUCE_ARGS="--quick" for a smoke check, "--models=cnn,mlp" for a subset.
 REPRODUCE_ARGS ?=
 reproduce: install
-	$(PY) -m mnist_estimator.reproduce --mnist_dir=../shared/data/mnist $(REPRODUCE_ARGS)
+	$(PY) -m mnist_estimator.tools.reproduce --mnist_dir=$(SHARED_DATA)/mnist \
+	  --fashion_dir=$(SHARED_DATA)/fashion_mnist $(REPRODUCE_ARGS)
 
 # Speed: compute bound, our tf.data path, numpy_input_fn and Keras fit side by side, plus
 # startup and SavedModel serving; BENCH_ARGS="--model=keras_cnn" or "--time_to_accuracy".
 BENCH_ARGS ?=
 bench: install
-	$(PY) -m mnist_estimator.bench $(BENCH_ARGS)
+	$(PY) -m mnist_estimator.tools.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
 
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install
-	$(PY) scripts/make_sample.py --data_dir ../shared/data/mnist --out mnist_estimator/data/mnist_sample.npz
+	$(PY) scripts/make_sample.py --data_dir $(SHARED_DATA)/mnist --out mnist_estimator/data/mnist_sample.npz
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,4 +1,4 @@
-"""SavedModel export: serving inputs (float images or serialized tf.Examples), newest export."""
+"""SavedModel export: serving inputs (images or tf.Examples), exporters, the newest export."""
 
 import os
 
@@ -74,3 +74,16 @@ def _listdir(path):
     return os.listdir(path)
   except OSError:
     return []
+
+
+def _higher_accuracy(best_eval_result, current_eval_result):
+  """BestExporter's compare_fn: the stock one keeps the lowest loss; we keep the best accuracy."""
+  return current_eval_result["accuracy"] > best_eval_result["accuracy"]
+
+
+def exporters(image_shape):
+  """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest."""
+  receiver = serving_input_receiver_fn(image_shape)
+  return [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
+                                    exports_to_keep=1),
+          tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]

@@ -97,7 +97,7 @@ def build_spec(logits, labels, mode, params):
   labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
   cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
   cross_entropy = tf.identity(cross_entropy, name="cross_entropy")
-  loss = cross_entropy + _l2_loss(params) + tf.compat.v1.losses.get_regularization_loss()
+  loss = cross_entropy + _l2_loss(params)
   if mode == ModeKeys.EVAL:
     accuracy = tf.compat.v1.metrics.accuracy(labels, predictions["classes"], name="accuracy")
     return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,

@@ -1,4 +1,4 @@
-"""Training hooks: a readable progress line, the tutorial's tensor logging, step counting."""
+"""Training hooks: a readable progress line (and steps/s summary), the tutorial's tensor logging."""
 
 import os
 import time
@@ -61,7 +61,6 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       self._write_rate(values["step"], rate)
     logging.info(line)
     self._last = (values["step"], now)
-
 
   def _write_rate(self, step, rate):
     if self._model_dir:

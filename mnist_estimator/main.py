@@ -5,23 +5,24 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
 from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags as absl_flags
+from absl import flags
 
 from mnist_estimator import cli
-from mnist_estimator import flags
+from mnist_estimator import flagdefs
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
 
-flags.define_flags()
+flagdefs.define_flags()
+flags.adopt_module_key_flags(flagdefs)  # --helpshort lists them
 
 
 def main(argv):
   cli.quiet_tensorflow()
-  with cli.one_line_errors(absl_flags.FLAGS.verbose):
+  with cli.one_line_errors(flags.FLAGS.verbose):
     if len(argv) > 1:
       raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag "
                        "(see --helpshort)")
-    runner.run(flags.run_spec())
+    runner.run(flagdefs.run_spec())
 
 
 def run():

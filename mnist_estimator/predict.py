@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from mnist_estimator import cli
 from mnist_estimator import export as export_lib
-from mnist_estimator import images as images_lib
+from mnist_estimator import flagdefs
+from mnist_estimator import image_files
 from mnist_estimator.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -93,7 +94,7 @@ def predict(model, images, batch_size=1000):
     images = images[..., np.newaxis]
   if images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
     raise UsageError(f"images of shape {list(images.shape)} do not fit the model, which takes "
-                     f"[N, {', '.join(map(str, model.image_shape))}]; use images.load_images")
+                     f"[N, {', '.join(map(str, model.image_shape))}]; use image_files.load_images")
   batch = images.reshape(-1, *model.input_shape[1:]).astype(np.float32, copy=False)
   if not len(batch):
     return np.zeros([0], np.int32), np.zeros([0, model.n_classes], np.float32)
@@ -145,8 +146,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
     raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
                      "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
   model = load_model(saved_model)
-  files = images_lib.load_files(paths, model.image_shape, invert, resize)
-  truth = images_lib.load_labels(labels) if labels else None
+  files = image_files.load_files(paths, model.image_shape, invert, resize)
+  truth = image_files.load_labels(labels) if labels else None
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:
     raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
@@ -171,7 +172,7 @@ def define_flags():
   flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
                     "probability, probabilities[, label]) and, with --labels, a final "
                     '{"accuracy", "count"} line.')
-  flags.DEFINE_enum("invert", "auto", images_lib.INVERT_CHOICES,
+  flags.DEFINE_enum("invert", "auto", image_files.INVERT_CHOICES,
                     "MNIST is a white digit on black. auto: "
                     "invert an image file whose mean brightness is above 0.5 (dark ink on "
                     "light paper); data files (IDX, .npz, .npy) are never inverted. yes/no: "
@@ -183,7 +184,7 @@ def define_flags():
   flags.DEFINE_integer("batch_size", 1000, "Images per model call.", lower_bound=1)
   flags.DEFINE_integer("max_lines", 100, "At most this many per-image text lines.",
                        lower_bound=0)
-  flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
+  flagdefs.define_verbosity()
 
 
 def main(argv):

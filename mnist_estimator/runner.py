@@ -1,12 +1,9 @@
-"""Carries out one run (train, evaluate, train_and_evaluate, predict, weights) from a RunSpec."""
+"""Carries out one run from a RunSpec: the modes in MODES, each on an Estimator and a Dataset."""
 
 import contextlib
-import dataclasses
 import json
 import os
-import tempfile
 import time
-from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -17,68 +14,29 @@ from mnist_estimator import estimator as est_lib
 from mnist_estimator import export as export_lib
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
-from mnist_estimator import pictures
+from mnist_estimator import weight_pictures
 from mnist_estimator import report as report_lib
+from mnist_estimator import spec as spec_lib
 from mnist_estimator import weights
 from mnist_estimator.errors import UsageError
 
-MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
-
-
-@dataclasses.dataclass
-class RunSpec:
-  """Everything a run needs, as plain values (flags.py fills it; tests build it directly)."""
-  model: str = "cnn"
-  mode: str = "train"
-  model_dir: Optional[str] = None
-  dataset: str = "mnist"
-  data_dir: Optional[str] = None
-  steps: int = 20000
-  batch_size: int = 100
-  eval_batch_size: int = 500
-  learning_rate: float = 0.001
-  optimizer: str = "sgd"
-  hidden_units: Sequence[int] = (1024,)
-  activation: str = "relu"
-  dropout: float = 0.4
-  l2: float = 0.0
-  moving_average_decay: float = 0.0
-  lr_decay_rate: float = 1.0
-  lr_decay_steps: int = 0
-  input: str = "tfdata"
-  log_every_n_iter: int = 100
-  log_tensors: Sequence[str] = ()
-  save_checkpoints_steps: Optional[int] = None
-  keep_checkpoint_max: int = 5
-  save_summary_steps: int = 100
-  histogram_steps: Optional[int] = None  # None: 10 x save_summary_steps
-  seed: Optional[int] = None
-  intra_op_threads: int = 0
-  inter_op_threads: int = 0
-  num_predictions: int = 10
-  weights_out: Optional[str] = None
-  weights_names: Optional[str] = None
-  export_dir: Optional[str] = None
-  weights_png_dir: Optional[str] = None
-  report: bool = True
-  eval_every_steps: Optional[int] = None
-  early_stopping_steps: Optional[int] = None
-  warm_start_from: Optional[str] = None
-  warm_start_vars: str = ".*"
-  profile_steps: Optional[int] = None
-  distribute: str = "none"
-
-
-def default_model_dir(model, dataset):
-  """A stable model_dir per model and data set, so re-running a command resumes it."""
-  return os.path.join(tempfile.gettempdir(), "mnist_estimator", f"{model}-{dataset}")
-
-
 def params_for(spec, data):
-  """The Estimator params: the model's settings plus the data set's shape."""
+  """The Estimator params of `spec` on `data` (its shape, classes and size)."""
+  return model_params(spec, tuple(data.image_shape), data.n_classes, len(data.y_train))
+
+
+def model_params(spec, image_shape, n_classes, train_examples):
+  """The Estimator params: the model's settings plus the data set's shape.
+
+  Args:
+    spec: a RunSpec.
+    image_shape: (H, W, C) of the data set.
+    n_classes: number of classes.
+    train_examples: training set size; an lr_decay_steps of 0 means one epoch of it.
+  """
   # lr_decay_steps 0 = one epoch, as seed 002 decays once per pass over the data.
-  decay_steps = spec.lr_decay_steps or max(1, -(-len(data.y_train) // spec.batch_size))
-  return dict(model=spec.model, image_shape=tuple(data.image_shape), n_classes=data.n_classes,
+  decay_steps = spec.lr_decay_steps or max(1, -(-train_examples // spec.batch_size))
+  return dict(model=spec.model, image_shape=tuple(image_shape), n_classes=n_classes,
               hidden_units=list(spec.hidden_units), activation=spec.activation,
               dropout=spec.dropout, optimizer=spec.optimizer,
               learning_rate=spec.learning_rate, l2=spec.l2,
@@ -121,7 +79,6 @@ def train(spec, data, estimator):
                                 spec.model_dir, spec.profile_steps)
   with _training(spec, hooks[0]):
     estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
-  return hooks[0]
 
 
 @contextlib.contextmanager
@@ -202,43 +159,60 @@ def show_weights(spec, data, estimator):
   if spec.weights_png_dir:
     arrays = {name: estimator.get_variable_value(name)
               for name, _, kind in rows if kind == "layer"}
-    paths = pictures.weight_pictures(arrays, data.image_shape, spec.weights_png_dir,
+    paths = weight_pictures.draw(arrays, data.image_shape, spec.weights_png_dir,
                                      spec.weights_names)
     print(f"drew {len(paths)} pictures in {spec.weights_png_dir}")
 
 
-def run(spec):
+def _train(spec, data, estimator):
+  train(spec, data, estimator)
+  return {"metrics": evaluate(spec, data, estimator)}
+
+
+def _export(spec, data, estimator):
+  return {"export": export(spec, data, estimator)}
+
+
+# --mode -> what it does: fn(spec, data, estimator) -> dict of what it produced.
+MODES = {
+    "train": _train,
+    "evaluate": lambda spec, data, est: {"metrics": evaluate(spec, data, est)},
+    "train_and_evaluate": lambda spec, data, est: {
+        "metrics": train_and_evaluate(spec, data, est)},
+    "predict": lambda spec, data, est: {"predictions": predict(spec, data, est)},
+    "weights": lambda spec, data, est: show_weights(spec, data, est) or {},
+    "export": _export,
+}
+MODE_NAMES = tuple(MODES)
+TRAINING_MODES = ("train", "train_and_evaluate")
+
+
+def run(spec, data=None):
   """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
+
+  Args:
+    spec: a RunSpec.
+    data: the datasets.Dataset to use; None loads spec.dataset from spec.data_dir.
 
   Raises:
     UsageError: for anything the user can fix (data, model_dir, flags).
   """
   if spec.mode not in MODES:
     raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
-  spec.model_dir = spec.model_dir or default_model_dir(spec.model, spec.dataset)
-  logging.info("model_dir: %s", spec.model_dir)
+  spec = spec.replace(model_dir=spec.model_dir or
+                      spec_lib.default_model_dir(spec.model, spec.dataset))
   print(f"model_dir: {spec.model_dir}")
-  data = datasets.load(spec.dataset, spec.data_dir)
+  if data is None:
+    data = datasets.load(spec.dataset, spec.data_dir)
   logging.info("data: %s (%d train, %d test, shape %s, %d classes)", data.source,
                len(data.y_train), len(data.y_test), data.image_shape, data.n_classes)
-  training = spec.mode in ("train", "train_and_evaluate")
+  training = spec.mode in TRAINING_MODES
   estimator = build(spec, data, write_record=training)
   if not training:
     est_lib.require_checkpoint(spec.model_dir)
-  result = {"model_dir": spec.model_dir}
-  if spec.mode == "train":
-    result["progress"] = train(spec, data, estimator)
-    result["metrics"] = evaluate(spec, data, estimator)
-  elif spec.mode == "train_and_evaluate":
-    result["metrics"] = train_and_evaluate(spec, data, estimator)
-  elif spec.mode == "evaluate":
-    result["metrics"] = evaluate(spec, data, estimator)
-  elif spec.mode == "predict":
-    result["predictions"] = predict(spec, data, estimator)
-  elif spec.mode == "weights":
-    show_weights(spec, data, estimator)
+  result = {"model_dir": spec.model_dir, **MODES[spec.mode](spec, data, estimator)}
   # In a cluster the chief alone exports, so one run leaves one SavedModel.
-  if spec.mode == "export" or (spec.export_dir and training and estimator.config.is_chief):
+  if spec.export_dir and training and estimator.config.is_chief:
     result["export"] = export(spec, data, estimator)
   return result
 
@@ -250,18 +224,6 @@ def export(spec, data, estimator):
   path = export_lib.export(estimator, spec.export_dir, data.image_shape)
   print(f"exported SavedModel: {path}")
   return path
-
-
-def _higher_accuracy(best_eval_result, current_eval_result):
-  """BestExporter's compare_fn: the stock one keeps the lowest loss; we keep the best accuracy."""
-  return current_eval_result["accuracy"] > best_eval_result["accuracy"]
-
-
-def _exporters(data):
-  receiver = export_lib.serving_input_receiver_fn(data.image_shape)
-  return [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
-                                    exports_to_keep=1),
-          tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
 
 
 def train_and_evaluate(spec, data, estimator):
@@ -283,7 +245,8 @@ def train_and_evaluate(spec, data, estimator):
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=hooks)
   eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0,
-                                    start_delay_secs=0, exporters=_exporters(data))
+                                    start_delay_secs=0,
+                                    exporters=export_lib.exporters(data.image_shape))
   with _training(spec, hooks[0], write_stats=chief):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]

@@ -3,19 +3,29 @@
 import re
 
 import numpy as np
+import tensorflow as tf
 
 from mnist_estimator.errors import UsageError
 
 # Optimizer state, not part of the network: Adam/Momentum/... slots and their scalars.
 _SLOT = re.compile(r"/(Adam(_1)?|Momentum|Adagrad|RMSProp(_1)?|Ftrl(_1)?)$|"
-                   r"(^|/)(beta1_power|beta2_power)$|ExponentialMovingAverage")
-_BOOKKEEPING = re.compile(r"^global_step$|^OptimizeLoss/learning_rate$")
+                   r"(^|/)(beta1_power|beta2_power)$")
+# The shadow weights of an ExponentialMovingAverage (seed 002): a second copy of the layers.
+_AVERAGE = re.compile(r"/ExponentialMovingAverage$")
+
+KIND_TITLES = (("layer", "layer weights"),
+               ("average", "moving averages of the layer weights (what evaluate, predict "
+                           "and export use)"),
+               ("optimizer", "optimizer slots"),
+               ("bookkeeping", "bookkeeping"))
 
 
 def kind_of(name):
-  """Classifies a variable name as "layer", "optimizer" or "bookkeeping"."""
-  if _BOOKKEEPING.search(name):
+  """Classifies a variable name as "layer", "average", "optimizer" or "bookkeeping"."""
+  if name == "global_step":
     return "bookkeeping"
+  if _AVERAGE.search(name):
+    return "average"
   if _SLOT.search(name):
     return "optimizer"
   return "layer"
@@ -27,18 +37,16 @@ def list_variables(estimator):
   Args:
     estimator: a tf.estimator.Estimator whose model_dir holds a checkpoint.
   """
-  rows = []
-  for name in estimator.get_variable_names():
-    shape = tuple(np.shape(estimator.get_variable_value(name)))
-    rows.append((name, shape, kind_of(name)))
-  return sorted(rows)
+  # Names and shapes from the checkpoint's index: no tensor is read.
+  checkpoint = tf.train.latest_checkpoint(estimator.model_dir)
+  return sorted((name, tuple(shape), kind_of(name))
+                for name, shape in tf.train.list_variables(checkpoint))
 
 
 def format_table(rows):
   """Formats list_variables() rows as text, layer weights first, then the rest by kind."""
   lines = []
-  for kind, title in (("layer", "layer weights"), ("optimizer", "optimizer slots"),
-                      ("bookkeeping", "bookkeeping")):
+  for kind, title in KIND_TITLES:
     chosen = [row for row in rows if row[2] == kind]
     if not chosen:
       continue

@@ -9,9 +9,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
-from mnist_estimator import flags
+from mnist_estimator import flagdefs
 
-flags.define_flags()
+flagdefs.define_flags()
 # absl raises UnparsedFlagAccessError under pytest unless FLAGS are parsed once.
 absl_flags.FLAGS(["pytest"])
 

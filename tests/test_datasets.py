@@ -11,10 +11,9 @@ import pytest
 
 from mnist_estimator import datasets
 from mnist_estimator.errors import UsageError
-from idx_helpers import fake_mnist, idx_bytes, write_idx, write_mnist_dir  # pylint: disable=g-bad-import-order
+from helpers import ROOT, fake_mnist, idx_bytes, write_idx, write_mnist_dir  # pylint: disable=g-bad-import-order
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SHARED_MNIST = os.path.join(_ROOT, "..", "shared", "data", "mnist")
+_SHARED_MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
 _IDX = datasets._IDX_FILES
 
 
@@ -298,7 +297,7 @@ def test_fonts_label_out_of_range(tmp_path):
 
 def test_import_does_not_load_tensorflow():
   code = "import sys, mnist_estimator.datasets; assert 'tensorflow' not in sys.modules"
-  subprocess.run([sys.executable, "-c", code], cwd=_ROOT, check=True, timeout=60)
+  subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 
 @pytest.mark.skipif(not os.path.isdir(_SHARED_MNIST), reason="full MNIST not on this machine")

@@ -1,6 +1,5 @@
 """SavedModel export: signatures seen by saved_model_cli, tf.Example input, newest export."""
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -12,18 +11,17 @@ import tensorflow as tf
 from mnist_estimator import export
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
+from mnist_estimator.spec import RunSpec
 
 
 @pytest.fixture(scope="module")
 def exported(small, tmp_path_factory):
   """(spec, SavedModel path) of linear trained 10 steps and exported after training."""
   root = tmp_path_factory.mktemp("export")
-  spec = runner.RunSpec(model="linear", model_dir=str(root / "m"), steps=10, batch_size=32,
-                        optimizer="sgd", learning_rate=0.5, dropout=0.0, hidden_units=[],
-                        eval_batch_size=100, export_dir=str(root / "e"), seed=0)
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(runner.datasets, "load", lambda *a, **k: small)
-    return spec, runner.run(spec)["export"]
+  spec = RunSpec.for_model("linear", model_dir=str(root / "m"), steps=10, batch_size=32,
+                            optimizer="sgd", learning_rate=0.5, eval_batch_size=100,
+                            export_dir=str(root / "e"), seed=0)
+  return spec, runner.run(spec, small)["export"]
 
 
 def test_saved_model_cli_lists_the_signatures(exported):
@@ -49,15 +47,14 @@ def test_example_and_image_inputs_agree(exported, small):
   np.testing.assert_allclose(scores, by_image["probabilities"], atol=1e-6)
 
 
-def test_export_mode_and_newest_export(exported, small, monkeypatch):
+def test_export_mode_and_newest_export(exported, small):
   spec, first = exported
-  monkeypatch.setattr(runner.datasets, "load", lambda *a, **k: small)
-  second = runner.run(dataclasses.replace(spec, mode="export"))["export"]
+  second = runner.run(spec.replace(mode="export"), small)["export"]
   assert second != first
   assert export.newest_export(spec.export_dir) == max(first, second)
   assert export.newest_export(second) == second
   with pytest.raises(UsageError, match="needs --export_dir"):
-    runner.run(dataclasses.replace(spec, mode="export", export_dir=None))
+    runner.run(spec.replace(mode="export", export_dir=None), small)
 
 
 def test_no_saved_model(tmp_path):

@@ -1,17 +1,21 @@
 """Flags: per-model defaults, validation, and every flagfile under flags/ parses."""
 
+import dataclasses
 import glob
 import os
 
 from absl import flags as absl_flags
 from absl.testing import flagsaver
+import helpers
 import pytest
 
-from mnist_estimator import flags
+from mnist_estimator import flagdefs
 from mnist_estimator import models
+from mnist_estimator import spec as spec_lib
+from mnist_estimator.errors import UsageError
 
 FLAGS = absl_flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = helpers.ROOT
 FLAGFILES = sorted(glob.glob(os.path.join(ROOT, "flags", "*.flags")))
 
 
@@ -19,7 +23,7 @@ def parse(*argv):
   """Parses argv into FLAGS (inside a flagsaver) and returns the RunSpec."""
   FLAGS.unparse_flags()
   FLAGS(["prog", *argv])
-  return flags.run_spec()
+  return flagdefs.run_spec()
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -27,8 +31,9 @@ def test_unset_flags_take_the_models_defaults(name):
   with flagsaver.flagsaver():
     spec = parse(f"--model={name}")
   defaults = models.get_model(name).defaults
-  for key in flags.MODEL_DEFAULTED:
-    assert getattr(spec, key) == defaults[key], key
+  for key in spec_lib.MODEL_DEFAULTED:
+    expected = tuple(defaults[key]) if key == "hidden_units" else defaults[key]
+    assert getattr(spec, key) == expected, key
 
 
 def test_tutorial_defaults_for_cnn():
@@ -43,7 +48,7 @@ def test_explicit_flags_win():
   with flagsaver.flagsaver():
     spec = parse("--model=dnn", "--hidden_units=128,32", "--activation=sigmoid",
                  "--optimizer=momentum", "--learning_rate=0.1", "--steps=7")
-  assert spec.hidden_units == [128, 32] and spec.activation == "sigmoid"
+  assert spec.hidden_units == (128, 32) and spec.activation == "sigmoid"
   assert (spec.optimizer, spec.learning_rate, spec.steps) == ("momentum", 0.1, 7)
 
 
@@ -89,3 +94,38 @@ def test_cnn_flagfile_is_the_tutorial():
       "sgd", 0.001, 100, 20000)
   assert spec.input == "numpy" and list(spec.log_tensors) == ["probabilities"]
   assert spec.log_every_n_iter == 50
+
+
+def test_run_spec_fields_are_all_flags():
+  # Adding a run option means one RunSpec field and one DEFINE: nothing else lists them.
+  assert set(spec_lib.field_names()) <= set(FLAGS)
+
+
+def test_for_model_takes_only_that_models_defaults():
+  linear = spec_lib.RunSpec.for_model("linear")
+  assert linear.hidden_units == () and linear.dropout == 0.0 and linear.optimizer == "ftrl"
+  assert spec_lib.RunSpec.for_model("linear", hidden_units=None).hidden_units == ()
+  with pytest.raises(TypeError):
+    spec_lib.RunSpec(model="linear")  # the model-defaulted fields have no default
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    linear.steps = 3  # specs are changed with replace(), never in place
+
+
+def test_spec_from_flagfile_is_parsed_by_absl(tmp_path):
+  inner = tmp_path / "inner.flags"
+  inner.write_text("--model=dnn\n--hidden_units=64,32\n")
+  outer = tmp_path / "outer.flags"
+  outer.write_text(f"# comment\n--flagfile={inner}\n--noreport\n--seed=3\n")
+  spec = flagdefs.spec_from_flagfile(str(outer), ["--steps=9"])
+  assert (spec.model, spec.hidden_units, spec.report, spec.seed, spec.steps) == (
+      "dnn", (64, 32), False, 3, 9)
+  assert spec.optimizer == models.get_model("dnn").defaults["optimizer"]
+  assert FLAGS.model == "cnn"  # the process' flags are untouched
+  outer.write_text("--steps=many\n")
+  with pytest.raises(UsageError, match="steps"):
+    flagdefs.spec_from_flagfile(str(outer))
+  outer.write_text("--hidden_units=a,b\n")
+  with pytest.raises(UsageError, match="hidden_units must be comma-separated"):
+    flagdefs.spec_from_flagfile(str(outer))
+  with pytest.raises(UsageError, match="no.such"):
+    flagdefs.spec_from_flagfile(str(tmp_path / "no.such"))

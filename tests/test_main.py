@@ -1,19 +1,13 @@
 """The command line, end to end in subprocesses: a short run, and bad input exiting cleanly."""
 
 import os
-import subprocess
-import sys
 
+import helpers
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cli(*argv, cwd=ROOT):
+def cli(*argv, cwd=helpers.ROOT):
   """Runs `python -m mnist_estimator.main ARGV`; returns the CompletedProcess."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-  return subprocess.run([sys.executable, "-m", "mnist_estimator.main", *argv], cwd=cwd,
-                        env=env, capture_output=True, text=True, timeout=300)
+  return helpers.run_module("mnist_estimator.main", *argv, cwd=cwd)
 
 
 def assert_clean_failure(proc, *words):

@@ -7,38 +7,36 @@ import os
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mnist_estimator import datasets
-from mnist_estimator import images as images_lib
+from mnist_estimator import image_files
 from mnist_estimator import inputs
 from mnist_estimator import predict
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
+from mnist_estimator.spec import RunSpec
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (28, 28, 1)
 
 
 @pytest.fixture(scope="module")
 def sample():
   """The bundled sample with all of its 1000 test images."""
-  # From the registry itself: another test module may leave `datasets.load` patched to a cut.
-  return datasets.DATASETS["mnist_sample"]()
+  return datasets.load("mnist_sample")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample):
   """One linear model, 30 steps on the bundled sample, exported: (spec, runner result)."""
   tmp = tmp_path_factory.mktemp("predict")
-  spec = runner.RunSpec(model="linear", model_dir=str(tmp / "m"), steps=30, batch_size=50,
-                        optimizer="sgd", learning_rate=0.5, eval_batch_size=500,
-                        dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1)
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(runner.datasets, "load", lambda *args, **kwargs: sample)
-    return spec, runner.run(spec)
+  spec = RunSpec.for_model("linear", model_dir=str(tmp / "m"), steps=30, batch_size=50,
+                            optimizer="sgd", learning_rate=0.5, eval_batch_size=500,
+                            dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1)
+  return spec, runner.run(spec, sample)
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +51,8 @@ def write_png(path, pixels):
 
 
 def write_idx(path, array, magic):
-  """Writes an MNIST IDX file of unsigned bytes (gzipped if the name ends in .gz)."""
-  header = np.array([magic, *array.shape], ">u4").tobytes()
-  data = header + np.ascontiguousarray(array, np.uint8).tobytes()
-  with (gzip.open if str(path).endswith(".gz") else open)(path, "wb") as f:
-    f.write(data)
-  return str(path)
+  """An MNIST IDX file of unsigned bytes, gzipped if the name ends in .gz."""
+  return helpers.write_idx(path, array, gz=str(path).endswith(".gz"), magic=magic)
 
 
 def test_saved_model_matches_estimator_predict(trained, model, sample):
@@ -87,7 +81,7 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
            write_png(tmp_path / "ink.png", 255 - digits[1]),  # dark on white, as drawn
            write_png(tmp_path / "rgb.png", digits[2].repeat(3, -1)),
            write_png(tmp_path / "rgba.png", rgba)]  # black ink on a transparent background
-  images = images_lib.load_images(paths, SHAPE)
+  images = image_files.load_images(paths, SHAPE)
   assert images.dtype == np.float32 and images.shape == (4, 28, 28, 1)
   np.testing.assert_array_equal(images[0], digits[0] / np.float32(255))
   np.testing.assert_allclose(images, digits / 255.0, atol=1e-6)
@@ -96,9 +90,9 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
   np.testing.assert_array_equal(got[0], expected[0])
   np.testing.assert_allclose(got[1], expected[1], atol=1e-5)
 
-  not_inverted = images_lib.load_images(paths[1:2], SHAPE, invert="no")
+  not_inverted = image_files.load_images(paths[1:2], SHAPE, invert="no")
   np.testing.assert_allclose(not_inverted[0], 1 - digits[1] / 255.0, atol=1e-6)
-  forced = images_lib.load_images(paths[:1], SHAPE, invert="yes")
+  forced = image_files.load_images(paths[:1], SHAPE, invert="yes")
   np.testing.assert_allclose(forced[0], 1 - digits[0] / 255.0, atol=1e-6)
 
 
@@ -127,20 +121,20 @@ def test_idx_npz_npy_files_and_labels(trained, model, sample, tmp_path):
 
   flat = tmp_path / "flat.npy"  # float 0..1, one row of 784 pixels per image
   np.save(flat, x[:7].reshape(7, -1) / np.float32(255))
-  np.testing.assert_allclose(images_lib.load_images([str(flat)], SHAPE), x[:7] / 255.0, atol=1e-7)
+  np.testing.assert_allclose(image_files.load_images([str(flat)], SHAPE), x[:7] / 255.0, atol=1e-7)
   # Data files are never inverted in auto mode, even a mostly-white one.
   np.save(tmp_path / "white.npy", np.full([2, 28, 28], 250, np.uint8))
-  assert images_lib.load_images([str(tmp_path / "white.npy")], SHAPE).min() > 0.9
+  assert image_files.load_images([str(tmp_path / "white.npy")], SHAPE).min() > 0.9
 
 
 def test_wrong_size_needs_resize(model, tmp_path):
   path = write_png(tmp_path / "wide.png", np.zeros([30, 40, 1], np.uint8))
   with pytest.raises(UsageError, match=r"wide.png is 40x30 pixels .* takes 28x28; pass --resize"):
-    images_lib.load_images([path], SHAPE)
-  images = images_lib.load_images([path], SHAPE, resize=True)
+    image_files.load_images([path], SHAPE)
+  images = image_files.load_images([path], SHAPE, resize=True)
   assert images.shape == (1, 28, 28, 1) and images.max() == 0.0
   big = write_png(tmp_path / "big.png", np.full([56, 56, 3], 200, np.uint8))
-  np.testing.assert_allclose(images_lib.load_images([big], SHAPE, invert="no", resize=True),
+  np.testing.assert_allclose(image_files.load_images([big], SHAPE, invert="no", resize=True),
                              200 / 255.0, atol=1e-5)
 
 
@@ -160,12 +154,12 @@ def test_bad_files_are_usage_errors(tmp_path, name, content, match):
   else:
     np.save(path, content)
   with pytest.raises(UsageError, match=match):
-    images_lib.load_images([str(path)], SHAPE)
+    image_files.load_images([str(path)], SHAPE)
 
 
 def test_missing_things_are_usage_errors(trained, model, tmp_path):
   with pytest.raises(UsageError, match="cannot read .*gone.png"):
-    images_lib.load_images([str(tmp_path / "gone.png")], SHAPE)
+    image_files.load_images([str(tmp_path / "gone.png")], SHAPE)
   with pytest.raises(UsageError, match="no SavedModel in"):
     predict.load_model(str(tmp_path))
   with pytest.raises(UsageError, match="no files to predict"):
@@ -182,9 +176,7 @@ def test_missing_things_are_usage_errors(trained, model, tmp_path):
 
 def start(*argv):
   """Starts `python -m mnist_estimator.predict ARGV` (so that several run at once)."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-  return subprocess.Popen([sys.executable, "-m", "mnist_estimator.predict", *argv], cwd=ROOT,
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return helpers.start_module("mnist_estimator.predict", *argv, merge_stderr=False)
 
 
 def finish(proc):

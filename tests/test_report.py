@@ -1,7 +1,6 @@
 """The evaluation report: metrics against hand-computed numbers, the table, the written files."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
+import helpers
 from mnist_estimator import report
 from mnist_estimator.errors import UsageError
 
@@ -31,15 +31,6 @@ PROBABILITIES = np.array([
     [0.9, 0.0, 0.1],  # wrong, 0.9 sure
     [0.5, 0.2, 0.3],  # wrong, 0.5 sure
 ])
-
-
-def _assert_png(path):
-  """The file is a plausible, non-blank picture."""
-  assert os.path.isfile(path)
-  pixels = matplotlib.image.imread(path)
-  assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), pixels.shape
-  assert pixels.shape[0] > 100 and pixels.shape[1] > 100, pixels.shape
-  assert pixels[..., :3].std() > 0
 
 
 def test_build_report_matches_hand_computed_metrics():
@@ -134,8 +125,8 @@ def test_write_report_writes_json_and_two_pictures(tmp_path):
       {"index": 6, "label": 2, "predicted": 0, "probability": pytest.approx(0.9)},
       {"index": 2, "label": 0, "predicted": 1, "probability": pytest.approx(0.6)}]
   assert written == got
-  _assert_png(paths["confusion_matrix"])
-  _assert_png(paths["worst_errors"])
+  helpers.read_png(paths["confusion_matrix"])
+  helpers.read_png(paths["worst_errors"])
   assert not plt.get_fignums()  # every figure was closed
 
 
@@ -143,7 +134,7 @@ def test_write_report_float_images_without_channel(tmp_path):
   got = report.build_report(LABELS, CLASSES, PROBABILITIES, 3)
   images = _images(8, np.float32)[..., 0]
   paths = report.write_report(got, images, LABELS, CLASSES, PROBABILITIES, str(tmp_path))
-  _assert_png(paths["worst_errors"])
+  helpers.read_png(paths["worst_errors"])
 
 
 def test_write_report_without_errors(tmp_path):
@@ -152,12 +143,12 @@ def test_write_report_without_errors(tmp_path):
                               str(tmp_path))
   with open(paths["json"]) as f:
     assert json.load(f)["worst_errors"] == []
-  _assert_png(paths["confusion_matrix"])
-  _assert_png(paths["worst_errors"])  # the "no misclassified images" note
+  helpers.read_png(paths["confusion_matrix"])
+  helpers.read_png(paths["worst_errors"])  # the "no misclassified images" note
 
 
 def test_modules_do_not_import_tensorflow():
-  code = ("import sys; import mnist_estimator.report, mnist_estimator.pictures; "
+  code = ("import sys; import mnist_estimator.report, mnist_estimator.weight_pictures; "
           "sys.exit('tensorflow' in sys.modules)")
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+  assert subprocess.run([sys.executable, "-c", code], cwd=helpers.ROOT,
+                        check=False).returncode == 0

@@ -1,27 +1,17 @@
 """SIGKILL during training, twice; the same command then finishes from the last checkpoint."""
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
+import helpers
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def command(model_dir):
-  return [sys.executable, "-m", "mnist_estimator.main", "--model=cnn", "--dataset=mnist_sample",
-          "--steps=120", "--batch_size=16", "--save_checkpoints_steps=10",
-          f"--model_dir={model_dir}", "--noreport", "--seed=3"]
-
-
 def start(model_dir):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-  return subprocess.Popen(command(model_dir), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+  return helpers.start_module(
+      "mnist_estimator.main", "--model=cnn", "--dataset=mnist_sample", "--steps=120",
+      "--batch_size=16", "--save_checkpoints_steps=10", f"--model_dir={model_dir}",
+      "--noreport", "--seed=3")
 
 
 def checkpoint_step(model_dir):

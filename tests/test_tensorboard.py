@@ -12,18 +12,16 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from mnist_estimator import runner
+from mnist_estimator.spec import RunSpec
 
 
 @pytest.fixture(scope="module")
 def model_dir(small, tmp_path_factory):
   """conv_learn trained 20 steps with summaries every 5 steps, then evaluated."""
   path = str(tmp_path_factory.mktemp("tb") / "model")
-  spec = runner.RunSpec(model="conv_learn", model_dir=path, steps=20, batch_size=16,
-                        optimizer="adam", learning_rate=0.01, dropout=0.5, hidden_units=[5],
-                        save_summary_steps=5, log_every_n_iter=5, eval_batch_size=100, seed=0)
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(runner.datasets, "load", lambda *a, **k: small)
-    runner.run(spec)
+  spec = RunSpec.for_model("conv_learn", model_dir=path, steps=20, batch_size=16,
+                            save_summary_steps=5, log_every_n_iter=5, eval_batch_size=100, seed=0)
+  runner.run(spec, small)
   return path
 
 

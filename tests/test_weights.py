@@ -16,7 +16,8 @@ from mnist_estimator import weights
     ("logits/kernel/RMSProp_1", "optimizer"),
     ("logits/kernel/Ftrl_1", "optimizer"),
     ("beta1_power", "optimizer"),
-    ("OptimizeLoss/beta2_power", "optimizer"),
+    ("beta2_power", "optimizer"),
+    ("hidden/kernel/ExponentialMovingAverage", "average"),
     ("global_step", "bookkeeping"),
 ])
 def test_kind_of(name, kind):

@@ -33,54 +33,51 @@ class ModelInfo:
     logits_fn: `(features, mode, params) -> logits`; builds variables in named scopes.
     defaults: run settings that reproduce the model's seed text (optimizer,
       learning_rate, batch_size, steps, and any of BASE_DEFAULTS it changes).
-    seed: where the model comes from, for help texts and the README.
   """
   name: str
   logits_fn: Callable[..., Any]
   defaults: Dict[str, Any]
-  seed: str = ""
 
   def __post_init__(self):
     object.__setattr__(self, "defaults", {**BASE_DEFAULTS, **self.defaults})
 
 
-def _model(name, module, seed, **defaults):
-  return ModelInfo(name, module.logits, defaults, seed)
+def _model(name, module, **defaults):
+  return ModelInfo(name, module.logits, defaults)
 
 
 MODELS = {info.name: info for info in (
-    _model("cnn", cnn, "000: the cnn_mnist tf.estimator tutorial",
-           optimizer="sgd", learning_rate=0.001, batch_size=100, steps=20000, dropout=0.4,
-           hidden_units=[1024]),
-    # contrib.learn LinearClassifier: FTRL at min(0.2, 1/sqrt(#columns)) = 0.2.
-    _model("linear", linear, "003: tf.contrib.learn LinearClassifier (steps=1024, batch 32)",
-           optimizer="ftrl", learning_rate=0.2, batch_size=32, steps=1024),
-    # contrib.learn DNNClassifier(hidden_units=[10, 5], optimizer='Adam'); optimizers given
+    # Seed 000: the cnn_mnist tf.estimator tutorial.
+    _model("cnn", cnn, optimizer="sgd", learning_rate=0.001, batch_size=100, steps=20000,
+           dropout=0.4, hidden_units=[1024]),
+    # Seed 003: tf.contrib.learn LinearClassifier (steps=1024, batch 32); FTRL at
+    # min(0.2, 1/sqrt(#columns)) = 0.2.
+    _model("linear", linear, optimizer="ftrl", learning_rate=0.2, batch_size=32, steps=1024),
+    # Seed 003: DNNClassifier(hidden_units=[10, 5], optimizer='Adam'); optimizers given
     # by name get contrib.learn's default learning rate 0.05.
-    _model("dnn", dnn, "003: tf.contrib.learn DNNClassifier (hidden [10, 5], Adam)",
-           optimizer="adam", learning_rate=0.05, batch_size=32, steps=1024,
+    _model("dnn", dnn, optimizer="adam", learning_rate=0.05, batch_size=32, steps=1024,
            hidden_units=[10, 5]),
-    _model("conv_learn", conv_learn, "003: the book's conv_learn model_fn for learn.Estimator",
-           optimizer="adam", learning_rate=0.01, batch_size=32, steps=1024, dropout=0.5,
-           hidden_units=[5]),
-    # Keras fit's default batch of 32; 5 epochs of the 54,000 images left by validation_split.
-    _model("lenet", lenet, "001: d2l's sigmoid LeNet-5 on Fashion-MNIST",
-           optimizer="sgd", learning_rate=0.9, batch_size=32, steps=8438,
+    # Seed 003: the book's conv_learn model_fn for learn.Estimator.
+    _model("conv_learn", conv_learn, optimizer="adam", learning_rate=0.01, batch_size=32,
+           steps=1024, dropout=0.5, hidden_units=[5]),
+    # Seed 001: d2l's sigmoid LeNet-5 on Fashion-MNIST; Keras fit's default batch of 32,
+    # 5 epochs of the 54,000 images left by validation_split.
+    _model("lenet", lenet, optimizer="sgd", learning_rate=0.9, batch_size=32, steps=8438,
            hidden_units=[120, 84], activation="sigmoid"),
-    # lr_decay_steps 0 means one epoch (train examples / batch size), as the seed decays.
-    _model("mlp", mlp, "002: the MLP with L2, learning-rate decay and moving averages",
-           optimizer="sgd", learning_rate=0.8, batch_size=100, steps=30000,
+    # Seed 002: the MLP with L2, learning-rate decay and moving averages; lr_decay_steps 0
+    # means one epoch (train examples / batch size), as the seed decays.
+    _model("mlp", mlp, optimizer="sgd", learning_rate=0.8, batch_size=100, steps=30000,
            hidden_units=[500], l2=1e-4, moving_average_decay=0.99, lr_decay_rate=0.99),
-    # 10 epochs of 60,000 images at Keras' batch 32; Adam at Keras' default 0.001.
-    _model("keras_cnn", keras_cnn, "004: the Keras CNN on MNIST",
-           optimizer="adam", learning_rate=0.001, batch_size=32, steps=18750,
-           hidden_units=[64]),
-    # The book trains full-batch (all 2,511 fonts training images) for 6,000 steps.
-    _model("deep_cnn", deep_cnn, "003: the book's deep CNN on the fonts set",
-           optimizer="sgd", learning_rate=0.01, batch_size=2511, steps=6000, dropout=0.5,
-           hidden_units=[32]),
-    _model("rnn", rnn, "003: the book's BasicRNNCell, reading an image row by row",
-           optimizer="adam", learning_rate=0.001, batch_size=100, steps=5000,
+    # Seed 004: the Keras CNN on MNIST; 10 epochs of 60,000 images at Keras' batch 32,
+    # Adam at Keras' default 0.001.
+    _model("keras_cnn", keras_cnn, optimizer="adam", learning_rate=0.001, batch_size=32,
+           steps=18750, hidden_units=[64]),
+    # Seed 003: the book's deep CNN on the fonts set, trained full-batch (all 2,511 fonts
+    # training images) for 6,000 steps.
+    _model("deep_cnn", deep_cnn, optimizer="sgd", learning_rate=0.01, batch_size=2511,
+           steps=6000, dropout=0.5, hidden_units=[32]),
+    # Seed 003: the book's BasicRNNCell, reading an image row by row.
+    _model("rnn", rnn, optimizer="adam", learning_rate=0.001, batch_size=100, steps=5000,
            hidden_units=[128], activation="tanh"),
 )}
 

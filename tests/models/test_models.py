@@ -6,7 +6,9 @@ import tensorflow as tf
 
 from mnist_estimator import estimator
 from mnist_estimator import models
+from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
+from mnist_estimator.spec import RunSpec
 
 ModeKeys = tf.estimator.ModeKeys
 MNIST = (28, 28, 1)
@@ -46,9 +48,7 @@ LAYER_NAMES = {
 
 
 def params_for(name, image_shape=MNIST, n_classes=10):
-  params = dict(models.get_model(name).defaults)
-  params.update(model=name, image_shape=image_shape, n_classes=n_classes)
-  return params
+  return runner.model_params(RunSpec.for_model(name), image_shape, n_classes, 60000)
 
 
 def build(name, mode, image_shape=MNIST, n_classes=10, batch=3):

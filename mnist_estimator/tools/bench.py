@@ -1,4 +1,4 @@
-"""Training-speed benchmark: python -m mnist_estimator.bench --model=cnn (see run_benchmark)."""
+"""Training-speed benchmark: `python -m mnist_estimator.tools.bench --model=cnn`."""
 
 import dataclasses
 import json
@@ -14,23 +14,24 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from mnist_estimator import bench_lib
 from mnist_estimator import cli
 from mnist_estimator import datasets
+from mnist_estimator import flagdefs
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
-from mnist_estimator import keras_models
 from mnist_estimator import models
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
+from mnist_estimator.spec import RunSpec
+from mnist_estimator.tools import bench_lib
+from mnist_estimator.tools import keras_models
+from mnist_estimator.tools import paths
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # tfdata is the product's training step with its default summaries (every 100 steps);
 # nosummary turns those off and hooks adds the product's progress and step-counter hooks,
 # so the two differences are what summaries and hooks cost.
 VARIANTS = ("bound", "tfdata", "nosummary", "hooks", "numpy", "keras")
 FLAGS = flags.FLAGS
-SHARED_MNIST = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "mnist"))
 
 
 @dataclasses.dataclass
@@ -49,7 +50,7 @@ class BenchConfig:
   inter_op_threads: int = 0
   time_to_accuracy: bool = False
   target_accuracy: float = 0.99
-  tta_flagfile: str = os.path.join(ROOT, "flags", "tuned_mnist.flags")
+  tta_flagfile: str = paths.flagfile("tuned_mnist")
   tta_eval_every: int = 500
   matmul_n: int = 2048  # the matmul peak's matrix size
   repeats: int = 1  # interleaved rounds per variant; the median is reported
@@ -58,14 +59,11 @@ class BenchConfig:
 
 def variant_spec(config, model_dir):
   """The RunSpec of one timed variant: the model's defaults, this benchmark's settings."""
-  values = dict(models.get_model(config.model).defaults)
-  values.update(model=config.model, model_dir=model_dir, dataset=config.dataset,
-                data_dir=config.data_dir, steps=config.warmup_steps + config.steps,
-                intra_op_threads=config.intra_op_threads,
-                inter_op_threads=config.inter_op_threads, report=False)
-  if config.batch_size:
-    values["batch_size"] = config.batch_size
-  return runner.RunSpec(**values)
+  return RunSpec.for_model(
+      config.model, model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
+      steps=config.warmup_steps + config.steps, batch_size=config.batch_size,
+      intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
+      report=False)
 
 
 def _run_variant(name, config, data, work_dir):
@@ -81,7 +79,7 @@ def _run_variant(name, config, data, work_dir):
     kind = "numpy" if name == "numpy" else "tfdata"
     input_fn = inputs.make_input_fn(kind, data.x_train, data.y_train, batch, train=True)
   if name == "nosummary":
-    spec.save_summary_steps = 10**9  # never within the run
+    spec = spec.replace(save_summary_steps=10**9)  # never within the run
   hooks = (hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir)
            if name == "hooks" else [])
   return bench_lib.time_estimator(spec, data, input_fn, warmup, steps, hooks)
@@ -265,9 +263,9 @@ def write_json(result, path):
 def define_flags():
   """Defines the benchmark's flags; only `run` calls it, so importing defines none."""
   flags.DEFINE_enum("model", "cnn", models.model_names(), "Network to benchmark.")
-  flags.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
-  flags.DEFINE_string("data_dir", SHARED_MNIST if os.path.isdir(SHARED_MNIST) else None,
-                      "Folder with the data set's files (default: the tf.keras cache).")
+  flagdefs.define_data()
+  flagdefs.define_threads()
+  flagdefs.define_verbosity()
   flags.DEFINE_integer("batch_size", None, "Batch size (default: the model's).", lower_bound=1)
   flags.DEFINE_integer("steps", 300, "Timed steps per variant.", lower_bound=1)
   flags.DEFINE_integer("warmup_steps", 50, "Untimed steps before them.", lower_bound=0)
@@ -278,9 +276,6 @@ def define_flags():
   flags.DEFINE_list("variants", list(VARIANTS), f"Variants to time, from: {', '.join(VARIANTS)}.")
   flags.DEFINE_bool("startup", True, "Time the start of `mnist_estimator.main` (subprocesses).")
   flags.DEFINE_bool("serving", True, "Time the exported SavedModel at batch 1 and 1000.")
-  flags.DEFINE_integer("intra_op_threads", 0, "Threads within an op (0: TF decides).",
-                       lower_bound=0)
-  flags.DEFINE_integer("inter_op_threads", 0, "Ops in parallel (0: TF decides).", lower_bound=0)
   flags.DEFINE_bool("time_to_accuracy", False, "Also train --tta_flagfile's recipe until "
                     "--target_accuracy (long).")
   flags.DEFINE_float("target_accuracy", 0.99, "Test accuracy to reach.", lower_bound=0)
@@ -288,7 +283,6 @@ def define_flags():
                       "--time_to_accuracy (relative paths: cwd, else the repo root).")
   flags.DEFINE_integer("tta_eval_every", 500, "Evaluate every N steps.", lower_bound=1)
   flags.DEFINE_integer("matmul_n", 2048, "Matrix size of the matmul peak.", lower_bound=1)
-  flags.DEFINE_bool("verbose", False, "Show TensorFlow's INFO logs and tracebacks.")
   flags.register_validator("variants", lambda names: set(names) <= set(VARIANTS),
                            message=f"--variants takes names from: {', '.join(VARIANTS)}")
 
@@ -300,29 +294,29 @@ def config_from_flags():
   flagfile = values["tta_flagfile"]
   # A relative path is tried from the cwd, then from the repo root (where flags/ lives).
   values["tta_flagfile"] = os.path.abspath(
-      flagfile if os.path.exists(flagfile) else os.path.join(ROOT, flagfile))
+      flagfile if os.path.exists(flagfile) else os.path.join(paths.REPO_ROOT, flagfile))
   return BenchConfig(**values)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if not FLAGS.verbose:
     cli.quiet_tensorflow()
     logging.set_verbosity(logging.WARNING)  # only the table: no INFO notes per checkpoint
-  config = config_from_flags()
-  out = FLAGS.out or os.path.join(tempfile.gettempdir(), "mnist_estimator", "bench",
-                                  f"{config.model}.json")
   with cli.one_line_errors(FLAGS.verbose):
+    if len(argv) > 1:
+      raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+    config = config_from_flags()
+    out = FLAGS.out or os.path.join(tempfile.gettempdir(), "mnist_estimator", "bench",
+                                    f"{config.model}.json")
     data = datasets.load(config.dataset, config.data_dir)
     result = run_benchmark(config, data)
-  write_json(result, out)
+    write_json(result, out)
   print(format_report(result))
   print(f"wrote {out}")
 
 
 def run():
-  """Entry point: `python -m mnist_estimator.bench`."""
+  """Entry point: `python -m mnist_estimator.tools.bench`."""
   define_flags()
   app.run(main)
 

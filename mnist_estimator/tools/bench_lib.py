@@ -1,22 +1,19 @@
 """Benchmark measurements: timed Estimator training, FLOPs, matmul peak, serving, startup, TTA."""
 
-import dataclasses
 import os
 import platform
 import subprocess
 import sys
 import time
-import typing
 
 import numpy as np
 import tensorflow as tf
 
 from mnist_estimator import estimator as est_lib
 from mnist_estimator import export as export_lib
-from mnist_estimator import models
+from mnist_estimator import flagdefs
 from mnist_estimator import predict as predict_lib
 from mnist_estimator import runner
-from mnist_estimator.errors import UsageError
 
 FLOPS_METHOD = ("tf.compat.v1.profiler float_operation on the PREDICT graph of one batch "
                 "(model_fn); FLOPs per training step = 3 x forward")
@@ -229,64 +226,18 @@ def machine_info():
           "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
 
-def _flag_value(field, text):
-  """Converts a flagfile value to the type of RunSpec's `field`."""
-  if field.name in ("hidden_units", "log_tensors"):
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    return [int(item) for item in items] if field.name == "hidden_units" else items
-  kinds = typing.get_args(field.type) or (field.type,)
-  if bool in kinds:
-    return text.lower() in ("1", "true", "yes")
-  for kind in (int, float):
-    if kind in kinds:
-      return kind(text)
-  return text
-
-
-def parse_flagfile(path):
-  """Reads an absl flagfile's `--key=value` lines (and `--[no]key`) that name RunSpec fields.
+def tta_spec(config, model_dir):
+  """The time-to-accuracy run: the flagfile's recipe on this benchmark's data and threads.
 
   Returns:
-    (dict of RunSpec field -> value, list of flags that are not RunSpec fields).
-
-  Raises:
-    UsageError: the file cannot be read, or a value does not fit its field.
+    (RunSpec, the data set the flagfile names).
   """
-  fields = {field.name: field for field in dataclasses.fields(runner.RunSpec)}
-  try:
-    with open(path) as f:
-      lines = [line.strip() for line in f]
-  except OSError as e:
-    raise UsageError(f"cannot read --tta_flagfile {path}: {e.strerror or e}; pass an "
-                     "existing flagfile, e.g. flags/tuned_mnist.flags") from None
-  values, ignored = {}, []
-  for line in lines:
-    if not line.startswith("--"):
-      continue  # blank lines and # comments
-    key, has_value, text = line[2:].partition("=")
-    if not has_value:  # --report / --noreport
-      key, text = (key[2:], "false") if key.startswith("no") and key[2:] in fields else (
-          key, "true")
-    if key not in fields:
-      ignored.append(line)
-      continue
-    try:
-      values[key] = _flag_value(fields[key], text)
-    except ValueError:
-      raise UsageError(f"{path}: cannot read {line!r}; fix the value") from None
-  return values, ignored
-
-
-def tta_spec(config, model_dir):
-  """The time-to-accuracy run: the flagfile's model defaults and settings, this data and threads."""
-  values, ignored = parse_flagfile(config.tta_flagfile)
-  settings = dict(models.get_model(values.get("model", config.model)).defaults)
-  settings.update(values)
-  settings.update(model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
-                  intra_op_threads=config.intra_op_threads,
-                  inter_op_threads=config.inter_op_threads, report=False,
-                  log_tensors=[], export_dir=None)
-  return runner.RunSpec(**settings), values.get("dataset"), ignored
+  recipe = flagdefs.spec_from_flagfile(config.tta_flagfile)
+  spec = recipe.replace(model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
+                        intra_op_threads=config.intra_op_threads,
+                        inter_op_threads=config.inter_op_threads, report=False,
+                        log_tensors=(), export_dir=None)
+  return spec, recipe.dataset
 
 
 def time_to_accuracy(config, data, work_dir):
@@ -298,7 +249,7 @@ def time_to_accuracy(config, data, work_dir):
   Returns:
     dict with reached, steps, train_seconds, accuracy, target, max_steps, curve.
   """
-  spec, flag_dataset, ignored = tta_spec(config, os.path.join(work_dir, "tta"))
+  spec, flag_dataset = tta_spec(config, os.path.join(work_dir, "tta"))
   estimator = runner.build(spec, data, write_record=True)
   train_fn, eval_fn = runner.train_input_fn(spec, data), runner.eval_input_fn(spec, data)
   seconds, step, curve = 0.0, 0, []
@@ -312,7 +263,7 @@ def time_to_accuracy(config, data, work_dir):
     if accuracy >= config.target_accuracy:
       break
   return {"flagfile": config.tta_flagfile, "model": spec.model, "dataset": data.name,
-          "flagfile_dataset": flag_dataset, "ignored_flags": ignored,
+          "flagfile_dataset": flag_dataset,
           "target": config.target_accuracy, "reached": curve[-1]["accuracy"] >=
           config.target_accuracy, "steps": step, "max_steps": spec.steps,
           "train_seconds": seconds, "accuracy": curve[-1]["accuracy"], "curve": curve}

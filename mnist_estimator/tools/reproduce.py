@@ -12,7 +12,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mnist_estimator import cli
+from mnist_estimator import flagdefs
+from mnist_estimator.errors import UsageError
+from mnist_estimator.tools import paths
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +25,7 @@ class Target:
   name: str       # flagfile stem
   dataset: str    # "mnist", "fashion_mnist" or "fonts": which --*_dir to pass
   reported: float  # the seed's test (fonts: validation) accuracy
-  target: float    # what a run must reach: the seed's figure, rounded as the issue states it
+  target: float    # what a run must reach: the seed's figure, rounded to the claim it makes
   source: str
 
 
@@ -45,30 +49,26 @@ def define_flags():
                                "fonts_cnn", "deep_cnn"],
                     f"Flagfiles to run, from: {', '.join(TARGETS)}.")
   flags.DEFINE_string("out_dir", "/tmp/mnist_estimator/reproduce", "Model dirs, logs, table.")
-  flags.DEFINE_string("mnist_dir", os.path.join(ROOT, "..", "shared", "data", "mnist"),
-                      "MNIST IDX files (none: tf.keras).")
+  flags.DEFINE_string("mnist_dir", None, "MNIST IDX files (none: tf.keras).")
   flags.DEFINE_string("fashion_dir", None, "Fashion-MNIST IDX files (none: tf.keras).")
   flags.DEFINE_string("fonts_dir", None, "data_with_labels.npz folder (none: the flagfile's).")
   flags.DEFINE_bool("quick", False, "Smoke check: each run stops at --quick_steps.")
   flags.DEFINE_integer("quick_steps", 300, "Steps per run with --quick.", lower_bound=1)
   flags.DEFINE_integer("evals", 10, "Evaluations per run, for the curves.", lower_bound=1)
+  flagdefs.define_verbosity()
   flags.DEFINE_bool("table_only", False, "Only rewrite the table and curves from "
                     "<out_dir>/reproduction.json (no training).")
 
 
 def flagfile_steps(name):
-  """The --steps a flagfile sets."""
-  with open(os.path.join(ROOT, "flags", f"{name}.flags")) as f:
-    for line in f:
-      if line.startswith("--steps="):
-        return int(line.split("=", 1)[1])
-  raise ValueError(f"flags/{name}.flags sets no --steps")
+  """The --steps of flags/<name>.flags, as main reads it (its model's default if unset)."""
+  return flagdefs.spec_from_flagfile(paths.flagfile(name)).steps
 
 
 def command(target, model_dir, steps, evals, data_dirs):
   """The main command line for one run: train_and_evaluate with `evals` evaluations."""
   argv = [sys.executable, "-m", "mnist_estimator.main",
-          f"--flagfile={os.path.join(ROOT, 'flags', target.name + '.flags')}",
+          f"--flagfile={paths.flagfile(target.name)}",
           f"--model_dir={model_dir}", f"--steps={steps}", "--mode=train_and_evaluate",
           f"--save_checkpoints_steps={max(1, steps // evals)}", "--keep_checkpoint_max=2",
           "--log_every_n_iter=500"]
@@ -83,7 +83,7 @@ def run_one(target, out_dir, steps, evals, data_dirs):
   log_path = os.path.join(out_dir, f"{target.name}.log")
   start = time.time()
   with open(log_path, "w") as log:
-    proc = subprocess.run(command(target, model_dir, steps, evals, data_dirs), cwd=ROOT,
+    proc = subprocess.run(command(target, model_dir, steps, evals, data_dirs), cwd=paths.REPO_ROOT,
                           stdout=log, stderr=subprocess.STDOUT, check=False)
   row = {"name": target.name, "dataset": target.dataset, "steps": steps,
          "reported": target.reported, "target": target.target, "source": target.source,
@@ -172,28 +172,39 @@ def run_all(names, data_dirs):
   return rows
 
 
-def main(argv):
-  del argv
+def _rows():
+  """Runs the flagfiles (or reads the last run's rows with --table_only)."""
   unknown = [name for name in FLAGS.models if name not in TARGETS]
   if unknown:
-    print(f"error: unknown --models {', '.join(unknown)}; choose from: {', '.join(TARGETS)}",
-          file=sys.stderr)
-    sys.exit(2)
-  os.makedirs(FLAGS.out_dir, exist_ok=True)
-  data_dirs = {"mnist": FLAGS.mnist_dir if os.path.isdir(FLAGS.mnist_dir) else None,
-               "fashion_mnist": FLAGS.fashion_dir, "fonts": FLAGS.fonts_dir}
-  if FLAGS.table_only:
-    with open(os.path.join(FLAGS.out_dir, "reproduction.json")) as f:
-      rows = [dict(r, target=TARGETS[r["name"]].target, reported=TARGETS[r["name"]].reported)
-              for r in json.load(f)]
-  else:
-    rows = run_all(FLAGS.models, data_dirs)
-  table = markdown_table(rows)
-  with open(os.path.join(FLAGS.out_dir, "reproduction.md"), "w") as f:
-    f.write(table + "\n")
-  with open(os.path.join(FLAGS.out_dir, "reproduction.json"), "w") as f:
-    json.dump(rows, f, indent=2)
-  png = plot_curves(rows, os.path.join(FLAGS.out_dir, "accuracy_curves.png"))
+    raise UsageError(f"unknown --models {', '.join(unknown)}; choose from: "
+                     f"{', '.join(TARGETS)}")
+  if not FLAGS.table_only:
+    os.makedirs(FLAGS.out_dir, exist_ok=True)
+    data_dirs = {"mnist": FLAGS.mnist_dir, "fashion_mnist": FLAGS.fashion_dir,
+                 "fonts": FLAGS.fonts_dir}
+    return run_all(FLAGS.models, data_dirs)
+  path = os.path.join(FLAGS.out_dir, "reproduction.json")
+  try:
+    with open(path) as f:
+      rows = json.load(f)
+  except (OSError, ValueError) as e:
+    raise UsageError(f"--table_only needs {path} from an earlier run ({e}); run without "
+                     "--table_only first") from None
+  return [dict(r, target=TARGETS[r["name"]].target, reported=TARGETS[r["name"]].reported)
+          for r in rows]
+
+
+def main(argv):
+  with cli.one_line_errors(FLAGS.verbose):
+    if len(argv) > 1:
+      raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag")
+    rows = _rows()
+    table = markdown_table(rows)
+    with open(os.path.join(FLAGS.out_dir, "reproduction.md"), "w") as f:
+      f.write(table + "\n")
+    with open(os.path.join(FLAGS.out_dir, "reproduction.json"), "w") as f:
+      json.dump(rows, f, indent=2)
+    png = plot_curves(rows, os.path.join(FLAGS.out_dir, "accuracy_curves.png"))
   print(table)
   print(f"table: {os.path.join(FLAGS.out_dir, 'reproduction.md')}; curves: {png}")
 

@@ -2,15 +2,15 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 
+import helpers
 import pytest
 
-from mnist_estimator import bench
-from mnist_estimator import bench_lib
-from mnist_estimator import keras_models
+from mnist_estimator.tools import bench
+from mnist_estimator.tools import bench_lib
+from mnist_estimator.tools import keras_models
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
 
@@ -123,20 +123,15 @@ def test_startup_stages_and_their_split(tmp_path):
     bench_lib.measure_startup([("bad", [sys.executable, "-c", "raise SystemExit(3)"])])
 
 
-def test_parse_flagfile(tmp_path):
-  values, ignored = bench_lib.parse_flagfile(os.path.join(bench.ROOT, "flags",
-                                                          "tuned_mnist.flags"))
-  assert values["optimizer"] == "adam" and values["steps"] == 9000
-  assert values["learning_rate"] == 0.001 and values["moving_average_decay"] == 0.999
-  assert not ignored
-  path = tmp_path / "x.flags"
-  path.write_text("# comment\n--hidden_units=64,32\n--noreport\n--seed=3\n--flagfile=y\n")
-  values, ignored = bench_lib.parse_flagfile(str(path))
-  assert values == {"hidden_units": [64, 32], "report": False, "seed": 3}
-  assert ignored == ["--flagfile=y"]
-  path.write_text("--steps=many\n")
-  with pytest.raises(UsageError, match="--steps=many"):
-    bench_lib.parse_flagfile(str(path))
+def test_tta_spec_is_the_flagfile_on_the_bench_data(tmp_path):
+  config = bench.BenchConfig(dataset="mnist_sample", data_dir="/d", intra_op_threads=1)
+  spec, flagfile_dataset = bench_lib.tta_spec(config, str(tmp_path))
+  assert (spec.model, spec.optimizer, spec.steps) == ("cnn", "adam", 9000)
+  assert spec.learning_rate == 0.001 and spec.moving_average_decay == 0.999
+  assert flagfile_dataset == "mnist"
+  assert (spec.dataset, spec.data_dir, spec.intra_op_threads, spec.report) == (
+      "mnist_sample", "/d", 1, False)
+  assert spec.model_dir == str(tmp_path) and spec.export_dir is None
 
 
 def test_time_to_accuracy_stops_at_the_flagfile_steps(small, tmp_path):
@@ -155,10 +150,10 @@ def test_command_line_writes_json(tmp_path):
   out = tmp_path / "bench.json"
   # linear has no Keras twin, so this run times nothing: flags, FLOPs, peak, table, JSON.
   done = subprocess.run(
-      [sys.executable, "-m", "mnist_estimator.bench", "--model=linear",
+      [sys.executable, "-m", "mnist_estimator.tools.bench", "--model=linear",
        "--dataset=mnist_sample", "--variants=keras", "--noserving", "--nostartup",
        "--matmul_n=64", f"--out={out}"],
-      capture_output=True, text=True, cwd=bench.ROOT, check=False)
+      capture_output=True, text=True, cwd=helpers.ROOT, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "keras    skipped" in done.stdout and f"wrote {out}" in done.stdout
   assert json.loads(out.read_text())["config"]["model"] == "linear"

@@ -11,8 +11,11 @@ import threading
 from absl import app
 from absl import flags
 
+from mnist_estimator import cli
+from mnist_estimator import flagdefs
+from mnist_estimator.tools import paths
+
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def define_flags():
@@ -21,6 +24,7 @@ def define_flags():
   flags.DEFINE_bool("evaluator", False, "Also run an evaluator task.")
   flags.DEFINE_integer("grace_secs", 120, "After the chief ends: how long workers and the "
                        "evaluator may take to finish before they are stopped.", lower_bound=1)
+  flagdefs.define_verbosity()
 
 
 def free_ports(count):
@@ -72,8 +76,9 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
   lock = threading.Lock()
   procs = {}
   for label, tf_config in tasks(spec, evaluator):
+    python_path = filter(None, [paths.REPO_ROOT, os.environ.get("PYTHONPATH")])
     env = dict(os.environ, TF_CONFIG=json.dumps(tf_config),
-               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(python_path))
     procs[label] = subprocess.Popen(
         [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
          *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -102,7 +107,9 @@ def _stop_all(procs):
 
 
 def main(argv):
-  sys.exit(launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, FLAGS.grace_secs))
+  with cli.one_line_errors(FLAGS.verbose):
+    code = launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, FLAGS.grace_secs)
+  sys.exit(code)
 
 
 def run():

@@ -189,7 +189,7 @@ def _drawer(array, pixels):
   return None
 
 
-def weight_pictures(named_arrays, image_shape, out_dir, pattern=None):
+def draw(named_arrays, image_shape, out_dir, pattern=None):
   """Draws every drawable variable whose name matches pattern into out_dir.
 
   4-D arrays are drawn as conv filters, 2-D arrays with prod(image_shape) rows as per-class

@@ -97,7 +97,7 @@ class _KerasTimer(tf.keras.callbacks.Callback):
 
 
 def keras_dataset(data, batch_size):
-  """The issue's pipeline: from_tensor_slices.shuffle(60000).repeat().batch(B).prefetch."""
+  """The usual Keras pipeline: from_tensor_slices.shuffle(60000).repeat().batch(B).prefetch."""
   images = data.x_train.astype(np.float32) / 255.0  # as the Estimator's pipelines scale
   ds = tf.data.Dataset.from_tensor_slices((images, data.y_train.astype(np.int32)))
   return ds.shuffle(60000).repeat().batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -9,37 +9,28 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 import pytest
 
-from mnist_estimator import pictures
+import helpers
+from mnist_estimator import weight_pictures
 from mnist_estimator.errors import UsageError
-
-
-def _read_png(path):
-  """The file's RGB pixels in [0, 1], after checking it is a plausible, non-blank picture."""
-  assert os.path.isfile(path)
-  pixels = matplotlib.image.imread(path)
-  assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), pixels.shape
-  assert pixels.shape[0] > 100 and pixels.shape[1] > 100, pixels.shape
-  assert pixels[..., :3].std() > 0
-  return pixels[..., :3]
 
 
 def test_conv_filters_png(tmp_path):
   kernel = np.random.RandomState(0).randn(5, 5, 1, 32)
   path = str(tmp_path / "sub" / "conv1.png")
-  assert pictures.conv_filters_png(kernel, path, title="conv1") == path
-  _read_png(path)
+  assert weight_pictures.conv_filters_png(kernel, path, title="conv1") == path
+  helpers.read_png(path)
   assert not plt.get_fignums()  # the figure was closed
 
 
 def test_conv_filters_png_64_filters_of_many_channels_and_constant_filters(tmp_path):
   kernel = np.random.RandomState(0).randn(5, 5, 32, 64)
   kernel[..., 3] = 0.0  # a dead filter must not divide by zero
-  _read_png(pictures.conv_filters_png(kernel, str(tmp_path / "conv2.png")))
+  helpers.read_png(weight_pictures.conv_filters_png(kernel, str(tmp_path / "conv2.png")))
 
 
 def test_conv_filters_png_rejects_a_dense_kernel(tmp_path):
   with pytest.raises(UsageError, match=r"4-D .*\[784, 10\]"):
-    pictures.conv_filters_png(np.zeros((784, 10)), str(tmp_path / "x.png"))
+    weight_pictures.conv_filters_png(np.zeros((784, 10)), str(tmp_path / "x.png"))
 
 
 @pytest.mark.parametrize("shape, image_shape, names", [
@@ -50,16 +41,16 @@ def test_conv_filters_png_rejects_a_dense_kernel(tmp_path):
 def test_class_maps_png(tmp_path, shape, image_shape, names):
   kernel = np.random.RandomState(0).randn(*shape)
   path = str(tmp_path / "logits.png")
-  assert pictures.class_maps_png(kernel, image_shape, path, class_names=names) == path
-  _read_png(path)
+  assert weight_pictures.class_maps_png(kernel, image_shape, path, class_names=names) == path
+  helpers.read_png(path)
   assert not plt.get_fignums()
 
 
 def test_class_maps_png_wrong_size_names_both_shapes(tmp_path):
   with pytest.raises(UsageError, match=r"\[784, 10\].*\[36, 36, 1\]"):
-    pictures.class_maps_png(np.zeros((784, 10)), (36, 36, 1), str(tmp_path / "x.png"))
+    weight_pictures.class_maps_png(np.zeros((784, 10)), (36, 36, 1), str(tmp_path / "x.png"))
   with pytest.raises(UsageError, match="3 class names .* 10 classes"):
-    pictures.class_maps_png(np.zeros((784, 10)), (28, 28, 1), str(tmp_path / "x.png"),
+    weight_pictures.class_maps_png(np.zeros((784, 10)), (28, 28, 1), str(tmp_path / "x.png"),
                             class_names=["a", "b", "c"])
 
 
@@ -80,7 +71,8 @@ def test_class_map_shows_the_weights_where_they_are(tmp_path, sign):
   column[:, :14], column[:, 14:] = sign, -sign
   kernel = np.zeros((784, 10))
   kernel[:, 3] = column.reshape(-1)
-  pixels = _read_png(pictures.class_maps_png(kernel, (28, 28, 1), str(tmp_path / "m.png")))
+  path = weight_pictures.class_maps_png(kernel, (28, 28, 1), str(tmp_path / "m.png"))
+  pixels = helpers.read_png(path)
   red_only, blue_only = _reddish_and_bluish_columns(pixels)
   assert len(red_only) > 20 and len(blue_only) > 20
   if sign > 0:
@@ -89,7 +81,7 @@ def test_class_map_shows_the_weights_where_they_are(tmp_path, sign):
     assert blue_only.max() < red_only.min()
 
 
-def test_weight_pictures_draws_kernels_and_skips_the_rest(tmp_path):
+def test_draw_draws_kernels_and_skips_the_rest(tmp_path):
   rng = np.random.RandomState(0)
   arrays = {
       "conv1/kernel": rng.randn(5, 5, 1, 32),
@@ -98,23 +90,23 @@ def test_weight_pictures_draws_kernels_and_skips_the_rest(tmp_path):
       "logits/kernel": rng.randn(784, 10),
       "logits/bias": rng.randn(10),
   }
-  paths = pictures.weight_pictures(arrays, (28, 28, 1), str(tmp_path / "pics"))
+  paths = weight_pictures.draw(arrays, (28, 28, 1), str(tmp_path / "pics"))
   assert paths == [str(tmp_path / "pics" / "conv1__kernel.png"),
                    str(tmp_path / "pics" / "logits__kernel.png")]
   for path in paths:
-    _read_png(path)
+    helpers.read_png(path)
   assert sorted(os.listdir(tmp_path / "pics")) == ["conv1__kernel.png", "logits__kernel.png"]
-  only = pictures.weight_pictures(arrays, (28, 28, 1), str(tmp_path / "conv"), pattern="^conv")
+  only = weight_pictures.draw(arrays, (28, 28, 1), str(tmp_path / "conv"), pattern="^conv")
   assert only == [str(tmp_path / "conv" / "conv1__kernel.png")]
 
 
-def test_weight_pictures_errors(tmp_path):
+def test_draw_errors(tmp_path):
   arrays = {"conv1/kernel": np.zeros((5, 5, 1, 4)), "logits/kernel": np.zeros((784, 10)),
             "logits/bias": np.zeros(10)}
   with pytest.raises(UsageError, match=r"not a regular expression"):
-    pictures.weight_pictures(arrays, (28, 28, 1), str(tmp_path), pattern="conv(")
+    weight_pictures.draw(arrays, (28, 28, 1), str(tmp_path), pattern="conv(")
   with pytest.raises(UsageError, match=r"'bias'.*conv1/kernel, logits/kernel"):
-    pictures.weight_pictures(arrays, (28, 28, 1), str(tmp_path), pattern="bias")
+    weight_pictures.draw(arrays, (28, 28, 1), str(tmp_path), pattern="bias")
   with pytest.raises(UsageError, match=r"none of the variables logits/bias can be drawn"):
-    pictures.weight_pictures({"logits/bias": np.zeros(10)}, (28, 28, 1), str(tmp_path))
+    weight_pictures.draw({"logits/bias": np.zeros(10)}, (28, 28, 1), str(tmp_path))
   assert not os.listdir(tmp_path)  # nothing written on error

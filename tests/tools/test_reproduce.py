@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from mnist_estimator import reproduce
+from mnist_estimator.tools import reproduce
 
 
 def fonts_dir(tmp_path):

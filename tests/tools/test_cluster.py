@@ -3,12 +3,10 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
-from mnist_estimator import cluster
+import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from mnist_estimator.tools import cluster
 
 
 def test_tasks_and_tf_config():
@@ -27,13 +25,11 @@ def progress_steps(out, label):
 
 def test_chief_worker_and_ps_train_together(tmp_path):
   model_dir = tmp_path / "m"
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-  proc = subprocess.run(
-      [sys.executable, "-m", "mnist_estimator.cluster", "--workers=1", "--ps=1", "--",
-       "--model=linear", "--dataset=mnist_sample", "--steps=1500", f"--model_dir={model_dir}",
-       "--eval_every_steps=500", "--log_every_n_iter=100", "--optimizer=sgd",
-       "--learning_rate=0.5", "--batch_size=32"],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+  proc = helpers.run_module(
+      "mnist_estimator.tools.cluster", "--workers=1", "--ps=1", "--",
+      "--model=linear", "--dataset=mnist_sample", "--steps=1500", f"--model_dir={model_dir}",
+      "--eval_every_steps=500", "--log_every_n_iter=100", "--optimizer=sgd",
+      "--learning_rate=0.5", "--batch_size=32", timeout=400)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   out = proc.stdout
   chief, worker = progress_steps(out, "chief"), progress_steps(out, "worker0")
