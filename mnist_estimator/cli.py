@@ -38,3 +38,8 @@ def one_line_errors(verbose=False):
       raise
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def expand_short_flags(argv):
+  """A bare `-v` means `--verbosity=1`: TensorFlow's own log on the console too."""
+  return [("--verbosity=1" if arg == "-v" else arg) for arg in argv]

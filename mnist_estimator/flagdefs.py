@@ -1,7 +1,10 @@
 """Every command-line flag, grouped; validation; flags (or a flagfile) -> RunSpec."""
 
 import functools
+import sys
+import textwrap
 
+from absl import app
 from absl import flags
 
 from mnist_estimator import datasets
@@ -18,19 +21,34 @@ from mnist_estimator.models import layers
 FLAGS = flags.FLAGS
 
 
-class _On:
-  """absl's DEFINE_* and register_validator bound to one FlagValues."""
+# Help groups in the order --helpshort shows them: group -> flag names.
+GROUPS = {}
 
-  def __init__(self, flag_values):
+
+class _On:
+  """absl's DEFINE_* and register_validator bound to one FlagValues (and a help group)."""
+
+  def __init__(self, flag_values, group=None):
     self._flag_values = flag_values
+    self._group = group
 
   def __getattr__(self, name):
-    return functools.partial(getattr(flags, name), flag_values=self._flag_values)
+    define = functools.partial(getattr(flags, name), flag_values=self._flag_values)
+    if not name.startswith("DEFINE_"):
+      return define
+
+    def define_in_group(flag_name, *args, **kwargs):
+      names = GROUPS.setdefault(self._group or "other", [])
+      if flag_name not in names:
+        names.append(flag_name)
+      return define(flag_name, *args, **kwargs)
+
+    return define_in_group
 
 
 def define_data(flag_values=FLAGS):
   """--dataset and --data_dir (main and bench)."""
-  f = _On(flag_values)
+  f = _On(flag_values, "data")
   f.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
   f.DEFINE_string("data_dir", None, "Folder with the data set's files (MNIST: the four "
                   "IDX files, gzip or raw, or mnist.npz); default: the tf.keras cache.")
@@ -38,7 +56,7 @@ def define_data(flag_values=FLAGS):
 
 def define_threads(flag_values=FLAGS):
   """--intra_op_threads and --inter_op_threads (main and bench)."""
-  f = _On(flag_values)
+  f = _On(flag_values, "speed")
   f.DEFINE_integer("intra_op_threads", 0, "Threads within an op (0: TF decides).",
                    lower_bound=0)
   f.DEFINE_integer("inter_op_threads", 0, "Ops in parallel (0: TF decides).", lower_bound=0)
@@ -46,7 +64,7 @@ def define_threads(flag_values=FLAGS):
 
 def define_verbosity(flag_values=FLAGS):
   """--verbose (every command line)."""
-  _On(flag_values).DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
+  _On(flag_values, "output").DEFINE_bool("verbose", False, "Show Python tracebacks for errors.")
 
 
 def _define_model(f):
@@ -119,9 +137,12 @@ def _define_export(f):
                   "per-class weight maps (matching --weights_names) as PNGs here.")
 
 
-def _define_speed(f):
+def _define_distribution(f):
   f.DEFINE_enum("distribute", "none", estimator.DISTRIBUTE, "mirrored: replicate over all "
                 "local devices (MirroredStrategy; --batch_size is per device).")
+
+
+def _define_speed(f):
   f.DEFINE_integer("profile_steps", None, "Write a Chrome trace of one step every N steps "
                    "to model_dir/profile.", lower_bound=1)
 
@@ -131,12 +152,13 @@ def define_flags(flag_values=FLAGS):
   if "model" in flag_values:
     return
   f = _On(flag_values)
-  _define_model(f)
+  _define_model(_On(flag_values, "model"))
   define_data(flag_values)
-  _define_training(f)
-  _define_checkpoints_and_summaries(f)
-  _define_export(f)
-  _define_speed(f)
+  _define_training(_On(flag_values, "training"))
+  _define_checkpoints_and_summaries(_On(flag_values, "checkpoints and summaries"))
+  _define_export(_On(flag_values, "export"))
+  _define_distribution(_On(flag_values, "distribution"))
+  _define_speed(_On(flag_values, "speed"))
   define_threads(flag_values)
   define_verbosity(flag_values)
   f.register_validator(
@@ -181,3 +203,31 @@ def spec_from_flagfile(path, argv=()):
   except flags.Error as e:
     raise UsageError(f"flagfile {path}: {str(e).splitlines()[0]}; fix that line") from None
   return run_spec(flag_values)
+
+
+def help_text(flag_values=FLAGS):
+  """Every flag of this command, by group, with its default (what --helpshort prints)."""
+  lines = []
+  for group, names in GROUPS.items():
+    defined = [flag_values[name] for name in names if name in flag_values]
+    if defined:
+      lines.append(f"{group}:")
+      lines += [_flag_help(flag) for flag in defined]
+  lines.append("absl: --flagfile=FILE reads flags from a file; --verbosity=1 (-v) shows "
+               "TensorFlow's log; --helpfull lists absl's own flags too.")
+  return "\n".join(lines)
+
+
+def _flag_help(flag):
+  name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+  text = f"  {name}: {flag.help} (default: {flag.default_as_str or 'none'})"
+  return textwrap.fill(text, 100, subsequent_indent="      ")
+
+
+def parse_with_help(argv):
+  """absl's flag parsing, with --help and --helpshort printing help_text() (grouped)."""
+  if any(arg in ("--help", "--helpshort", "-h", "-?") for arg in argv[1:]):
+    print((sys.modules["__main__"].__doc__ or "").strip())
+    print(help_text())
+    sys.exit(0)
+  return app.parse_flags_with_usage(argv)

@@ -1,11 +1,11 @@
 """Training hooks: a readable progress line (and steps/s summary), the tutorial's tensor logging."""
 
 import os
-import time
 
 from absl import logging
 import tensorflow as tf
 
+from mnist_estimator import console
 from mnist_estimator.errors import UsageError
 
 # --log_tensors names -> graph tensor names (see head.py).
@@ -19,20 +19,23 @@ LOG_TENSORS = {
 
 
 class ProgressHook(tf.compat.v1.train.SessionRunHook):
-  """Logs `step N: loss, batch accuracy, learning rate, steps/s, images/s` every N steps.
+  """Shows progress (console.Progress) and logs `step N: loss, accuracy, lr, steps/s`.
 
-  With a model_dir it also writes TensorBoard's `global_step/sec` at those steps; it
-  replaces StepCounterHook, which fetches the global step on every step.
+  With a model_dir it also writes TensorBoard's `global_step/sec` at each logged line;
+  it replaces StepCounterHook, which fetches the global step on every step.
   """
 
-  def __init__(self, every_n_iter, batch_size, model_dir=None):
-    self._every = every_n_iter
-    self._batch_size = batch_size
+  def __init__(self, display, model_dir=None):
+    self._display = display
     self._model_dir = model_dir
     self._fetches = None  # built in begin(), once the graph exists
-    self._last = None  # (step, time) of the previous line
     self._iter = 0
-    self.steps_per_sec = []  # every rate logged, for benchmarks and tests
+    self._logged = 0  # rates already written as summaries
+
+  @property
+  def steps_per_sec(self):
+    """Every rate measured, for train_stats.json, benchmarks and tests."""
+    return self._display.rates
 
   def begin(self):
     self._fetches = {"step": tf.compat.v1.train.get_global_step(),
@@ -42,7 +45,7 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
   def before_run(self, run_context):
     del run_context
     self._iter += 1
-    if self._iter % self._every == 0 or self._last is None:
+    if self._iter % self._display.fetch_every == 0 or self._iter == 1:
       return tf.compat.v1.train.SessionRunArgs(self._fetches)
     return None
 
@@ -51,16 +54,15 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     values = run_values.results
     if not values:
       return
-    now = time.time()
-    line = (f"step {values['step']}: loss {values['loss']:.4f}, "
-            f"batch accuracy {values['accuracy']:.3f}, lr {values['lr']:.3g}")
-    if self._last is not None and values["step"] > self._last[0]:
-      rate = (values["step"] - self._last[0]) / (now - self._last[1])
-      self.steps_per_sec.append(rate)
-      line += f", {rate:.1f} steps/s ({rate * self._batch_size:.0f} images/s)"
-      self._write_rate(values["step"], rate)
-    logging.info(line)
-    self._last = (values["step"], now)
+    text = self._display.update(values["step"], values["loss"], values["accuracy"])
+    logging.info("%s, lr %.3g", text, values["lr"])
+    if len(self._display.rates) > self._logged:
+      self._logged = len(self._display.rates)
+      self._write_rate(values["step"], self._display.rates[-1])
+
+  def end(self, session):
+    del session
+    self._display.close()
 
   def _write_rate(self, step, rate):
     if self._model_dir:
@@ -69,11 +71,12 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       tf.compat.v1.summary.FileWriterCache.get(self._model_dir).add_summary(summary, step)
 
 
-def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None):
-  """Returns the training hooks for a run.
+def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None,
+                total_steps=None, stream=None):
+  """Returns the training hooks for a run, the progress hook first.
 
   Args:
-    every_n_iter: log every this many steps.
+    every_n_iter: a progress line every this many steps (off a terminal).
     batch_size: for images/s.
     log_tensors: names from LOG_TENSORS to log with a LoggingTensorHook (the
       tutorial logs "probabilities").
@@ -81,11 +84,14 @@ def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=
       for no summaries (a non-chief cluster task).
     profile_steps: every this many steps, write a Chrome trace of one step to
       model_dir/profile/timeline-<step>.json (chrome://tracing, Perfetto).
+    total_steps: the target global step, for the percentage and ETA.
+    stream: where progress is shown (default stdout; a live line on a terminal).
 
   Raises:
     UsageError: for a name not in LOG_TENSORS.
   """
-  hooks = [ProgressHook(every_n_iter, batch_size, model_dir)]
+  display = console.Progress(total_steps or 0, batch_size, every_n_iter, stream)
+  hooks = [ProgressHook(display, model_dir)]
   unknown = sorted(set(log_tensors) - set(LOG_TENSORS))
   if unknown:
     raise UsageError(f"unknown --log_tensors {', '.join(unknown)}; choose from: "

@@ -4,7 +4,11 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+
+from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
+
+runlog.import_tensorflow()  # its start-up lines (CUDA factories, ...) stay off the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags

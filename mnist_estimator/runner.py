@@ -9,6 +9,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator import console
 from mnist_estimator import datasets
 from mnist_estimator import estimator as est_lib
 from mnist_estimator import export as export_lib
@@ -16,6 +17,8 @@ from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
 from mnist_estimator import weight_pictures
 from mnist_estimator import report as report_lib
+from mnist_estimator import runlog
+from mnist_estimator import runrecord
 from mnist_estimator import spec as spec_lib
 from mnist_estimator import weights
 from mnist_estimator.errors import UsageError
@@ -76,7 +79,7 @@ def eval_input_fn(spec, data):
 def train(spec, data, estimator):
   """Trains until global step spec.steps (a finished run is not trained again)."""
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir, spec.profile_steps)
+                                spec.model_dir, spec.profile_steps, spec.steps)
   with _training(spec, hooks[0]):
     estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
 
@@ -201,20 +204,34 @@ def run(spec, data=None):
     raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
   spec = spec.replace(model_dir=spec.model_dir or
                       spec_lib.default_model_dir(spec.model, spec.dataset))
-  print(f"model_dir: {spec.model_dir}")
   if data is None:
     data = datasets.load(spec.dataset, spec.data_dir)
-  logging.info("data: %s (%d train, %d test, shape %s, %d classes)", data.source,
-               len(data.y_train), len(data.y_test), data.image_shape, data.n_classes)
   training = spec.mode in TRAINING_MODES
   estimator = build(spec, data, write_record=training)
   if not training:
     est_lib.require_checkpoint(spec.model_dir)
+  log_path = runlog.attach(spec.model_dir, _log_name(estimator.config))
+  for line in console.header(spec, data, log_path):
+    print(line)
+    logging.info(line)
+  if training and estimator.config.is_chief:
+    runrecord.write_flags(spec)
+    runrecord.write_hparams(spec)
   result = {"model_dir": spec.model_dir, **MODES[spec.mode](spec, data, estimator)}
   # In a cluster the chief alone exports, so one run leaves one SavedModel.
   if spec.export_dir and training and estimator.config.is_chief:
     result["export"] = export(spec, data, estimator)
+  if training and estimator.config.is_chief:
+    print(f"checkpoints and TensorBoard curves: {spec.model_dir} "
+          f"(tensorboard --logdir {spec.model_dir})")
   return result
+
+
+def _log_name(config):
+  """One log file per process: the chief's (or a local run's) and one per other task."""
+  if config.is_chief:
+    return runlog.LOG_NAME
+  return f"mnist_estimator-{config.task_type}{config.task_id}.log"
 
 
 def export(spec, data, estimator):
@@ -237,7 +254,8 @@ def train_and_evaluate(spec, data, estimator):
   # In a cluster only the chief writes the steps/s summaries, stats and report.
   chief = estimator.config.is_chief
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir if chief else None, spec.profile_steps)
+                                spec.model_dir if chief else None, spec.profile_steps,
+                                spec.steps)
   if spec.early_stopping_steps:
     hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
         estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,

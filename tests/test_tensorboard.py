@@ -1,11 +1,13 @@
 """TensorBoard: train and eval curves under shared tags in the event files, and a real server."""
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -52,10 +54,12 @@ def test_eval_events_share_the_tags(model_dir):
   assert acc.Scalars("accuracy")[-1].step == 20
 
 
-def test_a_real_tensorboard_serves_the_scalars(model_dir, tmp_path):
+@contextlib.contextmanager
+def tensorboard_server(logdir, log_path):
+  """A real `tensorboard --logdir` on 127.0.0.1; yields its base URL."""
   tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-  log = open(tmp_path / "tb.log", "w+")
-  proc = subprocess.Popen([tensorboard, "--logdir", model_dir, "--host", "127.0.0.1",
+  log = open(log_path, "w+")
+  proc = subprocess.Popen([tensorboard, "--logdir", logdir, "--host", "127.0.0.1",
                            "--port", "0", "--load_fast", "false"], stdout=log, stderr=log)
   try:
     port = None
@@ -68,17 +72,58 @@ def test_a_real_tensorboard_serves_the_scalars(model_dir, tmp_path):
       assert proc.poll() is None, "tensorboard exited"
       time.sleep(0.5)
     assert port, "tensorboard did not print its address"
+    yield f"http://127.0.0.1:{port}"
+  finally:
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+def _get(url, body=None):
+  data = None if body is None else json.dumps(body).encode()
+  request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+  with urllib.request.urlopen(request, timeout=10) as response:
+    return json.load(response)
+
+
+def test_a_real_tensorboard_serves_the_scalars(model_dir, tmp_path):
+  with tensorboard_server(model_dir, tmp_path / "tb.log") as url:
     runs = {}
     for _ in range(60):  # the first load of the event files takes a moment
-      with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags",
-                                  timeout=10) as response:
-        runs = json.load(response)
+      runs = _get(f"{url}/data/plugin/scalars/tags")
       if "eval" in runs and "." in runs:
         break
       time.sleep(0.5)
     assert {"loss", "accuracy", "learning_rate"} <= set(runs["."])
     assert {"loss", "accuracy"} <= set(runs["eval"])
-  finally:
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+
+
+def test_hparams_dashboard_compares_runs(model_dir, small, tmp_path):
+  logdir = os.path.dirname(model_dir)
+  # Summaries after the first step: TensorBoard drops the step-1 ones at the session start.
+  other = RunSpec.for_model("linear", model_dir=os.path.join(logdir, "linear"), steps=12,
+                            save_summary_steps=5,
+                            learning_rate=0.05, eval_batch_size=100, report=False)
+  runner.run(other, small)
+  query = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [],
+           "startIndex": 0, "sliceSize": 10}
+  with tensorboard_server(logdir, tmp_path / "tb.log") as url:
+    groups = []
+    for _ in range(60):
+      try:  # 500 until the first load of the event files is done
+        groups = _get(f"{url}/data/plugin/hparams/session_groups", query)["sessionGroups"]
+      except urllib.error.HTTPError:
+        groups = []
+      if len(groups) == 2 and all(len(g["metricValues"]) >= 4 for g in groups):
+        break
+      time.sleep(0.5)
+    experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+  by_name = {group["name"]: group for group in groups}
+  assert set(by_name) == {"model", "linear"}
+  assert by_name["model"]["hparams"]["model"] == "conv_learn"
+  assert by_name["linear"]["hparams"]["learning_rate"] == pytest.approx(0.05)
+  differs = {info["name"] for info in experiment["hparamInfos"] if info.get("differs")}
+  assert {"model", "learning_rate"} <= differs
+  metrics = {(m["name"].get("group", ""), m["name"]["tag"]): m["value"]
+             for m in by_name["linear"]["metricValues"]}
+  assert 0.0 <= metrics[("eval", "accuracy")] <= 1.0 and metrics[("eval", "loss")] > 0

@@ -7,7 +7,11 @@ import shutil
 import tempfile
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+
+from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
+
+runlog.import_tensorflow()  # its start-up lines (CUDA factories, ...) stay off the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -32,6 +36,8 @@ from mnist_estimator.tools import paths
 # so the two differences are what summaries and hooks cost.
 VARIANTS = ("bound", "tfdata", "nosummary", "hooks", "numpy", "keras")
 FLAGS = flags.FLAGS
+# The hooks variant formats the progress lines as a run does, but shows none of them.
+_DEVNULL = open(os.devnull, "w")  # pylint: disable=consider-using-with
 
 
 @dataclasses.dataclass
@@ -80,7 +86,8 @@ def _run_variant(name, config, data, work_dir):
     input_fn = inputs.make_input_fn(kind, data.x_train, data.y_train, batch, train=True)
   if name == "nosummary":
     spec = spec.replace(save_summary_steps=10**9)  # never within the run
-  hooks = (hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir)
+  hooks = (hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir,
+                                 total_steps=spec.steps, stream=_DEVNULL)
            if name == "hooks" else [])
   return bench_lib.time_estimator(spec, data, input_fn, warmup, steps, hooks)
 

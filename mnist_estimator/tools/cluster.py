@@ -8,7 +8,11 @@ import subprocess
 import sys
 import threading
 
-from absl import app
+from mnist_estimator import runlog
+
+runlog.import_tensorflow()  # flagdefs imports it: its start-up lines stay off the console
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from mnist_estimator import cli

@@ -20,7 +20,8 @@ def test_tasks_and_tf_config():
 
 
 def progress_steps(out, label):
-  return [int(s) for s in re.findall(rf"^\[{label}\] .*\] step (\d+):", out, re.M)]
+  steps = re.findall(rf"^\[{label}\] step ([\d,]+)/", out, re.M)
+  return [int(s.replace(",", "")) for s in steps]
 
 
 def test_chief_worker_and_ps_train_together(tmp_path):

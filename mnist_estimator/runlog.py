@@ -1,0 +1,109 @@
+"""A run's own log file: TensorFlow's start-up lines and INFO records go there, not the console."""
+
+import logging as pylogging
+import logging.handlers
+import os
+import re
+import sys
+import tempfile
+
+from absl import logging
+
+LOG_NAME = "mnist_estimator.log"
+# Printed by every `import tensorflow` of the CPU wheel on a machine without CUDA
+# (tensorflow/tensorflow#62075) or about CPU features: noise there, kept in the log file.
+HARMLESS = re.compile(
+    r"Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|Could not find cuda drivers|"
+    r"oneDNN custom operations are on|This TensorFlow binary is optimized|"
+    r"rebuild TensorFlow with the appropriate compiler flags|cuda_executor|"
+    r"^To enable the following instructions")
+
+_state = {"startup": [], "buffer": None, "file": None}
+
+
+def import_tensorflow():
+  """Imports TensorFlow with its C++ start-up lines caught at the file-descriptor level.
+
+  Lines matching HARMLESS are kept for the log file (see attach); any other line,
+  a real error among them, still goes to stderr at once.
+
+  Returns:
+    The lines caught.
+  """
+  if "tensorflow" in sys.modules:
+    return []
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as caught:
+    os.dup2(caught.fileno(), 2)
+    try:
+      import tensorflow  # pylint: disable=g-import-not-at-top,unused-import,import-outside-toplevel  # noqa: F401
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+    caught.seek(0)
+    lines = caught.read().decode("utf-8", "replace").splitlines()
+  for line in lines:
+    if not HARMLESS.search(line):
+      print(line, file=sys.stderr)
+  _state["startup"] += lines
+  return lines
+
+
+def start(verbose=False):
+  """Console: warnings and errors only (everything with `verbose`); INFO waits for attach().
+
+  Call once absl has parsed the flags (its handler is installed then).
+  """
+  handler = logging.get_absl_handler()
+  handler.setLevel(pylogging.DEBUG if verbose else pylogging.WARNING)
+  root = pylogging.getLogger()
+  if _state["buffer"] is None and _state["file"] is None:
+    # Records from before the model_dir is known (and accepted) wait here.
+    _state["buffer"] = pylogging.handlers.MemoryHandler(
+        capacity=10**6, flushLevel=pylogging.CRITICAL + 1)
+    root.addHandler(_state["buffer"])
+
+
+def attach(model_dir, name=LOG_NAME):
+  """Sends this process' log to model_dir/<name> from now on (with what came before).
+
+  A no-op (None) unless start() was called: library use and tests keep Python's
+  logging as it is.
+
+  Returns:
+    The log file's path, or None.
+  """
+  if _state["buffer"] is None and _state["file"] is None:
+    return None
+  path = os.path.join(model_dir, name)
+  if _state["file"] is not None:
+    if _state["file"].baseFilename == os.path.abspath(path):
+      return path
+    _close_file()
+  try:
+    os.makedirs(model_dir, exist_ok=True)
+    handler = pylogging.FileHandler(path, mode="a", encoding="utf-8")
+  except OSError:
+    return None  # the run itself reports an unwritable model_dir
+  handler.setFormatter(logging.PythonFormatter())
+  handler.setLevel(pylogging.DEBUG)
+  for line in _state["startup"]:
+    handler.stream.write(line + "\n")
+  _state["startup"] = []
+  root = pylogging.getLogger()
+  buffered = _state["buffer"]
+  if buffered is not None:
+    buffered.setTarget(handler)
+    buffered.flush()
+    root.removeHandler(buffered)
+    _state["buffer"] = None
+  root.addHandler(handler)
+  _state["file"] = handler
+  return path
+
+
+def _close_file():
+  pylogging.getLogger().removeHandler(_state["file"])
+  _state["file"].close()
+  _state["file"] = None
