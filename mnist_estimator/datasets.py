@@ -11,6 +11,7 @@ import zlib
 from absl import logging
 import numpy as np
 
+from mnist_estimator import checksums
 from mnist_estimator.errors import UsageError
 
 _IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1-D
@@ -21,6 +22,7 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _NPZ_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist.npz"}
 _SAMPLE_PATH = os.path.join(os.path.dirname(__file__), "data", "mnist_sample.npz")
 _FONTS_FILE = "data_with_labels.npz"
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 _MNIST_HW = (28, 28)
 _FONTS_HW = (36, 36)
 
@@ -164,16 +166,28 @@ def _from_npz(name, path, source, n_classes=10, hw=_MNIST_HW):
   return Dataset(name, hw + (1,), n_classes, x_train, y_train, x_test, y_test, source)
 
 
-def _from_idx(name, paths, data_dir):
-  """Builds a Dataset from the four IDX files, given as {base name: path}."""
+def _from_idx(name, paths, data_dir, strict=False):
+  """Builds a Dataset from the four IDX files, given as {base name: path}.
+
+  Files that differ from the published data set are named: in a warning (a user's
+  own files under the standard names), or with `strict` in a UsageError.
+  """
+  arrays = {base: read_idx(path) for base, path in paths.items()}
+  for base, found, published in checksums.mismatches(name, arrays):
+    message = (f"{paths[base]} is not the published {name} file (SHA-256 {found[:12]}..., "
+               f"published {published[:12]}...)")
+    if strict:
+      raise UsageError(f"{message}; delete it and fetch it again, or pass --data_dir")
+    logging.warning("%s; using it as given", message)
   splits = []
   for prefix in ("train", "t10k"):
     x_src, y_src = paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"]
-    splits += _check_split(read_idx(x_src), read_idx(y_src), 10, _MNIST_HW, x_src, y_src)
+    splits += _check_split(arrays[f"{prefix}-images-idx3-ubyte"],
+                           arrays[f"{prefix}-labels-idx1-ubyte"], 10, _MNIST_HW, x_src, y_src)
   return Dataset(name, _MNIST_HW + (1,), 10, *splits, source=f"IDX files in {data_dir}")
 
 
-def _from_dir(name, data_dir):
+def _from_dir(name, data_dir, strict=False):
   """Loads mnist or fashion_mnist from the IDX files or a keras-style npz in data_dir."""
   wanted = (f"the four IDX files {', '.join(f + '[.gz]' for f in _IDX_FILES)} or "
             f"{_NPZ_NAMES[name]} with keys {', '.join(_NPZ_KEYS)}")
@@ -188,7 +202,7 @@ def _from_dir(name, data_dir):
         paths[base] = os.path.join(data_dir, candidate)
         break
   if len(paths) == len(_IDX_FILES):
-    return _from_idx(name, paths, data_dir)
+    return _from_idx(name, paths, data_dir, strict)
   if paths:
     missing = [f + "[.gz]" for f in _IDX_FILES if f not in paths]
     raise UsageError(f"--data_dir {data_dir} holds only some of the four IDX files: missing "
@@ -207,6 +221,12 @@ def _from_keras(name):
   """Loads via tf.keras.datasets (its ~/.keras cache, or a download); Exception if that fails."""
   (x_train, y_train), (x_test, y_test) = _KERAS_LOADERS[name]()
   src = f"tf.keras.datasets.{name}"
+  arrays = dict(zip(_IDX_FILES, (x_train, y_train, x_test, y_test)))
+  wrong = checksums.mismatches(name, arrays)
+  if wrong:
+    raise UsageError(f"the tf.keras cache of {name} (~/.keras/datasets) is not the published "
+                     f"data set: {', '.join(base for base, _, _ in wrong)} differ(s) in SHA-256; "
+                     "delete the cached files so tf.keras fetches them again, or pass --data_dir")
   x_train, y_train = _check_split(x_train, y_train, 10, _MNIST_HW, src, src)
   x_test, y_test = _check_split(x_test, y_test, 10, _MNIST_HW, src, src)
   return Dataset(name, _MNIST_HW + (1,), 10, x_train, y_train, x_test, y_test,
@@ -231,6 +251,8 @@ def _load_mnist(data_dir=None, seed=0):
     return _from_dir("mnist", data_dir)
   try:
     return _from_keras("mnist")
+  except UsageError:
+    raise  # a cache that is there but wrong: named, never replaced by the sample
   except Exception as e:  # pylint: disable=broad-except  # offline, blocked or corrupt cache
     error = e
   sample = dataclasses.replace(_load_mnist_sample(), name="mnist")
@@ -248,8 +270,12 @@ def _load_fashion_mnist(data_dir=None, seed=0):
   del seed  # Fashion-MNIST has a fixed train/test split
   if data_dir is not None:
     return _from_dir("fashion_mnist", data_dir)
+  if os.path.isdir(DEBIAN_FASHION_MNIST):  # Debian's package dataset-fashion-mnist
+    return _from_dir("fashion_mnist", DEBIAN_FASHION_MNIST, strict=True)
   try:
     return _from_keras("fashion_mnist")
+  except UsageError:
+    raise
   except Exception as e:  # pylint: disable=broad-except  # offline, blocked or corrupt cache
     raise UsageError(f"tf.keras could not load Fashion-MNIST ({type(e).__name__}: {e}); pass "
                      "--data_dir=DIR with its four IDX files, or connect once so tf.keras can "

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mnist_estimator import head
 from mnist_estimator import models
+from mnist_estimator import precision as precision_lib
 from mnist_estimator import summaries
 from mnist_estimator.models import layers
 from mnist_estimator.errors import UsageError
@@ -45,7 +46,7 @@ DISTRIBUTE = ("none", "mirrored")
 
 def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
                save_summary_steps=100, intra_op_threads=0, inter_op_threads=0,
-               distribute="none"):
+               distribute="none", precision="fp32"):
   """Builds the RunConfig.
 
   Args:
@@ -59,13 +60,14 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
     inter_op_threads: ops run in parallel; 0 lets TensorFlow pick.
     distribute: "mirrored" replicates the model on every local device
       (tf.distribute.MirroredStrategy; the batch size is per device); "none".
+    precision: "fp32" or "bf16" (resolved; see precision.configure).
 
   Returns:
     A tf.estimator.RunConfig.
   """
-  session_config = tf.compat.v1.ConfigProto(
+  session_config = precision_lib.configure(tf.compat.v1.ConfigProto(
       intra_op_parallelism_threads=intra_op_threads,
-      inter_op_parallelism_threads=inter_op_threads)
+      inter_op_parallelism_threads=inter_op_threads), precision)
   strategy = tf.distribute.MirroredStrategy() if distribute == "mirrored" else None
   return tf.estimator.RunConfig(
       model_dir=model_dir, tf_random_seed=seed, train_distribute=strategy,

@@ -13,6 +13,7 @@ from mnist_estimator import hooks
 from mnist_estimator import inputs
 from mnist_estimator import models
 from mnist_estimator import optimizers
+from mnist_estimator import precision as precision_lib
 from mnist_estimator import runner
 from mnist_estimator import spec as spec_lib
 from mnist_estimator.errors import UsageError
@@ -143,6 +144,9 @@ def _define_distribution(f):
 
 
 def _define_speed(f):
+  f.DEFINE_enum("precision", "auto", precision_lib.PRECISIONS, "Compute precision: bf16 "
+                "(float32 variables and loss) where the CPU has AVX512_BF16 or AMX-BF16, else "
+                "fp32 (auto); or either one.")
   f.DEFINE_integer("profile_steps", None, "Write a Chrome trace of one step every N steps "
                    "to model_dir/profile.", lower_bound=1)
 

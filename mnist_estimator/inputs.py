@@ -85,9 +85,13 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None):
     ds = tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20)
     if train:
       ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-    # Batch before decoding: one decode_raw per batch, not per example.
-    ds = ds.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Batch before decoding: one decode_raw per batch, not per example. Fixed parallelism
+    # and autotune off: with tf.data's autotuning thread, closing the session at the end
+    # of training sometimes waited idle for 2-17 s (4 of 15 runs; 0 of 9 without it).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    ds = ds.batch(batch_size).map(decode, num_parallel_calls=2)
+    return ds.prefetch(2).with_options(options)
 
   return input_fn
 

@@ -26,13 +26,16 @@ FLAGS = flags.FLAGS
 
 
 class Model:
-  """A loaded SavedModel's serving_default signature and the image shape it takes."""
+  """A loaded SavedModel's serving_default signature and the image shape it takes.
 
-  def __init__(self, path, loaded, signature, input_key, input_shape, n_classes):
+  The export is a TF1 graph, so it runs in a tf.compat.v1 Session through one
+  callable: 3-5x less time per call at batch 1 than the TF2 signature function.
+  """
+
+  def __init__(self, path, session, call, input_shape, n_classes):
     self.path = path
-    self._loaded = loaded  # keeps the variables the signature function reads alive
-    self._signature = signature
-    self.input_key = input_key
+    self._session = session  # holds the graph and its restored variables
+    self._call = call
     self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
     self.n_classes = n_classes
     h, w = input_shape[1:3]
@@ -40,12 +43,16 @@ class Model:
 
   def __call__(self, batch):
     """Runs the signature on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
-    out = self._signature(**{self.input_key: tf.constant(batch, tf.float32)})
-    return out["classes"].numpy(), out["probabilities"].numpy()
+    classes, probabilities = self._call(np.asarray(batch, np.float32))
+    return classes, probabilities
+
+
+def _shape(tensor_info):
+  return [None if d.size < 0 else d.size for d in tensor_info.tensor_shape.dim]
 
 
 def load_model(saved_model_dir):
-  """Loads the serving_default signature of a SavedModel (TF2 eager loading of the TF1 export).
+  """Loads the serving_default signature of a SavedModel into its own session.
 
   Args:
     saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export).
@@ -57,24 +64,27 @@ def load_model(saved_model_dir):
     UsageError: no SavedModel there, it does not load, or it lacks the expected signature.
   """
   path = export_lib.newest_export(saved_model_dir)
+  session = tf.compat.v1.Session(graph=tf.Graph())
   try:
-    loaded = tf.saved_model.load(path)
-  except (OSError, ValueError, tf.errors.OpError) as e:
+    meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+  except (OSError, ValueError, RuntimeError, tf.errors.OpError) as e:
     reason = (str(e).strip().splitlines() or [""])[0]
     raise UsageError(f"cannot load the SavedModel in {path} ({type(e).__name__}: {reason}); "
                      "re-export it with --export_dir") from e
-  signature = loaded.signatures.get("serving_default")
-  outputs = getattr(signature, "structured_outputs", {}) or {}
-  if signature is None or not {"classes", "probabilities"} <= set(outputs):
+  signature = meta.signature_def.get("serving_default")
+  if signature is None or not {"classes", "probabilities"} <= set(signature.outputs):
     raise UsageError(f"{path} has no serving_default signature returning classes and "
                      "probabilities; export it with mnist_estimator (--export_dir)")
-  inputs = signature.structured_input_signature[1]
+  inputs = signature.inputs
   key = "images" if "images" in inputs else next(iter(inputs)) if len(inputs) == 1 else None
-  shape = inputs[key].shape.as_list() if key else []
+  shape = _shape(inputs[key]) if key else []
   if len(shape) not in (3, 4) or None in shape[1:]:
     raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
-                     f"(inputs: {inputs}); export it with mnist_estimator (--export_dir)")
-  return Model(path, loaded, signature, key, shape, outputs["probabilities"].shape[-1])
+                     f"(inputs: {list(inputs)}); export it with mnist_estimator (--export_dir)")
+  outputs = signature.outputs
+  call = session.make_callable([outputs["classes"].name, outputs["probabilities"].name],
+                               [inputs[key].name])
+  return Model(path, session, call, shape, _shape(outputs["probabilities"])[-1])
 
 
 def predict(model, images, batch_size=1000):

@@ -16,6 +16,7 @@ from mnist_estimator import export as export_lib
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
 from mnist_estimator import weight_pictures
+from mnist_estimator import precision as precision_lib
 from mnist_estimator import report as report_lib
 from mnist_estimator import runlog
 from mnist_estimator import runrecord
@@ -58,7 +59,7 @@ def build(spec, data, write_record):
       spec.model_dir, seed=spec.seed, save_checkpoints_steps=checkpoint_steps,
       keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
       intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads,
-      distribute=spec.distribute)
+      distribute=spec.distribute, precision=precision_lib.resolve(spec.precision)[0])
   if spec.distribute != "none" and spec.input != "tfdata":
     raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
                      "feeds one device)")
@@ -156,15 +157,18 @@ def show_weights(spec, data, estimator):
   """Lists the checkpoint's variables; saves chosen ones (.npz) and draws them (PNG) on request."""
   rows = weights.list_variables(estimator)
   print(weights.format_table(rows))
+  # Which copy: the raw weights are saved and drawn; with an EMA the model runs on the other.
+  copy = ("the raw layer weights; evaluate, predict and export use their moving averages"
+          if any(kind == "average" for _, _, kind in rows) else "the layer weights")
   if spec.weights_out:
     names = weights.save(estimator, spec.weights_out, spec.weights_names)
-    print(f"wrote {len(names)} arrays to {spec.weights_out}")
+    print(f"wrote {len(names)} arrays ({copy}) to {spec.weights_out}")
   if spec.weights_png_dir:
     arrays = {name: estimator.get_variable_value(name)
               for name, _, kind in rows if kind == "layer"}
     paths = weight_pictures.draw(arrays, data.image_shape, spec.weights_png_dir,
-                                     spec.weights_names)
-    print(f"drew {len(paths)} pictures in {spec.weights_png_dir}")
+                                 spec.weights_names, data.n_classes)
+    print(f"drew {len(paths)} pictures ({copy}) in {spec.weights_png_dir}")
 
 
 def _train(spec, data, estimator):
@@ -211,7 +215,7 @@ def run(spec, data=None):
   if not training:
     est_lib.require_checkpoint(spec.model_dir)
   log_path = runlog.attach(spec.model_dir, _log_name(estimator.config))
-  for line in console.header(spec, data, log_path):
+  for line in console.header(spec, data, log_path, precision_lib.resolve(spec.precision)[1]):
     print(line)
     logging.info(line)
   if training and estimator.config.is_chief:

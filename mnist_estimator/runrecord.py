@@ -11,7 +11,7 @@ FLAGS_FILE = "flags.txt"
 # The hyper-parameters the HParams dashboard compares (the rest are plumbing: paths, logging).
 HPARAMS = ("model", "dataset", "optimizer", "learning_rate", "batch_size", "steps", "dropout",
            "hidden_units", "activation", "l2", "moving_average_decay", "lr_decay_rate",
-           "lr_decay_steps", "input", "seed", "distribute")
+           "lr_decay_steps", "input", "seed", "distribute", "precision")
 
 
 def flag_lines(spec):

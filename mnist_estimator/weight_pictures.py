@@ -103,9 +103,11 @@ def _conv_caption(shape):
   return f"{n} filters {kh}x{kw}, input channel 0 of {c_in} (each scaled alone, white = high)"
 
 
-def _class_caption(image_shape):
-  # "output (class)": a DNN's first hidden layer has this shape too, and is drawn the same way.
-  return (f"pixel weights of each output (class), {image_shape[0]}x{image_shape[1]}: "
+def _class_caption(image_shape, outputs=None, n_classes=None):
+  """What the tiles are: classes (a linear model) or hidden units (a first dense layer)."""
+  what = ("class" if outputs is None or outputs == n_classes
+          else f"of the {outputs} hidden units")
+  return (f"pixel weights of each {what}, {image_shape[0]}x{image_shape[1]}: "
           "red raises it, blue lowers it")
 
 
@@ -189,7 +191,7 @@ def _drawer(array, pixels):
   return None
 
 
-def draw(named_arrays, image_shape, out_dir, pattern=None):
+def draw(named_arrays, image_shape, out_dir, pattern=None, n_classes=None):
   """Draws every drawable variable whose name matches pattern into out_dir.
 
   4-D arrays are drawn as conv filters, 2-D arrays with prod(image_shape) rows as per-class
@@ -200,6 +202,7 @@ def draw(named_arrays, image_shape, out_dir, pattern=None):
     image_shape: (H, W, C) of the model's input images.
     out_dir: output directory, created if needed.
     pattern: regular expression; only names it matches (re.search) are drawn. None = all.
+    n_classes: the model's classes: a [pixels, n] kernel with another n is a hidden layer.
 
   Returns:
     The written paths, sorted; each file is the name with "/" replaced by "__", plus ".png".
@@ -231,6 +234,6 @@ def draw(named_arrays, image_shape, out_dir, pattern=None):
     if _drawer(array, pixels) == "conv":
       paths.append(conv_filters_png(array, path, f"{heading}\n{_conv_caption(array.shape)}"))
     else:
-      paths.append(class_maps_png(array, image_shape, path,
-                                  f"{heading}\n{_class_caption(image_shape)}"))
+      caption = _class_caption(image_shape, array.shape[1], n_classes)
+      paths.append(class_maps_png(array, image_shape, path, f"{heading}\n{caption}"))
   return sorted(paths)

@@ -9,11 +9,13 @@ import sys
 import numpy as np
 import pytest
 
+from mnist_estimator import checksums
 from mnist_estimator import datasets
 from mnist_estimator.errors import UsageError
 from helpers import ROOT, fake_mnist, idx_bytes, write_idx, write_mnist_dir  # pylint: disable=g-bad-import-order
 
 _SHARED_MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist")
+_SHARED_FASHION = os.path.join(ROOT, "..", "shared", "data", "fashion_mnist")
 _IDX = datasets._IDX_FILES
 
 
@@ -229,13 +231,50 @@ def test_mnist_falls_back_to_sample_with_warning(monkeypatch):
     assert fragment in warnings[0], warnings[0]
 
 
+def _as_published(monkeypatch, name, arrays):
+  """Makes `arrays` the published files of `name` (fake data standing in for the real set)."""
+  digests = {base: checksums.idx_sha256(a) for base, a in zip(_IDX, arrays)}
+  monkeypatch.setitem(checksums.PUBLISHED, name, digests)
+
+
 def test_mnist_uses_keras_when_it_works(monkeypatch):
   x_train, y_train, x_test, y_test = fake_mnist()
   monkeypatch.setitem(datasets._KERAS_LOADERS, "mnist",
                       lambda: ((x_train, y_train), (x_test, y_test)))
+  _as_published(monkeypatch, "mnist", (x_train, y_train, x_test, y_test))
   ds = datasets.load("mnist", data_dir="")
   assert_matches(ds, (x_train, y_train, x_test, y_test))
   assert "tf.keras" in ds.source
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_a_wrong_keras_cache_is_named_not_used(name, monkeypatch):
+  x_train, y_train, x_test, y_test = fake_mnist()
+  monkeypatch.setitem(datasets._KERAS_LOADERS, name,
+                      lambda: ((x_train, y_train), (x_test, y_test)))
+  assert_usage_error(lambda: datasets.load(name), "~/.keras/datasets", "SHA-256",
+                     "train-images-idx3-ubyte", "delete the cached files")
+
+
+def test_own_idx_files_under_the_standard_names_are_announced(tmp_path, monkeypatch):
+  arrays = write_mnist_dir(tmp_path)
+  warnings = []
+  monkeypatch.setattr(datasets.logging, "warning", lambda msg, *args: warnings.append(msg % args))
+  datasets.load("mnist", str(tmp_path))
+  assert len(warnings) == 4 and "is not the published mnist file (SHA-256" in warnings[0]
+  _as_published(monkeypatch, "mnist", arrays)
+  warnings.clear()
+  datasets.load("mnist", str(tmp_path))
+  assert not warnings
+
+
+def test_debian_fashion_mnist_is_read_and_checked(tmp_path, monkeypatch):
+  arrays = write_mnist_dir(tmp_path)
+  monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", str(tmp_path))
+  monkeypatch.setitem(datasets._KERAS_LOADERS, "fashion_mnist", _raise_offline)
+  assert_usage_error(lambda: datasets.load("fashion_mnist"), str(tmp_path), "not the published")
+  _as_published(monkeypatch, "fashion_mnist", arrays)
+  assert_matches(datasets.load("fashion_mnist"), arrays)
 
 
 def test_fashion_mnist_offline_is_a_usage_error(monkeypatch):
@@ -303,6 +342,8 @@ def test_import_does_not_load_tensorflow():
 @pytest.mark.skipif(not os.path.isdir(_SHARED_MNIST), reason="full MNIST not on this machine")
 def test_full_mnist_from_shared_dir():
   ds = datasets.load("mnist", _SHARED_MNIST)
+  arrays = (ds.x_train[..., 0], ds.y_train, ds.x_test[..., 0], ds.y_test)
+  assert not checksums.mismatches("mnist", dict(zip(_IDX, arrays)))  # the published digests
   assert (len(ds.y_train), len(ds.y_test)) == (60000, 10000)
   np.testing.assert_array_equal(ds.y_train[:5], [5, 0, 4, 1, 9])
   assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_train.dtype == np.uint8
@@ -312,3 +353,10 @@ def test_read_idx_huge_header_dims(tmp_path):
   header = (0x803).to_bytes(4, "big") + np.array([2**32 - 1] * 3, ">u4").tobytes()
   (tmp_path / "x").write_bytes(header + b"\x00" * 10)
   assert_usage_error(lambda: datasets.read_idx(str(tmp_path / "x")), "truncated", "10 bytes")
+
+
+@pytest.mark.skipif(not os.path.isdir(_SHARED_FASHION), reason="Fashion-MNIST not here")
+def test_full_fashion_mnist_matches_the_published_digests():
+  ds = datasets.load("fashion_mnist", _SHARED_FASHION)
+  arrays = (ds.x_train[..., 0], ds.y_train, ds.x_test[..., 0], ds.y_test)
+  assert not checksums.mismatches("fashion_mnist", dict(zip(_IDX, arrays)))

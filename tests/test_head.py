@@ -98,3 +98,12 @@ def test_export_uses_the_ema_weights(mlp_run, small):
   images = small.x_test[:50, ..., 0].astype(np.float32) / 255.0
   got = serve(images=tf.constant(images))["probabilities"].numpy()
   np.testing.assert_allclose(got, _mlp_probabilities(shadow, small.x_test[:50]), atol=1e-5)
+
+
+def test_weights_mode_names_the_moving_averages(mlp_run, small, tmp_path, capsys):
+  spec = mlp_run[0]
+  runner.run(spec.replace(mode="weights", weights_out=str(tmp_path / "w.npz")), small)
+  out = capsys.readouterr().out
+  averages = out.index("moving averages of the layer weights (what evaluate, predict and export")
+  assert "hidden/kernel/ExponentialMovingAverage" in out[averages:out.index("bookkeeping")]
+  assert "(the raw layer weights; evaluate, predict and export use their moving averages)" in out

@@ -110,3 +110,9 @@ def test_draw_errors(tmp_path):
   with pytest.raises(UsageError, match=r"none of the variables logits/bias can be drawn"):
     weight_pictures.draw({"logits/bias": np.zeros(10)}, (28, 28, 1), str(tmp_path))
   assert not os.listdir(tmp_path)  # nothing written on error
+
+
+def test_a_hidden_layer_is_not_called_classes():
+  assert "each class" in weight_pictures._class_caption((28, 28, 1), 10, 10)  # pylint: disable=protected-access
+  caption = weight_pictures._class_caption((28, 28, 1), 500, 10)  # pylint: disable=protected-access
+  assert "of the 500 hidden units" in caption and "class" not in caption
