@@ -1,0 +1,1 @@
+"""Tools around the core: benchmarks, reproduction, the cluster launcher, load tests."""
