@@ -40,7 +40,7 @@ class ModelManager:
     self._session_config = session_config
     self._loader = loader or servable_lib.Servable
     self._current = None
-    self._failed = {}  # version -> error message, so a broken version is not retried forever
+    self._failed = {}  # version -> the error of its last load attempt
     self._lock = threading.Lock()
     self._stop = threading.Event()
     self._thread = None
@@ -57,16 +57,18 @@ class ModelManager:
                        "numbered versions (e.g. export/best/<timestamp>); export one first")
     newest = max(versions, default=None)
     current = self._current
-    if newest is None or (current and newest <= current.version) or newest in self._failed:
+    if newest is None or (current and newest <= current.version):
       return False
     try:
       servable = self._loader(versions[newest], newest, self._session_config)
       servable.warm_up()
     except Exception as e:  # pylint: disable=broad-except  # a half-written export: keep serving
-      self._failed[newest] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-      logging.warning("cannot load version %d of %s: %s", newest, self.name, self._failed[newest])
+      reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+      if self._failed.get(newest) != reason:  # retried at every poll, logged once
+        logging.warning("cannot load version %d of %s: %s", newest, self.name, reason)
+      self._failed[newest] = reason
       if current is None:
-        raise UsageError(f"cannot load {versions[newest]}: {self._failed[newest]}") from e
+        raise UsageError(f"cannot load {versions[newest]}: {reason}") from e
       return False
     with self._lock:
       self._current = servable

@@ -40,7 +40,7 @@ def predict_feeds(request, signature):
     rows = request["instances"]
     if not isinstance(rows, list) or not rows:
       raise status.bad_request("'instances' must be a non-empty JSON list")
-    if all(isinstance(row, dict) for row in rows):
+    if all(isinstance(row, dict) and set(row) != {"b64"} for row in rows):
       _check_keys(rows[0].keys(), specs)
       columns = {k: [row.get(k) for row in rows] for k in specs}
     elif len(specs) == 1:

@@ -1,0 +1,63 @@
+"""Shared by the serve tests: a tiny exported model, a server on a free port, HTTP calls."""
+
+import http.client
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from mnist_estimator import runner
+from mnist_estimator.serve import batching
+from mnist_estimator.serve import server
+
+
+def train_and_export(data, root, model="linear", steps=10, **overrides):
+  """Trains `model` on `data` and exports it; returns the SavedModel path."""
+  spec = runner.RunSpec(model=model, model_dir=os.path.join(root, "m"), steps=steps,
+                        batch_size=32, optimizer="sgd", learning_rate=0.5, dropout=0.0,
+                        hidden_units=[], eval_batch_size=100, export_dir=os.path.join(root, "e"),
+                        seed=0, report=False, **overrides)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(runner.datasets, "load", lambda *a, **k: data)
+    return runner.run(spec)["export"]
+
+
+@pytest.fixture(scope="session")
+def tiny_export(small, tmp_path_factory):
+  """A linear model trained 10 steps, as a TF Serving base path holding version 1."""
+  root = tmp_path_factory.mktemp("serve_export")
+  path = train_and_export(small, str(root))
+  base = root / "base"
+  shutil.copytree(path, base / "1")
+  return str(base)
+
+
+@pytest.fixture(scope="session")
+def served(tiny_export):
+  """(url, manager) of a batching server of tiny_export as model "mnist"."""
+  app, manager, batcher = server.build(tiny_export, poll_seconds=0,
+                                       batch_options=batching.BatchOptions())
+  with server.BackgroundServer(app) as background:
+    yield background.url, manager
+  batcher.close()
+
+
+def call(url, method, path, body=None, headers=None):
+  """(status, parsed JSON or text) of one request; body: a dict (sent as JSON) or bytes."""
+  host = url.split("//", 1)[1]
+  connection = http.client.HTTPConnection(host, timeout=60)
+  if isinstance(body, (dict, list)):
+    body = json.dumps(body).encode()
+  connection.request(method, path, body=body, headers=headers or {})
+  response = connection.getresponse()
+  data = response.read()
+  connection.close()
+  kind = response.getheader("Content-Type", "")
+  return response.status, json.loads(data) if kind.startswith("application/json") else data
+
+
+def images(data, n):
+  """The first n test images as float [n, 28, 28] in 0..1."""
+  return data.x_test[:n, :, :, 0].astype(np.float32) / 255.0
