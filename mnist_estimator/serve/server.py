@@ -55,7 +55,7 @@ def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
   """uvicorn with its C HTTP parser (httptools) and uvloop, no access log."""
   return uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools",
                         access_log=False, log_level="warning", backlog=2048,
-                        timeout_keep_alive=30, **kwargs)
+                        timeout_keep_alive=30, proxy_headers=False, **kwargs)
 
 
 class BackgroundServer:
