@@ -15,10 +15,11 @@ from mnist_estimator.serve import server
 
 def train_and_export(data, root, model="linear", steps=10, **overrides):
   """Trains `model` on `data` and exports it; returns the SavedModel path."""
+  settings = dict(batch_size=32, optimizer="sgd", learning_rate=0.5, dropout=0.0,
+                  hidden_units=[], eval_batch_size=100, seed=0, report=False)
+  settings.update(overrides)
   spec = runner.RunSpec(model=model, model_dir=os.path.join(root, "m"), steps=steps,
-                        batch_size=32, optimizer="sgd", learning_rate=0.5, dropout=0.0,
-                        hidden_units=[], eval_batch_size=100, export_dir=os.path.join(root, "e"),
-                        seed=0, report=False, **overrides)
+                        export_dir=os.path.join(root, "e"), **settings)
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(runner.datasets, "load", lambda *a, **k: data)
     return runner.run(spec)["export"]

@@ -54,8 +54,8 @@ class Batcher:
   """Merges concurrent requests for one signature into batches run on a thread pool.
 
   `num_batch_threads` coroutines each take the oldest task, add the tasks that arrive within
-  `batch_timeout_micros` of it (up to `max_batch_size` rows), run the batch in a thread and
-  hand every task its rows. While all threads are busy the queue fills, so batches grow with
+  `batch_timeout_micros` of it (up to `max_batch_size` rows; no wait when no batch is running),
+  run the batch in a thread and hand every task its rows. While all threads are busy the queue fills, so batches grow with
   the load. At most `max_enqueued_batches * max_batch_size` tasks wait; more get 503.
   With `options=None` every request runs alone (batching off).
   """
@@ -67,6 +67,7 @@ class Batcher:
     self._queue = None
     self._held = collections.deque()  # tasks of another signature than the batch being built
     self._workers = []
+    self._busy = 0  # batches running
 
   async def run(self, servable, signature, feeds, size):
     """Runs `feeds` (all inputs with `size` rows) through `signature`; returns output arrays."""
@@ -91,12 +92,19 @@ class Batcher:
     loop = asyncio.get_running_loop()
     while True:
       batch = await self._collect()
-      await loop.run_in_executor(self._executor, _run_batch, batch, loop)
+      self._busy += 1
+      try:
+        await loop.run_in_executor(self._executor, _run_batch, batch, loop)
+      finally:
+        self._busy -= 1
 
   async def _collect(self):
     first = self._held.popleft() if self._held else await self._queue.get()
     batch, size = [first], first.size
-    deadline = first.enqueued + self.options.batch_timeout_micros / 1e6
+    # Wait for more only while another batch runs: an idle server answers a lone request at
+    # once (TF Serving always waits), a busy one lets the batch fill.
+    wait = self.options.batch_timeout_micros / 1e6 if self._busy else 0.0
+    deadline = first.enqueued + wait
     while size < self.options.max_batch_size:
       task = self._take_held(first.key)
       if task is None:

@@ -12,6 +12,7 @@ function clearPad() {
   ctx.fillRect(0, 0, pad.width, pad.height);
   seen.getContext("2d").clearRect(0, 0, 28, 28);
   showPrediction(null);
+  pad.dataset.answers = "0";
 }
 
 // Drawing with pointer events (mouse, pen and touch alike).
@@ -147,6 +148,7 @@ async function classify() {
     if (ticket !== pending) return;  // a newer stroke has asked again
     if (!response.ok) throw new Error(body.error || response.statusText);
     showPrediction(body.predictions[0].probabilities);
+    pad.dataset.answers = String(Number(pad.dataset.answers || 0) + 1);  // for tests
   } catch (error) {
     document.getElementById("error").textContent = `error: ${error.message}`;
   }
