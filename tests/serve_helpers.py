@@ -1,16 +1,13 @@
-"""Shared by the serve tests: a tiny exported model, a server on a free port, HTTP calls."""
+"""Shared by the serve tests: training and exporting a model, HTTP calls, test images."""
 
 import http.client
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 
 from mnist_estimator import runner
-from mnist_estimator.serve import batching
-from mnist_estimator.serve import server
 
 
 def train_and_export(data, root, model="linear", steps=10, **overrides):
@@ -23,26 +20,6 @@ def train_and_export(data, root, model="linear", steps=10, **overrides):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(runner.datasets, "load", lambda *a, **k: data)
     return runner.run(spec)["export"]
-
-
-@pytest.fixture(scope="session")
-def tiny_export(small, tmp_path_factory):
-  """A linear model trained 10 steps, as a TF Serving base path holding version 1."""
-  root = tmp_path_factory.mktemp("serve_export")
-  path = train_and_export(small, str(root))
-  base = root / "base"
-  shutil.copytree(path, base / "1")
-  return str(base)
-
-
-@pytest.fixture(scope="session")
-def served(tiny_export):
-  """(url, manager) of a batching server of tiny_export as model "mnist"."""
-  app, manager, batcher = server.build(tiny_export, poll_seconds=0,
-                                       batch_options=batching.BatchOptions())
-  with server.BackgroundServer(app) as background:
-    yield background.url, manager
-  batcher.close()
 
 
 def call(url, method, path, body=None, headers=None):

@@ -17,8 +17,8 @@ from tensorflow_serving.apis import predict_pb2
 from mnist_estimator.serve import app as app_lib
 from tests.serve_helpers import call
 from tests.serve_helpers import images
-from tests.serve_helpers import served  # pylint: disable=unused-import
-from tests.serve_helpers import tiny_export  # pylint: disable=unused-import
+
+pytest_plugins = ("tests.serve_fixtures",)  # tiny_export, served
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from tests.serve_helpers import call
-from tests.serve_helpers import served  # pylint: disable=unused-import
-from tests.serve_helpers import tiny_export  # pylint: disable=unused-import
+
+pytest_plugins = ("tests.serve_fixtures",)  # tiny_export, served
 
 IMAGE = [[0.0] * 28] * 28
 PREDICT = "/v1/models/mnist:predict"

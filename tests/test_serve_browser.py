@@ -19,8 +19,8 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
   pytest.skip("no browser: apt-get install -y chromium chromium-driver (.ci/run does)",
               allow_module_level=True)
 
-from selenium.webdriver.common.by import By  # pylint: disable=g-import-not-at-top
-from selenium.webdriver.support.ui import WebDriverWait  # pylint: disable=g-import-not-at-top
+from selenium.webdriver.common.by import By  # noqa: E402  # pylint: disable=g-import-not-at-top
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 
 def _line(x0, y0, x1, y1, n=12):

@@ -7,7 +7,8 @@ import sys
 import time
 import urllib.request
 
-from tests.serve_helpers import tiny_export  # pylint: disable=unused-import
+pytest_plugins = ("tests.serve_fixtures",)  # tiny_export, served
+
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 

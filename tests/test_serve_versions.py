@@ -11,7 +11,8 @@ from mnist_estimator.serve import batching
 from mnist_estimator.serve import manager as manager_lib
 from mnist_estimator.serve import server
 from tests.serve_helpers import call
-from tests.serve_helpers import tiny_export  # pylint: disable=unused-import
+
+pytest_plugins = ("tests.serve_fixtures",)  # tiny_export, served
 
 
 def test_base_path_of_a_model_dir(tmp_path, tiny_export):

@@ -55,9 +55,9 @@ class Batcher:
 
   `num_batch_threads` coroutines each take the oldest task, add the tasks that arrive within
   `batch_timeout_micros` of it (up to `max_batch_size` rows; no wait when no batch is running),
-  run the batch in a thread and hand every task its rows. While all threads are busy the queue fills, so batches grow with
-  the load. At most `max_enqueued_batches * max_batch_size` tasks wait; more get 503.
-  With `options=None` every request runs alone (batching off).
+  run the batch in a thread and hand every task its rows. While all threads are busy the
+  queue fills, so batches grow with the load. At most `max_enqueued_batches * max_batch_size`
+  tasks wait; more get 503. With `options=None` every request runs alone (batching off).
   """
 
   def __init__(self, options=None, threads=2):

@@ -116,7 +116,7 @@ def run_wrk(url, clients, seconds, requests, script):
   out = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s",
                         "-s", script["path"], f"{url}/v1/models/mnist:predict"],
                        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-  line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+  line = next(x for x in out.splitlines() if x.startswith("RESULT "))
   result = json.loads(line[len("RESULT "):])
   return {"requests": result["requests"],
           "rps": result["requests"] / (result["duration_us"] / 1e6),
