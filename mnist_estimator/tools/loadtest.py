@@ -56,6 +56,8 @@ def define_flags():
   flags.DEFINE_list("server_args", [], "Extra flags for the batching server, e.g. "
                     "--max_batch_size=32,--batch_timeout_micros=500.")
   flags.DEFINE_string("json_out", None, "Also write every measurement here.")
+  flags.DEFINE_bool("compare_backends", False, "Instead: time one call of the SavedModel at batch "
+                    "1 and 64 through tf.saved_model.load and through a Session (what serves).")
   flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
 
 
@@ -160,9 +162,42 @@ def table(results, clients):
   return "\n".join(lines)
 
 
+def compare_backends(base, rounds):
+  """Median ms per call of serving_default, tf.saved_model.load vs Session.make_callable."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.serve import manager  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.serve import servable  # pylint: disable=g-import-not-at-top
+  versions = manager.find_versions(base)
+  path = versions[max(versions)]
+  function = tf.saved_model.load(path).signatures["serving_default"]
+  session = servable.Servable(path, 1).signature("serving_default")
+  calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(images=x).values()],
+           "Session.make_callable": lambda x: session.run({"images": x})}
+  times = {(name, n): [] for name in calls for n in (1, 64)}
+  for _ in range(rounds):
+    for n in (1, 64):
+      x = np.random.default_rng(0).random([n, 28, 28], np.float32)
+      for name, call in calls.items():
+        call(x)
+        reps = 100 if n == 1 else 10
+        start = time.perf_counter()
+        for _ in range(reps):
+          call(x)
+        times[name, n].append((time.perf_counter() - start) / reps * 1e3)
+  print("\n| call | batch 1 ms | batch 64 ms |\n|---|---|---|")
+  for name in calls:
+    print(f"| {name} | {statistics.median(times[name, 1]):.2f} | "
+          f"{statistics.median(times[name, 64]):.2f} |")
+
+
 def main(argv):
   del argv  # unused
   with cli.one_line_errors(FLAGS.verbose):
+    if FLAGS.compare_backends:
+      with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+        compare_backends(FLAGS.saved_model or export_model(FLAGS.model, tmp), FLAGS.rounds)
+      return
     clients = [int(c) for c in FLAGS.clients]
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
       base = FLAGS.saved_model or export_model(FLAGS.model, tmp)
