@@ -33,6 +33,10 @@ def define_flags():
                        "with --noenable_batching).", lower_bound=1)
   flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger request "
                        "bodies get 413 before they are read.", lower_bound=1)
+  flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads inside one op (0: TF "
+                       "picks).", lower_bound=0)
+  flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Ops run at once (0: TF picks).",
+                       lower_bound=0)
   flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
 
 
@@ -44,9 +48,14 @@ def main(argv):
     base = server.base_path(FLAGS.model_dir, FLAGS.saved_model)
     options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                     FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    session_config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
+        inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
     asgi, manager, _ = server.build(
         base, FLAGS.model_name, FLAGS.file_system_poll_wait_seconds,
-        options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes)
+        options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes,
+        session_config)
     logging.info("serving %s from %s on http://%s:%d/", FLAGS.model_name, base, FLAGS.host,
                  FLAGS.port)
     print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) from "
