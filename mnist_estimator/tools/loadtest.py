@@ -172,7 +172,8 @@ def compare_backends(base, rounds):
   path = versions[max(versions)]
   function = tf.saved_model.load(path).signatures["serving_default"]
   session = servable.Servable(path, 1).signature("serving_default")
-  calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(images=x).values()],
+  calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(
+               images=tf.constant(x)).values()],
            "Session.make_callable": lambda x: session.run({"images": x})}
   times = {(name, n): [] for name in calls for n in (1, 64)}
   for _ in range(rounds):
