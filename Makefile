@@ -67,7 +67,7 @@ SERVE_ARGS ?=
 serve: install
 	@test -n "$(SERVE_ARGS)" || test -d $(MODEL_DIR)/export || $(PY) -m mnist_estimator.main \
 	  --model=$(MODEL) --dataset=mnist_sample --model_dir=$(MODEL_DIR) --mode=export \
-	  --export_dir=$(MODEL_DIR)/export/latest
+	  --export_dir=$(MODEL_DIR)/export/latest $(TRAIN_ARGS)
 	$(PY) -m mnist_estimator.serve $(if $(SERVE_ARGS),$(SERVE_ARGS),--model_dir=$(MODEL_DIR))
 
 # Single-image predicts from 1, 8 and 32 clients (Debian's wrk), batching on and off, on

@@ -2,7 +2,6 @@
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from mnist_estimator import cli
 from mnist_estimator.serve import app as app_lib
@@ -56,8 +55,6 @@ def main(argv):
         base, FLAGS.model_name, FLAGS.file_system_poll_wait_seconds,
         options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes,
         session_config)
-    logging.info("serving %s from %s on http://%s:%d/", FLAGS.model_name, base, FLAGS.host,
-                 FLAGS.port)
     print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) from "
           f"{base} on http://{FLAGS.host}:{FLAGS.port}/", flush=True)
     import uvicorn  # pylint: disable=g-import-not-at-top
