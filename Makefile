@@ -71,7 +71,7 @@ serve: install
 	$(PY) -m mnist_estimator.serve $(if $(SERVE_ARGS),$(SERVE_ARGS),--model_dir=$(MODEL_DIR))
 
 # Single-image predicts from 1, 8 and 32 clients (Debian's wrk), batching on and off, on
-# 127.0.0.1 only; bounded (LOADTEST_ARGS="--seconds=4 --requests=20000 --rounds=3 --model=cnn").
+# 127.0.0.1 only; bounded (LOADTEST_ARGS="--seconds=4 --requests=100000 --rounds=3 --model=cnn").
 LOADTEST_ARGS ?=
 loadtest: install
 	@command -v wrk >/dev/null || { echo "error: wrk not found: apt-get install -y wrk" >&2; exit 1; }
