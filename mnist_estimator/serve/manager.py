@@ -101,10 +101,10 @@ class ModelManager:
       ApiError: 404 for another model name or a version that is not served.
     """
     current = self._current
-    if name != self.name or current is None:
-      raise status.not_found(f"Servable not found for request: Latest({name})")
-    if version is not None and int(version) != current.version:
-      raise status.not_found(f"Servable not found for request: Specific({name}, {version})")
+    wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+    if name != self.name or current is None or (
+        version is not None and int(version) != current.version):
+      raise status.not_found(f"Servable not found for request: {wanted}")
     return current
 
   def status(self, name, version=None):
