@@ -52,8 +52,8 @@ def build(base, model_name="mnist", poll_seconds=1.0, batch_options=None, thread
 
 
 def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
-  """uvicorn with its C HTTP parser (httptools) and uvloop, no access log."""
-  return uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools",
+  """uvicorn with httptools and uvloop ("auto" picks them when installed), no access log."""
+  return uvicorn.Config(app, host=host, port=port, loop="auto", http="auto",
                         access_log=False, log_level="warning", backlog=2048,
                         timeout_keep_alive=30, proxy_headers=False, **kwargs)
 
