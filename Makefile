@@ -61,3 +61,21 @@ sample: install
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Serving (mnist_estimator.serve): TF Serving's REST API and the draw-a-digit page on
+# http://127.0.0.1:8501/ for MODEL_DIR's best (else newest) export, exporting its latest
+# checkpoint first if it has none; or SERVE_ARGS="--saved_model=BASE --port=8501".
+.PHONY: serve loadtest
+SERVE_ARGS ?=
+serve: install
+	@test -n "$(SERVE_ARGS)" || test -d $(MODEL_DIR)/export || $(PY) -m mnist_estimator.main \
+	  --model=$(MODEL) --dataset=mnist_sample --model_dir=$(MODEL_DIR) --mode=export \
+	  --export_dir=$(MODEL_DIR)/export/latest $(TRAIN_ARGS)
+	$(PY) -m mnist_estimator.serve $(if $(SERVE_ARGS),$(SERVE_ARGS),--model_dir=$(MODEL_DIR))
+
+# Single-image predicts from 1, 8 and 32 clients (Debian's wrk), batching on and off, on
+# 127.0.0.1 only; bounded (LOADTEST_ARGS="--seconds=4 --requests=100000 --rounds=3 --model=cnn").
+LOADTEST_ARGS ?=
+loadtest: install
+	@command -v wrk >/dev/null || { echo "error: wrk not found: apt-get install -y wrk" >&2; exit 1; }
+	$(PY) -m mnist_estimator.tools.loadtest $(LOADTEST_ARGS)

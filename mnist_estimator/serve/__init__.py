@@ -1,0 +1,1 @@
+"""A TensorFlow Serving-compatible REST server for exported models, and a draw-a-digit page."""

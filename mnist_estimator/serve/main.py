@@ -1,0 +1,72 @@
+"""`python -m mnist_estimator.serve`: TF Serving's REST API and a draw-a-digit page."""
+
+from absl import app
+from absl import flags
+
+from mnist_estimator import cli
+from mnist_estimator.serve import app as app_lib
+from mnist_estimator.serve import batching
+from mnist_estimator.serve import server
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The server's flags (TF Serving's names where it has one)."""
+  flags.DEFINE_string("model_dir", None, "A training model_dir: serves DIR/export/best "
+                      "(else its newest export).")
+  flags.DEFINE_string("saved_model", None, "A TF Serving base path of numbered SavedModel "
+                      "versions (e.g. an --export_dir), or one SavedModel directory.")
+  flags.DEFINE_string("model_name", "mnist", "The model's name in /v1/models/NAME.")
+  flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
+  flags.DEFINE_integer("port", 8501, "Port to listen on (TF Serving's REST port).", lower_bound=0)
+  flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for a new "
+                     "version (0: never).", lower_bound=0)
+  flags.DEFINE_bool("enable_batching", True, "Batch concurrent requests.")
+  flags.DEFINE_integer("max_batch_size", 64, "Rows in one batch.", lower_bound=1)
+  flags.DEFINE_integer("batch_timeout_micros", 1000, "How long a batch waits to fill.",
+                       lower_bound=0)
+  flags.DEFINE_integer("max_enqueued_batches", 100, "Queue bound, in batches (503 past it).",
+                       lower_bound=1)
+  flags.DEFINE_integer("num_batch_threads", 2, "Threads running batches (or single requests "
+                       "with --noenable_batching).", lower_bound=1)
+  flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger request "
+                       "bodies get 413 before they are read.", lower_bound=1)
+  flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads inside one op (0: TF "
+                       "picks).", lower_bound=0)
+  flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Ops run at once (0: TF picks).",
+                       lower_bound=0)
+  flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  with cli.one_line_errors(FLAGS.verbose):
+    cli.quiet_tensorflow()
+    base = server.base_path(FLAGS.model_dir, FLAGS.saved_model)
+    options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
+                                    FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    session_config = tf.compat.v1.ConfigProto(
+        intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
+        inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
+    asgi, manager, _ = server.build(
+        base, FLAGS.model_name, FLAGS.file_system_poll_wait_seconds,
+        options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes,
+        session_config)
+    print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) from "
+          f"{base} on http://{FLAGS.host}:{FLAGS.port}/", flush=True)
+    import uvicorn  # pylint: disable=g-import-not-at-top
+    uvicorn.Server(server.uvicorn_config(asgi, FLAGS.host, FLAGS.port)).run()
+    manager.stop()
+
+
+def run():
+  """Console script `mnist-estimator-serve`."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,235 @@
+"""`make loadtest`: req/s and p50/p99 latency of single-image predicts, batching on and off."""
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from absl import app
+from absl import flags
+
+from mnist_estimator import cli
+from mnist_estimator.errors import UsageError
+
+FLAGS = flags.FLAGS
+HOST = "127.0.0.1"  # traffic only ever goes to this machine
+
+# wrk (C, epoll) sends the POSTs; this Lua script stops a thread after --requests responses
+# and prints one JSON line of results.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local file = io.open("%(body)s", "rb")
+wrk.body = file:read("*a")
+file:close()
+local count = 0
+function response(status, headers, body)
+  count = count + 1
+  if count >= %(requests)d then wrk.thread:stop() end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, ' ..
+    '"p99_us": %%d, "errors": %%d}\\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def define_flags():
+  flags.DEFINE_string("saved_model", None, "A TF Serving base path to serve; default: train "
+                      "--model for 2 steps on the bundled sample and export it.")
+  flags.DEFINE_string("model", "cnn", "Model to train when --saved_model is not given.")
+  flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrent clients (connections).")
+  flags.DEFINE_integer("seconds", 4, "Upper bound of one measurement.", lower_bound=1)
+  flags.DEFINE_integer("requests", 100000, "Upper bound of requests in one measurement (wrk "
+                       "then idles to the end of --seconds, so req/s reads low if it is hit).",
+                       lower_bound=1)
+  flags.DEFINE_integer("rounds", 3, "Interleaved rounds; the table shows medians.", lower_bound=1)
+  flags.DEFINE_list("server_args", [], "Extra flags for the batching server, e.g. "
+                    "--max_batch_size=32,--batch_timeout_micros=500.")
+  flags.DEFINE_string("json_out", None, "Also write every measurement here.")
+  flags.DEFINE_bool("compare_backends", False, "Instead: time one call of the SavedModel at batch "
+                    "1 and 64 through tf.saved_model.load and through a Session (what serves).")
+  flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
+
+
+def free_port():
+  with socket.socket() as sock:
+    sock.bind((HOST, 0))
+    return sock.getsockname()[1]
+
+
+def export_model(model, root):
+  """Trains `model` for 2 steps on the bundled sample (speed does not depend on the weights)."""
+  from mnist_estimator import runner  # pylint: disable=g-import-not-at-top
+  spec = runner.RunSpec(model=model, dataset="mnist_sample", model_dir=os.path.join(root, "m"),
+                        steps=2, export_dir=os.path.join(root, "export"), report=False, seed=0)
+  runner.run(spec)
+  return os.path.join(root, "export")
+
+
+class ServerProcess:
+  """`python -m mnist_estimator.serve` on a free 127.0.0.1 port, ready when it answers."""
+
+  def __init__(self, base, extra_args, log_path):
+    self.port = free_port()
+    self.url = f"http://{HOST}:{self.port}"
+    self._log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
+    args = [sys.executable, "-m", "mnist_estimator.serve", f"--saved_model={base}",
+            f"--host={HOST}", f"--port={self.port}", "--file_system_poll_wait_seconds=0",
+            *extra_args]
+    self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while True:
+      try:
+        with urllib.request.urlopen(f"{self.url}/v1/models/mnist", timeout=5):
+          return
+      except (urllib.error.URLError, ConnectionError):
+        if self._process.poll() is not None or time.monotonic() > deadline:
+          self.stop()
+          raise UsageError(f"the server did not start; see {log_path}") from None
+        time.sleep(0.3)
+
+  def stop(self):
+    self._process.terminate()
+    try:
+      self._process.wait(20)
+    except subprocess.TimeoutExpired:
+      self._process.kill()
+    self._log.close()
+
+
+def run_wrk(url, clients, seconds, requests, script):
+  """One wrk run: {requests, rps, p50_ms, p99_ms, errors}."""
+  wrk = shutil.which("wrk")
+  if not wrk:
+    raise UsageError("wrk not found: apt-get install -y wrk (Debian's HTTP load generator)")
+  per_connection = max(1, requests // clients)  # one wrk thread, `clients` connections
+  with open(script["path"], "w", encoding="utf-8") as f:
+    f.write(WRK_SCRIPT % {"body": script["body"], "requests": per_connection * clients})
+  out = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s",
+                        "-s", script["path"], f"{url}/v1/models/mnist:predict"],
+                       capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+  line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+  result = json.loads(line[len("RESULT "):])
+  if result["requests"] >= per_connection * clients:
+    print(f"note: the {requests}-request bound ended this run before {seconds} s; its req/s "
+          "is a lower bound", flush=True)
+  return {"requests": result["requests"],
+          "rps": result["requests"] / (result["duration_us"] / 1e6),
+          "p50_ms": result["p50_us"] / 1e3, "p99_ms": result["p99_us"] / 1e3,
+          "errors": result["errors"]}
+
+
+def write_body(path):
+  """One real test image from the bundled sample as {"instances": [28x28]}."""
+  from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
+  image = datasets.load("mnist_sample").x_test[0, :, :, 0] / 255.0
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump({"instances": [[[round(float(v), 3) for v in row] for row in image]]}, f)
+
+
+def measure(servers, clients, rounds, seconds, requests, script):
+  """Interleaved rounds over (clients, mode); returns {mode: {clients: [results]}}."""
+  results = {mode: {c: [] for c in clients} for mode in servers}
+  for url in [s.url for s in servers.values()]:
+    run_wrk(url, max(clients), 1, 2000, script)  # warm up
+  for _ in range(rounds):
+    for c in clients:
+      for mode, server in servers.items():
+        result = run_wrk(server.url, c, seconds, requests, script)
+        results[mode][c].append(result)
+        print(f"{mode:9s} clients={c:3d} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:6.2f}"
+              f" ms  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}", flush=True)
+  return results
+
+
+def table(results, clients):
+  """The markdown table of medians: batching, one session.run per request, speed-up."""
+  med = lambda rs, k: statistics.median(r[k] for r in rs)
+  lines = ["| clients | batching req/s | p50 ms | p99 ms | no batching req/s | p50 ms | p99 ms |"
+           " x |", "|---|---|---|---|---|---|---|---|"]
+  for c in clients:
+    on, off = results["batching"][c], results["baseline"][c]
+    lines.append(f"| {c} | {med(on, 'rps'):,.0f} | {med(on, 'p50_ms'):.1f} | "
+                 f"{med(on, 'p99_ms'):.1f} | {med(off, 'rps'):,.0f} | {med(off, 'p50_ms'):.1f} | "
+                 f"{med(off, 'p99_ms'):.1f} | {med(on, 'rps') / med(off, 'rps'):.1f} |")
+  return "\n".join(lines)
+
+
+def compare_backends(base, rounds):
+  """Median ms per call of serving_default, tf.saved_model.load vs Session.make_callable."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.serve import manager  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.serve import servable  # pylint: disable=g-import-not-at-top
+  versions = manager.find_versions(base)
+  path = versions[max(versions)]
+  function = tf.saved_model.load(path).signatures["serving_default"]
+  session = servable.Servable(path, 1).signature("serving_default")
+  calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(
+               images=tf.constant(x)).values()],
+           "Session.make_callable": lambda x: session.run({"images": x})}
+  times = {(name, n): [] for name in calls for n in (1, 64)}
+  for _ in range(rounds):
+    for n in (1, 64):
+      x = np.random.default_rng(0).random([n, 28, 28], np.float32)
+      for name, call in calls.items():
+        call(x)
+        reps = 100 if n == 1 else 10
+        start = time.perf_counter()
+        for _ in range(reps):
+          call(x)
+        times[name, n].append((time.perf_counter() - start) / reps * 1e3)
+  print("\n| call | batch 1 ms | batch 64 ms |\n|---|---|---|")
+  for name in calls:
+    print(f"| {name} | {statistics.median(times[name, 1]):.2f} | "
+          f"{statistics.median(times[name, 64]):.2f} |")
+
+
+def main(argv):
+  del argv  # unused
+  with cli.one_line_errors(FLAGS.verbose):
+    if FLAGS.compare_backends:
+      with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+        compare_backends(FLAGS.saved_model or export_model(FLAGS.model, tmp), FLAGS.rounds)
+      return
+    clients = [int(c) for c in FLAGS.clients]
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+      base = FLAGS.saved_model or export_model(FLAGS.model, tmp)
+      script = {"path": os.path.join(tmp, "post.lua"), "body": os.path.join(tmp, "body.json")}
+      write_body(script["body"])
+      servers = {}
+      try:
+        servers["batching"] = ServerProcess(base, FLAGS.server_args, os.path.join(tmp, "on.log"))
+        servers["baseline"] = ServerProcess(base, ["--noenable_batching"],
+                                            os.path.join(tmp, "off.log"))
+        results = measure(servers, clients, FLAGS.rounds, FLAGS.seconds, FLAGS.requests, script)
+      finally:
+        for server in servers.values():
+          server.stop()
+    print(f"\nmedians of {FLAGS.rounds} interleaved rounds, each <= {FLAGS.seconds:g} s and "
+          f"<= {FLAGS.requests} requests, single 28x28 images, wrk on {HOST}:\n")
+    print(table(results, clients))
+    if FLAGS.json_out:
+      with open(FLAGS.json_out, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+
+
+def run():
+  """`python -m mnist_estimator.tools.loadtest`."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
