@@ -5,21 +5,19 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 from mnist_estimator import runner
+from mnist_estimator.spec import RunSpec
 
 
 def train_and_export(data, root, model="linear", steps=10, **overrides):
   """Trains `model` on `data` and exports it; returns the SavedModel path."""
-  settings = dict(batch_size=32, optimizer="sgd", learning_rate=0.5, dropout=0.0,
-                  hidden_units=[], eval_batch_size=100, seed=0, report=False)
+  settings = dict(batch_size=32, optimizer="sgd", learning_rate=0.5, eval_batch_size=100,
+                  seed=0, report=False)
   settings.update(overrides)
-  spec = runner.RunSpec(model=model, model_dir=os.path.join(root, "m"), steps=steps,
-                        export_dir=os.path.join(root, "e"), **settings)
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(runner.datasets, "load", lambda *a, **k: data)
-    return runner.run(spec)["export"]
+  spec = RunSpec.for_model(model, model_dir=os.path.join(root, "m"), steps=steps,
+                           export_dir=os.path.join(root, "e"), **settings)
+  return runner.run(spec, data)["export"]
 
 
 def call(url, method, path, body=None, headers=None):

@@ -71,8 +71,10 @@ def free_port():
 def export_model(model, root):
   """Trains `model` for 2 steps on the bundled sample (speed does not depend on the weights)."""
   from mnist_estimator import runner  # pylint: disable=g-import-not-at-top
-  spec = runner.RunSpec(model=model, dataset="mnist_sample", model_dir=os.path.join(root, "m"),
-                        steps=2, export_dir=os.path.join(root, "export"), report=False, seed=0)
+  from mnist_estimator.spec import RunSpec  # pylint: disable=g-import-not-at-top
+  spec = RunSpec.for_model(model, dataset="mnist_sample", model_dir=os.path.join(root, "m"),
+                           steps=2, export_dir=os.path.join(root, "export"), report=False,
+                           seed=0)
   runner.run(spec)
   return os.path.join(root, "export")
 
