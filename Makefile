@@ -19,10 +19,11 @@ SHARED_DATA ?= ../shared/data
 # The stamp is remade whenever pyproject.toml changes, so a new dependency installs itself.
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; TensorFlow 2.15 needs Python 3.9-3.11: make PYTHON=python3.10 ..." >&2; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	@echo "installing mnist_estimator and its dependencies into $(VENV) (once, or when pyproject.toml changes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
 
 install: $(VENV)/.installed
 

@@ -1,6 +1,14 @@
 """`python -m mnist_estimator.serve`: TF Serving's REST API and a draw-a-digit page."""
 
-from absl import app
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+
+from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
+
+runlog.import_tensorflow()  # its start-up lines (CUDA factories, ...) stay off the console
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from mnist_estimator import cli
