@@ -32,6 +32,8 @@ def define_flags():
   flags.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
   flags.DEFINE_string("data_dir", None, "Folder with the data set's files (MNIST: the four "
                       "IDX files, gzip or raw, or mnist.npz); default: the tf.keras cache.")
+  flags.DEFINE_integer("window", None, "--dataset=weather: weeks per example, labelled with "
+                       "the last week's season (default 13, see weather.py).", lower_bound=1)
   flags.DEFINE_integer("steps", None, "Train until this global step (model default).",
                        lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Training batch size (model default).",
@@ -128,6 +130,6 @@ def run_spec():
            "intra_op_threads", "inter_op_threads", "num_predictions", "weights_out",
            "weights_names", "export_dir", "weights_png_dir", "report", "eval_every_steps",
            "early_stopping_steps", "warm_start_from", "warm_start_vars", "profile_steps",
-           "distribute")
+           "distribute", "window")
   values.update({name: FLAGS[name].value for name in plain})
   return runner.RunSpec(**values)

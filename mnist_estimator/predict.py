@@ -15,6 +15,7 @@ import tensorflow as tf
 from mnist_estimator import cli
 from mnist_estimator import export as export_lib
 from mnist_estimator import images as images_lib
+from mnist_estimator import sequences
 from mnist_estimator.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -128,7 +129,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
 
   Args:
     saved_model: as for `load_model`.
-    paths: the files, as for `load_images` (as are invert and resize).
+    paths: the files, as for `load_images` (as are invert and resize); for a sequence model
+      (weather) JSON lists of rows or .npy/.npz arrays, as for `sequences.load_files`.
     labels: an optional `load_labels` file with the labels of all the images, in order.
     batch_size: images per model call.
     as_json: print every image as a JSON line instead of at most max_lines text lines.
@@ -145,7 +147,10 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
     raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
                      "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
   model = load_model(saved_model)
-  files = images_lib.load_files(paths, model.image_shape, invert, resize)
+  if model.input_key == export_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
+    files = sequences.load_files(paths, model.image_shape)
+  else:
+    files = images_lib.load_files(paths, model.image_shape, invert, resize)
   truth = images_lib.load_labels(labels) if labels else None
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:

@@ -67,6 +67,7 @@ class RunSpec:
   warm_start_vars: str = ".*"
   profile_steps: Optional[int] = None
   distribute: str = "none"
+  window: Optional[int] = None  # weeks per example of a sequence data set (None: its default)
 
 
 def default_model_dir(model, dataset):
@@ -159,7 +160,8 @@ def write_eval_report(spec, data, estimator):
   predictions = list(estimator.predict(input_fn, yield_single_examples=False))
   classes = np.concatenate([p["classes"] for p in predictions])
   probabilities = np.concatenate([p["probabilities"] for p in predictions])
-  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes)
+  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes,
+                                   data.class_names)
   out_dir = os.path.join(spec.model_dir, "eval_report")
   paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
                                   out_dir)
@@ -218,7 +220,7 @@ def run(spec):
   spec.model_dir = spec.model_dir or default_model_dir(spec.model, spec.dataset)
   logging.info("model_dir: %s", spec.model_dir)
   print(f"model_dir: {spec.model_dir}")
-  data = datasets.load(spec.dataset, spec.data_dir)
+  data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
   logging.info("data: %s (%d train, %d test, shape %s, %d classes)", data.source,
                len(data.y_train), len(data.y_test), data.image_shape, data.n_classes)
   training = spec.mode in ("train", "train_and_evaluate")
@@ -247,7 +249,7 @@ def export(spec, data, estimator):
   """Exports the latest checkpoint to spec.export_dir/<timestamp>; returns the path."""
   if not spec.export_dir:
     raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
-  path = export_lib.export(estimator, spec.export_dir, data.image_shape)
+  path = export_lib.export(estimator, spec.export_dir, data.image_shape, data.standardize)
   print(f"exported SavedModel: {path}")
   return path
 
@@ -258,7 +260,7 @@ def _higher_accuracy(best_eval_result, current_eval_result):
 
 
 def _exporters(data):
-  receiver = export_lib.serving_input_receiver_fn(data.image_shape)
+  receiver = export_lib.serving_input_receiver_fn(data.image_shape, data.standardize)
   return [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
                                     exports_to_keep=1),
           tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
