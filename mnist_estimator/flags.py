@@ -33,7 +33,7 @@ def define_flags():
   flags.DEFINE_string("data_dir", None, "Folder with the data set's files (MNIST: the four "
                       "IDX files, gzip or raw, or mnist.npz); default: the tf.keras cache.")
   flags.DEFINE_integer("window", None, "--dataset=weather: weeks per example, labelled with "
-                       "the last week's season (default 13, see weather.py).", lower_bound=1)
+                       "the last week's season (default 52, see weather.py).", lower_bound=1)
   flags.DEFINE_integer("steps", None, "Train until this global step (model default).",
                        lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Training batch size (model default).",

@@ -171,8 +171,8 @@ def _channel0(image):
   return image[..., 0] if image.ndim == 3 else image
 
 
-def _worst_png(images, labels, classes, probabilities, indices, path):
-  """Draws the chosen misclassified images in a grid, or a note that there are none."""
+def _worst_png(images, labels, classes, probabilities, indices, path, names=None):
+  """Draws the chosen misclassified images (or windows of a series) in a grid, or a note."""
   if len(indices) == 0:
     fig = plt.figure(figsize=(4, 2), dpi=_DPI)
     fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=14)
@@ -196,9 +196,14 @@ def _worst_png(images, labels, classes, probabilities, indices, path):
     image = _channel0(images[index])
     # uint8 pixels have a fixed range; float ones (normalised or not) are scaled per image.
     limits = {"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {}
-    ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
+    # aspect auto: a window of weeks (weeks x 5 features) would be a thin strip otherwise.
+    square = image.shape[0] == image.shape[1]
+    ax.imshow(image, cmap="gray", interpolation="nearest", aspect=None if square else "auto",
+              **limits)
     predicted = classes[index]
-    ax.set_title(f"true {labels[index]} / pred {predicted} "
+    true_name, predicted_name = ((labels[index], predicted) if names is None
+                                 else (names[labels[index]], names[predicted]))
+    ax.set_title(f"true {true_name} / pred {predicted_name} "
                  f"({probabilities[index, predicted]:.2f})", fontsize=8)
   fig.suptitle(f"the {len(indices)} most confident of {int(np.sum(labels != classes))} errors",
                fontsize=11)
@@ -246,5 +251,6 @@ def write_report(report, images, labels, classes, probabilities, out_dir, k=25):
     json.dump(dict(report, worst_errors=errors), f, indent=1)
     f.write("\n")
   _confusion_png(report, paths["confusion_matrix"])
-  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"])
+  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"],
+             [row["name"] for row in report["per_class"]])
   return paths

@@ -1,4 +1,4 @@
-"""Seed 003's weather RNN: a BasicRNNCell (state 11) over weeks, then logits; and a GRU."""
+"""Seed 003's weather RNN: a BasicRNNCell (state 11) over weeks, then logits; and an LSTM."""
 
 import math
 
@@ -44,15 +44,8 @@ def logits(features, mode, params):
   return _run(cell, features, params)
 
 
-def gru_logits(features, mode, params):
-  """The better recipe's network: a GRUCell(hidden_units[0]) in place of the BasicRNNCell."""
-  del mode
-  cell = tf.compat.v1.nn.rnn_cell.GRUCell(params["hidden_units"][0], name="cell")
-  return _run(cell, features, params)
-
-
 def lstm_logits(features, mode, params):
-  """An LSTMCell(hidden_units[0]) in place of the BasicRNNCell."""
+  """The better recipe's network: an LSTMCell(hidden_units[0]) in place of the BasicRNNCell."""
   del mode
   cell = tf.compat.v1.nn.rnn_cell.LSTMCell(params["hidden_units"][0], name="cell")
   return _run(cell, features, params)
