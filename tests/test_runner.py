@@ -24,7 +24,8 @@ def spec_for(name, model_dir, **overrides):
 
 
 def run(spec, data, monkeypatch):
-  monkeypatch.setattr(runner.datasets, "load", lambda name, data_dir=None, seed=0: data)
+  monkeypatch.setattr(runner.datasets, "load",
+                      lambda name, data_dir=None, seed=0, window=None: data)
   return runner.run(spec)
 
 
@@ -49,7 +50,8 @@ def test_train_evaluate_predict_weights(name, small, tmp_path, monkeypatch, caps
   assert all(0 <= row[2] < 10 and 0.0 < row[3] <= 1.0 for row in predictions)
 
   out = tmp_path / "w.npz"
-  pngs = None if name == "rnn" else tmp_path / "pngs"  # rnn has no pixel-shaped weights
+  # The recurrent models have no pixel-shaped weights.
+  pngs = None if name in ("rnn", "weather_rnn", "weather_lstm") else tmp_path / "pngs"
   run(dataclasses.replace(spec, mode="weights", weights_out=str(out), weights_png_dir=pngs),
       small, monkeypatch)
   listing = capsys.readouterr().out
