@@ -7,6 +7,7 @@ import math
 import os
 import zipfile
 import zlib
+from typing import Optional
 
 from absl import logging
 import numpy as np
@@ -39,6 +40,10 @@ class Dataset:
   x_test: np.ndarray
   y_test: np.ndarray
   source: str
+  # Sequence data sets (weather): float32 x, names of the classes, and the (mean, std) of the
+  # raw features that x was standardised with, so a SavedModel can take raw values.
+  class_names: Optional[tuple] = None
+  standardize: Optional[tuple] = None
 
 
 def _keras_mnist():
@@ -303,12 +308,22 @@ def _load_fonts(data_dir=None, seed=0):
                  source=f"{path} (seed {seed}: {len(train)} train / {n_test} validation)")
 
 
+def _load_weather(data_dir=None, seed=0, window=None):
+  """Seed 003's weekly weather series: windows of weeks labelled with a season (weather.py)."""
+  del seed  # split by time, not at random
+  from mnist_estimator import weather  # pylint: disable=g-import-not-at-top  # imports this
+  return weather.load(data_dir, window)
+
+
 DATASETS = {
     "mnist": _load_mnist,
     "mnist_sample": _load_mnist_sample,
     "fashion_mnist": _load_fashion_mnist,
     "fonts": _load_fonts,
+    "weather": _load_weather,
 }
+# Data sets of windows over a series, which take --window.
+SEQUENCE_DATASETS = ("weather",)
 
 
 def dataset_names():
@@ -316,7 +331,7 @@ def dataset_names():
   return sorted(DATASETS)
 
 
-def load(name, data_dir=None, seed=0):
+def load(name, data_dir=None, seed=0, window=None):
   """Loads a data set by registry name.
 
   Args:
@@ -324,15 +339,23 @@ def load(name, data_dir=None, seed=0):
     data_dir: directory with the data files; None (or "") means the tf.keras cache for
       mnist/fashion_mnist, and is an error for fonts. Ignored by mnist_sample.
     seed: seed of the fonts train/validation split (0 reproduces the book).
+    window: weeks per example of a sequence data set (None: its default).
 
   Returns:
-    A `Dataset` with uint8 images [N, H, W, 1] and int32 labels.
+    A `Dataset` with uint8 images [N, H, W, 1] (weather: float32 [N, window, 5, 1]) and int32
+    labels.
 
   Raises:
-    UsageError: unknown name, or missing, incomplete or corrupt data files.
+    UsageError: unknown name, missing, incomplete or corrupt data files, or a window for an
+      image data set.
   """
   if name not in DATASETS:
     raise UsageError(f"Unknown dataset {name!r}; use --dataset with one of: "
                      f"{', '.join(dataset_names())}")
   data_dir = os.path.expanduser(data_dir) if data_dir else None
+  if name in SEQUENCE_DATASETS:
+    return DATASETS[name](data_dir=data_dir, seed=seed, window=window)
+  if window is not None:
+    raise UsageError(f"--window applies to sequence data sets ({', '.join(SEQUENCE_DATASETS)}), "
+                     f"not {name}; drop --window")
   return DATASETS[name](data_dir=data_dir, seed=seed)

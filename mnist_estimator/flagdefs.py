@@ -53,6 +53,8 @@ def define_data(flag_values=FLAGS):
   f.DEFINE_enum("dataset", "mnist", datasets.dataset_names(), "Data set.")
   f.DEFINE_string("data_dir", None, "Folder with the data set's files (MNIST: the four "
                   "IDX files, gzip or raw, or mnist.npz); default: the tf.keras cache.")
+  f.DEFINE_integer("window", None, "--dataset=weather: weeks per example, labelled with "
+                   "the last week's season (default 52, see weather.py).", lower_bound=1)
 
 
 def define_threads(flag_values=FLAGS):

@@ -28,21 +28,24 @@ def write_records(images, labels):
   every checkpoint's .meta).
 
   Args:
-    images: uint8 [N, H, W, C].
+    images: uint8 [N, H, W, C] (a label byte, then the pixels), or float [N, ...] for a
+      sequence data set (float32 label, then the float32 values).
     labels: int [N] with values 0..255, or None (all zeros are written).
 
   Returns:
     The path of the record file.
   """
-  images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
+  dtype = _record_dtype(images)
+  images = np.ascontiguousarray(images, dtype=dtype).reshape(len(images), -1)
   labels = np.zeros(len(images), np.uint8) if labels is None else np.asarray(labels)
   if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
     raise UsageError("labels must be within 0..255 to be written as records")
-  records = np.concatenate([labels.astype(np.uint8)[:, None], images], axis=1)
+  records = np.concatenate([labels.astype(dtype)[:, None], images], axis=1)
   digest = hashlib.sha1(records.tobytes()).hexdigest()[:16]
   folder = cache_dir()
   os.makedirs(folder, exist_ok=True)
-  path = os.path.join(folder, f"records-{records.shape[1]}-{len(records)}-{digest}.bin")
+  kind = "" if dtype == np.uint8 else "f32-"
+  path = os.path.join(folder, f"records-{kind}{records.shape[1]}-{len(records)}-{digest}.bin")
   if not os.path.exists(path):
     tmp = f"{path}.{os.getpid()}.tmp"
     records.tofile(tmp)
@@ -50,10 +53,19 @@ def write_records(images, labels):
   return path
 
 
-def _decoder(image_shape, with_labels):
+def _record_dtype(images):
+  """uint8 records for pixels; float32 records for float features (weather windows)."""
+  return np.float32 if np.asarray(images).dtype.kind == "f" else np.uint8
+
+
+def _decoder(image_shape, with_labels, dtype=np.uint8):
   def decode(batch):
-    raw = tf.io.decode_raw(batch, tf.uint8)
-    images = tf.cast(raw[:, 1:], tf.float32) / 255.0
+    if dtype == np.float32:  # standardised features, used as they are
+      raw = tf.io.decode_raw(batch, tf.float32)
+      images = raw[:, 1:]
+    else:
+      raw = tf.io.decode_raw(batch, tf.uint8)
+      images = tf.cast(raw[:, 1:], tf.float32) / 255.0
     features = {"x": tf.reshape(images, [-1, *image_shape])}
     if not with_labels:
       return features
@@ -66,7 +78,8 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None):
   """Returns an input_fn over a record file.
 
   Args:
-    images: uint8 [N, H, W, C], raw pixels (scaled to 0..1 in the pipeline).
+    images: uint8 [N, H, W, C], raw pixels (scaled to 0..1 in the pipeline), or float
+      [N, H, W, C] features (weather), fed as they are.
     labels: int [N], or None for a predict input_fn (features only).
     batch_size: examples per batch.
     train: shuffle over the whole set and repeat forever; otherwise one pass in
@@ -77,8 +90,9 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None):
     A no-argument input_fn returning a tf.data.Dataset.
   """
   path = write_records(images, labels)
-  record_bytes = 1 + int(np.prod(images.shape[1:]))
-  decode = _decoder(tuple(images.shape[1:]), labels is not None)
+  dtype = _record_dtype(images)
+  record_bytes = (1 + int(np.prod(images.shape[1:]))) * np.dtype(dtype).itemsize
+  decode = _decoder(tuple(images.shape[1:]), labels is not None, dtype)
   count = len(images)
 
   def input_fn():
@@ -99,7 +113,8 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None):
 def numpy_input_fn(images, labels, batch_size, train, seed=None):
   """The tutorial's `numpy_input_fn` (queue runners fed from numpy); same contract as tfdata."""
   del seed  # numpy_input_fn has no seed; its shuffle follows the graph seed
-  x = {"x": images.astype(np.float32) / 255.0}
+  scale = 1.0 if _record_dtype(images) == np.float32 else 255.0  # float features as they are
+  x = {"x": images.astype(np.float32) / scale}
   y = None if labels is None else np.asarray(labels, np.int32)
   return tf.compat.v1.estimator.inputs.numpy_input_fn(
       x=x, y=y, batch_size=batch_size, num_epochs=None if train else 1, shuffle=train)

@@ -20,6 +20,7 @@ from mnist_estimator import cli
 from mnist_estimator import export as export_lib
 from mnist_estimator import flagdefs
 from mnist_estimator import image_files
+from mnist_estimator import sequences
 from mnist_estimator.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -32,8 +33,9 @@ class Model:
   callable: 3-5x less time per call at batch 1 than the TF2 signature function.
   """
 
-  def __init__(self, path, session, call, input_shape, n_classes):
+  def __init__(self, path, session, call, input_key, input_shape, n_classes):
     self.path = path
+    self.input_key = input_key  # "images", or export.SEQUENCES_KEY for a sequence model
     self._session = session  # holds the graph and its restored variables
     self._call = call
     self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
@@ -84,7 +86,7 @@ def load_model(saved_model_dir):
   outputs = signature.outputs
   call = session.make_callable([outputs["classes"].name, outputs["probabilities"].name],
                                [inputs[key].name])
-  return Model(path, session, call, shape, _shape(outputs["probabilities"])[-1])
+  return Model(path, session, call, key, shape, _shape(outputs["probabilities"])[-1])
 
 
 def predict(model, images, batch_size=1000):
@@ -143,7 +145,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
 
   Args:
     saved_model: as for `load_model`.
-    paths: the files, as for `load_images` (as are invert and resize).
+    paths: the files, as for `load_images` (as are invert and resize); for a sequence model
+      (weather) JSON lists of rows or .npy/.npz arrays, as for `sequences.load_files`.
     labels: an optional `load_labels` file with the labels of all the images, in order.
     batch_size: images per model call.
     as_json: print every image as a JSON line instead of at most max_lines text lines.
@@ -160,7 +163,10 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
     raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
                      "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
   model = load_model(saved_model)
-  files = image_files.load_files(paths, model.image_shape, invert, resize)
+  if model.input_key == export_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
+    files = sequences.load_files(paths, model.image_shape)
+  else:
+    files = image_files.load_files(paths, model.image_shape, invert, resize)
   truth = image_files.load_labels(labels) if labels else None
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:

@@ -171,8 +171,18 @@ def _channel0(image):
   return image[..., 0] if image.ndim == 3 else image
 
 
-def _worst_png(images, labels, classes, probabilities, indices, path):
-  """Draws the chosen misclassified images in a grid, or a note that there are none."""
+def _draw_example(ax, image):
+  """An image in gray, or a window of a series (float, steps x features) as one line a feature."""
+  if image.dtype != np.uint8 and image.shape[0] != image.shape[1]:
+    ax.plot(image, linewidth=0.8)  # weather: 5 standardised features over the weeks
+    return
+  # uint8 pixels have a fixed range; float ones (normalised or not) are scaled per image.
+  limits = {"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {}
+  ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
+
+
+def _worst_png(images, labels, classes, probabilities, indices, path, names=None):
+  """Draws the chosen misclassified images (or windows of a series) in a grid, or a note."""
   if len(indices) == 0:
     fig = plt.figure(figsize=(4, 2), dpi=_DPI)
     fig.text(0.5, 0.5, "no misclassified images", ha="center", va="center", fontsize=14)
@@ -193,13 +203,12 @@ def _worst_png(images, labels, classes, probabilities, indices, path):
   for ax in axes.flat:
     ax.axis("off")
   for ax, index in zip(axes.flat, indices):
-    image = _channel0(images[index])
-    # uint8 pixels have a fixed range; float ones (normalised or not) are scaled per image.
-    limits = {"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {}
-    ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
+    _draw_example(ax, _channel0(images[index]))
     predicted = classes[index]
-    ax.set_title(f"true {labels[index]} / pred {predicted} "
-                 f"({probabilities[index, predicted]:.2f})", fontsize=8)
+    true_name, predicted_name = ((labels[index], predicted) if names is None
+                                 else (names[labels[index]], names[predicted]))
+    ax.set_title(f"true {true_name} / pred {predicted_name} "
+                 f"({probabilities[index, predicted]:.2f})", fontsize=8 if names is None else 6)
   fig.suptitle(f"the {len(indices)} most confident of {int(np.sum(labels != classes))} errors",
                fontsize=11)
   fig.savefig(path, dpi=_DPI)
@@ -246,5 +255,6 @@ def write_report(report, images, labels, classes, probabilities, out_dir, k=25):
     json.dump(dict(report, worst_errors=errors), f, indent=1)
     f.write("\n")
   _confusion_png(report, paths["confusion_matrix"])
-  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"])
+  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"],
+             [row["name"] for row in report["per_class"]])
   return paths

@@ -120,7 +120,8 @@ def write_eval_report(spec, data, estimator):
   predictions = list(estimator.predict(input_fn, yield_single_examples=False))
   classes = np.concatenate([p["classes"] for p in predictions])
   probabilities = np.concatenate([p["probabilities"] for p in predictions])
-  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes)
+  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes,
+                                   data.class_names)
   out_dir = os.path.join(spec.model_dir, "eval_report")
   paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
                                   out_dir)
@@ -209,7 +210,7 @@ def run(spec, data=None):
   spec = spec.replace(model_dir=spec.model_dir or
                       spec_lib.default_model_dir(spec.model, spec.dataset))
   if data is None:
-    data = datasets.load(spec.dataset, spec.data_dir)
+    data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
   training = spec.mode in TRAINING_MODES
   estimator = build(spec, data, write_record=training)
   if not training:
@@ -242,7 +243,7 @@ def export(spec, data, estimator):
   """Exports the latest checkpoint to spec.export_dir/<timestamp>; returns the path."""
   if not spec.export_dir:
     raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
-  path = export_lib.export(estimator, spec.export_dir, data.image_shape)
+  path = export_lib.export(estimator, spec.export_dir, data.image_shape, data.standardize)
   print(f"exported SavedModel: {path}")
   return path
 
@@ -268,7 +269,8 @@ def train_and_evaluate(spec, data, estimator):
                                       hooks=hooks)
   eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0,
                                     start_delay_secs=0,
-                                    exporters=export_lib.exporters(data.image_shape))
+                                    exporters=export_lib.exporters(data.image_shape,
+                                                                   data.standardize))
   with _training(spec, hooks[0], write_stats=chief):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]

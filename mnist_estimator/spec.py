@@ -60,6 +60,7 @@ class RunSpec:
   profile_steps: Optional[int] = None
   distribute: str = "none"
   precision: str = "auto"
+  window: Optional[int] = None  # weeks per example of a sequence data set (None: its default)
 
   @classmethod
   def for_model(cls, model, **overrides):

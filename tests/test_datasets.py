@@ -210,9 +210,10 @@ def test_npz_not_a_zip(tmp_path, content):
 
 
 def test_unknown_name_lists_allowed_names():
-  assert datasets.dataset_names() == ["fashion_mnist", "fonts", "mnist", "mnist_sample"]
+  assert datasets.dataset_names() == ["fashion_mnist", "fonts", "mnist", "mnist_sample",
+                                      "weather"]
   assert_usage_error(lambda: datasets.load("cifar10"), "'cifar10'",
-                     "fashion_mnist, fonts, mnist, mnist_sample")
+                     "fashion_mnist, fonts, mnist, mnist_sample, weather")
 
 
 def _raise_offline():

@@ -41,7 +41,8 @@ def test_train_evaluate_predict_weights(name, small, tmp_path, capsys):
   assert all(0 <= row[2] < 10 and 0.0 < row[3] <= 1.0 for row in predictions)
 
   out = tmp_path / "w.npz"
-  pngs = None if name == "rnn" else tmp_path / "pngs"  # rnn has no pixel-shaped weights
+  # The recurrent models have no pixel-shaped weights.
+  pngs = None if name in ("rnn", "weather_rnn", "weather_lstm") else tmp_path / "pngs"
   run(spec.replace(mode="weights", weights_out=str(out), weights_png_dir=pngs), small)
   listing = capsys.readouterr().out
   assert "layer weights" in listing and "global_step" in listing

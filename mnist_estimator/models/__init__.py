@@ -13,6 +13,7 @@ from mnist_estimator.models import lenet
 from mnist_estimator.models import linear
 from mnist_estimator.models import mlp
 from mnist_estimator.models import rnn
+from mnist_estimator.models import weather_rnn
 
 # Params every model's graph depends on (the optimizer decides the slot variables, the
 # moving average adds shadow variables); a model_dir refuses a run that changes them.
@@ -79,6 +80,14 @@ MODELS = {info.name: info for info in (
     # Seed 003: the book's BasicRNNCell, reading an image row by row.
     _model("rnn", rnn, optimizer="adam", learning_rate=0.001, batch_size=100, steps=5000,
            hidden_units=[128], activation="tanh"),
+    # Seed 003: the book's BasicRNNCell (state 11) on weather; full-batch gradient descent at
+    # 0.01, 100 epochs = 100 steps (batch: the 3,639 training windows of 52 weeks).
+    _model("weather_rnn", weather_rnn, optimizer="sgd", learning_rate=0.01, batch_size=3639,
+           steps=100, hidden_units=[11], activation="tanh"),
+    # Beyond seed 003: an LSTM in place of the weather BasicRNNCell.
+    ModelInfo("weather_lstm", weather_rnn.lstm_logits, dict(
+        optimizer="adam", learning_rate=0.01, batch_size=64, steps=3000, hidden_units=[32],
+        activation="tanh")),
 )}
 
 

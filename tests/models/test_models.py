@@ -25,6 +25,9 @@ PARAMS_MNIST = {
     "keras_cnn": 121930,  # as the seed's model.summary() reports
     "deep_cnn": 160 + 580 + (7 * 7 * 4 * 32 + 32) + (32 * 10 + 10),
     "rnn": ((28 + 128) * 128 + 128) + (128 * 10 + 10),
+    # The weather models read an image as 28 steps of 28 values, as rnn does.
+    "weather_rnn": ((28 + 11) * 11 + 11) + (11 * 10 + 10),
+    "weather_lstm": ((28 + 32) * 128 + 128) + (32 * 10 + 10),
 }
 
 LAYER_NAMES = {
@@ -44,6 +47,9 @@ LAYER_NAMES = {
     "deep_cnn": ["conv1/bias", "conv1/kernel", "conv2/bias", "conv2/kernel", "dense/bias",
                  "dense/kernel", "logits/bias", "logits/kernel"],
     "rnn": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias", "rnn/rnn/cell/kernel"],
+    "weather_rnn": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias", "rnn/rnn/cell/kernel"],
+    "weather_lstm": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias",
+                     "rnn/rnn/cell/kernel"],
 }
 
 
@@ -118,6 +124,14 @@ def test_deep_cnn_on_fonts_parameter_count():
   _, graph = build("deep_cnn", ModeKeys.TRAIN, image_shape=FONTS, n_classes=5)
   # 160 + 580 + 10,400 + 165; the book's text says 10,765 (see models/deep_cnn.py).
   assert trainable_count(graph) == 11305
+
+
+def test_weather_rnn_has_the_books_shapes():
+  _, graph = build("weather_rnn", ModeKeys.TRAIN, image_shape=(26, 5, 1), n_classes=4)
+  with graph.as_default():
+    shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.trainable_variables()}
+  assert shapes == {"rnn/rnn/cell/kernel": [5 + 11, 11], "rnn/rnn/cell/bias": [11],
+                    "logits/kernel": [11, 4], "logits/bias": [4]}
 
 
 def test_dropout_only_in_train():

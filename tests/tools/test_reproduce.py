@@ -17,8 +17,8 @@ def fonts_dir(tmp_path):
 
 
 def test_every_target_has_a_flagfile_with_steps():
-  for name in reproduce.TARGETS:
-    assert reproduce.flagfile_steps(name) > 0
+  for name, target in reproduce.TARGETS.items():
+    assert reproduce.flagfile_steps(target.flagfile or name) > 0
 
 
 def test_run_one_reads_the_accuracy_and_the_curve(tmp_path):
@@ -50,3 +50,15 @@ def test_markdown_table_marks_rows_below_the_seed():
   assert table[0].startswith("| run | data set | steps | seed reported | target | measured")
   assert table[2] == "| cnn | mnist | 20000 | 97.07% | 97.00% | 97.02% | 1000.0 | 20.5 | ✓ |"
   assert table[3].endswith("✗ below |")
+
+
+def test_weather_majority_row_is_a_baseline(tmp_path):
+  from test_weather import write_weather  # pylint: disable=g-import-not-at-top
+  target = reproduce.TARGETS["weather_majority"]
+  row = reproduce.majority_row(target, {"weather": write_weather(tmp_path)})
+  assert "error" not in row, row
+  assert 0.0 <= row["measured"] <= 1.0 and row["steps"] == 0
+  last = reproduce.markdown_table([row]).splitlines()[-1]
+  assert last.endswith(f"| — | {row['measured']:.2%} |  |  | baseline |")
+  missing = reproduce.majority_row(target, {"weather": str(tmp_path / "none")})
+  assert "weather.npz" in missing["error"]
