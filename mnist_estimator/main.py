@@ -1,6 +1,7 @@
 """Command line: `python -m mnist_estimator.main --model=cnn --steps=20000`."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
 
@@ -9,6 +10,7 @@ from absl import flags
 
 from mnist_estimator import cli
 from mnist_estimator import flagdefs
+from mnist_estimator import guard
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
 
@@ -27,6 +29,8 @@ def main(argv):
 
 def run():
   """Console-script entry point (`mnist-estimator`)."""
+  with cli.one_line_errors():
+    guard.check_argv(sys.argv)  # undecodable paths and flagfiles, before absl reads them
   app.run(main)
 
 

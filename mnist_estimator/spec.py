@@ -59,6 +59,7 @@ class RunSpec:
   warm_start_vars: str = ".*"
   profile_steps: Optional[int] = None
   distribute: str = "none"
+  fallback_checkpoint: bool = False
 
   @classmethod
   def for_model(cls, model, **overrides):
