@@ -19,8 +19,8 @@ _FIXES = {
     errno.EEXIST: "a file is in the way; remove it or pass another path",
 }
 _MEMORY = "out of memory; lower --batch_size or --eval_batch_size, or free memory"
-_SHAPE = re.compile(r"Shape of variable (\S+) \((\[[^\]]*\])\) doesn't match with shape of "
-                    r"tensor (\S+) \((\[[^\]]*\])\)")
+_SHAPE = re.compile(r"Shape of variable (\S+) \((.*?)\) doesn't match with shape of "
+                    r"tensor (\S+) \((.*?)\) from")
 
 
 def _os_message(error):

@@ -7,6 +7,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator import integrity
 from mnist_estimator.errors import UsageError
 
 INPUT_KINDS = ("tfdata", "numpy")
@@ -43,7 +44,7 @@ def write_records(images, labels):
   folder = cache_dir()
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, f"records-{records.shape[1]}-{len(records)}-{digest}.bin")
-  if not os.path.exists(path):
+  if not integrity.file_matches(path, records.nbytes, digest):  # rebuilt when damaged
     tmp = f"{path}.{os.getpid()}.tmp"
     records.tofile(tmp)
     os.replace(tmp, path)  # atomic: concurrent processes never read half a file
