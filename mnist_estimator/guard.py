@@ -118,8 +118,7 @@ def model_dir(spec, data, training):
   with spec.fallback_checkpoint).
   """
   check_outputs(spec)
-  if training:
-    check_sizes(spec, data)
+  check_sizes(spec, data)
   config = run_config_of_env()
   is_file = os.path.exists(spec.model_dir) and not os.path.isdir(spec.model_dir)
   with lock.held(spec.model_dir, training and config.is_chief and not is_file):
