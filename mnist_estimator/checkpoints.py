@@ -42,7 +42,8 @@ def verify(prefix):
     reader = tf.train.load_checkpoint(prefix)
     for name in reader.get_variable_to_shape_map():
       reader.get_tensor(name)  # checks each tensor's size and checksum
-  except (tf.errors.OpError, ValueError, OSError) as e:
+  except (tf.errors.OpError, ValueError, OSError, IndexError, RuntimeError) as e:
+    # IndexError: the reader's "Read less bytes than requested" of a truncated data file.
     return cause_line(getattr(e, "message", None) or str(e))
   return None
 

@@ -144,7 +144,7 @@ def cases(tmp, trained):
 
 def _run_case(case, tmp, trained):
   name, damage, module, argv, _, _, _ = case
-  model_dir = tmp / "dirs" / name.replace(" ", "_").replace(":", "")
+  model_dir = tmp / "dirs" / hashlib.sha1(name.encode()).hexdigest()[:8]
   shutil.copytree(trained, model_dir)
   _damage(damage)(model_dir)
   before = fingerprint(model_dir)
@@ -241,6 +241,25 @@ def test_signal_saves_a_checkpoint_and_exits(signum, tmp_path):
   assert step >= 10
   latest = tf.train.latest_checkpoint(str(model_dir))
   assert latest.endswith(f"model.ckpt-{step}") and checkpoints.verify(latest) is None
+
+
+def test_second_ctrl_c_exits_at_once_and_keeps_the_last_checkpoint(tmp_path):
+  model_dir = tmp_path / "m"
+  proc = subprocess.Popen([sys.executable, "-m", MAIN, *BASE, f"--model_dir={model_dir}",
+                           "--steps=1000000", "--log_every_n_iter=5",
+                           "--save_checkpoints_steps=50"], cwd=ROOT, env=cli_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  for line in proc.stdout:
+    match = re.search(r"\] step (\d+):", line)
+    if match and int(match.group(1)) >= 60:
+      proc.send_signal(signal.SIGINT)
+      proc.send_signal(signal.SIGINT)
+      break
+  text = proc.stdout.read()
+  assert proc.wait(timeout=120) == 130, text[-2000:]
+  assert "Traceback" not in text
+  latest = tf.train.latest_checkpoint(str(model_dir))
+  assert latest and checkpoints.verify(latest) is None
 
 
 @pytest.fixture
