@@ -17,14 +17,12 @@ def quiet_tensorflow():
 
 
 def user_message(error):
-  """The first line of a UsageError or TensorFlow OpError message; None for other errors."""
+  """A UsageError's first line, or the cause of an OpError, full disk, ...; None for others."""
+  from mnist_estimator import causes  # pylint: disable=g-import-not-at-top
   from mnist_estimator.errors import UsageError  # pylint: disable=g-import-not-at-top
   if isinstance(error, UsageError):
     return str(error).splitlines()[0]
-  tf = sys.modules.get("tensorflow")
-  if tf is not None and isinstance(error, tf.errors.OpError):
-    return error.message.splitlines()[0]
-  return None
+  return causes.message(error)
 
 
 @contextlib.contextmanager
@@ -36,8 +34,14 @@ def one_line_errors(verbose=False):
     message = user_message(e)
     if message is None or verbose:
       raise
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    print(f"{getattr(e, 'line_prefix', 'error: ')}{message}", file=sys.stderr)
+    sys.exit(getattr(e, "exit_code", 2))
+  except KeyboardInterrupt:
+    if verbose:
+      raise
+    print("error: interrupted (Ctrl-C); nothing was saved since the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def expand_short_flags(argv):

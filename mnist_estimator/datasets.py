@@ -127,6 +127,8 @@ def _check_split(x, y, n_classes, hw, x_src, y_src):
   if tuple(x.shape[1:]) != hw:
     raise UsageError(f"{x_src} holds {x.shape[1]}x{x.shape[2]} images but this data set needs "
                      f"{hw[0]}x{hw[1]}; point --data_dir at the right data set")
+  if not len(x):
+    raise UsageError(f"{x_src} holds no images; re-create the file with the data set's images")
   if len(x) != len(y):
     raise UsageError(f"{x_src} holds {len(x)} images but {y_src} holds {len(y)} labels; "
                      "re-download them so that they match")
@@ -155,8 +157,9 @@ def _read_npz(path, keys):
       return {k: npz[k] for k in keys}
   except UsageError:
     raise
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, AttributeError) as e:
-    # AttributeError: a lone .npy loads as an ndarray, which has no .files.
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, AttributeError,
+          TypeError) as e:
+    # AttributeError/TypeError: a lone .npy loads as an ndarray (no .files, no `with`).
     raise UsageError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}); "
                      "re-create it with numpy.savez") from None
 

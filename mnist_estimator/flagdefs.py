@@ -121,6 +121,8 @@ def _define_checkpoints_and_summaries(f):
                    "Checkpoint every N steps (default: every 600 s and at the end).",
                    lower_bound=1)
   f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints to keep.", lower_bound=1)
+  f.DEFINE_bool("fallback_checkpoint", False, "If the newest checkpoint is unreadable, "
+                "use the newest readable one (announced) instead of refusing.")
   f.DEFINE_integer("save_summary_steps", 100, "Summaries every N steps.", lower_bound=1)
   f.DEFINE_integer("histogram_steps", None, "Weight histograms, input images and conv "
                    "filter grids every N steps (default 10 x --save_summary_steps).",

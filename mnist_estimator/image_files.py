@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_estimator import datasets
+from mnist_estimator import predict_checks
 from mnist_estimator.errors import UsageError
 
 INVERT_CHOICES = ("auto", "yes", "no")
@@ -89,9 +90,10 @@ def _channels(images, channels, path):
   if have == channels:
     return images
   if have in (2, 4):
-    # Composite over white: in a drawing, a transparent background is paper, not ink.
+    # Composite over paper: white under dark ink, black under light ink (a white digit).
     alpha = images[..., -1:]
-    images = images[..., :-1] * alpha + (1.0 - alpha)
+    images = images[..., :-1] * alpha + (1.0 - alpha) * predict_checks.paper(images[..., :-1],
+                                                                            alpha)
   if images.shape[-1] == 3 and channels == 1:
     return images @ _GRAY
   if images.shape[-1] == 1 and channels == 3:

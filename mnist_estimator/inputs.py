@@ -7,6 +7,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator import integrity
 from mnist_estimator.errors import UsageError
 
 INPUT_KINDS = ("tfdata", "numpy")
@@ -46,7 +47,7 @@ def write_records(images, labels):
   os.makedirs(folder, exist_ok=True)
   kind = "" if dtype == np.uint8 else "f32-"
   path = os.path.join(folder, f"records-{kind}{records.shape[1]}-{len(records)}-{digest}.bin")
-  if not os.path.exists(path):
+  if not integrity.file_matches(path, records.nbytes, digest):  # rebuilt when damaged
     tmp = f"{path}.{os.getpid()}.tmp"
     records.tofile(tmp)
     os.replace(tmp, path)  # atomic: concurrent processes never read half a file

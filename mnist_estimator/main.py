@@ -14,6 +14,7 @@ from absl import flags
 
 from mnist_estimator import cli
 from mnist_estimator import flagdefs
+from mnist_estimator import guard
 from mnist_estimator import runner
 from mnist_estimator.errors import UsageError
 
@@ -33,6 +34,8 @@ def main(argv):
 
 def run():
   """Console-script entry point (`mnist-estimator`)."""
+  with cli.one_line_errors():
+    guard.check_argv(sys.argv)  # undecodable paths and flagfiles, before absl reads them
   app.run(main, argv=cli.expand_short_flags(sys.argv), flags_parser=flagdefs.parse_with_help)
 
 

@@ -21,6 +21,7 @@ from mnist_estimator import export as export_lib
 from mnist_estimator import flagdefs
 from mnist_estimator import image_files
 from mnist_estimator import sequences
+from mnist_estimator import predict_checks
 from mnist_estimator.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -168,6 +169,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
   else:
     files = image_files.load_files(paths, model.image_shape, invert, resize)
   truth = image_files.load_labels(labels) if labels else None
+  predict_checks.check_labels(truth, model.n_classes, labels)
+  predict_checks.check_blank(files)
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:
     raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "

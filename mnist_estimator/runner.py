@@ -13,8 +13,10 @@ from mnist_estimator import console
 from mnist_estimator import datasets
 from mnist_estimator import estimator as est_lib
 from mnist_estimator import export as export_lib
+from mnist_estimator import guard
 from mnist_estimator import hooks as hooks_lib
 from mnist_estimator import inputs
+from mnist_estimator import interrupts
 from mnist_estimator import weight_pictures
 from mnist_estimator import precision as precision_lib
 from mnist_estimator import report as report_lib
@@ -81,6 +83,7 @@ def train(spec, data, estimator):
   """Trains until global step spec.steps (a finished run is not trained again)."""
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
                                 spec.model_dir, spec.profile_steps, spec.steps)
+  hooks += guard.train_hooks(estimator)
   with _training(spec, hooks[0]):
     estimator.train(train_input_fn(spec, data), hooks=hooks, max_steps=spec.steps)
 
@@ -91,6 +94,7 @@ def _training(spec, progress, write_stats=True):
   start = time.time()
   try:
     yield
+    interrupts.check()  # a signal stopped training: say so, exit 130/143
   except tf.compat.v1.train.NanLossDuringTrainingError:
     raise UsageError(f"the loss became NaN while training {spec.model}; lower "
                      f"--learning_rate (now {spec.learning_rate}); checkpoints before "
@@ -212,24 +216,26 @@ def run(spec, data=None):
   if data is None:
     data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
   training = spec.mode in TRAINING_MODES
-  estimator = build(spec, data, write_record=training)
-  if not training:
-    est_lib.require_checkpoint(spec.model_dir)
-  log_path = runlog.attach(spec.model_dir, _log_name(estimator.config))
-  for line in console.header(spec, data, log_path, precision_lib.resolve(spec.precision)[1]):
-    print(line)
-    logging.info(line)
-  if training and estimator.config.is_chief:
-    runrecord.write_flags(spec)
-    runrecord.write_hparams(spec)
-  result = {"model_dir": spec.model_dir, **MODES[spec.mode](spec, data, estimator)}
-  # In a cluster the chief alone exports, so one run leaves one SavedModel.
-  if spec.export_dir and training and estimator.config.is_chief:
-    result["export"] = export(spec, data, estimator)
-  if training and estimator.config.is_chief:
-    print(f"checkpoints and TensorBoard curves: {spec.model_dir} "
-          f"(tensorboard --logdir {spec.model_dir})")
-  return result
+  with guard.model_dir(spec, data, training) as fresh:  # lock, record, checkpoint integrity
+    estimator = build(spec, data, write_record=training and fresh)
+    if not training:
+      est_lib.require_checkpoint(spec.model_dir)
+    log_path = runlog.attach(spec.model_dir, _log_name(estimator.config))
+    for line in console.header(spec, data, log_path,
+                               precision_lib.resolve(spec.precision)[1]):
+      print(line)
+      logging.info(line)
+    if training and estimator.config.is_chief:
+      runrecord.write_flags(spec)
+      runrecord.write_hparams(spec)
+    result = {"model_dir": spec.model_dir, **MODES[spec.mode](spec, data, estimator)}
+    # In a cluster the chief alone exports, so one run leaves one SavedModel.
+    if spec.export_dir and training and estimator.config.is_chief:
+      result["export"] = export(spec, data, estimator)
+    if training and estimator.config.is_chief:
+      print(f"checkpoints and TensorBoard curves: {spec.model_dir} "
+            f"(tensorboard --logdir {spec.model_dir})")
+    return result
 
 
 def _log_name(config):
@@ -261,6 +267,7 @@ def train_and_evaluate(spec, data, estimator):
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
                                 spec.model_dir if chief else None, spec.profile_steps,
                                 spec.steps)
+  hooks += guard.train_hooks(estimator)
   if spec.early_stopping_steps:
     hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
         estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,

@@ -61,6 +61,7 @@ class RunSpec:
   distribute: str = "none"
   precision: str = "auto"
   window: Optional[int] = None  # weeks per example of a sequence data set (None: its default)
+  fallback_checkpoint: bool = False
 
   @classmethod
   def for_model(cls, model, **overrides):

@@ -17,6 +17,7 @@ from absl import flags
 
 from mnist_estimator import cli
 from mnist_estimator import flagdefs
+from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import paths
 
 FLAGS = flags.FLAGS
@@ -63,22 +64,15 @@ def tasks(spec, evaluator):
   return result
 
 
-def _stream(label, proc, lock):
-  for line in proc.stdout:
-    with lock:
-      sys.stdout.write(f"[{label}] {line}")
-      sys.stdout.flush()
-
-
 def launch(training_flags, workers, ps, evaluator, grace_secs):
   """Starts every task, streams their output with task prefixes, stops them all at the end.
 
   Returns:
-    The exit code: the chief's, or 1 if a worker or the evaluator failed.
+    The exit code: 0, or that of the first task that failed (see cluster_watch.watch).
   """
   spec = cluster_spec(workers, ps)
-  lock = threading.Lock()
-  procs = {}
+  watched = cluster_watch.Tasks()
+  procs = watched.procs
   for label, tf_config in tasks(spec, evaluator):
     python_path = filter(None, [paths.REPO_ROOT, os.environ.get("PYTHONPATH")])
     env = dict(os.environ, TF_CONFIG=json.dumps(tf_config),
@@ -86,14 +80,11 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
     procs[label] = subprocess.Popen(
         [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
          *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    threading.Thread(target=_stream, args=(label, procs[label], lock), daemon=True).start()
+    threading.Thread(target=watched.stream, args=(label, procs[label]), daemon=True).start()
   try:
-    code = procs["chief"].wait()
-    for label, proc in procs.items():
-      if not label.startswith("ps") and proc.wait(timeout=grace_secs) != 0:
-        code = code or 1
-  except (KeyboardInterrupt, subprocess.TimeoutExpired):
-    code = 1
+    code = cluster_watch.watch(watched, grace_secs)  # names a task that dies, stops the rest
+  except KeyboardInterrupt:
+    code = 130
   finally:
     _stop_all(procs)  # parameter servers never exit by themselves
   return code

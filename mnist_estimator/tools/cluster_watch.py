@@ -1,0 +1,82 @@
+"""Watches a local cluster's tasks: names the one that died, stops the rest, obeys SIGTERM."""
+
+import signal
+import sys
+import threading
+import time
+
+_POLL_SECS = 0.5
+
+
+class Tasks:
+  """The launched processes by label, with each one's last line of output."""
+
+  def __init__(self):
+    self.procs = {}
+    self.last_line = {}
+    self._lock = threading.Lock()
+
+  def stream(self, label, proc):
+    """Copies a task's output with a `[label]` prefix (run in a thread per task)."""
+    for line in proc.stdout:
+      with self._lock:
+        if line.strip():
+          self.last_line[label] = line.strip()
+        sys.stdout.write(f"[{label}] {line}")
+        sys.stdout.flush()
+
+  def died(self, label, code):
+    """The one-line message for a task that ended badly."""
+    last = self.last_line.get(label, "(no output)")
+    how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
+    return f"error: task {label} died ({how}); its last line: {last}; stopping the others"
+
+
+def _terminated(signum, frame):
+  del frame
+  raise SystemExit(128 + signum)
+
+
+def watch(tasks, grace_secs):
+  """Waits for the chief; stops everything as soon as any task fails.
+
+  A parameter server never ends by itself, so a ps that exits is a failure too.
+  After the chief succeeds, the workers and evaluator get grace_secs to finish.
+
+  Args:
+    tasks: a Tasks with the started processes ("chief" among them).
+    grace_secs: how long the others may run on after the chief ends well.
+
+  Returns:
+    0 if every task ended well, else the failed task's exit code (or 1).
+  """
+  main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _terminated) if main else None
+  try:  # SIGTERM -> SystemExit: the caller's finally stops every task
+    return _wait(tasks, grace_secs)
+  finally:
+    if main:
+      signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(tasks, grace_secs):
+  """watch() without the signal handling."""
+  deadline = None
+  while True:
+    for label, proc in tasks.procs.items():
+      code = proc.poll()
+      if code is not None and (code != 0 or label.startswith("ps")):
+        time.sleep(_POLL_SECS)  # let the streaming thread print the task's last lines
+        print(tasks.died(label, code), file=sys.stderr, flush=True)
+        return code if code > 0 else 1
+    if tasks.procs["chief"].poll() == 0:
+      deadline = deadline or time.time() + grace_secs
+      running = [label for label, proc in tasks.procs.items()
+                 if proc.poll() is None and not label.startswith("ps")]
+      if not running:
+        return 0
+      if time.time() > deadline:
+        print(f"error: {', '.join(running)} still running {grace_secs} s after the chief "
+              "finished (--grace_secs); stopping them", file=sys.stderr, flush=True)
+        return 1
+    time.sleep(_POLL_SECS)
