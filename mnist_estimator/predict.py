@@ -169,12 +169,12 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
   else:
     files = image_files.load_files(paths, model.image_shape, invert, resize)
   truth = image_files.load_labels(labels) if labels else None
-  predict_checks.check_labels(truth, model.n_classes, labels)
-  predict_checks.check_blank(files)
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:
     raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
                      "pass the labels of exactly these files")
+  predict_checks.check_labels(truth, model.n_classes, labels)
+  predict_checks.check_blank(files)
   classes, probs = predict(model, np.concatenate([x for _, x, _ in files]), batch_size)
   rows = [(path, i, is_data) for path, x, is_data in files for i in range(len(x))]
   lines = (_json_lines(rows, classes, probs, truth) if as_json
