@@ -227,8 +227,8 @@ def test_signal_saves_a_checkpoint_and_exits(signum, tmp_path):
   output = []
   for line in proc.stdout:
     output.append(line)
-    match = re.search(r"\] step (\d+):", line)
-    if match and int(match.group(1)) >= 10:
+    match = re.match(r"step ([\d,]+)/", line)  # a progress line (plain: not a terminal)
+    if match and int(match.group(1).replace(",", "")) >= 10:
       proc.send_signal(signum)
       break
   output += proc.stdout.readlines()
@@ -250,8 +250,8 @@ def test_second_ctrl_c_exits_at_once_and_keeps_the_last_checkpoint(tmp_path):
                            "--save_checkpoints_steps=50"], cwd=ROOT, env=cli_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   for line in proc.stdout:
-    match = re.search(r"\] step (\d+):", line)
-    if match and int(match.group(1)) >= 60:
+    match = re.match(r"step ([\d,]+)/", line)
+    if match and int(match.group(1).replace(",", "")) >= 60:
       proc.send_signal(signal.SIGINT)
       proc.send_signal(signal.SIGINT)
       break
