@@ -23,16 +23,20 @@ def model_fn(features, labels, mode, params, config=None):
     labels: int class ids, or None in PREDICT.
     mode: a tf.estimator.ModeKeys value.
     params: dict with "model" (a registered name) and the model's settings;
-      "histogram_steps" sets how often the heavy summaries are written.
+      "histogram_steps" sets how often the heavy summaries are written;
+      "train_precision" "bf16" computes the training step in bfloat16.
     config: the RunConfig (tf.estimator passes it): where and whether to write them.
 
   Returns:
     A tf.estimator.EstimatorSpec built by the shared head.
   """
   info = models.get_model(params["model"])
-  logits = info.logits_fn(features, mode, params)
-  if mode != tf.estimator.ModeKeys.TRAIN:
-    return head.build_spec(logits, labels, mode, params)
+  if mode != tf.estimator.ModeKeys.TRAIN:  # always float32: what the SavedModel computes
+    return head.build_spec(info.logits_fn(features, mode, params), labels, mode, params)
+  if params.get("train_precision") == "bf16":
+    logits = precision_lib.train_logits(info.logits_fn, features, mode, params)
+  else:
+    logits = info.logits_fn(features, mode, params)
   summaries.add_train_summaries(layers.image_input(features, params))
   spec = head.build_spec(logits, labels, mode, params)
   chief = config is None or config.is_chief
@@ -46,7 +50,7 @@ DISTRIBUTE = ("none", "mirrored")
 
 def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
                save_summary_steps=100, intra_op_threads=0, inter_op_threads=0,
-               distribute="none", precision="fp32"):
+               distribute="none", precision=None):
   """Builds the RunConfig.
 
   Args:
@@ -60,16 +64,15 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
     inter_op_threads: ops run in parallel; 0 lets TensorFlow pick.
     distribute: "mirrored" replicates the model on every local device
       (tf.distribute.MirroredStrategy; the batch size is per device); "none".
-    precision: "fp32" or "bf16" (resolved; see precision.configure).
+    precision: a resolved precision.Precision (None: fp32).
 
   Returns:
     A tf.estimator.RunConfig.
   """
-  session_config = precision_lib.configure(tf.compat.v1.ConfigProto(
-      intra_op_parallelism_threads=intra_op_threads,
-      inter_op_parallelism_threads=inter_op_threads), precision)
+  session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                                            inter_op_parallelism_threads=inter_op_threads)
   strategy = tf.distribute.MirroredStrategy() if distribute == "mirrored" else None
-  return tf.estimator.RunConfig(
+  config = tf.estimator.RunConfig(
       model_dir=model_dir, tf_random_seed=seed, train_distribute=strategy,
       eval_distribute=strategy,
       save_checkpoints_steps=save_checkpoints_steps,
@@ -77,6 +80,11 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
       keep_checkpoint_max=keep_checkpoint_max, save_summary_steps=save_summary_steps,
       session_config=session_config,
       log_step_count_steps=None)  # hooks.ProgressHook logs progress instead
+  if precision is not None:
+    # A chief or worker of a TF_CONFIG cluster runs its graph through the cluster's master.
+    distributed = bool(config.cluster_spec.as_dict()) and config.task_type != "evaluator"
+    precision_lib.configure(config.session_config, precision, distributed)
+  return config
 
 
 def graph_record(params):

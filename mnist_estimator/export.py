@@ -100,9 +100,31 @@ def _higher_accuracy(best_eval_result, current_eval_result):
   return current_eval_result["accuracy"] > best_eval_result["accuracy"]
 
 
-def exporters(image_shape, standardize=None):
-  """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest."""
+class _Printer(tf.estimator.Exporter):
+  """Prints every evaluation: a cluster's evaluator task hands no metrics back to its caller."""
+
+  def __init__(self, describe):
+    self._describe = describe
+
+  @property
+  def name(self):
+    return "printer"
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result,
+             is_the_final_export):
+    del estimator, export_path, checkpoint_path, is_the_final_export
+    print(self._describe(eval_result), flush=True)
+
+
+def exporters(image_shape, standardize=None, describe=None):
+  """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest.
+
+  Args:
+    image_shape, standardize: as for `serving_input_receiver_fn`.
+    describe: if given, `eval_result -> line`, printed after every evaluation.
+  """
   receiver = serving_input_receiver_fn(image_shape, standardize)
-  return [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
-                                    exports_to_keep=1),
-          tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
+  found = [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
+                                     exports_to_keep=1),
+           tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
+  return found + [_Printer(describe)] if describe else found

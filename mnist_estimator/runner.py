@@ -51,9 +51,17 @@ def model_params(spec, image_shape, n_classes, train_examples):
               histogram_steps=spec.histogram_steps or 10 * spec.save_summary_steps)
 
 
-def build(spec, data, write_record):
-  """Checks model_dir against this run and returns the Estimator."""
-  params = params_for(spec, data)
+def build(spec, data, write_record, precision=None):
+  """Checks model_dir against this run and returns the Estimator.
+
+  Args:
+    spec: the RunSpec.
+    data: the Dataset.
+    write_record: record this run's graph in model_dir if it has no record yet.
+    precision: spec.precision resolved (precision.resolve); None resolves it here.
+  """
+  precision = precision or precision_lib.resolve(spec.precision)
+  params = dict(params_for(spec, data), train_precision=precision.train)
   est_lib.check_model_dir(spec.model_dir, params, write=write_record)
   # Evaluation follows checkpoints, so evaluating every N steps means checkpointing every N.
   checkpoint_steps = spec.eval_every_steps or spec.save_checkpoints_steps
@@ -61,7 +69,7 @@ def build(spec, data, write_record):
       spec.model_dir, seed=spec.seed, save_checkpoints_steps=checkpoint_steps,
       keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
       intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads,
-      distribute=spec.distribute, precision=precision_lib.resolve(spec.precision)[0])
+      distribute=spec.distribute, precision=precision)
   if spec.distribute != "none" and spec.input != "tfdata":
     raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
                      "feeds one device)")
@@ -216,13 +224,13 @@ def run(spec, data=None):
   if data is None:
     data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
   training = spec.mode in TRAINING_MODES
+  precision = precision_lib.resolve(spec.precision)
   with guard.model_dir(spec, data, training) as fresh:  # lock, record, checkpoint integrity
-    estimator = build(spec, data, write_record=training and fresh)
+    estimator = build(spec, data, write_record=training and fresh, precision=precision)
     if not training:
       est_lib.require_checkpoint(spec.model_dir)
     log_path = runlog.attach(spec.model_dir, _log_name(estimator.config))
-    for line in console.header(spec, data, log_path,
-                               precision_lib.resolve(spec.precision)[1]):
+    for line in console.header(spec, data, log_path, precision.header()):
       print(line)
       logging.info(line)
     if training and estimator.config.is_chief:
@@ -274,10 +282,13 @@ def train_and_evaluate(spec, data, estimator):
         run_every_secs=None, run_every_steps=spec.eval_every_steps or 100))
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=hooks)
+  evaluator = estimator.config.task_type == "evaluator"
+  describe = (lambda metrics: format_metrics(metrics, len(data.y_test), data.name)
+              ) if evaluator else None
   eval_spec = tf.estimator.EvalSpec(eval_input_fn(spec, data), steps=None, throttle_secs=0,
                                     start_delay_secs=0,
                                     exporters=export_lib.exporters(data.image_shape,
-                                                                   data.standardize))
+                                                                   data.standardize, describe))
   with _training(spec, hooks[0], write_stats=chief):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]

@@ -4,14 +4,10 @@ import math
 import os
 import re
 
-import matplotlib
-matplotlib.use("Agg")  # headless: no display on CI machines or servers
-from matplotlib.collections import PatchCollection  # pylint: disable=g-import-not-at-top
-from matplotlib.patches import Rectangle  # pylint: disable=g-import-not-at-top
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from mnist_estimator.errors import UsageError
+from mnist_estimator.report import pyplot
 
 _DPI = 100
 _MAX_INCHES = 14.0  # keeps 64-filter or 500-unit grids at a sane file and screen size
@@ -58,6 +54,9 @@ def _tile_figure(tiles, cols, cell, labels, colorbar=False, **imshow_args):
   Returns:
     (fig, ax).
   """
+  plt = pyplot()
+  from matplotlib.collections import PatchCollection  # pylint: disable=g-import-not-at-top
+  from matplotlib.patches import Rectangle  # pylint: disable=g-import-not-at-top
   if len(tiles) > _MAX_LABELS:
     labels = None
   canvas, corners, (slot_h, slot_w) = _mosaic(tiles, cols, labels)
@@ -94,7 +93,7 @@ def _save(fig, path):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   # "tight": trims the margin an equal-aspect grid leaves in a figure of another shape.
   fig.savefig(path, dpi=_DPI, bbox_inches="tight", pad_inches=0.1)
-  plt.close(fig)
+  pyplot().close(fig)
   return path
 
 

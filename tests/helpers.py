@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import socket
 import subprocess
 import sys
 
@@ -32,10 +33,25 @@ def start_module(module, *argv, merge_stderr=True):
                           stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
 
 
+def free_ports(count):
+  """`count` distinct free TCP ports on 127.0.0.1."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for s in sockets:
+      s.bind(("127.0.0.1", 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
 def small_spec(model, model_dir, **overrides):
-  """The model's defaults for a few-step run on the sample: 12 steps of 16, seeded."""
+  """The model's defaults for a few-step run on the sample: 12 steps of 16, seeded, fp32.
+
+  fp32 unless overridden: `auto` would train in bf16 on some CPUs and fp32 on others.
+  """
   values = dict(model_dir=model_dir and str(model_dir), steps=12, batch_size=16,
-                eval_batch_size=64, log_every_n_iter=5, seed=1)
+                eval_batch_size=64, log_every_n_iter=5, seed=1, precision="fp32")
   values.update(overrides)
   return RunSpec.for_model(model, **values)
 

@@ -10,6 +10,12 @@ ACTIVATIONS = {
 }
 
 
+def float_input(features):
+  """`features["x"]` as floats: float32, or bf16 as the training step may hand it in."""
+  x = features["x"]
+  return x if x.dtype in (tf.float32, tf.bfloat16) else tf.cast(x, tf.float32)
+
+
 def image_input(features, params):
   """Returns `features["x"]` as a float batch of shape [-1, H, W, C].
 
@@ -18,13 +24,13 @@ def image_input(features, params):
     params: dict with "image_shape" (H, W, C).
   """
   height, width, channels = params["image_shape"]
-  return tf.reshape(tf.cast(features["x"], tf.float32), [-1, height, width, channels])
+  return tf.reshape(float_input(features), [-1, height, width, channels])
 
 
 def flat_input(features, params):
   """Returns `features["x"]` flattened to [-1, H*W*C]."""
   height, width, channels = params["image_shape"]
-  return tf.reshape(tf.cast(features["x"], tf.float32), [-1, height * width * channels])
+  return tf.reshape(float_input(features), [-1, height * width * channels])
 
 
 def is_training(mode):

@@ -24,6 +24,6 @@ def logits(features, mode, params):
     cell = tf.compat.v1.nn.rnn_cell.BasicRNNCell(
         params["hidden_units"][0], activation=layers.ACTIVATIONS[params["activation"]],
         name="cell")
-    _, state = tf.compat.v1.nn.dynamic_rnn(cell, rows, dtype=tf.float32)
+    _, state = tf.compat.v1.nn.dynamic_rnn(cell, rows, dtype=rows.dtype)
   state = layers.dropout(state, params["dropout"], mode)
   return layers.dense(state, params["n_classes"], "logits")

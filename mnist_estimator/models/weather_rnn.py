@@ -4,6 +4,8 @@ import math
 
 import tensorflow as tf
 
+from mnist_estimator.models import layers
+
 # The book's RNN chapter: W1 ~ truncated normal, stddev 1/sqrt(num_inputs); b1 = 0.1.
 _BOOK_BIAS = 0.1
 
@@ -11,7 +13,7 @@ _BOOK_BIAS = 0.1
 def _steps(features, params):
   """features["x"] [batch, T, F, C] (weather: [batch, window, 5, 1]) as T steps of F*C values."""
   steps, width, channels = params["image_shape"]
-  return tf.reshape(tf.cast(features["x"], tf.float32), [-1, steps, width * channels])
+  return tf.reshape(layers.float_input(features), [-1, steps, width * channels])
 
 
 def _run(cell, features, params):
@@ -19,7 +21,7 @@ def _run(cell, features, params):
   steps = _steps(features, params)
   # The v1 initializer follows the graph seed, so --seed fixes the cell's weights.
   with tf.compat.v1.variable_scope("rnn", initializer=tf.compat.v1.glorot_uniform_initializer()):
-    outputs, _ = tf.compat.v1.nn.dynamic_rnn(cell, steps, dtype=tf.float32)
+    outputs, _ = tf.compat.v1.nn.dynamic_rnn(cell, steps, dtype=steps.dtype)
   inputs = params["image_shape"][1] * params["image_shape"][2]
   return tf.compat.v1.layers.dense(
       outputs[:, -1, :], params["n_classes"], name="logits",

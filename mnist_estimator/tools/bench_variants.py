@@ -1,0 +1,133 @@
+"""The benchmark's timed variants: our training paths and Keras fit, in fp32 and bf16."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Optional
+
+from mnist_estimator import guard
+from mnist_estimator import hooks as hooks_lib
+from mnist_estimator import inputs
+from mnist_estimator import precision as precision_lib
+from mnist_estimator import runner
+from mnist_estimator.spec import RunSpec
+from mnist_estimator.tools import bench_lib
+from mnist_estimator.tools import keras_models
+
+# The product's progress hook formats its lines as a run does, but shows none of them.
+_DEVNULL = open(os.devnull, "w")  # pylint: disable=consider-using-with
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One timed way of training the model.
+
+  Attributes:
+    name: as --variants names it.
+    help: what it is, for the report.
+    precision: "fp32", "bf16" or "auto" (the CLI's default, resolved on this CPU).
+    kind: "bound" (one constant batch: no input work), "tfdata", "numpy", "keras" or
+      "keras_default" (Keras in a process with TensorFlow's own oneDNN default).
+    summaries: the product's summaries every 100 steps.
+    hooks: the product's training hooks (progress, signals, record): the CLI's.
+  """
+  name: str
+  help: str
+  precision: str = "fp32"
+  kind: str = "tfdata"
+  summaries: bool = True
+  hooks: bool = False
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("bound", "one constant batch, fp32: the compute bound", kind="bound"),
+    Variant("bound_bf16", "one constant batch, bf16 train step", "bf16", kind="bound"),
+    Variant("cli", "what `main` runs: tf.data, summaries, hooks, --precision=auto", "auto",
+            hooks=True),
+    Variant("tfdata", "tf.data and summaries, no hooks, fp32"),
+    Variant("nosummary", "tf.data, no summaries, fp32", summaries=False),
+    Variant("numpy", "the tutorial's numpy_input_fn, fp32", kind="numpy"),
+    Variant("keras", "Keras Model.fit of the same network and data, float32", kind="keras"),
+    Variant("keras_bf16", "Keras Model.fit, mixed_bfloat16 policy", "bf16", kind="keras"),
+    Variant("keras_default", "Keras Model.fit, float32, TensorFlow's own oneDNN default "
+            "(what a Keras user runs)", kind="keras_default"),
+)}
+DEFAULT_VARIANTS = ("bound", "bound_bf16", "cli", "keras", "keras_bf16", "keras_default")
+
+
+def resolved(variant):
+  """The variant's Precision on this CPU."""
+  return precision_lib.resolve(variant.precision)
+
+
+def steps_for(variant, steps):
+  """Timed steps: a tenth (at least 20) where bf16 is emulated, 10x slower than fp32."""
+  chosen = resolved(variant)
+  return max(20, steps // 10) if chosen.bf16 and not chosen.native else steps
+
+
+def spec_for(config, variant, model_dir, steps):
+  """The RunSpec of one timed variant: the model's defaults, this benchmark's settings."""
+  return RunSpec.for_model(
+      config.model, model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
+      steps=config.warmup_steps + steps, batch_size=config.batch_size,
+      intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
+      report=False, precision=variant.precision,
+      save_summary_steps=100 if variant.summaries else 10**9)
+
+
+def run(variant, config, data, work_dir):
+  """Times one variant; returns (figures or None if it has no Keras twin, Estimator or None)."""
+  steps = steps_for(variant, config.steps)
+  spec = spec_for(config, variant, os.path.join(work_dir, variant.name), steps)
+  warmup, batch = config.warmup_steps, spec.batch_size
+  if variant.kind == "keras":
+    params = runner.params_for(spec, data)
+    return keras_models.time_keras(params, data, batch, warmup, steps,
+                                   bf16=resolved(variant).bf16), None
+  if variant.kind == "keras_default":
+    return _keras_default(config, steps), None
+  if variant.kind == "bound":
+    input_fn = bench_lib.bound_input_fn(data, batch)
+  else:
+    input_fn = inputs.make_input_fn(variant.kind, data.x_train, data.y_train, batch,
+                                    train=True)
+  hooks = []
+  if variant.hooks:
+    hooks = hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir,
+                                  total_steps=spec.steps, stream=_DEVNULL)
+  figures, estimator = bench_lib.time_estimator(spec, data, input_fn, warmup, steps, hooks,
+                                                extra_hooks=guard.train_hooks
+                                                if variant.hooks else None)
+  return figures, estimator
+
+
+def _keras_default(config, steps) -> Optional[dict]:
+  """Keras fp32 in a new process where TensorFlow decides oneDNN itself (an empty variable).
+
+  TensorFlow 2.15 turns oneDNN on only on CPUs with AVX512-VNNI, AVX512_BF16 or AMX;
+  this package turns it on everywhere, so in-process Keras would run our kernels.
+  """
+  with tempfile.TemporaryDirectory() as folder:
+    out = os.path.join(folder, "keras.json")
+    argv = [sys.executable, "-m", "mnist_estimator.tools.bench", "--variants=keras",
+            "--repeats=1", "--nostartup", "--noserving", "--nograph", f"--out={out}",
+            f"--model={config.model}", f"--dataset={config.dataset}",
+            f"--steps={steps}", f"--warmup_steps={config.warmup_steps}",
+            f"--matmul_n={min(config.matmul_n, 256)}"]
+    argv += [f"--{name}={getattr(config, name)}" for name in
+             ("data_dir", "batch_size", "intra_op_threads", "inter_op_threads")
+             if getattr(config, name)]
+    env = dict(os.environ, **{precision_lib.ONEDNN_ENV: ""})
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+      raise RuntimeError(f"keras_default failed ({done.returncode}): {done.stderr[-800:]}")
+    with open(out) as f:
+      result = json.load(f)
+  figures = result["variants"].get("keras")
+  if figures is not None:
+    figures = dict(figures, onednn=result["machine"]["onednn"])
+  return figures
