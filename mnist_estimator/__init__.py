@@ -1,6 +1,6 @@
 """mnist_estimator: the classic TensorFlow MNIST texts as one tf.estimator framework."""
 
-from mnist_estimator import precision as _precision
+from mnist_estimator.common import precision as _precision
 
 __version__ = "0.1.0"
 

@@ -1,22 +1,19 @@
 """Command line: `python -m mnist_estimator.main --model=cnn --steps=20000`."""
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
-from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
-
-runlog.import_tensorflow()  # before anything else imports it: its start-up lines go to the log
+cli.import_tensorflow()  # first: its start-up lines go to the run log, not the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from mnist_estimator import cli
 from mnist_estimator import flagdefs
-from mnist_estimator import guard
-from mnist_estimator import runner
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common import runlog
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.run import guard
+from mnist_estimator.run import runner
 
 flagdefs.define_flags()
 flags.adopt_module_key_flags(flagdefs)

@@ -14,8 +14,8 @@ import numpy as np
 # Run as a plain script, sys.path[0] is scripts/; the project root makes the package importable.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from mnist_estimator import datasets
-from mnist_estimator.errors import UsageError
+from mnist_estimator.data import readers
+from mnist_estimator.common.errors import UsageError
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -30,8 +30,8 @@ def _idx_path(data_dir, base):
 
 def _head(data_dir, prefix, n):
   """Returns the first n images [n, 28, 28] and labels [n] (both uint8) of one MNIST split."""
-  images = datasets.read_idx(_idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
-  labels = datasets.read_idx(_idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
+  images = readers.read_idx(_idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
+  labels = readers.read_idx(_idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
   if images.shape[1:] != (28, 28) or len(images) != len(labels) or len(labels) < n:
     raise UsageError(f"{data_dir}: {prefix} files hold images {images.shape} and labels "
                      f"{labels.shape}; need >= {n} matching 28x28 images: use the real MNIST files")

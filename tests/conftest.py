@@ -3,13 +3,13 @@
 import dataclasses
 import os
 
-from absl import flags as absl_flags
 import pytest
+from absl import flags as absl_flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
 from mnist_estimator import flagdefs
+from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
 
 flagdefs.define_flags()
 # absl raises UnparsedFlagAccessError under pytest unless FLAGS are parsed once.

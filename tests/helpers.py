@@ -1,6 +1,9 @@
-"""What several test modules share: repo root, subprocess runs, small runs, PNG and IDX files."""
+"""What the tests share: repo root, main in-process and in subprocesses, small runs, data files."""
 
+import contextlib
+import datetime
 import gzip
+import io
 import os
 import socket
 import subprocess
@@ -8,8 +11,12 @@ import sys
 
 import numpy as np
 
-from mnist_estimator import datasets
-from mnist_estimator.spec import RunSpec
+from mnist_estimator import flagdefs
+from mnist_estimator.common import cli
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import readers, weather
+from mnist_estimator.run import guard, runner
+from mnist_estimator.run.spec import RunSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -18,6 +25,57 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def cli_env(**extra):
   """The environment of a subprocess that imports this checkout's package."""
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT, **extra)
+
+
+def run_main(*argv):
+  """main's run in this process: argv checks, flags -> RunSpec, run, one-line errors.
+
+  What `python -m mnist_estimator.main ARGV` does after absl (whose own flag-error line
+  the subprocess tests in test_main check), without a TensorFlow import per case.
+
+  Returns:
+    (exit code, stdout, stderr) as text.
+  """
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      with cli.one_line_errors():
+        guard.check_argv(["main", *argv])
+        spec, extra = flagdefs.spec_and_arguments(list(argv))
+        if extra:
+          raise UsageError(f"unexpected arguments {extra}; every setting is a "
+                                    "--flag (see --helpshort)")
+        runner.run(spec)
+    except SystemExit as e:
+      code = e.code
+  return code, out.getvalue(), err.getvalue()
+
+
+def run_predict(saved_model, *paths, labels=None):
+  """The predict command's work in this process (predict_files), with its one-line errors.
+
+  Returns:
+    (exit code, stdout, stderr) as text.
+  """
+  from mnist_estimator.predict import main as predict_main  # pylint: disable=g-import-not-at-top
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+      with cli.one_line_errors():
+        predict_main.predict_files(saved_model, list(paths), labels)
+    except SystemExit as e:
+      code = e.code
+  return code, out.getvalue(), err.getvalue()
+
+
+def one_error_line(code, err, *words):
+  """The run failed with exactly one `error:` line holding `words`; returns that line."""
+  errors = [line for line in err.splitlines() if line.startswith("error:")]
+  assert code != 0 and len(errors) == 1, (code, err[-2000:])
+  assert all(word in errors[0] for word in words), (words, errors[0])
+  return errors[0]
 
 
 def run_module(module, *argv, cwd=ROOT, timeout=300):
@@ -68,7 +126,7 @@ def read_png(path):
   return pixels[..., :3]
 
 
-_IDX = datasets._IDX_FILES  # pylint: disable=protected-access
+_IDX = readers.IDX_FILES
 
 
 # Writers of small MNIST files in the real formats (IDX, gzip or raw).
@@ -101,3 +159,37 @@ def write_mnist_dir(folder, arrays=None, gz=True, skip=()):
     if base not in skip:
       write_idx(folder / (base + (".gz" if gz else "")), array, gz=gz)
   return arrays
+
+
+# A generated weekly weather series in the real file's format (data/weather.py).
+FIRST_YEAR, YEARS = 2000, 13  # 3 training years, then the 10 test years
+
+
+def weekly_series(years=YEARS, gap_at=None, seed=0):
+  """Weekly rows in the real file's format: float64 [weeks, 6], date YYYYMMDD then 5 features.
+
+  Rain is the year minus 2000 (plus noise), so a window's raw rain tells its year; the
+  temperatures follow the seasons. `gap_at` drops 5 weeks from that row on (the real file has
+  such gaps).
+  """
+  rng = np.random.RandomState(seed)
+  day = datetime.date(FIRST_YEAR, 1, 5)
+  rows = []
+  while day.year < FIRST_YEAR + years:
+    phase = 2 * np.pi * (day.timetuple().tm_yday - 105) / 365.25
+    high = 60 + 25 * np.sin(phase) + rng.randn() * 3
+    snow = max(0.0, -np.sin(phase)) * rng.rand() * 3
+    rows.append([int(day.strftime("%Y%m%d")), day.year - FIRST_YEAR + 0.1 * rng.rand(), snow,
+                 snow * 0.5, high, high - 18])
+    day += datetime.timedelta(days=7)
+  rows = np.array(rows, np.float64)
+  if gap_at is not None:
+    rows = np.delete(rows, range(gap_at, gap_at + 5), axis=0)
+  return rows
+
+
+def write_weather(folder, weekly=None):
+  """weather.npz with the real file's keys: `daily` and `weekly` float64 arrays of 6 columns."""
+  weekly = weekly_series() if weekly is None else weekly
+  np.savez(folder / weather.FILE, daily=np.zeros([7 * len(weekly), 6]), weekly=weekly)
+  return str(folder)

@@ -1,78 +1,62 @@
-"""The command line, end to end in subprocesses: a short run, and bad input exiting cleanly."""
+"""`python -m mnist_estimator.main` as a user runs it: a run, its log file, errors, --helpshort.
 
-import os
+Real processes, few of them (each imports TensorFlow): the bad-input and safety matrices
+run main's code in-process (run/test_bad_input.py, run/test_safety.py).
+"""
 
 import helpers
-import pytest
 
-def cli(*argv, cwd=helpers.ROOT):
-  """Runs `python -m mnist_estimator.main ARGV`; returns the CompletedProcess."""
-  return helpers.run_module("mnist_estimator.main", *argv, cwd=cwd)
+from mnist_estimator import flagdefs
 
 
-def assert_clean_failure(proc, *words):
-  """Non-zero exit, no traceback, and the error line names the problem."""
-  assert proc.returncode != 0, proc.stdout + proc.stderr
-  assert "Traceback" not in proc.stderr, proc.stderr
-  errors = [line for line in proc.stderr.splitlines()
-            if line.startswith(("error:", "FATAL Flags parsing error"))]
-  assert len(errors) == 1, proc.stderr
-  for word in words:
-    assert word in errors[0], errors[0]
+def cli(*argv):
+  return helpers.run_module("mnist_estimator.main", *argv)
 
 
-def test_short_run_trains_evaluates_and_lists_weights(tmp_path):
-  model_dir = str(tmp_path / "m")
-  proc = cli("--model=linear", "--dataset=mnist_sample", "--steps=3", f"--model_dir={model_dir}")
+def test_a_run_prints_the_header_and_keeps_tensorflow_in_its_log(tmp_path):
+  model_dir = tmp_path / "m"
+  proc = cli("--model=linear", "--dataset=mnist_sample", "--steps=3", f"--model_dir={model_dir}",
+             "--noreport")
   assert proc.returncode == 0, proc.stderr
-  assert f"model_dir: {model_dir}" in proc.stdout
+  lines = proc.stdout.splitlines()
+  assert lines[0].startswith("train linear on mnist_sample: 5,000 train / 1,000 test images")
+  assert f"model_dir: {model_dir}" in lines and any(
+      line.startswith("precision: train step") for line in lines)
   assert "eval on 1000 mnist_sample test images: accuracy" in proc.stdout
   assert "global_step 3" in proc.stdout
-  proc = cli("--model=linear", "--dataset=mnist_sample", "--mode=weights",
-             f"--model_dir={model_dir}", f"--weights_out={tmp_path / 'w.npz'}")
+  # TF's INFO log and its start-up lines go to the run's log file, not the console.
+  assert "Calling model_fn" not in proc.stdout + proc.stderr
+  assert "Unable to register" not in proc.stderr
+  log = (model_dir / "mnist_estimator.log").read_text()
+  assert "Calling model_fn" in log and "Unable to register cuDNN factory" in log
+
+
+def test_errors_are_one_line_and_verbose_shows_the_traceback(tmp_path):
+  flag_error = cli("--model=linear", "--steps=0", f"--model_dir={tmp_path}/m")
+  assert flag_error.returncode == 1 and "Traceback" not in flag_error.stderr
+  assert "FATAL Flags parsing error: flag --steps=0" in flag_error.stderr
+  untrained = ["--model=linear", "--dataset=mnist_sample", "--mode=evaluate",
+               f"--model_dir={tmp_path}/empty"]
+  usage = cli(*untrained, "stray")
+  helpers.one_error_line(usage.returncode, usage.stderr, "unexpected arguments")
+  assert "Traceback" not in usage.stderr
+  verbose = cli(*untrained, "--verbose", "-v")
+  assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+  assert "no checkpoint in --model_dir" in verbose.stderr
+  assert "Using config" in verbose.stderr  # -v: TensorFlow's INFO log on the console too
+
+
+def test_helpshort_lists_every_flag_by_group_with_defaults():
+  proc = cli("--helpshort")
   assert proc.returncode == 0, proc.stderr
-  assert "logits/kernel  [784, 10]" in proc.stdout
-  assert (tmp_path / "w.npz").exists()
-
-
-@pytest.mark.parametrize("argv, words", [
-    (["--steps=0"], ["--steps=0"]),
-    (["--batch_size=0"], ["--batch_size=0"]),
-    (["--model=resnet"], ["--model=resnet"]),
-    (["--optimizer=lbfgs"], ["--optimizer=lbfgs"]),
-    (["--hidden_units=a,b"], ["hidden_units"]),
-    (["--dataset=mnist", "--data_dir=/nonexistent/mnist"], ["/nonexistent/mnist"]),
-    (["stray_argument"], ["unexpected arguments"]),
-])
-def test_bad_input_exits_with_one_line(argv, words, tmp_path):
-  assert_clean_failure(cli(*argv, f"--model_dir={tmp_path}/m", "--steps=1"
-                           if not any(a.startswith("--steps") for a in argv) else "--seed=0"),
-                       *words)
-
-
-def test_model_dir_of_another_model(tmp_path):
-  model_dir = f"--model_dir={tmp_path / 'm'}"
-  assert cli("--model=linear", "--dataset=mnist_sample", "--steps=1", model_dir).returncode == 0
-  checkpoints = sorted(os.listdir(tmp_path / "m"))
-  proc = cli("--model=cnn", "--dataset=mnist_sample", "--steps=1", model_dir)
-  assert_clean_failure(proc, "holds a linear model", "this cnn run")
-  assert sorted(os.listdir(tmp_path / "m")) == checkpoints
-
-
-def test_model_dir_that_is_a_file(tmp_path):
-  path = tmp_path / "file"
-  path.write_text("not a directory")
-  proc = cli("--model=linear", "--dataset=mnist_sample", "--steps=1", f"--model_dir={path}")
-  assert_clean_failure(proc, "is a file")
-
-
-def test_evaluate_before_training(tmp_path):
-  proc = cli("--model=linear", "--dataset=mnist_sample", "--mode=evaluate",
-             f"--model_dir={tmp_path / 'empty'}")
-  assert_clean_failure(proc, "no checkpoint", "train first")
-
-
-def test_verbose_shows_the_traceback(tmp_path):
-  proc = cli("--model=linear", "--dataset=mnist_sample", "--mode=evaluate", "--verbose",
-             f"--model_dir={tmp_path / 'empty'}")
-  assert proc.returncode != 0 and "Traceback" in proc.stderr
+  out = proc.stdout
+  groups = list(flagdefs.groups())
+  positions = [out.index(f"\n{group}:\n") for group in groups]
+  assert positions == sorted(positions)
+  names = [name for group in flagdefs.groups().values() for name in group]
+  assert len(names) >= 40
+  for name in names:
+    assert f"--{name}:" in out or f"--[no]{name}:" in out, name
+  assert "--[no]report:" in out and "(default: 'true')" in out
+  assert "(model default)" in out
+  assert "Unable to register" not in proc.stderr  # the CUDA factory lines stay off the console

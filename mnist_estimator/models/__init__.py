@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Any, Callable, Dict
 
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common.errors import UsageError
 from mnist_estimator.models import cnn
 from mnist_estimator.models import conv_learn
 from mnist_estimator.models import deep_cnn
@@ -15,15 +15,6 @@ from mnist_estimator.models import mlp
 from mnist_estimator.models import rnn
 from mnist_estimator.models import weather_rnn
 
-# Params every model's graph depends on (the optimizer decides the slot variables, the
-# moving average adds shadow variables); a model_dir refuses a run that changes them.
-COMMON_GRAPH_KEYS = ("model", "image_shape", "n_classes", "optimizer", "hidden_units",
-                     "moving_average")
-
-# Settings a model does not name take these values.
-BASE_DEFAULTS = dict(dropout=0.0, hidden_units=[], activation="relu", l2=0.0,
-                     moving_average_decay=0.0, lr_decay_rate=1.0, lr_decay_steps=0)
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
@@ -33,14 +24,12 @@ class ModelInfo:
     name: registry name, the value of --model.
     logits_fn: `(features, mode, params) -> logits`; builds variables in named scopes.
     defaults: run settings that reproduce the model's seed text (optimizer,
-      learning_rate, batch_size, steps, and any of BASE_DEFAULTS it changes).
+      learning_rate, batch_size, steps, and any other model-defaulted RunSpec field
+      whose base value it changes: dropout, hidden_units, activation, l2, ...).
   """
   name: str
   logits_fn: Callable[..., Any]
   defaults: Dict[str, Any]
-
-  def __post_init__(self):
-    object.__setattr__(self, "defaults", {**BASE_DEFAULTS, **self.defaults})
 
 
 def _model(name, module, **defaults):

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from mnist_estimator.common import causes
 from mnist_estimator.serve import status
 
 
@@ -39,15 +40,7 @@ def run_signature(signature, feeds):
   try:
     return signature.run(feeds)
   except Exception as e:  # pylint: disable=broad-except  # tf.errors.* and numpy feed errors
-    raise status.bad_request(_first_line(getattr(e, "message", None) or str(e))) from e
-
-
-def _first_line(message):
-  """The line of a TensorFlow error that says what is wrong (not "Graph execution error:")."""
-  lines = [line.strip() for line in message.splitlines() if line.strip()]
-  useful = [line for line in lines if not line.startswith(
-      ("Graph execution error", "Detected at node", "Node:", "[[", "(most recent"))]
-  return (useful or lines or ["the model failed on this input"])[0]
+    raise status.bad_request(causes.tf_error_line(getattr(e, "message", None) or str(e))) from e
 
 
 class Batcher:

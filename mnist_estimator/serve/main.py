@@ -1,17 +1,13 @@
 """`python -m mnist_estimator.serve`: TF Serving's REST API and a draw-a-digit page."""
 
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
-from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
-
-runlog.import_tensorflow()  # its start-up lines (CUDA factories, ...) stay off the console
+cli.import_tensorflow()  # first: its start-up lines go to the run log, not the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from mnist_estimator import cli
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
 from mnist_estimator.serve import server
@@ -44,7 +40,7 @@ def define_flags():
                        "picks).", lower_bound=0)
   flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Ops run at once (0: TF picks).",
                        lower_bound=0)
-  flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
+  cli.define_verbose()
 
 
 def main(argv):

@@ -1,29 +1,13 @@
 """Model versions as TF Serving keeps them: a base path of numbered SavedModels, polled."""
 
-import os
 import threading
 
 from absl import logging
 
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common import saved_model
+from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
-
-
-def find_versions(base_path):
-  """{version: path} of the numbered SavedModel directories in base_path.
-
-  A base_path that is itself a SavedModel is one version: its directory name if numeric, else 1.
-  """
-  if os.path.isfile(os.path.join(base_path, "saved_model.pb")):
-    name = os.path.basename(os.path.normpath(base_path))
-    return {int(name) if name.isdigit() else 1: base_path}
-  try:
-    names = os.listdir(base_path)
-  except OSError:
-    return {}
-  return {int(n): os.path.join(base_path, n) for n in names
-          if n.isdigit() and os.path.isfile(os.path.join(base_path, n, "saved_model.pb"))}
 
 
 class ModelManager:
@@ -51,7 +35,7 @@ class ModelManager:
     Raises:
       UsageError: if nothing is served yet and there is no loadable version.
     """
-    versions = find_versions(self.base_path)
+    versions = saved_model.versions(self.base_path)
     if not versions and self._current is None:
       raise UsageError(f"no SavedModel in {self.base_path}: a TF Serving base path holds "
                        "numbered versions (e.g. export/best/<timestamp>); export one first")

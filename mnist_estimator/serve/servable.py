@@ -1,49 +1,13 @@
 """One loaded SavedModel version: a tf.compat.v1 Session and its signatures as fast callables."""
 
-import numpy as np
-import tensorflow as tf
 from google.protobuf import json_format
 
+from mnist_estimator.common import saved_model
 from mnist_estimator.serve import status
 
-PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
-
-
-class TensorSpec:
-  """A signature's input or output: its key, graph tensor, numpy dtype and shape (None: any)."""
-
-  def __init__(self, key, info, graph):
-    self.key = key
-    self.tensor = graph.get_tensor_by_name(info.name)
-    self.dtype = tf.dtypes.as_dtype(info.dtype)
-    self.np_dtype = object if self.dtype == tf.string else self.dtype.as_numpy_dtype
-    if info.tensor_shape.unknown_rank:
-      self.shape = None
-    else:
-      self.shape = [d.size if d.size >= 0 else None for d in info.tensor_shape.dim]
-
-
-class Signature:
-  """A signature_def of the loaded graph; `run(feeds)` maps input keys to output arrays."""
-
-  def __init__(self, name, definition, graph, session):
-    self.name = name
-    self.method_name = definition.method_name
-    self.inputs = {k: TensorSpec(k, v, graph) for k, v in sorted(definition.inputs.items())}
-    self.outputs = {k: TensorSpec(k, v, graph) for k, v in sorted(definition.outputs.items())}
-    self._input_keys = list(self.inputs)
-    self._output_keys = list(self.outputs)
-    # make_callable skips Session.run's per-call fetch/feed bookkeeping (faster at batch 1).
-    self._call = session.make_callable(
-        [s.tensor for s in self.outputs.values()], [s.tensor for s in self.inputs.values()])
-
-  def run(self, feeds):
-    """Runs the signature on {input key: array} (every input of the signature)."""
-    values = self._call(*[feeds[k] for k in self._input_keys])
-    return dict(zip(self._output_keys, values))
+DEFAULT_SIGNATURE = saved_model.SERVING_DEFAULT
 
 
 class Servable:
@@ -58,15 +22,9 @@ class Servable:
   def __init__(self, path, version, session_config=None):
     self.path = path
     self.version = int(version)
-    graph = tf.Graph()
-    self._session = tf.compat.v1.Session(graph=graph, config=session_config)
-    with graph.as_default():
-      meta_graph = tf.compat.v1.saved_model.loader.load(
-          self._session, [tf.saved_model.SERVING], path)
-    self._signature_defs = meta_graph.signature_def
-    self.signatures = {name: Signature(name, definition, graph, self._session)
-                       for name, definition in meta_graph.signature_def.items()}
-    graph.finalize()
+    self._loaded = saved_model.Loaded(path, session_config)
+    self._signature_defs = self._loaded.signature_defs
+    self.signatures = self._loaded.signatures
 
   def signature(self, name, method=None):
     """The signature called `name` (TF Serving's default if empty).
@@ -94,9 +52,7 @@ class Servable:
   def warm_up(self):
     """Runs every signature with float inputs once on zeros, so the first request is not slow."""
     for signature in self.signatures.values():
-      specs = list(signature.inputs.values())
-      if all(s.dtype.is_floating and s.shape and None not in s.shape[1:] for s in specs):
-        signature.run({s.key: np.zeros([1, *s.shape[1:]], s.np_dtype) for s in specs})
+      signature.warm_up()
 
   def close(self):
-    self._session.close()
+    self._loaded.close()

@@ -6,7 +6,8 @@ import threading
 
 import uvicorn
 
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common import saved_model as saved_model_lib
+from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
 from mnist_estimator.serve import manager as manager_lib
@@ -25,21 +26,14 @@ def base_path(model_dir=None, saved_model=None):
                      "(a directory of numbered SavedModel versions)")
   export_root = os.path.join(model_dir, "export")
   best = os.path.join(export_root, "best")
-  if manager_lib.find_versions(best):
+  if saved_model_lib.versions(best):
     return best
-  bases = [os.path.join(export_root, n) for n in sorted(_listdir(export_root))]
-  bases = [b for b in bases if manager_lib.find_versions(b)]
+  bases = [os.path.join(export_root, n) for n in sorted(saved_model_lib.listdir(export_root))]
+  bases = [b for b in bases if saved_model_lib.versions(b)]
   if not bases:
     raise UsageError(f"no export in {export_root}: train with --mode=train_and_evaluate (it "
                      "exports to export/best), or pass --saved_model=YOUR_EXPORT_DIR")
-  return max(bases, key=lambda b: max(manager_lib.find_versions(b)))
-
-
-def _listdir(path):
-  try:
-    return os.listdir(path)
-  except OSError:
-    return []
+  return max(bases, key=lambda b: max(saved_model_lib.versions(b)))
 
 
 def build(base, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,

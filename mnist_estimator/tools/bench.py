@@ -7,26 +7,23 @@ import shutil
 import tempfile
 from typing import Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING: not for users
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
-from mnist_estimator import runlog  # pylint: disable=g-import-not-at-top
-
-runlog.import_tensorflow()  # its start-up lines (CUDA factories, ...) stay off the console
+cli.import_tensorflow()  # first: its start-up lines go to the run log, not the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 import tensorflow as tf
 
-from mnist_estimator import cli
-from mnist_estimator import datasets
+from mnist_estimator.data import datasets
 from mnist_estimator import flagdefs
-from mnist_estimator import hooks as hooks_lib
-from mnist_estimator import inputs
+from mnist_estimator.estimator import hooks as hooks_lib
+from mnist_estimator.inputs import input_fns as inputs
 from mnist_estimator import models
-from mnist_estimator import runner
-from mnist_estimator.errors import UsageError
-from mnist_estimator.spec import RunSpec
+from mnist_estimator.run import runner
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.run.spec import RunSpec
 from mnist_estimator.tools import bench_lib
 from mnist_estimator.tools import keras_models
 from mnist_estimator.tools import paths
@@ -272,7 +269,7 @@ def define_flags():
   flags.DEFINE_enum("model", "cnn", models.model_names(), "Network to benchmark.")
   flagdefs.define_data()
   flagdefs.define_threads()
-  flagdefs.define_verbosity()
+  cli.define_verbose()
   flags.DEFINE_integer("batch_size", None, "Batch size (default: the model's).", lower_bound=1)
   flags.DEFINE_integer("steps", 300, "Timed steps per variant.", lower_bound=1)
   flags.DEFINE_integer("warmup_steps", 50, "Untimed steps before them.", lower_bound=0)

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from mnist_estimator import estimator as est_lib
-from mnist_estimator import export as export_lib
+from mnist_estimator.estimator import config as est_lib
+from mnist_estimator.estimator import export as export_lib
 from mnist_estimator import flagdefs
-from mnist_estimator import predict as predict_lib
-from mnist_estimator import runner
+from mnist_estimator.predict import main as predict_lib
+from mnist_estimator.run import runner
 
 FLOPS_METHOD = ("tf.compat.v1.profiler float_operation on the PREDICT graph of one batch "
                 "(model_fn); FLOPs per training step = 3 x forward")

@@ -8,12 +8,12 @@ import sys
 import tempfile
 from typing import Optional
 
-from mnist_estimator import guard
-from mnist_estimator import hooks as hooks_lib
-from mnist_estimator import inputs
-from mnist_estimator import precision as precision_lib
-from mnist_estimator import runner
-from mnist_estimator.spec import RunSpec
+from mnist_estimator.run import guard
+from mnist_estimator.estimator import hooks as hooks_lib
+from mnist_estimator.inputs import input_fns as inputs
+from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.run import runner
+from mnist_estimator.run.spec import RunSpec
 from mnist_estimator.tools import bench_lib
 from mnist_estimator.tools import keras_models
 

@@ -8,15 +8,10 @@ import subprocess
 import sys
 import threading
 
-from mnist_estimator import runlog
-
-runlog.import_tensorflow()  # flagdefs imports it: its start-up lines stay off the console
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
 
-from mnist_estimator import cli
-from mnist_estimator import flagdefs
+from mnist_estimator.common import cli
 from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import paths
 
@@ -29,7 +24,7 @@ def define_flags():
   flags.DEFINE_bool("evaluator", False, "Also run an evaluator task.")
   flags.DEFINE_integer("grace_secs", 120, "After the chief ends: how long workers and the "
                        "evaluator may take to finish before they are stopped.", lower_bound=1)
-  flagdefs.define_verbosity()
+  cli.define_verbose()
 
 
 def free_ports(count):

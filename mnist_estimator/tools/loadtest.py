@@ -15,8 +15,8 @@ import urllib.request
 from absl import app
 from absl import flags
 
-from mnist_estimator import cli
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common import cli
+from mnist_estimator.common.errors import UsageError
 
 FLAGS = flags.FLAGS
 HOST = "127.0.0.1"  # traffic only ever goes to this machine
@@ -70,8 +70,8 @@ def free_port():
 
 def export_model(model, root):
   """Trains `model` for 2 steps on the bundled sample (speed does not depend on the weights)."""
-  from mnist_estimator import runner  # pylint: disable=g-import-not-at-top
-  from mnist_estimator.spec import RunSpec  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.run import runner  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.run.spec import RunSpec  # pylint: disable=g-import-not-at-top
   spec = RunSpec.for_model(model, dataset="mnist_sample", model_dir=os.path.join(root, "m"),
                            steps=2, export_dir=os.path.join(root, "export"), report=False,
                            seed=0)
@@ -134,7 +134,7 @@ def run_wrk(url, clients, seconds, requests, script):
 
 def write_body(path):
   """One real test image from the bundled sample as {"instances": [28x28]}."""
-  from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
   image = datasets.load("mnist_sample").x_test[0, :, :, 0] / 255.0
   with open(path, "w", encoding="utf-8") as f:
     json.dump({"instances": [[[round(float(v), 3) for v in row] for row in image]]}, f)
@@ -172,12 +172,10 @@ def compare_backends(base, rounds):
   """Median ms per call of serving_default, tf.saved_model.load vs Session.make_callable."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mnist_estimator.serve import manager  # pylint: disable=g-import-not-at-top
-  from mnist_estimator.serve import servable  # pylint: disable=g-import-not-at-top
-  versions = manager.find_versions(base)
-  path = versions[max(versions)]
+  from mnist_estimator.common import saved_model  # pylint: disable=g-import-not-at-top
+  path = saved_model.newest(base)
   function = tf.saved_model.load(path).signatures["serving_default"]
-  session = servable.Servable(path, 1).signature("serving_default")
+  session = saved_model.load(path).signatures["serving_default"]
   calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(
                images=tf.constant(x)).values()],
            "Session.make_callable": lambda x: session.run({"images": x})}

@@ -8,17 +8,17 @@ import subprocess
 import sys
 import time
 
-from mnist_estimator import runlog
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
-runlog.import_tensorflow()  # flagdefs imports it: its start-up lines stay off the console
+cli.import_tensorflow()  # first: its start-up lines go to the run log, not the console
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-from mnist_estimator import cli
 from mnist_estimator import flagdefs
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import datasets
 from mnist_estimator.tools import paths
 
 
@@ -27,7 +27,7 @@ from mnist_estimator.tools import paths
 class Target:
   """One row of the table: a flagfile under flags/ and the figure its seed reports."""
   name: str       # flagfile stem
-  dataset: str    # "mnist", "fashion_mnist" or "fonts": which --*_dir to pass
+  dataset: str    # a registered data set: its DatasetInfo.dir_flag says which --*_dir to pass
   reported: float  # the seed's test (fonts: validation) accuracy
   target: float    # what a run must reach: the seed's figure, rounded to the claim it makes;
                    # None for a baseline, which is measured, not judged
@@ -65,27 +65,20 @@ def define_flags():
                                "weather_linear", "weather_majority"],
                     f"Flagfiles to run, from: {', '.join(TARGETS)}.")
   flags.DEFINE_string("out_dir", "/tmp/mnist_estimator/reproduce", "Model dirs, logs, table.")
-  flags.DEFINE_string("mnist_dir", None, "MNIST IDX files (none: tf.keras).")
-  flags.DEFINE_string("fashion_dir", None, "Fashion-MNIST IDX files (none: tf.keras).")
-  flags.DEFINE_string("fonts_dir", None, "data_with_labels.npz folder (none: the flagfile's).")
-  flags.DEFINE_string("weather_dir", None, "weather.npz folder (none: the flagfile's).")
+  for info in datasets.DATASETS.values():  # one --<name>_dir per data set with files
+    if info.dir_flag:
+      flags.DEFINE_string(info.dir_flag, None, f"--data_dir of the {info.name} runs ({info.about}; "
+                          "none: the flagfile's, else its default).")
   flags.DEFINE_bool("quick", False, "Smoke check: each run stops at --quick_steps.")
   flags.DEFINE_integer("quick_steps", 300, "Steps per run with --quick.", lower_bound=1)
   flags.DEFINE_integer("evals", 10, "Evaluations per run, for the curves.", lower_bound=1)
-  flagdefs.define_verbosity()
+  cli.define_verbose()
   flags.DEFINE_bool("table_only", False, "Only rewrite the table and curves from "
                     "<out_dir>/reproduction.json (no training).")
 
 
-def flagfile_steps(name):
-  """The --steps of flags/<name>.flags, as main reads it (its model's default if unset)."""
-  return flagdefs.spec_from_flagfile(paths.flagfile(name)).steps
-
-
 def majority_row(target, data_dirs):
   """The majority-class baseline: the commonest training label scored on the test set."""
-  from mnist_estimator import datasets  # pylint: disable=g-import-not-at-top
-  from mnist_estimator import weather  # pylint: disable=g-import-not-at-top
   row = {"name": target.name, "dataset": target.dataset, "steps": 0,
          "reported": target.reported, "target": target.target, "source": target.source}
   try:
@@ -96,7 +89,7 @@ def majority_row(target, data_dirs):
     data = datasets.load(target.dataset, data_dir, window=settings.window)
   except Exception as e:  # pylint: disable=broad-except  # a UsageError: report it in the row
     return dict(row, error=f"error: {e}")
-  majority, row["measured"] = weather.majority_accuracy(data)
+  majority, row["measured"] = datasets.majority_accuracy(data)
   row["source"] += f" ({data.class_names[majority]})"
   return row
 
@@ -178,16 +171,17 @@ def plot_curves(rows, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 3, figsize=(19, 5))
+  panels = list(dict.fromkeys(info.panel for info in datasets.DATASETS.values()))
+  fig, axes = plt.subplots(1, len(panels), figsize=(6.3 * len(panels), 5), squeeze=False)
+  axes = axes[0]
   for r in rows:
     if not r.get("curve"):
       continue
-    ax = axes[{"fonts": 1, "weather": 2}.get(r["dataset"], 0)]
+    ax = axes[panels.index(datasets.info(r["dataset"]).panel)]
     steps, values = zip(*r["curve"])
     line, = ax.plot(steps, values, marker="o", markersize=3, label=r["name"])
     ax.axhline(r["reported"], color=line.get_color(), linestyle=":", linewidth=1)
-  for ax, title in zip(axes, ("MNIST / Fashion-MNIST test accuracy", "fonts validation accuracy",
-                             "weather test accuracy")):
+  for ax, title in zip(axes, panels):
     ax.set_title(title + " (dotted: seed's figure)")
     ax.set_xlabel("global step")
     ax.set_ylabel("accuracy")
@@ -208,7 +202,7 @@ def run_all(names, data_dirs):
       rows.append(majority_row(TARGETS[name], data_dirs))
       print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
       continue
-    steps = flagfile_steps(name)
+    steps = flagdefs.spec_from_flagfile(paths.flagfile(name)).steps
     steps = min(steps, FLAGS.quick_steps) if FLAGS.quick else steps
     logging.info("running %s for %d steps", name, steps)
     rows.append(run_one(TARGETS[name], FLAGS.out_dir, steps, FLAGS.evals, data_dirs))
@@ -224,8 +218,8 @@ def _rows():
                      f"{', '.join(TARGETS)}")
   if not FLAGS.table_only:
     os.makedirs(FLAGS.out_dir, exist_ok=True)
-    data_dirs = {"mnist": FLAGS.mnist_dir, "fashion_mnist": FLAGS.fashion_dir,
-                 "fonts": FLAGS.fonts_dir, "weather": FLAGS.weather_dir}
+    data_dirs = {name: FLAGS[info.dir_flag].value
+                 for name, info in datasets.DATASETS.items() if info.dir_flag}
     return run_all(FLAGS.models, data_dirs)
   path = os.path.join(FLAGS.out_dir, "reproduction.json")
   try:

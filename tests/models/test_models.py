@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_estimator import estimator
 from mnist_estimator import models
-from mnist_estimator import runner
-from mnist_estimator.errors import UsageError
-from mnist_estimator.spec import RunSpec
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.head import model_fn
+from mnist_estimator.run import plan
+from mnist_estimator.run.spec import RunSpec
 
 ModeKeys = tf.estimator.ModeKeys
 MNIST = (28, 28, 1)
@@ -54,7 +54,7 @@ LAYER_NAMES = {
 
 
 def params_for(name, image_shape=MNIST, n_classes=10):
-  return runner.model_params(RunSpec.for_model(name), image_shape, n_classes, 60000)
+  return plan.model_params(RunSpec.for_model(name), image_shape, n_classes, 60000)
 
 
 def build(name, mode, image_shape=MNIST, n_classes=10, batch=3):
@@ -64,7 +64,7 @@ def build(name, mode, image_shape=MNIST, n_classes=10, batch=3):
     tf.compat.v1.train.get_or_create_global_step()
     features = {"x": tf.zeros([batch, *image_shape])}
     labels = None if mode == ModeKeys.PREDICT else tf.zeros([batch], tf.int32)
-    spec = estimator.model_fn(features, labels, mode, params_for(name, image_shape, n_classes))
+    spec = model_fn.model_fn(features, labels, mode, params_for(name, image_shape, n_classes))
   return spec, graph
 
 

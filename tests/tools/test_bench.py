@@ -8,11 +8,9 @@ import sys
 import helpers
 import pytest
 
-from mnist_estimator.tools import bench
-from mnist_estimator.tools import bench_lib
-from mnist_estimator.tools import keras_models
-from mnist_estimator import runner
-from mnist_estimator.errors import UsageError
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.run import plan
+from mnist_estimator.tools import bench, bench_lib, keras_models
 
 BATCH = 16
 TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, startup=False,
@@ -26,7 +24,7 @@ def result(small):
 
 
 def _params(model, data):
-  return runner.params_for(bench.variant_spec(bench.BenchConfig(model=model, **TINY), None),
+  return plan.params(bench.variant_spec(bench.BenchConfig(model=model, **TINY), None),
                            data)
 
 

@@ -1,10 +1,15 @@
-"""A real TF_CONFIG cluster on loopback: chief + 1 worker + 1 ps train one shared global step."""
+"""The local cluster launcher: TF_CONFIGs, a real cluster in bf16, a dying task, SIGTERM."""
 
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import helpers
+import pytest
 
 from mnist_estimator.tools import cluster
 
@@ -24,21 +29,86 @@ def progress_steps(out, label):
   return [int(s.replace(",", "")) for s in steps]
 
 
-def test_chief_worker_and_ps_train_together(tmp_path):
+def test_chief_worker_ps_and_evaluator_train_in_bf16(tmp_path):
+  """The forced-bf16 group's cluster: grappler's bf16 conv fusion must not reach a worker."""
   model_dir = tmp_path / "m"
   proc = helpers.run_module(
-      "mnist_estimator.tools.cluster", "--workers=1", "--ps=1", "--",
-      "--model=linear", "--dataset=mnist_sample", "--steps=1500", f"--model_dir={model_dir}",
-      "--eval_every_steps=500", "--log_every_n_iter=100", "--optimizer=sgd",
-      "--learning_rate=0.5", "--batch_size=32", timeout=400)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+      "mnist_estimator.tools.cluster", "--workers=1", "--ps=1", "--evaluator", "--",
+      "--model=cnn", "--dataset=mnist_sample", "--steps=40", f"--model_dir={model_dir}",
+      "--precision=bf16", "--batch_size=8", "--log_every_n_iter=2", "--optimizer=adam",
+      "--learning_rate=0.001", "--noreport", "--save_checkpoints_steps=20", timeout=400)
   out = proc.stdout
+  assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+  assert "train step bf16" in out and "_FusedConv2D" not in out
   chief, worker = progress_steps(out, "chief"), progress_steps(out, "worker0")
-  assert chief and worker, out[-3000:]
-  # Both advanced the one global step (each logs it), and it went past either one's share.
-  assert max(worker) > 0 and max(chief) > 0
-  assert len(set(chief) | set(worker)) > len(chief)
+  assert chief and worker and max(worker) > 0, out[-3000:]  # both trained
+  assert len(set(chief) | set(worker)) > len(chief)  # one shared global step
   assert "[ps0] " in out
-  checkpoints = [f for f in os.listdir(model_dir) if f.endswith(".index")]
-  assert any(re.match(r"model\.ckpt-1[5-9]\d\d\.index", f) for f in checkpoints), checkpoints
-  assert json.loads((model_dir / "mnist_estimator.json").read_text())["model"] == "linear"
+  assert "[evaluator] eval on 1000 mnist_sample test images" in out, out[-3000:]
+  assert any(f.startswith("model.ckpt-40.") for f in os.listdir(model_dir))
+  assert json.loads((model_dir / "mnist_estimator.json").read_text())["model"] == "cnn"
+
+
+def _fake_task(code, delay, line):
+  return subprocess.Popen([sys.executable, "-c", f"import sys, time; print({line!r}, "
+                           f"flush=True); time.sleep({delay}); sys.exit({code})"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.parametrize("dies", ["worker0", "ps0", "chief"])
+def test_cluster_names_the_task_that_died(dies, capsys):
+  import threading  # pylint: disable=g-import-not-at-top
+
+  from mnist_estimator.tools import cluster_watch  # pylint: disable=g-import-not-at-top
+  tasks = cluster_watch.Tasks()
+  for label in ("chief", "worker0", "ps0"):
+    tasks.procs[label] = (_fake_task(3, 0.5, f"{label} last words") if label == dies
+                          else _fake_task(0, 60, f"{label} working"))
+    threading.Thread(target=tasks.stream, args=(label, tasks.procs[label]), daemon=True).start()
+  start = time.time()
+  try:
+    code = cluster_watch.watch(tasks, grace_secs=120)
+  finally:
+    cluster._stop_all(tasks.procs)  # pylint: disable=protected-access
+  assert code == 3 and time.time() - start < 30
+  err = capsys.readouterr().err
+  assert f"task {dies} died (exit code 3)" in err and f"{dies} last words" in err
+  assert all(proc.poll() is not None for proc in tasks.procs.values())
+
+
+def test_sigterm_to_the_launcher_stops_its_tasks(tmp_path):
+  script = tmp_path / "launch.py"
+  script.write_text(
+      "import subprocess, sys, threading\n"
+      "from mnist_estimator.tools import cluster, cluster_watch\n"
+      "tasks = cluster_watch.Tasks()\n"
+      "for label in ('chief', 'ps0'):\n"
+      "  tasks.procs[label] = subprocess.Popen([sys.executable, '-c', "
+      "'import time; print(1, flush=True); time.sleep(300)'], stdout=subprocess.PIPE, "
+      "text=True)\n"
+      "  threading.Thread(target=tasks.stream, args=(label, tasks.procs[label]), "
+      "daemon=True).start()\n"
+      "print('pids', *[p.pid for p in tasks.procs.values()], flush=True)\n"
+      "try:\n"
+      "  cluster_watch.watch(tasks, 10)\n"
+      "finally:\n"
+      "  cluster._stop_all(tasks.procs)\n")
+  proc = subprocess.Popen([sys.executable, str(script)], cwd=helpers.ROOT, env=helpers.cli_env(),
+                          stdout=subprocess.PIPE, text=True)
+  line = ""
+  while not line.startswith("pids"):
+    line = proc.stdout.readline()
+  pids = [int(p) for p in line.split()[1:]]
+  time.sleep(1)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=30) == 143
+  for pid in pids:
+    assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), pid
+
+
+def _zombie(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().split()[2] == "Z"
+  except OSError:
+    return True

@@ -1,9 +1,14 @@
 """The reproduction command: one real run on a small fonts file, the table and the curves."""
 
+import json
 import os
 
+import helpers
 import numpy as np
 
+from mnist_estimator import flagdefs
+from mnist_estimator.data import datasets
+from mnist_estimator.tools import paths
 from mnist_estimator.tools import reproduce
 
 
@@ -18,7 +23,8 @@ def fonts_dir(tmp_path):
 
 def test_every_target_has_a_flagfile_with_steps():
   for name, target in reproduce.TARGETS.items():
-    assert reproduce.flagfile_steps(target.flagfile or name) > 0
+    spec = flagdefs.spec_from_flagfile(paths.flagfile(target.flagfile or name))
+    assert spec.steps > 0 and spec.dataset == target.dataset, name
 
 
 def test_run_one_reads_the_accuracy_and_the_curve(tmp_path):
@@ -27,7 +33,8 @@ def test_run_one_reads_the_accuracy_and_the_curve(tmp_path):
   row = reproduce.run_one(reproduce.TARGETS["fonts_linear"], str(out), steps=4, evals=2,
                           data_dirs={"fonts": fonts_dir(tmp_path)})
   assert "error" not in row, row
-  assert 0.0 <= row["measured"] <= 1.0
+  with open(out / "fonts_linear" / "eval_report" / "eval_report.json") as f:
+    assert row["measured"] == json.load(f)["accuracy"]
   assert [step for step, _ in row["curve"]] == [2, 4]
   assert row["curve"][-1][1] == row["measured"]
   png = reproduce.plot_curves([row], str(tmp_path / "curves.png"))
@@ -53,11 +60,13 @@ def test_markdown_table_marks_rows_below_the_seed():
 
 
 def test_weather_majority_row_is_a_baseline(tmp_path):
-  from test_weather import write_weather  # pylint: disable=g-import-not-at-top
   target = reproduce.TARGETS["weather_majority"]
-  row = reproduce.majority_row(target, {"weather": write_weather(tmp_path)})
+  row = reproduce.majority_row(target, {"weather": helpers.write_weather(tmp_path)})
   assert "error" not in row, row
-  assert 0.0 <= row["measured"] <= 1.0 and row["steps"] == 0
+  data = datasets.load("weather", str(tmp_path), window=52)  # weather_rnn's window
+  majority = np.bincount(data.y_train).argmax()
+  assert row["measured"] == np.mean(data.y_test == majority) and row["steps"] == 0
+  assert row["source"].endswith(f"({data.class_names[majority]})")
   last = reproduce.markdown_table([row]).splitlines()[-1]
   assert last.endswith(f"| — | {row['measured']:.2%} |  |  | baseline |")
   missing = reproduce.majority_row(target, {"weather": str(tmp_path / "none")})

@@ -1,0 +1,74 @@
+"""What every command line shares: a quiet TensorFlow import, --verbose, one-line errors."""
+
+import contextlib
+import os
+import sys
+import warnings
+
+from mnist_estimator.common import runlog
+
+# The flags define_verbose adds to every command line.
+COMMON_FLAGS = ("verbose",)
+
+
+def import_tensorflow():
+  """An entry point's first call: imports TensorFlow without its C++ noise on the console.
+
+  C++ INFO and WARNING lines are off (TF_CPP_MIN_LOG_LEVEL=2, unless set), and the
+  start-up lines of the import (CUDA factories, ...) go to the run's log file.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  runlog.import_tensorflow()
+
+
+def define_verbose(flag_values=None):
+  """--verbose: Python tracebacks instead of one-line errors (safe to call again)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  if "verbose" not in flag_values:
+    flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.",
+                      flag_values=flag_values)
+
+
+def quiet_tensorflow():
+  """One log stream (absl's), without TF's deprecation notices for tf.compat.v1 and tf.layers."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
+  deprecation._PRINT_DEPRECATION_WARNINGS = False  # pylint: disable=protected-access
+  warnings.filterwarnings("ignore", message=".*is deprecated and will be removed.*")
+  logger = tf.get_logger()
+  for handler in list(logger.handlers):  # absl's handler already prints TF's records
+    logger.removeHandler(handler)
+
+
+def user_message(error):
+  """A UsageError's first line, or the cause of an OpError, full disk, ...; None for others."""
+  from mnist_estimator.common import causes  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.common.errors import UsageError  # pylint: disable=g-import-not-at-top
+  if isinstance(error, UsageError):
+    return str(error).splitlines()[0]
+  return causes.message(error)
+
+
+@contextlib.contextmanager
+def one_line_errors(verbose=False):
+  """Turns a user's error into `error: <message>` on stderr and exit 2 (a traceback if verbose)."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except  # re-raised unless it is the user's
+    message = user_message(e)
+    if message is None or verbose:
+      raise
+    print(f"{getattr(e, 'line_prefix', 'error: ')}{message}", file=sys.stderr)
+    sys.exit(getattr(e, "exit_code", 2))
+  except KeyboardInterrupt:
+    if verbose:
+      raise
+    print("error: interrupted (Ctrl-C); nothing was saved since the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)
+
+
+def expand_short_flags(argv):
+  """A bare `-v` means `--verbosity=1`: TensorFlow's own log on the console too."""
+  return [("--verbosity=1" if arg == "-v" else arg) for arg in argv]

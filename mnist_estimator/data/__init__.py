@@ -1,0 +1,1 @@
+"""Data sets: the Dataset type, file readers, and the registry of built-in data sets."""

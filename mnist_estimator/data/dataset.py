@@ -1,0 +1,49 @@
+"""The Dataset a run trains on, and the DatasetInfo a data set registers itself with."""
+
+import dataclasses
+from typing import Callable, Optional
+
+import numpy as np
+
+
+# eq=False: the generated __eq__/__hash__ would compare and hash numpy arrays, which fails.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+  """One data set as raw uint8 pixels [N, H, W, C] (0 = background) and int32 labels [N]."""
+  name: str
+  image_shape: tuple
+  n_classes: int
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  source: str
+  # Sequence data sets (weather): float32 x, names of the classes, and the (mean, std) of the
+  # raw features that x was standardised with, so a SavedModel can take raw values.
+  class_names: Optional[tuple] = None
+  standardize: Optional[tuple] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the package knows about a data set besides its arrays.
+
+  Attributes:
+    name: the value of --dataset.
+    load: `(data_dir, seed) -> Dataset`; a series takes `(data_dir, seed, window)`.
+    kind: "images" (uint8 pixels) or "series" (float windows of a time series: they take
+      --window, the SavedModel takes raw `sequences`, the report draws them as lines).
+    dir_flag: the flag of tools/reproduce that points at its files (e.g. mnist_dir).
+    panel: the accuracy-curves panel its reproduction rows are drawn in.
+    about: one line for --helpshort and the README.
+  """
+  name: str
+  load: Callable[..., Dataset]
+  kind: str = "images"
+  dir_flag: Optional[str] = None
+  panel: str = "MNIST / Fashion-MNIST test accuracy"
+  about: str = ""
+
+  @property
+  def series(self):
+    return self.kind == "series"

@@ -1,0 +1,80 @@
+"""The Estimator itself: its RunConfig (threads, distribution, precision) and warm start."""
+
+import os
+
+import tensorflow as tf
+
+from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.head import model_fn as model_fn_lib
+
+DISTRIBUTE = ("none", "mirrored")
+
+
+def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
+               save_summary_steps=100, intra_op_threads=0, inter_op_threads=0,
+               distribute="none", precision=None):
+  """Builds the RunConfig.
+
+  Args:
+    model_dir: checkpoints and summaries go here.
+    seed: graph-level random seed (initializers, dropout, numpy_input_fn shuffle).
+    save_checkpoints_steps: checkpoint every N steps; None keeps the default of
+      every 600 seconds.
+    keep_checkpoint_max: how many recent checkpoints to keep.
+    save_summary_steps: write train summaries every N steps.
+    intra_op_threads: threads inside one op; 0 lets TensorFlow pick (all cores).
+    inter_op_threads: ops run in parallel; 0 lets TensorFlow pick.
+    distribute: "mirrored" replicates the model on every local device
+      (tf.distribute.MirroredStrategy; the batch size is per device); "none".
+    precision: a resolved precision.Precision (None: fp32).
+
+  Returns:
+    A tf.estimator.RunConfig.
+  """
+  session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                                            inter_op_parallelism_threads=inter_op_threads)
+  strategy = tf.distribute.MirroredStrategy() if distribute == "mirrored" else None
+  config = tf.estimator.RunConfig(
+      model_dir=model_dir, tf_random_seed=seed, train_distribute=strategy,
+      eval_distribute=strategy,
+      save_checkpoints_steps=save_checkpoints_steps,
+      save_checkpoints_secs=None if save_checkpoints_steps else 600,
+      keep_checkpoint_max=keep_checkpoint_max, save_summary_steps=save_summary_steps,
+      session_config=session_config,
+      log_step_count_steps=None)  # hooks.ProgressHook logs progress instead
+  if precision is not None:
+    # A chief or worker of a TF_CONFIG cluster runs its graph through the cluster's master.
+    distributed = bool(config.cluster_spec.as_dict()) and config.task_type != "evaluator"
+    precision_lib.configure(config.session_config, precision, distributed)
+  return config
+
+
+def warm_start_settings(path, variables=".*"):
+  """WarmStartSettings from a checkpoint or a model_dir (its latest checkpoint).
+
+  Args:
+    path: a checkpoint prefix (model.ckpt-1000) or a directory holding checkpoints.
+    variables: regular expression of the variables to take from it.
+
+  Returns:
+    tf.estimator.WarmStartSettings, or None when path is empty.
+
+  Raises:
+    UsageError: if path holds no checkpoint.
+  """
+  if not path:
+    return None
+  found = (tf.train.latest_checkpoint(path) if os.path.isdir(path)
+           else path if tf.compat.v1.train.checkpoint_exists(path) else None)
+  if not found:
+    raise UsageError(f"--warm_start_from {path} is neither a checkpoint nor a directory with "
+                     "one; point it at a trained model_dir or a model.ckpt-N prefix")
+  return tf.estimator.WarmStartSettings(ckpt_to_initialize_from=found,
+                                        vars_to_warm_start=variables)
+
+
+def build_estimator(params, config, warm_start=None):
+  """Returns a tf.estimator.Estimator of `params["model"]` with `config`."""
+  return tf.estimator.Estimator(model_fn=model_fn_lib.model_fn, params=params, config=config,
+                                warm_start_from=warm_start)

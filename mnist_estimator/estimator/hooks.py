@@ -1,0 +1,112 @@
+"""Training hooks: a readable progress line (and steps/s summary), the tutorial's tensor logging."""
+
+import os
+
+from absl import logging
+import tensorflow as tf
+
+from mnist_estimator.common import progress
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.estimator import interrupts
+
+# --log_tensors names -> graph tensor names (see head/multi_class.py).
+LOG_TENSORS = {
+    "probabilities": "softmax_tensor",
+    "loss": "cross_entropy",
+    "accuracy": "train_accuracy",
+    "learning_rate": "optimizer/learning_rate",
+    "classes": "classes",
+}
+
+
+class ProgressHook(tf.compat.v1.train.SessionRunHook):
+  """Shows progress (progress.Progress) and logs `step N: loss, accuracy, lr, steps/s`.
+
+  With a model_dir it also writes TensorBoard's `global_step/sec` at each logged line;
+  it replaces StepCounterHook, which fetches the global step on every step.
+  """
+
+  def __init__(self, display, model_dir=None):
+    self._display = display
+    self._model_dir = model_dir
+    self._fetches = None  # built in begin(), once the graph exists
+    self._iter = 0
+    self._logged = 0  # rates already written as summaries
+
+  @property
+  def steps_per_sec(self):
+    """Every rate measured, for train_stats.json, benchmarks and tests."""
+    return self._display.rates
+
+  def begin(self):
+    self._fetches = {"step": tf.compat.v1.train.get_global_step(),
+                     "loss": "cross_entropy:0", "accuracy": "train_accuracy:0",
+                     "lr": "optimizer/learning_rate:0"}
+
+  def before_run(self, run_context):
+    del run_context
+    self._iter += 1
+    if self._iter % self._display.fetch_every == 0 or self._iter == 1:
+      return tf.compat.v1.train.SessionRunArgs(self._fetches)
+    return None
+
+  def after_run(self, run_context, run_values):
+    del run_context
+    values = run_values.results
+    if not values:
+      return
+    text = self._display.update(values["step"], values["loss"], values["accuracy"])
+    logging.info("%s, lr %.3g", text, values["lr"])
+    if len(self._display.rates) > self._logged:
+      self._logged = len(self._display.rates)
+      self._write_rate(values["step"], self._display.rates[-1])
+
+  def end(self, session):
+    del session
+    self._display.close()
+
+  def _write_rate(self, step, rate):
+    if self._model_dir:
+      summary = tf.compat.v1.Summary(
+          value=[tf.compat.v1.Summary.Value(tag="global_step/sec", simple_value=rate)])
+      tf.compat.v1.summary.FileWriterCache.get(self._model_dir).add_summary(summary, step)
+
+
+def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None,
+                total_steps=None, stream=None):
+  """The training hooks of a run, by name: progress, signals, and profile and log_tensors.
+
+  Args:
+    every_n_iter: a progress line every this many steps (off a terminal).
+    batch_size: for images/s.
+    log_tensors: names from LOG_TENSORS to log with a LoggingTensorHook (the
+      tutorial logs "probabilities").
+    model_dir: where the steps/s summary goes (TensorBoard's global_step/sec); None
+      for no summaries (a non-chief cluster task).
+    profile_steps: every this many steps, write a Chrome trace of one step to
+      model_dir/profile/timeline-<step>.json (chrome://tracing, Perfetto).
+    total_steps: the target global step, for the percentage and ETA.
+    stream: where progress is shown (default stdout; a live line on a terminal).
+
+  Returns:
+    {name: hook}: "progress" (its steps_per_sec feed train_stats.json), "signals" (stop
+    at the next step on SIGINT/SIGTERM), and "profile", "log_tensors" when asked for.
+
+  Raises:
+    UsageError: for a name not in LOG_TENSORS.
+  """
+  display = progress.Progress(total_steps or 0, batch_size, every_n_iter, stream)
+  hooks = {"progress": ProgressHook(display, model_dir), "signals": interrupts.StopOnSignal()}
+  unknown = sorted(set(log_tensors) - set(LOG_TENSORS))
+  if unknown:
+    raise UsageError(f"unknown --log_tensors {', '.join(unknown)}; choose from: "
+                     f"{', '.join(sorted(LOG_TENSORS))}")
+  if profile_steps and model_dir:
+    # ProfilerHook opens a v1 FileWriter when constructed, which refuses eager mode.
+    with tf.Graph().as_default():
+      hooks["profile"] = tf.estimator.ProfilerHook(
+          save_steps=profile_steps, output_dir=os.path.join(model_dir, "profile"))
+  if log_tensors:
+    hooks["log_tensors"] = tf.estimator.LoggingTensorHook(
+        tensors={name: LOG_TENSORS[name] for name in log_tensors}, every_n_iter=every_n_iter)
+  return hooks

@@ -1,0 +1,77 @@
+"""Ctrl-C and SIGTERM while training: stop at the next step, save a checkpoint, exit 130/143."""
+
+import os
+import signal
+import sys
+import threading
+
+import tensorflow as tf
+
+from mnist_estimator.common.errors import UsageError
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received = {"signum": None, "step": None}
+_previous = {}  # signal -> the handler before StopOnSignal's
+
+
+class Interrupted(UsageError):
+  """Training stopped on a signal after saving a checkpoint; exit_code is 128 + the signal."""
+
+  line_prefix = ""  # cli prints the message as it is, not as an `error:`
+
+  def __init__(self, step, signum):
+    super().__init__(f"interrupted at step {step}; checkpoint saved; run the same command "
+                     "to resume")
+    self.exit_code = 128 + signum
+
+
+def _handler(signum, frame):
+  del frame
+  if _received["signum"] is not None:  # a second signal: leave now, the saved files stay
+    sys.stderr.write(f"interrupted again; exiting without saving (the last checkpoint, "
+                     f"step {_received['step'] or 'before this run'}, is intact)\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)  # pylint: disable=protected-access
+  _received["signum"] = signum
+
+
+class StopOnSignal(tf.compat.v1.train.SessionRunHook):
+  """Installs the SIGINT/SIGTERM handlers while training; requests a stop after one arrives.
+
+  tf.estimator's CheckpointSaverHook saves the final step in its end(), so a stop
+  requested here leaves a checkpoint of the last step run.
+  """
+
+  def __init__(self):
+    self._step = None
+
+  def begin(self):
+    _received.update(signum=None, step=None)
+    self._step = tf.compat.v1.train.get_global_step()
+    if threading.current_thread() is threading.main_thread():
+      for signum in SIGNALS:
+        previous = signal.signal(signum, _handler)
+        _previous.setdefault(signum, previous)
+
+  def before_run(self, run_context):
+    return tf.compat.v1.train.SessionRunArgs(self._step)
+
+  def after_run(self, run_context, run_values):
+    _received["step"] = int(run_values.results)
+    if _received["signum"] is not None:
+      run_context.request_stop()
+
+  def end(self, session):
+    _received["step"] = int(session.run(self._step))
+    # The handlers stay until check() so that a signal during the final save is caught too.
+
+
+def check():
+  """Restores the signal handlers; raises Interrupted if a signal stopped the training."""
+  if threading.current_thread() is threading.main_thread():
+    for signum, previous in list(_previous.items()):
+      signal.signal(signum, previous)
+      del _previous[signum]
+  signum, _received["signum"] = _received["signum"], None
+  if signum is not None:
+    raise Interrupted(_received["step"], signum)

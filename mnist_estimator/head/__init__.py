@@ -1,0 +1,1 @@
+"""The model_fn: a model's logits through the one shared head (loss, metrics, export outputs)."""

@@ -1,0 +1,111 @@
+"""The one shared multi-class head: logits -> EstimatorSpec for TRAIN, EVAL and PREDICT."""
+
+import tensorflow as tf
+
+from mnist_estimator.common.saved_model import SERVING_DEFAULT
+from mnist_estimator.head import optimizers
+
+ModeKeys = tf.estimator.ModeKeys
+
+
+def _predictions(logits):
+  probabilities = tf.nn.softmax(logits, name="softmax_tensor")  # the tutorial's hook name
+  classes = tf.argmax(logits, axis=1, output_type=tf.int32, name="classes")
+  return {"classes": classes, "probabilities": probabilities}
+
+
+def _export_outputs(predictions, n_classes):
+  """Signatures: serving_default/predict (classes, probabilities) and classify."""
+  predict = tf.estimator.export.PredictOutput(predictions)
+  probabilities = predictions["probabilities"]
+  # ClassificationOutput wants string class names, one row per example.
+  names = tf.as_string(tf.range(n_classes))
+  names = tf.tile(tf.expand_dims(names, 0), [tf.shape(probabilities)[0], 1])
+  classify = tf.estimator.export.ClassificationOutput(scores=probabilities, classes=names)
+  return {SERVING_DEFAULT: predict, "predict": predict, "classify": classify}
+
+
+def _moving_average(params):
+  """The ExponentialMovingAverage of seed 002 (num_updates = global_step), or None."""
+  decay = params.get("moving_average_decay") or 0.0
+  if not decay:
+    return None
+  return tf.train.ExponentialMovingAverage(
+      decay, num_updates=tf.compat.v1.train.get_global_step())
+
+
+def _l2_loss(params):
+  """l2 * sum(||w||^2 / 2) over kernels only, as the seeds' l2_regularizer (not biases)."""
+  scale = params.get("l2") or 0.0
+  kernels = [v for v in tf.compat.v1.trainable_variables() if v.op.name.endswith("kernel")]
+  if not scale or not kernels:
+    return tf.constant(0.0)
+  with tf.name_scope("l2"):
+    return tf.multiply(scale, tf.add_n([tf.nn.l2_loss(v) for v in kernels]), name="loss")
+
+
+def _train_op(loss, params, ema):
+  global_step = tf.compat.v1.train.get_global_step()
+  lr = optimizers.learning_rate(params, global_step)
+  tf.compat.v1.summary.scalar("learning_rate", lr)
+  optimizer = optimizers.build(params["optimizer"], lr)
+  # Batch-norm style layers put their moving-average updates in UPDATE_OPS.
+  update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+  with tf.control_dependencies(update_ops):
+    train_op = optimizer.minimize(loss, global_step=global_step)
+  if ema is None:
+    return train_op
+  with tf.control_dependencies([train_op]):  # average the weights after each update
+    return ema.apply(tf.compat.v1.trainable_variables())
+
+
+def _scaffold(mode, ema):
+  """For EVAL/PREDICT/export with EMA: restore the averaged (shadow) weights into the model."""
+  if ema is None or mode == ModeKeys.TRAIN:
+    return None
+  return tf.compat.v1.train.Scaffold(saver=tf.compat.v1.train.Saver(ema.variables_to_restore()))
+
+
+def build_spec(logits, labels, mode, params):
+  """Turns a model's logits into the EstimatorSpec for `mode`.
+
+  Named tensors for hooks: `softmax_tensor` (probabilities), `classes`,
+  `cross_entropy`, `train_accuracy` (the batch's accuracy) and
+  `optimizer/learning_rate`. The train summary `accuracy` has the same tag as the
+  eval metric (and `loss` as the eval loss), so TensorBoard overlays the curves.
+  With params["moving_average_decay"], EVAL, PREDICT and the SavedModel use the
+  averaged weights; params["l2"] adds L2 on kernels to the loss.
+
+  Args:
+    logits: float32 [batch, n_classes].
+    labels: int [batch] or [batch, 1] class ids; None in PREDICT.
+    mode: a tf.estimator.ModeKeys value.
+    params: dict with n_classes, optimizer, learning_rate (and optionally l2,
+      moving_average_decay, lr_decay_rate, lr_decay_steps).
+
+  Returns:
+    A tf.estimator.EstimatorSpec.
+  """
+  predictions = _predictions(logits)
+  ema = _moving_average(params)
+  scaffold = _scaffold(mode, ema)
+  if mode == ModeKeys.PREDICT:
+    return tf.estimator.EstimatorSpec(
+        mode, predictions=predictions, scaffold=scaffold,
+        export_outputs=_export_outputs(predictions, params["n_classes"]))
+  labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+  cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+  cross_entropy = tf.identity(cross_entropy, name="cross_entropy")
+  loss = cross_entropy + _l2_loss(params)
+  if mode == ModeKeys.EVAL:
+    accuracy = tf.compat.v1.metrics.accuracy(labels, predictions["classes"], name="accuracy")
+    return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
+                                      eval_metric_ops={"accuracy": accuracy},
+                                      scaffold=scaffold)
+  correct = tf.cast(tf.equal(labels, predictions["classes"]), tf.float32)
+  batch_accuracy = tf.reduce_mean(correct, name="train_accuracy")
+  tf.compat.v1.summary.scalar("accuracy", batch_accuracy)
+  # A summary's tag is its op name, so these tags must differ from the tensors' names.
+  tf.compat.v1.summary.scalar("losses/cross_entropy", cross_entropy)
+  return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
+                                    train_op=_train_op(loss, params, ema))

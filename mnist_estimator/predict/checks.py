@@ -1,0 +1,60 @@
+"""Refusals and warnings that keep predictions from being silently wrong."""
+
+import sys
+
+import numpy as np
+
+from mnist_estimator.common.errors import UsageError
+
+_BLANK_STD = 0.5 / 255  # below half a gray level of spread: one flat colour
+
+
+def background(colors, alpha):
+  """The background for transparent pixels, per image: black under light ink, else white.
+
+  Args:
+    colors: float [n, h, w, c] in 0..1, the colour channels.
+    alpha: float [n, h, w, 1], the opacity.
+
+  Returns:
+    float [n, 1, 1, 1]: 0.0 where the visible ink is light (a white digit on a
+    transparent background is MNIST's white on black), 1.0 where it is dark.
+  """
+  weight = alpha.sum(axis=(1, 2, 3), keepdims=True)
+  ink = (colors.mean(axis=-1, keepdims=True) * alpha).sum(axis=(1, 2, 3), keepdims=True)
+  light = ink > 0.5 * np.maximum(weight, 1e-6)
+  return np.where(light, 0.0, 1.0).astype(np.float32)
+
+
+def check_blank(files, out=sys.stderr):
+  """Refuses an image file that is one flat colour after preprocessing; warns for data files.
+
+  Args:
+    files: load_files() rows (path, float images [n, H, W, C], is_data_file).
+    out: where a data file's warning goes.
+
+  Raises:
+    UsageError: a file holds no images, or an image file no digit after preprocessing.
+  """
+  for path, images, is_data in files:
+    if not len(images):
+      raise UsageError(f"{path} holds no images; pass a file with at least one image")
+    flat = images.reshape(len(images), -1).std(axis=1) < _BLANK_STD
+    if not flat.any():
+      continue
+    if not is_data:
+      raise UsageError(f"{path} is blank after preprocessing (every pixel "
+                       f"{float(images.mean()):.2f}); there is no digit to predict: check "
+                       "the file, its transparency, or --invert")
+    print(f"warning: {path} holds {int(flat.sum())} blank images (one flat colour); their "
+          "predictions mean nothing", file=out)
+
+
+def check_labels(truth, n_classes, path):
+  """Refuses labels outside the model's classes 0..n_classes-1."""
+  if truth is None or not len(truth):
+    return
+  low, high = int(truth.min()), int(truth.max())
+  if low < 0 or high >= n_classes:
+    raise UsageError(f"{path} holds labels from {low} to {high} but the model has classes "
+                     f"0..{n_classes - 1}; pass the labels of these images")

@@ -1,0 +1,134 @@
+"""Predicts digits in image/data files with a SavedModel: predict --saved_model=DIR FILE..."""
+
+import json
+import sys
+
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
+
+cli.import_tensorflow()  # first: its start-up lines go to the run log, not the console
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+import numpy as np
+
+from mnist_estimator.common import saved_model as saved_model_lib
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.predict import checks as predict_checks
+from mnist_estimator.predict import image_files
+from mnist_estimator.predict import model as model_lib
+from mnist_estimator.predict import sequences
+
+FLAGS = flags.FLAGS
+
+
+def _text_lines(rows, classes, probs, labels, max_lines):
+  """`file[index]  class 7  probability 0.9981` per image (up to max_lines)."""
+  for n, (path, index, is_data) in enumerate(rows[:max_lines]):
+    label = "" if labels is None else f"  label {labels[n]}"
+    name = f"{path}[{index}]" if is_data else path
+    yield f"{name}  class {classes[n]}  probability {probs[n, classes[n]]:.4f}{label}"
+  if len(rows) > max_lines:
+    yield f"... {len(rows) - max_lines} more"
+
+
+def _json_lines(rows, classes, probs, labels):
+  """One JSON object per image, every image: the machine-readable form."""
+  for n, (path, index, _) in enumerate(rows):
+    row = {"file": path, "index": index, "class": int(classes[n]),
+           "probability": float(probs[n, classes[n]]),
+           "probabilities": [float(p) for p in probs[n]]}
+    if labels is not None:
+      row["label"] = int(labels[n])
+    yield json.dumps(row)
+
+
+def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
+                  batch_size=1000, as_json=False, max_lines=100, out=None):
+  """What the command line does: predicts the files' images and prints the results.
+
+  Args:
+    saved_model: as for `load_model`.
+    paths: the files, as for `load_images` (as are invert and resize); for a sequence model
+      (weather) JSON lists of rows or .npy/.npz arrays, as for `sequences.load_files`.
+    labels: an optional `load_labels` file with the labels of all the images, in order.
+    batch_size: images per model call.
+    as_json: print every image as a JSON line instead of at most max_lines text lines.
+    out: the stream to print to (default sys.stdout).
+
+  Returns:
+    {"classes", "probabilities", "accuracy" (None without labels), "count"}.
+
+  Raises:
+    UsageError: no files, or a bad SavedModel, file or labels file.
+  """
+  out = out or sys.stdout
+  if not paths:
+    raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
+                     "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
+  model = model_lib.load_model(saved_model)
+  if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
+    files = sequences.load_files(paths, model.image_shape)
+  else:
+    files = image_files.load_files(paths, model.image_shape, invert, resize)
+  truth = image_files.load_labels(labels) if labels else None
+  count = sum(len(images) for _, images, _ in files)
+  if truth is not None and len(truth) != count:
+    raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
+                     "pass the labels of exactly these files")
+  predict_checks.check_labels(truth, model.n_classes, labels)
+  predict_checks.check_blank(files)
+  classes, probs = model_lib.predict(model, np.concatenate([x for _, x, _ in files]), batch_size)
+  rows = [(path, i, is_data) for path, x, is_data in files for i in range(len(x))]
+  lines = (_json_lines(rows, classes, probs, truth) if as_json
+           else _text_lines(rows, classes, probs, truth, max_lines))
+  for line in lines:
+    print(line, file=out)
+  accuracy = float(np.mean(classes == truth)) if truth is not None and count else None
+  if accuracy is not None:
+    print(json.dumps({"accuracy": accuracy, "count": count}) if as_json
+          else f"accuracy {accuracy:.4f} on {count} images", file=out)
+  return {"classes": classes, "probabilities": probs, "accuracy": accuracy, "count": count}
+
+
+def define_flags():
+  """Defines this entry point's flags; only `run` calls it, so importing defines none."""
+  flags.DEFINE_string("saved_model", None, "SavedModel dir, or the --export_dir holding "
+                      "timestamped exports (the newest is used). Required.")
+  flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
+                    "probability, probabilities[, label]) and, with --labels, a final "
+                    '{"accuracy", "count"} line.')
+  flags.DEFINE_enum("invert", "auto", image_files.INVERT_CHOICES,
+                    "MNIST is a white digit on black. auto: "
+                    "invert an image file whose mean brightness is above 0.5 (dark ink on "
+                    "light paper); data files (IDX, .npz, .npy) are never inverted. yes/no: "
+                    "invert every / no image.")
+  flags.DEFINE_bool("resize", False, "Scale images of another size to the model's instead of "
+                    "refusing them (MNIST digits fill the middle 20x20 of 28x28: pad yours).")
+  flags.DEFINE_string("labels", None, "IDX labels file, .npy, or .npz (y_test) with the labels "
+                      "of all the images; then also print the accuracy.")
+  flags.DEFINE_integer("batch_size", 1000, "Images per model call.", lower_bound=1)
+  flags.DEFINE_integer("max_lines", 100, "At most this many per-image text lines.",
+                       lower_bound=0)
+  cli.define_verbose()
+
+
+def main(argv):
+  if not FLAGS.verbose:
+    logging.set_verbosity(logging.WARNING)  # TF's INFO notes on loading a SavedModel are noise
+  with cli.one_line_errors(FLAGS.verbose):
+    if not FLAGS.saved_model:
+      raise UsageError("--saved_model is required; pass --saved_model=DIR (a SavedModel or "
+                       "an --export_dir)")
+    predict_files(FLAGS.saved_model, argv[1:], FLAGS.labels, FLAGS.invert, FLAGS.resize,
+                  FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
+
+
+def run():
+  """Entry point: `python -m mnist_estimator.predict --saved_model=DIR FILE...`."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,82 @@
+"""A SavedModel of this package, loaded for prediction: its input shape, classes and calls."""
+
+import numpy as np
+
+from mnist_estimator.common import saved_model
+from mnist_estimator.common.errors import UsageError
+
+
+class Model:
+  """A loaded SavedModel's serving_default signature and the image shape it takes."""
+
+  def __init__(self, loaded, signature, input_key):
+    self.path = loaded.path
+    self._loaded = loaded  # holds the session, its graph and restored variables
+    self._signature = signature
+    self.input_key = input_key  # "images", or SEQUENCES_KEY for a sequence model
+    self.input_shape = tuple(signature.inputs[input_key].shape)  # e.g. (None, 28, 28)
+    self.n_classes = signature.outputs["probabilities"].shape[-1]
+    h, w = self.input_shape[1:3]
+    self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
+
+  def __call__(self, batch):
+    """Runs the signature on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
+    out = self._signature.run({self.input_key: np.asarray(batch, np.float32)})
+    return out["classes"], out["probabilities"]
+
+
+def load_model(saved_model_dir):
+  """Loads the serving_default signature of a SavedModel into its own session.
+
+  Args:
+    saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export).
+
+  Returns:
+    A `Model` for `predict(model, images)`; `model.image_shape` is its (H, W, C).
+
+  Raises:
+    UsageError: no SavedModel there, it does not load, or it lacks the expected signature.
+  """
+  loaded = saved_model.load(saved_model_dir)
+  path = loaded.path
+  signature = loaded.signatures.get(saved_model.SERVING_DEFAULT)
+  if signature is None or not {"classes", "probabilities"} <= set(signature.outputs):
+    raise UsageError(f"{path} has no serving_default signature returning classes and "
+                     "probabilities; export it with mnist_estimator (--export_dir)")
+  inputs = signature.inputs
+  key = (saved_model.IMAGES_KEY if saved_model.IMAGES_KEY in inputs
+         else next(iter(inputs)) if len(inputs) == 1 else None)
+  shape = inputs[key].shape if key else None
+  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+    raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
+                     f"(inputs: {list(inputs)}); export it with mnist_estimator (--export_dir)")
+  return Model(loaded, signature, key)
+
+
+def predict(model, images, batch_size=1000):
+  """Predicts images with a loaded model, batch_size images per call.
+
+  Args:
+    model: from `load_model`.
+    images: float32 0..1 (or uint8 0..255) [N, H, W, C], or [N, H, W] for one channel.
+    batch_size: images per signature call, which bounds memory.
+
+  Returns:
+    (classes int [N], probabilities float32 [N, n_classes]).
+
+  Raises:
+    UsageError: the images are not of the model's shape.
+  """
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    images = images.astype(np.float32) / 255.0  # as the training input pipeline scales
+  if images.ndim == 3 and model.image_shape[2] == 1:
+    images = images[..., np.newaxis]
+  if images.ndim != 4 or tuple(images.shape[1:]) != model.image_shape:
+    raise UsageError(f"images of shape {list(images.shape)} do not fit the model, which takes "
+                     f"[N, {', '.join(map(str, model.image_shape))}]; use image_files.load_images")
+  batch = images.reshape(-1, *model.input_shape[1:]).astype(np.float32, copy=False)
+  if not len(batch):
+    return np.zeros([0], np.int32), np.zeros([0, model.n_classes], np.float32)
+  parts = [model(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)]
+  return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

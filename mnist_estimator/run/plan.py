@@ -1,0 +1,134 @@
+"""A run planned once: model_dir, precision, RunConfig, params, the record; all below take it."""
+
+import dataclasses
+from typing import Any, Optional
+
+from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data.datasets import Dataset
+from mnist_estimator.estimator import config as est_config
+from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.run import spec as spec_lib
+
+TRAINING_MODES = ("train", "train_and_evaluate")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Plan:
+  """Everything a run works out before it builds a graph.
+
+  Attributes:
+    spec: the RunSpec, model_dir filled in.
+    data: the Dataset.
+    precision: spec.precision resolved on this CPU.
+    config: the RunConfig (TF_CONFIG read once: chief or not, cluster or not).
+    params: the model_fn's params.
+    record: this run's graph as the model_dir record keeps it.
+    found: the record model_dir already holds, or None.
+  """
+  spec: spec_lib.RunSpec
+  data: Dataset
+  precision: precision_lib.Precision
+  config: Any
+  params: dict
+  record: dict
+  found: Optional[dict]
+
+  @property
+  def training(self):
+    return self.spec.mode in TRAINING_MODES
+
+  @property
+  def chief(self):
+    """This process writes what a run writes once: records, stats, exports, the report."""
+    return self.config.is_chief
+
+  @property
+  def local(self):
+    """No TF_CONFIG cluster."""
+    return not self.config.cluster_spec.as_dict()
+
+  @property
+  def log_name(self):
+    """One log file per process: the chief's (or a local run's) and one per other task."""
+    if self.chief:
+      return "mnist_estimator.log"
+    return f"mnist_estimator-{self.config.task_type}{self.config.task_id}.log"
+
+
+def params(spec, data, precision=None):
+  """The model_fn's params of spec on data (see model_params)."""
+  return model_params(spec, data.image_shape, data.n_classes, len(data.y_train), precision)
+
+
+def model_params(spec, image_shape, n_classes, train_examples, precision=None):
+  """The model_fn's params: every field marked `param`, the data's shape, the precision.
+
+  Args:
+    spec: a RunSpec.
+    image_shape: (H, W, C) of the data set.
+    n_classes: number of classes.
+    train_examples: training set size; an lr_decay_steps of 0 means one epoch of it.
+    precision: spec.precision resolved (None: resolved here).
+  """
+  values = {name: getattr(spec, name) for name in spec_lib.names_with("param")}
+  # lr_decay_steps 0 = one epoch, as seed 002 decays once per pass over the data.
+  epoch = max(1, -(-train_examples // spec.batch_size))
+  values.update(hidden_units=list(spec.hidden_units), image_shape=tuple(image_shape),
+                n_classes=n_classes, lr_decay_steps=spec.lr_decay_steps or epoch,
+                histogram_steps=spec.histogram_steps or 10 * spec.save_summary_steps,
+                train_precision=(precision or precision_lib.resolve(spec.precision)).train)
+  return values
+
+
+def graph_record(spec, data):
+  """What shapes the variables (fields marked `record`, and the data's shape)."""
+  record = {}
+  for name in spec_lib.names_with("record"):
+    option = spec_lib.option(name)
+    record[option.record] = option.record_value(getattr(spec, name))
+  record.update(image_shape=list(data.image_shape), n_classes=data.n_classes)
+  return record
+
+
+def run_config(spec, precision):
+  """The RunConfig of spec (and TF_CONFIG); a bad TF_CONFIG is a UsageError."""
+  try:
+    return est_config.run_config(
+        spec.model_dir, seed=spec.seed,
+        # Evaluation follows checkpoints, so evaluating every N steps means checkpointing then.
+        save_checkpoints_steps=spec.eval_every_steps or spec.save_checkpoints_steps,
+        keep_checkpoint_max=spec.keep_checkpoint_max, save_summary_steps=spec.save_summary_steps,
+        intra_op_threads=spec.intra_op_threads, inter_op_threads=spec.inter_op_threads,
+        distribute=spec.distribute, precision=precision)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise UsageError(f"TF_CONFIG is not a valid cluster description ({e}); fix it, e.g. "
+                     '{"cluster": {"chief": ["host:port"]}, "task": {"type": "chief", '
+                     '"index": 0}}, or unset it') from None
+
+
+def make(spec, data):
+  """Plans the run of `spec` on `data`.
+
+  Raises:
+    UsageError: a bad TF_CONFIG, a model_dir that is a file, a damaged record, or one of
+      another model or shape.
+  """
+  spec = spec.replace(model_dir=spec.model_dir or
+                      spec_lib.default_model_dir(spec.model, spec.dataset))
+  if spec.distribute != "none" and spec.input != "tfdata":
+    raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
+                     "feeds one device)")
+  precision = precision_lib.resolve(spec.precision)
+  record = graph_record(spec, data)
+  found = record_lib.read(spec.model_dir)
+  record_lib.check(spec.model_dir, found, record)
+  return Plan(spec=spec, data=data, precision=precision, config=run_config(spec, precision),
+              params=params(spec, data, precision), record=record, found=found)
+
+
+def estimator(plan):
+  """The Estimator of a plan (warm-started from spec.warm_start_from, if given)."""
+  warm_start = est_config.warm_start_settings(plan.spec.warm_start_from,
+                                              plan.spec.warm_start_vars)
+  return est_config.build_estimator(plan.params, plan.config, warm_start)

@@ -1,0 +1,256 @@
+"""Carries out one run from a RunSpec: plan it once, check model_dir, then do its mode."""
+
+import contextlib
+import json
+import os
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mnist_estimator.common import runlog
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import datasets
+from mnist_estimator.estimator import checkpoints
+from mnist_estimator.estimator import export as export_lib
+from mnist_estimator.estimator import hooks as hooks_lib
+from mnist_estimator.estimator import interrupts
+from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.estimator import weights
+from mnist_estimator.inputs import input_fns
+from mnist_estimator.run import guard
+from mnist_estimator.run import header
+from mnist_estimator.run import plan as plan_lib
+from mnist_estimator.run import records
+from mnist_estimator.run import spec as spec_lib
+
+
+def estimator_for(spec, data):
+  """The Estimator a run of `spec` on `data` would use (for callers that predict with it)."""
+  return plan_lib.estimator(plan_lib.make(spec, data))
+
+
+def train_input_fn(spec, data):
+  return input_fns.make_input_fn(spec.input, data.x_train, data.y_train, spec.batch_size,
+                                 train=True, seed=spec.seed)
+
+
+def eval_input_fn(spec, data, with_labels=True):
+  """The test set's input_fn; without labels for predict (the same cached record file)."""
+  return input_fns.make_input_fn(spec.input, data.x_test, data.y_test, spec.eval_batch_size,
+                                 train=False, with_labels=with_labels)
+
+
+def train_hooks(plan, stream=None):
+  """The training hooks of a run, by name (estimator.hooks.train_hooks, and the record).
+
+  In a cluster only the chief writes the steps/s summaries.
+  """
+  spec = plan.spec
+  hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
+                                spec.model_dir if plan.chief else None, spec.profile_steps,
+                                spec.steps, stream)
+  hooks["record"] = record_lib.RecordHook(spec.model_dir, plan.record)
+  return hooks
+
+
+@contextlib.contextmanager
+def _training(plan, progress):
+  """Turns a NaN loss into a UsageError; records time and speed in model_dir/train_stats.json."""
+  spec = plan.spec
+  start = time.time()
+  try:
+    yield
+    interrupts.check()  # a signal stopped training: say so, exit 130/143
+  except tf.compat.v1.train.NanLossDuringTrainingError:
+    raise UsageError(f"the loss became NaN while training {spec.model}; lower "
+                     f"--learning_rate (now {spec.learning_rate}); checkpoints before "
+                     "the failure are kept") from None
+  if progress.steps_per_sec and plan.chief:  # something was trained
+    rate = float(np.median(progress.steps_per_sec))
+    stats = {"seconds": round(time.time() - start, 2), "steps_per_sec": round(rate, 2),
+             "images_per_sec": round(rate * spec.batch_size, 1), "batch_size": spec.batch_size,
+             "target_step": spec.steps}
+    with open(os.path.join(spec.model_dir, "train_stats.json"), "w") as f:
+      json.dump(stats, f, indent=2)
+
+
+def train(plan, estimator):
+  """Trains until global step spec.steps (a finished run is not trained again)."""
+  hooks = train_hooks(plan)
+  with _training(plan, hooks["progress"]):
+    estimator.train(train_input_fn(plan.spec, plan.data), hooks=list(hooks.values()),
+                    max_steps=plan.spec.steps)
+
+
+def evaluate(plan, estimator):
+  """Evaluates on every test example once, prints the metrics (and report); returns them."""
+  metrics = estimator.evaluate(eval_input_fn(plan.spec, plan.data))
+  print(format_metrics(metrics, len(plan.data.y_test), plan.data.name))
+  if plan.spec.report:
+    write_eval_report(plan, estimator)
+  return metrics
+
+
+def write_eval_report(plan, estimator):
+  """Predicts the test set and writes model_dir/eval_report/ (JSON, confusion matrix, errors)."""
+  from mnist_estimator.artifacts import report as report_lib  # pylint: disable=g-import-not-at-top  # matplotlib: only to draw
+  spec, data = plan.spec, plan.data
+  predictions = list(estimator.predict(eval_input_fn(spec, data, with_labels=False),
+                                       yield_single_examples=False))
+  classes = np.concatenate([p["classes"] for p in predictions])
+  probabilities = np.concatenate([p["probabilities"] for p in predictions])
+  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes,
+                                   data.class_names)
+  out_dir = os.path.join(spec.model_dir, "eval_report")
+  paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
+                                  out_dir)
+  print(report_lib.format_table(report))
+  print(f"eval report: {paths['json']}")
+  return report
+
+
+def format_metrics(metrics, count, dataset_name):
+  """One line: accuracy, loss and global step of an evaluation."""
+  return (f"eval on {count} {dataset_name} test images: accuracy {metrics['accuracy']:.4f}, "
+          f"loss {metrics['loss']:.4f}, global_step {metrics['global_step']}")
+
+
+def predict(plan, estimator):
+  """Predicts the first spec.num_predictions test images; prints and returns the rows."""
+  spec, data = plan.spec, plan.data
+  count = min(spec.num_predictions, len(data.x_test))
+  input_fn = input_fns.make_input_fn(spec.input, data.x_test[:count], None,
+                                     spec.eval_batch_size, train=False)
+  rows = []
+  print(f"{'index':>5}  {'label':>5}  {'class':>5}  probability")
+  for i, pred in enumerate(estimator.predict(input_fn)):
+    label = int(data.y_test[i])
+    cls = int(pred["classes"])
+    rows.append((i, label, cls, float(pred["probabilities"][cls])))
+    print(f"{i:>5}  {label:>5}  {cls:>5}  {rows[-1][3]:.4f}")
+  right = sum(row[1] == row[2] for row in rows)
+  print(f"{right}/{count} correct")
+  return rows
+
+
+def show_weights(plan, estimator):
+  """Lists the checkpoint's variables; saves chosen ones (.npz) and draws them (PNG) on request."""
+  spec, data = plan.spec, plan.data
+  rows = weights.list_variables(estimator)
+  print(weights.format_table(rows))
+  # Which copy: the raw weights are saved and drawn; with an EMA the model runs on the other.
+  copy = ("the raw layer weights; evaluate, predict and export use their moving averages"
+          if any(kind == "average" for _, _, kind in rows) else "the layer weights")
+  if spec.weights_out:
+    names = weights.save(estimator, spec.weights_out, spec.weights_names)
+    print(f"wrote {len(names)} arrays ({copy}) to {spec.weights_out}")
+  if spec.weights_png_dir:
+    from mnist_estimator.artifacts import weight_pictures  # pylint: disable=g-import-not-at-top  # matplotlib
+    arrays = {name: estimator.get_variable_value(name)
+              for name, _, kind in rows if kind == "layer"}
+    paths = weight_pictures.draw(arrays, data.image_shape, spec.weights_png_dir,
+                                 spec.weights_names, data.n_classes)
+    print(f"drew {len(paths)} pictures ({copy}) in {spec.weights_png_dir}")
+  return {}
+
+
+def export(plan, estimator):
+  """Exports the latest checkpoint to spec.export_dir/<timestamp>; returns the path."""
+  if not plan.spec.export_dir:
+    raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
+  path = export_lib.export(estimator, plan.spec.export_dir, plan.data.image_shape,
+                           plan.data.standardize)
+  print(f"exported SavedModel: {path}")
+  return path
+
+
+def train_and_evaluate(plan, estimator):
+  """tf.estimator.train_and_evaluate with an evaluation at every checkpoint.
+
+  With spec.eval_every_steps the checkpoints (and so the evaluations) come every N
+  steps, not tf.estimator's default of at most every 600 s; spec.early_stopping_steps
+  stops training once eval accuracy has not improved for that many steps. Each
+  evaluation feeds model_dir/export/best (highest accuracy) and export/latest.
+  """
+  spec, data = plan.spec, plan.data
+  hooks = train_hooks(plan)
+  if spec.early_stopping_steps:
+    hooks["early_stopping"] = tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
+        run_every_secs=None, run_every_steps=spec.eval_every_steps or 100)
+  train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
+                                      hooks=list(hooks.values()))
+  evaluator = plan.config.task_type == "evaluator"
+  describe = (lambda metrics: format_metrics(metrics, len(data.y_test), data.name)
+              ) if evaluator else None  # an evaluator task's caller gets no metrics
+  eval_spec = tf.estimator.EvalSpec(
+      eval_input_fn(spec, data), steps=None, throttle_secs=0, start_delay_secs=0,
+      exporters=export_lib.exporters(data.image_shape, data.standardize, describe))
+  with _training(plan, hooks["progress"]):
+    # Locally: (metrics, export results); a cluster task returns None.
+    metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
+  if metrics:
+    print(format_metrics(metrics, len(data.y_test), data.name))
+  # The report predicts in this process: locally, or on the evaluator of a cluster (the
+  # chief's session would need workers that have already left).
+  if spec.report and ((plan.local and plan.chief) or evaluator):
+    write_eval_report(plan, estimator)
+  return metrics
+
+
+def _train(plan, estimator):
+  train(plan, estimator)
+  return {"metrics": evaluate(plan, estimator)}
+
+
+# --mode -> what it does: fn(plan, estimator) -> dict of what it produced.
+MODES = {
+    "train": _train,
+    "evaluate": lambda plan, est: {"metrics": evaluate(plan, est)},
+    "train_and_evaluate": lambda plan, est: {"metrics": train_and_evaluate(plan, est)},
+    "predict": lambda plan, est: {"predictions": predict(plan, est)},
+    "weights": show_weights,
+    "export": lambda plan, est: {"export": export(plan, est)},
+}
+assert tuple(MODES) == spec_lib.MODES, "spec.MODES lists the modes for --mode"
+
+
+def run(spec, data=None):
+  """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
+
+  Args:
+    spec: a RunSpec.
+    data: the datasets.Dataset to use; None loads spec.dataset from spec.data_dir.
+
+  Raises:
+    UsageError: for anything the user can fix (data, model_dir, flags).
+  """
+  if spec.mode not in MODES:
+    raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
+  if data is None:
+    data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
+  plan = plan_lib.make(spec, data)
+  spec = plan.spec
+  with guard.model_dir(plan) as fresh:  # lock, checkpoint integrity
+    if plan.training and fresh and plan.found is None:
+      record_lib.write(spec.model_dir, plan.record)  # a new model_dir is this model's
+    estimator = plan_lib.estimator(plan)
+    if not plan.training:
+      checkpoints.require(spec.model_dir)
+    log_path = runlog.attach(spec.model_dir, plan.log_name)
+    for line in header.header(spec, data, log_path, plan.precision.header()):
+      print(line)
+      logging.info(line)
+    if plan.training and plan.chief:
+      records.write_flags(spec)
+      records.write_hparams(spec)
+    result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
+    # In a cluster the chief alone exports, so one run leaves one SavedModel.
+    if spec.export_dir and plan.training and plan.chief:
+      result["export"] = export(plan, estimator)
+    if plan.training and plan.chief:
+      print(f"checkpoints and TensorBoard curves: {spec.model_dir} "
+            f"(tensorboard --logdir {spec.model_dir})")
+    return result

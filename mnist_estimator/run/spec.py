@@ -1,0 +1,244 @@
+"""RunSpec: every setting of one run; each field carries its flag's default, help and roles."""
+
+import dataclasses
+import os
+import tempfile
+from typing import Any, Callable, Optional, Sequence
+
+from mnist_estimator import models
+from mnist_estimator.common import precision
+from mnist_estimator.data import datasets
+from mnist_estimator.estimator import config as est_config
+from mnist_estimator.estimator import hooks
+from mnist_estimator.head import optimizers
+from mnist_estimator.inputs import input_fns
+from mnist_estimator.models import layers
+
+# The modes of run.runner.MODES, in --helpshort's order.
+MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
+# Option.base of a field that no model decides.
+_OWN_DEFAULT = object()
+# Help groups, in the order --helpshort shows them.
+GROUPS = ("model", "data", "training", "checkpoints and summaries", "export", "distribution",
+          "speed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """What the rest of the package knows about one RunSpec field.
+
+  Attributes:
+    group: its --helpshort group.
+    help: the flag's help.
+    choices: allowed values (an enum flag), or None.
+    lower, upper: bounds of a number, or None.
+    base: for a model-defaulted field, its value where the model names none.
+    hparam: compared by TensorBoard's HParams dashboard.
+    header: shown on a header line of its own, not among the changed settings.
+    record: the name it has in the model_dir record (it shapes the variables), or None.
+    record_value: turns the value into the recorded one.
+    param: handed to the model_fn in params.
+    validator: (check, message) run on the parsed flag value.
+  """
+  group: str
+  help: str
+  choices: Optional[Sequence[Any]] = None
+  lower: Optional[float] = None
+  upper: Optional[float] = None
+  base: Any = _OWN_DEFAULT
+  hparam: bool = False
+  header: bool = False
+  record: Optional[str] = None
+  record_value: Callable[[Any], Any] = lambda value: value
+  param: bool = False
+  validator: Optional[tuple] = None
+
+  @property
+  def model_defaulted(self):
+    """The chosen model decides the value unless it is given."""
+    return self.base is not _OWN_DEFAULT
+
+
+def _option(default=dataclasses.MISSING, **meta):
+  """A RunSpec field; a model-defaulted one (meta "base") has no default of its own."""
+  option = Option(**meta)
+  if option.model_defaulted:
+    return dataclasses.field(metadata={"option": option})
+  return dataclasses.field(default=default, metadata={"option": option})
+
+
+def _positive_ints(value):
+  return value is None or all(str(item).strip().isdigit() and int(item) > 0 for item in value)
+
+
+def _known_tensors(names):
+  return set(names) <= set(hooks.LOG_TENSORS)
+
+
+M, D, T, C, E = GROUPS[:5]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+  """Everything a run needs. Build it with `RunSpec.for_model`; change it with `replace`.
+
+  The model-defaulted fields have no default here: a model's seed decides them
+  (models.MODELS), so a spec can never carry another model's settings.
+  """
+  model: str = _option(group=M, help="Network to train.", choices=models.model_names(),
+                       hparam=True, header=True, record="model", param=True)
+  optimizer: str = _option(group=T, help="Optimizer.", choices=optimizers.optimizer_names(),
+                           base="adam", hparam=True, record="optimizer", param=True)
+  learning_rate: float = _option(group=T, help="Learning rate.", lower=0, base=0.001,
+                                 hparam=True, param=True)
+  batch_size: int = _option(group=T, help="Training batch size.", lower=1, base=100,
+                            hparam=True)
+  steps: int = _option(group=T, help="Train until this global step.", lower=1, base=1000,
+                       hparam=True)
+  dropout: float = _option(group=M, help="Dropout rate in TRAIN mode.", lower=0, upper=0.99,
+                           base=0.0, hparam=True, param=True)
+  hidden_units: Sequence[int] = _option(
+      group=M, help="Hidden layer sizes, e.g. 128,32.", base=(), hparam=True,
+      record="hidden_units", record_value=list, param=True,
+      validator=(_positive_ints,
+                 "--hidden_units must be comma-separated positive integers, e.g. 128,32"))
+  activation: str = _option(group=M, help="Hidden activation.",
+                            choices=sorted(layers.ACTIVATIONS), base="relu", hparam=True,
+                            param=True)
+  l2: float = _option(group=T, help="L2 scale on kernels: l2 * sum(w**2) / 2.", lower=0,
+                      base=0.0, hparam=True, param=True)
+  moving_average_decay: float = _option(
+      group=T, help="ExponentialMovingAverage of the weights used for evaluate/predict/"
+      "export; 0 = off.", lower=0, upper=0.99999, base=0.0, hparam=True,
+      record="moving_average", record_value=bool, param=True)
+  lr_decay_rate: float = _option(group=T, help="Staircase exponential learning-rate decay "
+                                 "per --lr_decay_steps; 1 = off.", lower=0, upper=1, base=1.0,
+                                 hparam=True, param=True)
+  lr_decay_steps: int = _option(group=T, help="Steps per decay stair; 0 = one epoch.", lower=0,
+                                base=0, hparam=True, param=True)
+  mode: str = _option("train", group=M, choices=MODES, header=True, help=(
+      "train (then evaluate), evaluate, train_and_evaluate, predict (the first "
+      "--num_predictions test images), weights (list / save) or export."))
+  model_dir: Optional[str] = _option(None, group=M, header=True, help=(
+      "Checkpoints and summaries; default <tmp>/mnist_estimator/<model>-<dataset>, printed "
+      "at start."))
+  dataset: str = _option("mnist", group=D, help="Data set.", choices=datasets.dataset_names(),
+                         hparam=True, header=True)
+  data_dir: Optional[str] = _option(None, group=D, header=True, help=(
+      "Folder with the data set's files (MNIST: the four IDX files, gzip or raw, or "
+      "mnist.npz); default: the tf.keras cache."))
+  window: Optional[int] = _option(None, group=D, lower=1, help=(
+      "--dataset=weather: weeks per example, labelled with the last week's season "
+      "(default 52, see data/weather.py)."))
+  seed: Optional[int] = _option(None, group=M, hparam=True, help=(
+      "Random seed for initializers, dropout and shuffling."))
+  eval_batch_size: int = _option(500, group=T, lower=1, help="Evaluation/predict batch size.")
+  input: str = _option("tfdata", group=T, choices=input_fns.INPUT_KINDS, hparam=True, help=(
+      "tfdata (fast, default) or numpy (the tutorial's numpy_input_fn)."))
+  eval_every_steps: Optional[int] = _option(None, group=T, lower=1, help=(
+      "train_and_evaluate: checkpoint and evaluate every N steps (default: tf.estimator's, on "
+      "checkpoints every 600 s)."))
+  early_stopping_steps: Optional[int] = _option(None, group=T, lower=1, help=(
+      "train_and_evaluate: stop when eval accuracy has not improved for N steps."))
+  warm_start_from: Optional[str] = _option(None, group=T, help=(
+      "Initialise from this checkpoint or model_dir (when model_dir has no checkpoint yet)."))
+  warm_start_vars: str = _option(".*", group=T, help="Regex of the variables to warm-start.")
+  log_every_n_iter: int = _option(100, group=C, lower=1, help="Progress line every N steps.")
+  log_tensors: Sequence[str] = _option((), group=C, help=(
+      "Also log these tensors every N steps; from: "
+      f"{', '.join(sorted(hooks.LOG_TENSORS))} (the tutorial: probabilities)."),
+      validator=(_known_tensors,
+                 f"--log_tensors takes names from: {', '.join(sorted(hooks.LOG_TENSORS))}"))
+  save_checkpoints_steps: Optional[int] = _option(None, group=C, lower=1, help=(
+      "Checkpoint every N steps (default: every 600 s and at the end)."))
+  keep_checkpoint_max: int = _option(5, group=C, lower=1, help="Checkpoints to keep.")
+  fallback_checkpoint: bool = _option(False, group=C, help=(
+      "If the newest checkpoint is unreadable, use the newest readable one (announced) "
+      "instead of refusing."))
+  save_summary_steps: int = _option(100, group=C, lower=1, help="Summaries every N steps.")
+  histogram_steps: Optional[int] = _option(None, group=C, lower=1, help=(
+      "Weight histograms, input images and conv filter grids every N steps (default 10 x "
+      "--save_summary_steps)."))
+  report: bool = _option(True, group=C, help=(
+      "After evaluating, write model_dir/eval_report/ (JSON, confusion matrix, worst errors) "
+      "and print per-class metrics."))
+  export_dir: Optional[str] = _option(None, group=E, help=(
+      "Export a SavedModel under this folder after training (and with --mode=export)."))
+  num_predictions: int = _option(10, group=E, lower=1, help=(
+      "--mode=predict: test images to predict."))
+  weights_out: Optional[str] = _option(None, group=E, help=(
+      "--mode=weights: save layer weights to this .npz."))
+  weights_names: Optional[str] = _option(None, group=E, help=(
+      "--mode=weights: regex of names to save."))
+  weights_png_dir: Optional[str] = _option(None, group=E, help=(
+      "--mode=weights: draw conv filters and per-class weight maps (matching "
+      "--weights_names) as PNGs here."))
+  distribute: str = _option("none", group="distribution", choices=est_config.DISTRIBUTE,
+                            hparam=True, help=(
+                                "mirrored: replicate over all local devices "
+                                "(MirroredStrategy; --batch_size is per device)."))
+  precision: str = _option("auto", group="speed", choices=precision.PRECISIONS, hparam=True,
+                           help=("The training step's compute: bf16 (float32 master weights "
+                                 "and loss) where the CPU has AVX512_BF16 or AMX-BF16, else "
+                                 "fp32 (auto); or either one. Evaluate, predict and export "
+                                 "always run fp32."))
+  profile_steps: Optional[int] = _option(None, group="speed", lower=1, help=(
+      "Write a Chrome trace of one step every N steps to model_dir/profile."))
+  intra_op_threads: int = _option(0, group="speed", lower=0, help=(
+      "Threads within an op (0: TF decides)."))
+  inter_op_threads: int = _option(0, group="speed", lower=0, help=(
+      "Ops in parallel (0: TF decides)."))
+
+  @classmethod
+  def for_model(cls, model, **overrides):
+    """The model's seed defaults, then `overrides`.
+
+    Args:
+      model: a registered model name.
+      **overrides: RunSpec fields; a model-defaulted field given as None keeps the
+        model's default (an unset flag).
+
+    Returns:
+      A RunSpec.
+
+    Raises:
+      UsageError: for an unknown model.
+      TypeError: for a name that is not a RunSpec field.
+    """
+    defaulted = model_defaulted()
+    values = {name: option(name).base for name in defaulted}
+    values.update(models.get_model(model).defaults)
+    values.update({key: value for key, value in overrides.items()
+                   if value is not None or key not in defaulted})
+    values["hidden_units"] = tuple(int(unit) for unit in values["hidden_units"])
+    values["log_tensors"] = tuple(values.get("log_tensors", ()))
+    return cls(model=model, **values)
+
+  def replace(self, **changes):
+    """A copy with `changes` (dataclasses.replace)."""
+    return dataclasses.replace(self, **changes)
+
+
+def field_names():
+  """Every RunSpec field name, in declaration order."""
+  return [field.name for field in dataclasses.fields(RunSpec)]
+
+
+def option(name):
+  """The Option of field `name`."""
+  return RunSpec.__dataclass_fields__[name].metadata["option"]
+
+
+def names_with(role):
+  """The field names whose Option has `role` (an attribute name) set, in field order."""
+  return tuple(name for name in field_names() if getattr(option(name), role))
+
+
+def model_defaulted():
+  """The fields the chosen model decides unless given (their flags default to None)."""
+  return names_with("model_defaulted")
+
+
+def default_model_dir(model, dataset):
+  """A stable model_dir per model and data set, so re-running a command resumes it."""
+  return os.path.join(tempfile.gettempdir(), "mnist_estimator", f"{model}-{dataset}")

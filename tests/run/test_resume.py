@@ -1,0 +1,51 @@
+"""SIGKILL during training, twice; the same command then finishes from the last checkpoint."""
+
+import os
+import re
+import signal
+import time
+
+import helpers
+import tensorflow as tf
+
+
+def start(model_dir):
+  return helpers.start_module(
+      "mnist_estimator.main", "--model=cnn", "--dataset=mnist_sample", "--steps=120",
+      "--batch_size=16", "--save_checkpoints_steps=10", f"--model_dir={model_dir}",
+      "--noreport", "--seed=3")
+
+
+def checkpoint_step(model_dir):
+  path = tf.train.latest_checkpoint(model_dir)
+  return int(path.rsplit("-", 1)[1]) if path else 0
+
+
+def kill_after_checkpoint(model_dir, beyond):
+  """Starts training, SIGKILLs it as soon as a checkpoint past `beyond` exists; returns it."""
+  proc = start(model_dir)
+  deadline = time.time() + 240
+  while checkpoint_step(model_dir) <= beyond:
+    assert proc.poll() is None, "training ended before it could be killed"
+    assert time.time() < deadline, "no new checkpoint"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  return checkpoint_step(model_dir)
+
+
+def test_killed_twice_then_resumed(tmp_path):
+  model_dir = str(tmp_path / "m")
+  first = kill_after_checkpoint(model_dir, beyond=0)
+  second = kill_after_checkpoint(model_dir, beyond=first)
+  assert 0 < first < second < 120
+  proc = start(model_dir)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  # tf.estimator's INFO lines go to the run's log file, not the console.
+  with open(os.path.join(model_dir, "mnist_estimator.log")) as f:
+    log = f.read()
+  restored = [int(s) for s in re.findall(r"Restoring parameters from .*model\.ckpt-(\d+)", log)]
+  assert restored and restored[-1] >= second  # the last run resumed, not restarted
+  assert "global_step 120" in out
+  assert checkpoint_step(model_dir) == 120

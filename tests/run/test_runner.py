@@ -1,0 +1,161 @@
+"""Each model trains, evaluates, predicts and lists its weights on real MNIST (a few steps)."""
+
+import json
+import os
+import tempfile
+
+import helpers
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_estimator import models
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.estimator import weights
+from mnist_estimator.run import runner
+from mnist_estimator.run import spec as spec_lib
+
+
+def run(spec, data):
+  return runner.run(spec, data)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_train_evaluate_predict_weights(name, small, tmp_path, capsys):
+  spec = helpers.small_spec(name, tmp_path)
+  result = run(spec, small)
+  assert result["metrics"]["global_step"] == 12
+  right = result["metrics"]["accuracy"] * 200  # of the 200 test images
+  assert abs(right - round(right)) < 1e-3
+  assert np.isfinite(result["metrics"]["loss"])
+  out = capsys.readouterr().out
+  assert "eval on 200 mnist_sample test images" in out and "macro F1" in out
+  report = json.loads((tmp_path / "eval_report" / "eval_report.json").read_text())
+  assert report["count"] == 200
+  assert report["accuracy"] == pytest.approx(result["metrics"]["accuracy"], abs=1e-6)
+  assert (tmp_path / "eval_report" / "confusion_matrix.png").stat().st_size > 1000
+
+  predictions = run(spec.replace(mode="predict", num_predictions=7), small)["predictions"]
+  assert [row[0] for row in predictions] == list(range(7))
+  assert [row[1] for row in predictions] == list(small.y_test[:7])
+  assert all(0 <= row[2] < 10 and 0.0 < row[3] <= 1.0 for row in predictions)
+
+  out = tmp_path / "w.npz"
+  # The recurrent models have no pixel-shaped weights.
+  pngs = None if name in ("rnn", "weather_rnn", "weather_lstm") else tmp_path / "pngs"
+  run(spec.replace(mode="weights", weights_out=str(out), weights_png_dir=pngs), small)
+  listing = capsys.readouterr().out
+  assert "layer weights" in listing and "global_step" in listing
+  saved = np.load(out)
+  assert sorted(saved.files) == sorted(
+      n for n, _, kind in weights.list_variables(runner.estimator_for(spec, small))
+      if kind == "layer")
+  assert "logits/kernel" in saved.files or "fully_connected_1/kernel" in saved.files
+  if pngs:
+    assert sorted(os.listdir(pngs)) and all(f.endswith(".png") for f in os.listdir(pngs))
+
+
+def test_steps_is_the_target_global_step(small, tmp_path):
+  spec = helpers.small_spec("linear", tmp_path, steps=6)
+  assert run(spec, small)["metrics"]["global_step"] == 6
+  # Re-running the same command trains nothing more; a larger --steps finishes the job.
+  assert run(spec, small)["metrics"]["global_step"] == 6
+  spec = spec.replace(steps=10)
+  assert run(spec, small)["metrics"]["global_step"] == 10
+
+
+def test_training_learns(small, tmp_path):
+  spec = helpers.small_spec("linear", tmp_path, steps=60, batch_size=50, optimizer="sgd",
+                  learning_rate=0.5)
+  assert run(spec, small)["metrics"]["accuracy"] > 0.6
+
+
+def test_numpy_input_learns_and_feeds_what_tfdata_feeds(small, tmp_path):
+  spec = helpers.small_spec("linear", tmp_path, input="numpy", steps=60, batch_size=50,
+                            optimizer="sgd", learning_rate=0.5, report=False)
+  by_numpy = run(spec, small)["metrics"]
+  assert by_numpy["global_step"] == 60 and by_numpy["accuracy"] > 0.6
+  # The same checkpoint evaluated through the record-file pipeline: the same images and
+  # labels in, so the same metrics out.
+  by_tfdata = run(spec.replace(mode="evaluate", input="tfdata"), small)["metrics"]
+  assert by_tfdata["accuracy"] == pytest.approx(by_numpy["accuracy"], abs=1e-6)
+  assert by_tfdata["loss"] == pytest.approx(by_numpy["loss"], rel=1e-5)
+
+
+def test_same_seed_same_weights(small, tmp_path):
+  values = []
+  for sub in ("a", "b"):
+    spec = helpers.small_spec("dnn", tmp_path / sub, steps=5)
+    run(spec, small)
+    values.append(runner.estimator_for(spec, small).get_variable_value("logits/kernel"))
+  np.testing.assert_array_equal(values[0], values[1])
+
+
+def test_train_and_evaluate(small, tmp_path):
+  spec = helpers.small_spec("linear", tmp_path, mode="train_and_evaluate", steps=8)
+  assert run(spec, small)["metrics"]["global_step"] == 8
+
+
+def test_model_dir_of_another_model_is_refused(small, tmp_path):
+  run(helpers.small_spec("linear", tmp_path, steps=2), small)
+  record = json.loads((tmp_path / record_lib.RECORD_FILE).read_text())
+  assert record["model"] == "linear" and record["image_shape"] == [28, 28, 1]
+  before = sorted(os.listdir(tmp_path))
+  with pytest.raises(UsageError, match="holds a linear model.*this dnn run"):
+    run(helpers.small_spec("dnn", tmp_path), small)
+  assert sorted(os.listdir(tmp_path)) == before  # nothing written, checkpoints intact
+
+
+def test_evaluate_without_checkpoint_is_a_usage_error(small, tmp_path):
+  with pytest.raises(UsageError, match="no checkpoint in --model_dir"):
+    run(helpers.small_spec("linear", tmp_path, mode="evaluate"), small)
+
+
+def test_nan_loss_is_a_usage_error(small, tmp_path):
+  spec = helpers.small_spec("dnn", tmp_path, optimizer="sgd", learning_rate=1e30, steps=20)
+  with pytest.raises(UsageError, match="loss became NaN.*lower --learning_rate"):
+    run(spec, small)
+
+
+def test_no_model_dir_means_one_per_model_and_data_set(small, tmp_path, monkeypatch):
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  expected = str(tmp_path / "mnist_estimator" / "linear-mnist_sample")
+  assert spec_lib.default_model_dir("linear", "mnist_sample") == expected
+  spec = helpers.small_spec("linear", None, dataset="mnist_sample", steps=2, report=False)
+  assert run(spec, small)["model_dir"] == expected
+  assert tf.train.latest_checkpoint(expected).endswith("model.ckpt-2")
+  # The same command again resumes there: with a larger --steps it goes on from step 2.
+  assert run(spec.replace(steps=4), small)["metrics"]["global_step"] == 4
+
+
+def test_weights_filter_and_errors(small, tmp_path):
+  spec = helpers.small_spec("linear", tmp_path, steps=2)
+  run(spec, small)
+  estimator = runner.estimator_for(spec, small)
+  out = str(tmp_path / "bias.npz")
+  assert weights.save(estimator, out, "bias$") == ["logits/bias"]
+  assert np.load(out)["logits/bias"].shape == (10,)
+  with pytest.raises(UsageError, match="no layer variable matches --weights_names 'conv'"):
+    weights.save(estimator, out, "conv")
+  with pytest.raises(UsageError, match="is not a regular expression"):
+    weights.save(estimator, out, "(")
+  rows = weights.list_variables(estimator)
+  assert ("global_step", (), "bookkeeping") in rows
+  assert ("logits/kernel", (784, 10), "layer") in rows
+  assert any(kind == "optimizer" for _, _, kind in rows)  # FTRL's accumulators
+
+
+def test_profile_steps_writes_a_chrome_trace(small, tmp_path):
+  run(helpers.small_spec("linear", tmp_path, steps=12, profile_steps=5, report=False), small)
+  traces = [f for f in os.listdir(tmp_path / "profile") if f.startswith("timeline-")]
+  assert traces
+  trace = json.loads((tmp_path / "profile" / sorted(traces)[0]).read_text())
+  assert trace["traceEvents"]
+
+
+def test_mirrored_strategy_trains_and_evaluates(small, tmp_path):
+  spec = helpers.small_spec("cnn", tmp_path, steps=4, distribute="mirrored", report=False)
+  assert run(spec, small)["metrics"]["global_step"] == 4
+  with pytest.raises(UsageError, match="needs --input=tfdata"):
+    run(helpers.small_spec("cnn", tmp_path / "n", distribute="mirrored", input="numpy"), small)

@@ -1,0 +1,124 @@
+"""The draw-a-digit page in headless Chromium: a drawn 1, 0 and 7 are classified right."""
+
+import math
+import os
+import shutil
+import tempfile
+
+import pytest
+from serve_helpers import train_and_export
+
+from mnist_estimator.serve import batching, server
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                          "serve_page.png")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+  pytest.skip("no browser: apt-get install -y chromium chromium-driver (.ci/run does)",
+              allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402  # pylint: disable=g-import-not-at-top
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402  # pylint: disable=g-import-not-at-top
+
+
+def _line(x0, y0, x1, y1, n=12):
+  return [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(n + 1)]
+
+
+# Strokes as points on the 280x280 pad, relative to its centre (thick, MNIST-like digits).
+DIGITS = {
+    1: [_line(5, -95, -5, 95)],
+    0: [[(60 * math.sin(2 * math.pi * i / 36), -90 * math.cos(2 * math.pi * i / 36))
+         for i in range(37)]],
+    7: [_line(-65, -85, 65, -85), _line(65, -85, -5, 95)],
+}
+
+
+@pytest.fixture(scope="module")
+def page_url(sample, tmp_path_factory):
+  """A server of an mlp that really reads digits (the whole sample, 600 steps, ~97%)."""
+  root = str(tmp_path_factory.mktemp("browser"))
+  path = train_and_export(sample, root, model="mlp", steps=600, batch_size=100,
+                          learning_rate=0.8, hidden_units=[500], moving_average_decay=0.99)
+  app, manager, batcher = server.build(path, poll_seconds=0,
+                                       batch_options=batching.BatchOptions())
+  with server.BackgroundServer(app) as background:
+    yield background.url
+  manager.stop()
+  batcher.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+  os.environ.setdefault("SE_OFFLINE", "true")  # no Selenium Manager downloads
+  profile = tempfile.mkdtemp(prefix="chromium-profile-")
+  options = webdriver.ChromeOptions()
+  options.binary_location = CHROMIUM
+  for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--window-size=1100,760", f"--user-data-dir={profile}"):
+    options.add_argument(flag)
+  driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER),
+                            options=options)
+  yield driver
+  driver.quit()
+  shutil.rmtree(profile, ignore_errors=True)
+
+
+def _draw(driver, strokes):
+  """Draws each stroke with mouse pointer actions: press, move point by point, release."""
+  pad = driver.find_element(By.ID, "pad")
+  for stroke in strokes:
+    actions = webdriver.ActionChains(driver, duration=0)
+    actions.move_to_element_with_offset(pad, int(stroke[0][0]), int(stroke[0][1])).click_and_hold()
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+      actions.move_by_offset(int(round(x1)) - int(round(x0)), int(round(y1)) - int(round(y0)))
+    actions.release().perform()
+
+
+@pytest.mark.parametrize("digit", [1, 0, 7])
+def test_a_drawn_digit_is_classified(page_url, browser, digit, tmp_path):
+  if browser.current_url != page_url + "/":
+    browser.get(page_url + "/")
+    WebDriverWait(browser, 30).until(
+        lambda d: "version" in d.find_element(By.ID, "model-status").text)
+  browser.find_element(By.ID, "clear").click()
+  _draw(browser, DIGITS[digit])
+  strokes = str(len(DIGITS[digit]))
+  WebDriverWait(browser, 30).until(
+      lambda d: d.find_element(By.ID, "pad").get_attribute("data-answers") == strokes)
+  shown = browser.find_element(By.ID, "prediction").get_attribute("data-digit")
+  assert browser.find_element(By.ID, "error").text == ""
+  assert shown == str(digit), browser.find_element(By.ID, "bars").text
+  # The 28x28 the model saw has ink, centred.
+  ink = browser.execute_script(
+      "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 28, 28)"
+      ".data; let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s / 255;")
+  assert ink > 20
+  if digit == 7:
+    # Into the test's temp dir; MNIST_ESTIMATOR_DOCS=1 refreshes the README's picture too,
+    # so a plain test run leaves the checkout as it was.
+    browser.save_screenshot(str(tmp_path / "serve_page.png"))
+    assert os.path.getsize(tmp_path / "serve_page.png") > 10_000
+    if os.environ.get("MNIST_ESTIMATOR_DOCS") == "1":
+      shutil.copy(tmp_path / "serve_page.png", SCREENSHOT)
+
+
+def test_a_photo_of_dark_ink_on_paper_is_inverted_and_classified(page_url, browser, sample,
+                                                                 tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  digit = sample.x_test[0, :, :, 0].astype(np.float32) / 255.0  # a 7
+  big = np.kron(digit, np.ones((6, 5)))  # 168x140, not square
+  photo = 235 - 205 * big + np.random.default_rng(0).normal(0, 6, big.shape)
+  path = tmp_path / "digit.png"
+  path.write_bytes(tf.io.encode_png(np.clip(photo, 0, 255).astype(np.uint8)[..., None]).numpy())
+  if browser.current_url != page_url + "/":
+    browser.get(page_url + "/")
+  browser.find_element(By.ID, "clear").click()
+  browser.find_element(By.ID, "upload").send_keys(str(path))
+  WebDriverWait(browser, 30).until(
+      lambda d: d.find_element(By.ID, "pad").get_attribute("data-answers") == "1")
+  assert browser.find_element(By.ID, "prediction").get_attribute("data-digit") == str(
+      sample.y_test[0])
