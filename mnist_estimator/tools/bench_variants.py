@@ -66,7 +66,8 @@ def resolved(variant):
 def steps_for(variant, steps):
   """Timed steps: a tenth (at least 20) where bf16 is emulated, 10x slower than fp32."""
   chosen = resolved(variant)
-  return max(20, steps // 10) if chosen.bf16 and not chosen.native else steps
+  emulated = chosen.bf16 and not chosen.native
+  return max(min(steps, 20), steps // 10) if emulated else steps
 
 
 def spec_for(config, variant, model_dir, steps):
