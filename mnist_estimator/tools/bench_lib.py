@@ -1,5 +1,6 @@
 """Benchmark measurements: timed Estimator training, FLOPs, matmul peak, serving, startup, TTA."""
 
+import collections
 import os
 import platform
 import subprocess
@@ -9,10 +10,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from mnist_estimator.estimator import config as est_lib
-from mnist_estimator.estimator import export as export_lib
 from mnist_estimator import flagdefs
-from mnist_estimator.predict import main as predict_lib
+from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.estimator import export as export_lib
+from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.head import model_fn as model_fn_lib
+from mnist_estimator.predict import model as predict_model
+from mnist_estimator.run import plan as plan_lib
 from mnist_estimator.run import runner
 
 FLOPS_METHOD = ("tf.compat.v1.profiler float_operation on the PREDICT graph of one batch "
@@ -70,21 +74,22 @@ def bound_input_fn(data, batch_size):
   return input_fn
 
 
-def time_estimator(spec, data, input_fn, warmup, steps, hooks=()):
+def time_estimator(plan, input_fn, warmup, steps, hooks=()):
   """Trains a fresh Estimator for warmup + steps steps and times the last `steps`.
 
   Args:
-    spec: a runner.RunSpec whose model_dir is new (the timer counts from step 0).
-    data: the datasets.Dataset.
+    plan: a run.plan.Plan whose model_dir is new (the timer counts from step 0).
     input_fn: the training input_fn.
     warmup: untimed steps first (graph optimisation, pipeline fill, caches).
     steps: timed steps.
     hooks: more training hooks (the product's), timed with the steps.
 
   Returns:
-    (dict with seconds, steps, steps_per_sec, images_per_sec; the Estimator).
+    (dict with seconds, steps, steps_per_sec, images_per_sec, precision; the Estimator).
   """
-  estimator = runner.build(spec, data, write_record=True)
+  spec = plan.spec
+  record_lib.write(spec.model_dir, plan.record)
+  estimator = plan_lib.estimator(plan)
   timer = StepTimer(warmup, steps)
   estimator.train(input_fn, hooks=[timer, *hooks], max_steps=warmup + steps)
   # The timer counts session.run calls; they are steps only if training started at step 0.
@@ -93,7 +98,8 @@ def time_estimator(spec, data, input_fn, warmup, steps, hooks=()):
                        "is the model_dir fresh?")
   seconds = timer.ended - timer.started
   return {"seconds": seconds, "steps": steps, "steps_per_sec": steps / seconds,
-          "images_per_sec": steps * spec.batch_size / seconds}, estimator
+          "images_per_sec": steps * spec.batch_size / seconds,
+          "precision": plan.precision.train}, estimator
 
 
 def _predict_graph(params, batch_size):
@@ -101,7 +107,7 @@ def _predict_graph(params, batch_size):
   graph = tf.Graph()
   with graph.as_default():
     images = tf.compat.v1.placeholder(tf.float32, [batch_size, *params["image_shape"]])
-    est_lib.model_fn({"x": images}, None, tf.estimator.ModeKeys.PREDICT, params)
+    model_fn_lib.model_fn({"x": images}, None, tf.estimator.ModeKeys.PREDICT, params)
   return graph
 
 
@@ -120,17 +126,21 @@ def trainable_params(params):
   return int(sum(np.prod(v.shape.as_list()) for v in variables))
 
 
-def matmul_peak(n=2048, repeats=8, trials=3):
-  """Measured float32 matmul rate: `repeats` chained n x n matmuls in a tf.function.
+def matmul_peak(n=2048, repeats=8, trials=3, dtype="float32"):
+  """Measured matmul rate: `repeats` chained n x n matmuls in a tf.function.
 
   Chaining (x = x @ b) keeps grappler from merging identical matmuls; b is scaled
   by 1/sqrt(n) so values neither overflow nor sink into slow denormals.
 
+  Args:
+    n, repeats, trials: matrix size, matmuls per call, calls (the best is kept).
+    dtype: "float32" or "bfloat16".
+
   Returns:
-    dict with n, repeats, seconds (best of `trials`) and gflops (2 n^3 per matmul).
+    dict with n, repeats, dtype, seconds (best of `trials`) and gflops (2 n^3 per matmul).
   """
-  a = tf.random.normal([n, n], seed=1)
-  b = tf.random.normal([n, n], seed=2) / np.sqrt(n)
+  a = tf.cast(tf.random.normal([n, n], seed=1), dtype)
+  b = tf.cast(tf.random.normal([n, n], seed=2) / np.sqrt(n), dtype)
 
   @tf.function
   def chain(x):
@@ -144,8 +154,48 @@ def matmul_peak(n=2048, repeats=8, trials=3):
     start = time.perf_counter()
     chain(a).numpy()
     best = min(best, time.perf_counter() - start)
-  return {"n": n, "repeats": repeats, "seconds": best,
+  return {"n": n, "repeats": repeats, "dtype": dtype, "seconds": best,
           "gflops": 2.0 * n ** 3 * repeats / best / 1e9}
+
+
+def partition_ops(graph, fetch, target="", config=None):
+  """Runs `fetch` once on `target`; returns a Counter of (op type, its T) of the graphs run.
+
+  These are the graphs after grappler and oneDNN's layout pass: what really executed.
+  """
+  with graph.as_default(), tf.compat.v1.Session(target, config=config) as session:
+    session.run(tf.compat.v1.global_variables_initializer())
+    metadata = tf.compat.v1.RunMetadata()
+    session.run(fetch, options=tf.compat.v1.RunOptions(output_partition_graphs=True),
+                run_metadata=metadata)
+  found = collections.Counter()
+  for partition in metadata.partition_graphs:
+    for node in partition.node:
+      found[(node.op, node.attr["T"].type if "T" in node.attr else None)] += 1
+  return found
+
+
+def train_step_graph(params, batch_size):
+  """What one bf16 training step runs: bf16 convolutions and matmuls, and Cast ops.
+
+  Returns:
+    dict with bf16_contractions, casts, casts_to_bf16 and variables.
+  """
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.compat.v1.train.get_or_create_global_step()
+    images = tf.zeros([batch_size, *params["image_shape"]])
+    spec = model_fn_lib.model_fn({"x": images}, tf.zeros([batch_size], tf.int32),
+                            tf.estimator.ModeKeys.TRAIN, dict(params, train_precision="bf16"))
+    variables = len(tf.compat.v1.trainable_variables())
+    to_bf16 = sum(op.type == "Cast" and op.get_attr("DstT") == tf.bfloat16
+                  for op in graph.get_operations())
+  found = partition_ops(graph, spec.train_op)
+  bf16 = tf.bfloat16.as_datatype_enum
+  return {"bf16_contractions": sum(count for (op, t), count in found.items()
+                                   if t == bf16 and ("Conv" in op or "MatMul" in op)),
+          "casts": sum(count for (op, _), count in found.items() if op == "Cast"),
+          "casts_to_bf16": int(to_bf16), "variables": variables}
 
 
 def _time_calls(model, batch, calls):
@@ -166,7 +216,7 @@ def measure_serving(estimator, data, export_dir, calls_1=200, batch_big=1000, ca
     and images_per_sec.
   """
   path = export_lib.export(estimator, export_dir, data.image_shape)
-  model = predict_lib.load_model(path)
+  model = predict_model.load_model(path)
   images = float_images(data.x_test).reshape(-1, *model.input_shape[1:])
   reps = -(-batch_big // len(images))
   big = np.concatenate([images] * reps)[:batch_big]
@@ -179,7 +229,7 @@ def startup_stages(model, model_dir):
   py = sys.executable
   return [
       ("python", [py, "-c", "pass"]),
-      ("import_tensorflow", [py, "-c", "import tensorflow, tensorflow_estimator"]),
+      ("import_tensorflow", [py, "-c", "import tensorflow"]),
       ("import_package", [py, "-c", "import mnist_estimator.main"]),
       ("main_1_step", [py, "-m", "mnist_estimator.main", f"--model={model}",
                        "--dataset=mnist_sample", "--steps=1", f"--model_dir={model_dir}",
@@ -211,17 +261,18 @@ def measure_startup(stages):
   return {"total": total, "added": added}
 
 
+_SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
 def machine_info():
-  """nproc, CPU model, TF version and load: what the figures depend on."""
-  cpu = ""
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((line.split(":", 1)[1].strip() for line in f
-                  if line.startswith("model name")), "")
-  except OSError:
-    pass  # not Linux: the model name is only informative
+  """Cores, CPU model and SIMD flags, oneDNN, TF version and load: what the figures depend on."""
+  flags = precision_lib.cpu_flags()
   affinity = getattr(os, "sched_getaffinity", None)
-  return {"nproc": len(affinity(0)) if affinity else os.cpu_count(), "cpu_model": cpu,
+  return {"nproc": len(affinity(0)) if affinity else os.cpu_count(),
+          "cpu_model": precision_lib.cpu_model(),
+          "simd_flags": [flag for flag in _SIMD_FLAGS if flag in flags],
+          "bf16_flags": sorted({"avx512_bf16", "amx_bf16"} & flags),
+          "onednn": precision_lib.onednn_on(),
           "tensorflow": tf.__version__, "python": platform.python_version(),
           "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
 
@@ -250,7 +301,7 @@ def time_to_accuracy(config, data, work_dir):
     dict with reached, steps, train_seconds, accuracy, target, max_steps, curve.
   """
   spec, flag_dataset = tta_spec(config, os.path.join(work_dir, "tta"))
-  estimator = runner.build(spec, data, write_record=True)
+  estimator = plan_lib.estimator(plan_lib.make(spec, data))
   train_fn, eval_fn = runner.train_input_fn(spec, data), runner.eval_input_fn(spec, data)
   seconds, step, curve = 0.0, 0, []
   while step < spec.steps:

@@ -8,10 +8,9 @@ import sys
 import tempfile
 from typing import Optional
 
-from mnist_estimator.run import guard
-from mnist_estimator.estimator import hooks as hooks_lib
-from mnist_estimator.inputs import input_fns as inputs
 from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.inputs import input_fns
+from mnist_estimator.run import plan as plan_lib
 from mnist_estimator.run import runner
 from mnist_estimator.run.spec import RunSpec
 from mnist_estimator.tools import bench_lib
@@ -66,7 +65,8 @@ def resolved(variant):
 def steps_for(variant, steps):
   """Timed steps: a tenth (at least 20) where bf16 is emulated, 10x slower than fp32."""
   chosen = resolved(variant)
-  return max(20, steps // 10) if chosen.bf16 and not chosen.native else steps
+  emulated = chosen.bf16 and not chosen.native
+  return max(min(steps, 20), steps // 10) if emulated else steps
 
 
 def spec_for(config, variant, model_dir, steps):
@@ -85,7 +85,7 @@ def run(variant, config, data, work_dir):
   spec = spec_for(config, variant, os.path.join(work_dir, variant.name), steps)
   warmup, batch = config.warmup_steps, spec.batch_size
   if variant.kind == "keras":
-    params = runner.params_for(spec, data)
+    params = plan_lib.params(spec, data)
     return keras_models.time_keras(params, data, batch, warmup, steps,
                                    bf16=resolved(variant).bf16), None
   if variant.kind == "keras_default":
@@ -93,16 +93,12 @@ def run(variant, config, data, work_dir):
   if variant.kind == "bound":
     input_fn = bench_lib.bound_input_fn(data, batch)
   else:
-    input_fn = inputs.make_input_fn(variant.kind, data.x_train, data.y_train, batch,
-                                    train=True)
-  hooks = []
-  if variant.hooks:
-    hooks = hooks_lib.train_hooks(spec.log_every_n_iter, batch, (), spec.model_dir,
-                                  total_steps=spec.steps, stream=_DEVNULL)
-  figures, estimator = bench_lib.time_estimator(spec, data, input_fn, warmup, steps, hooks,
-                                                extra_hooks=guard.train_hooks
-                                                if variant.hooks else None)
-  return figures, estimator
+    input_fn = input_fns.make_input_fn(variant.kind, data.x_train, data.y_train, batch,
+                                       train=True)
+  plan = plan_lib.make(spec, data)
+  # The CLI's hooks as `main` builds them: progress (shown nowhere), signals, the record.
+  hooks = list(runner.train_hooks(plan, stream=_DEVNULL).values()) if variant.hooks else []
+  return bench_lib.time_estimator(plan, input_fn, warmup, steps, hooks)
 
 
 def _keras_default(config, steps) -> Optional[dict]:

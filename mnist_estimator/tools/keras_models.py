@@ -9,12 +9,19 @@ _layers = tf.keras.layers
 
 
 def _head(net, params):
-  """flatten -> dense hidden_units[0] ReLU -> dropout (if any) -> logits, as both models end."""
+  """flatten -> dense hidden_units[0] ReLU -> dropout (if any) -> logits, as both models end.
+
+  Under a mixed policy the logits go back to float32 for the loss, as Keras' mixed
+  precision guide says (and as our head does).
+  """
   net = _layers.Flatten(name="flatten")(net)
   net = _layers.Dense(params["hidden_units"][0], activation="relu", name="dense")(net)
   if params.get("dropout"):  # layers.dropout is the identity at rate 0, so add none
     net = _layers.Dropout(params["dropout"], name="dropout")(net)
-  return _layers.Dense(params["n_classes"], name="logits")(net)
+  logits = _layers.Dense(params["n_classes"], name="logits")(net)
+  if tf.keras.mixed_precision.global_policy().compute_dtype != "float32":
+    logits = _layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
+  return logits
 
 
 def _convnet(name, image_shape, n_classes, params, kernel, padding):
@@ -103,7 +110,7 @@ def keras_dataset(data, batch_size):
   return ds.shuffle(60000).repeat().batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def time_keras(params, data, batch_size, warmup, steps):
+def time_keras(params, data, batch_size, warmup, steps, bf16=False):
   """Times Keras Model.fit of the model's Keras twin on the same data and optimizer.
 
   One fit of warmup + steps steps, compiled as a user would (graph mode, no XLA);
@@ -118,21 +125,28 @@ def time_keras(params, data, batch_size, warmup, steps):
     batch_size: images per step.
     warmup: untimed steps first.
     steps: timed steps.
+    bf16: train under Keras' mixed_bfloat16 policy (bf16 compute, float32 variables).
 
   Returns:
-    dict with seconds, steps, steps_per_sec, images_per_sec and params (the
-    Keras count_params), or None if the model or its optimizer has no Keras twin.
+    dict with seconds, steps, steps_per_sec, images_per_sec, precision and params
+    (the Keras count_params), or None if the model or its optimizer has no Keras twin.
   """
   build = KERAS_MODELS.get(params["model"])
   optimizer = keras_optimizer(params["optimizer"], params["learning_rate"])
   if build is None or optimizer is None:
     return None
-  model = build(params["image_shape"], params["n_classes"], params)
-  model.compile(optimizer=optimizer, metrics=["accuracy"],
-                loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  timer = _KerasTimer(warmup, steps)
-  model.fit(keras_dataset(data, batch_size), steps_per_epoch=warmup + steps, epochs=1,
-            verbose=0, callbacks=[timer])
+  policy = tf.keras.mixed_precision
+  policy.set_global_policy("mixed_bfloat16" if bf16 else "float32")
+  try:
+    model = build(params["image_shape"], params["n_classes"], params)
+    model.compile(optimizer=optimizer, metrics=["accuracy"],
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = _KerasTimer(warmup, steps)
+    model.fit(keras_dataset(data, batch_size), steps_per_epoch=warmup + steps, epochs=1,
+              verbose=0, callbacks=[timer])
+  finally:
+    policy.set_global_policy("float32")
   seconds = timer.ended - timer.started
   return {"seconds": seconds, "steps": steps, "steps_per_sec": steps / seconds,
-          "images_per_sec": steps * batch_size / seconds, "params": int(model.count_params())}
+          "images_per_sec": steps * batch_size / seconds, "params": int(model.count_params()),
+          "precision": "bf16" if bf16 else "fp32"}

@@ -2,15 +2,18 @@
 
 import json
 import math
-import subprocess
 import sys
 
-import helpers
 import pytest
 
-from mnist_estimator.common.errors import UsageError
+from mnist_estimator.common import precision
 from mnist_estimator.run import plan
-from mnist_estimator.tools import bench, bench_lib, keras_models
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.tools import bench
+from mnist_estimator.tools import bench_lib
+from mnist_estimator.tools import bench_report
+from mnist_estimator.tools import bench_variants
+from mnist_estimator.tools import keras_models
 
 BATCH = 16
 TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, startup=False,
@@ -19,8 +22,10 @@ TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, 
 
 @pytest.fixture(scope="module")
 def result(small):
-  """One in-process benchmark of cnn with every variant and serving, on 600 sample images."""
-  return bench.run_benchmark(bench.BenchConfig(model="cnn", **TINY), small)
+  """One benchmark of cnn with every variant (keras_default runs the command line in a
+  process of its own), the graph figures and serving, on 600 sample images."""
+  return bench.run_benchmark(bench.BenchConfig(model="cnn", variants=bench.VARIANTS, **TINY),
+                             small)
 
 
 def _params(model, data):
@@ -31,24 +36,44 @@ def _params(model, data):
 def test_every_variant_reports_positive_rates(result):
   assert list(result["variants"]) == list(bench.VARIANTS)
   assert not result["skipped"]
-  for figures in result["variants"].values():
-    assert figures["steps"] == 10 and figures["seconds"] > 0
+  for name, figures in result["variants"].items():
+    variant = bench_variants.VARIANTS[name]
+    assert figures["precision"] == bench_variants.resolved(variant).train
+    assert figures["steps"] == bench_variants.steps_for(variant, 10) and figures["seconds"] > 0
     assert figures["steps_per_sec"] > 0 and math.isfinite(figures["steps_per_sec"])
     assert figures["images_per_sec"] == pytest.approx(figures["steps_per_sec"] * BATCH)
 
 
 def test_ratios_and_gflops_follow_from_the_rates(result):
   variants = result["variants"]
-  bound, keras = variants["bound"]["steps_per_sec"], variants["keras"]["steps_per_sec"]
-  per_step, peak = result["flops"]["per_step"], result["matmul_peak"]["gflops"]
-  assert peak > 0 and result["matmul_peak"]["n"] == 128
+  bound = variants["bound"]["steps_per_sec"]
+  keras = max(variants[name]["steps_per_sec"] for name in ("keras", "keras_bf16",
+                                                           "keras_default"))
+  assert variants[result["keras_best"]]["steps_per_sec"] == keras
+  per_step, peaks = result["flops"]["per_step"], result["matmul_peak"]
+  assert set(peaks) == {"fp32", "bf16"} and peaks["bf16"]["dtype"] == "bfloat16"
+  assert all(peak["gflops"] > 0 and peak["n"] == 128 for peak in peaks.values())
   for figures in variants.values():
     rate = figures["steps_per_sec"]
     assert figures["x_bound"] == pytest.approx(rate / bound)
     assert figures["x_keras"] == pytest.approx(rate / keras)
     assert figures["gflops"] == pytest.approx(rate * per_step / 1e9)
+    peak = peaks[figures["precision"]]["gflops"]  # each against its own precision's peak
     assert figures["pct_of_peak"] == pytest.approx(100 * figures["gflops"] / peak)
-  assert variants["bound"]["x_bound"] == 1.0 and variants["keras"]["x_keras"] == 1.0
+  assert variants["bound"]["x_bound"] == 1.0 and variants[result["keras_best"]]["x_keras"] == 1.0
+
+
+def test_keras_default_runs_with_tensorflows_own_onednn_choice(result):
+  # TF 2.15 turns oneDNN on by itself only where the CPU has VNNI, AVX512_BF16 or AMX.
+  own = bool({"avx512_vnni", "avx512_bf16", "amx_tile"} & precision.cpu_flags())
+  assert result["variants"]["keras_default"]["onednn"] == own
+  assert result["machine"]["onednn"]  # the package's own processes: oneDNN on everywhere
+
+
+def test_the_bf16_step_graph_casts_each_variable_once(result):
+  graph = result["graph"]
+  assert graph["variables"] == 8 and graph["bf16_contractions"] >= 4  # 2 conv + 2 dense
+  assert graph["variables"] < graph["casts_to_bf16"] <= graph["variables"] + 2
 
 
 def test_cnn_flops_match_the_analytic_count(result):
@@ -84,23 +109,25 @@ def test_serving_figures(result):
 
 def test_json_and_table(result, tmp_path):
   path = tmp_path / "out" / "cnn.json"
-  bench.write_json(result, str(path))
+  bench_report.write_json(result, str(path))
   loaded = json.loads(path.read_text())
   assert loaded["variants"].keys() == result["variants"].keys()
   assert loaded["machine"]["nproc"] >= 1 and loaded["machine"]["tensorflow"]
-  table = bench.format_report(result)
+  table = bench_report.format_report(result)
   for name in bench.VARIANTS:
     assert f"\n{name} " in table
-  assert "serving" in table and "matmul peak" in table
+  assert f"CPU: {precision.cpu_model()}" in table and "oneDNN on" in table
+  assert "serving" in table and "matmul peak" in table and "Cast ops" in table
 
 
 def test_keras_is_skipped_for_a_model_without_twin(small):
   config = bench.BenchConfig(model="linear", variants=("bound", "keras"),
-                             **{**TINY, "steps": 2, "warmup_steps": 1, "serving": False})
+                             **{**TINY, "steps": 2, "warmup_steps": 1, "serving": False,
+                                "graph": False})
   out = bench.run_benchmark(config, small)
   assert "keras" in out["skipped"] and list(out["variants"]) == ["bound"]
   assert out["variants"]["bound"]["x_keras"] is None
-  assert "skipped" in bench.format_report(out)
+  assert "skipped" in bench_report.format_report(out)
 
 
 def test_unknown_variant_is_refused(small):
@@ -142,16 +169,3 @@ def test_time_to_accuracy_stops_at_the_flagfile_steps(small, tmp_path):
   assert [point["step"] for point in out["curve"]] == [2, 4]
   assert 0 < out["curve"][0]["train_seconds"] < out["train_seconds"]
   assert 0.0 <= out["accuracy"] <= 1.0 and out["model"] == "keras_cnn"
-
-
-def test_command_line_writes_json(tmp_path):
-  out = tmp_path / "bench.json"
-  # linear has no Keras twin, so this run times nothing: flags, FLOPs, peak, table, JSON.
-  done = subprocess.run(
-      [sys.executable, "-m", "mnist_estimator.tools.bench", "--model=linear",
-       "--dataset=mnist_sample", "--variants=keras", "--noserving", "--nostartup",
-       "--matmul_n=64", f"--out={out}"],
-      capture_output=True, text=True, cwd=helpers.ROOT, check=False)
-  assert done.returncode == 0, done.stderr[-2000:]
-  assert "keras    skipped" in done.stdout and f"wrote {out}" in done.stdout
-  assert json.loads(out.read_text())["config"]["model"] == "linear"
