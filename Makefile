@@ -32,8 +32,12 @@ train: install
 	$(PY) -m mnist_estimator.main --model=$(MODEL) --dataset=mnist_sample --steps=$(STEPS) \
 	  --model_dir=$(MODEL_DIR) $(TRAIN_ARGS) $(ARGS)
 
+# Every core: graph building is single-threaded Python, so two workers halve the suite on 2 cores;
+# a module runs on one worker (--dist loadscope), so its module fixtures are built once.
+# TEST_ARGS="tests/run -k bf16" for a part; "-m bf16" for the forced-bf16 group alone.
+TEST_ARGS ?=
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope $(TEST_ARGS)
 
 lint: install
 	$(PY) -m pip install --quiet ruff

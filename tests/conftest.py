@@ -3,13 +3,15 @@
 import dataclasses
 import os
 
-import pytest
-from absl import flags as absl_flags
+from mnist_estimator.common import cli
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+cli.import_tensorflow()  # as the commands do: TF's start-up lines kept off the test output
+
+from absl import flags as absl_flags  # pylint: disable=g-import-not-at-top
+import pytest
 
 from mnist_estimator import flagdefs
-from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
+from mnist_estimator.data import datasets
 
 flagdefs.define_flags()
 # absl raises UnparsedFlagAccessError under pytest unless FLAGS are parsed once.

@@ -5,7 +5,6 @@ import datetime
 import gzip
 import io
 import os
-import socket
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import readers, weather
 from mnist_estimator.run import guard, runner
 from mnist_estimator.run.spec import RunSpec
+from mnist_estimator.tools.cluster import free_ports  # noqa: F401  # for tests that need ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -36,17 +36,25 @@ def run_main(*argv):
   Returns:
     (exit code, stdout, stderr) as text.
   """
+  def main():
+    guard.check_argv(["main", *argv])
+    spec, extra = flagdefs.spec_and_arguments(list(argv))
+    if extra:
+      raise UsageError(f"unexpected arguments {extra}; every setting is a --flag (see "
+                       "--helpshort)")
+    runner.run(spec)
+
+  return _captured(main)
+
+
+def _captured(work):
+  """(exit code, stdout, stderr) of `work()` under the commands' one-line errors."""
   out, err = io.StringIO(), io.StringIO()
   code = 0
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     try:
       with cli.one_line_errors():
-        guard.check_argv(["main", *argv])
-        spec, extra = flagdefs.spec_and_arguments(list(argv))
-        if extra:
-          raise UsageError(f"unexpected arguments {extra}; every setting is a "
-                                    "--flag (see --helpshort)")
-        runner.run(spec)
+        work()
     except SystemExit as e:
       code = e.code
   return code, out.getvalue(), err.getvalue()
@@ -59,15 +67,7 @@ def run_predict(saved_model, *paths, labels=None):
     (exit code, stdout, stderr) as text.
   """
   from mnist_estimator.predict import main as predict_main  # pylint: disable=g-import-not-at-top
-  out, err = io.StringIO(), io.StringIO()
-  code = 0
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      with cli.one_line_errors():
-        predict_main.predict_files(saved_model, list(paths), labels)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
+  return _captured(lambda: predict_main.predict_files(saved_model, list(paths), labels))
 
 
 def one_error_line(code, err, *words):
@@ -89,18 +89,6 @@ def start_module(module, *argv, merge_stderr=True):
   return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT, env=cli_env(),
                           stdout=subprocess.PIPE, text=True,
                           stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
-
-
-def free_ports(count):
-  """`count` distinct free TCP ports on 127.0.0.1."""
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(("127.0.0.1", 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
 
 
 def small_spec(model, model_dir, **overrides):

@@ -156,7 +156,7 @@ class RunSpec:
       "If the newest checkpoint is unreadable, use the newest readable one (announced) "
       "instead of refusing."))
   save_summary_steps: int = _option(100, group=C, lower=1, help="Summaries every N steps.")
-  histogram_steps: Optional[int] = _option(None, group=C, lower=1, help=(
+  histogram_steps: Optional[int] = _option(None, group=C, lower=1, param=True, help=(
       "Weight histograms, input images and conv filter grids every N steps (default 10 x "
       "--save_summary_steps)."))
   report: bool = _option(True, group=C, help=(

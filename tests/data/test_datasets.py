@@ -222,7 +222,7 @@ def _raise_offline():
 def test_mnist_falls_back_to_sample_with_warning(monkeypatch):
   monkeypatch.setitem(mnist._KERAS_LOADERS, "mnist", _raise_offline)
   warnings = []
-  monkeypatch.setattr(datasets.logging, "warning", lambda msg, *args: warnings.append(msg % args))
+  monkeypatch.setattr(mnist.logging, "warning", lambda msg, *args: warnings.append(msg % args))
   ds = datasets.load("mnist")
   assert ds.name == "mnist" and len(ds.y_train) == 5000 and len(ds.y_test) == 1000
   assert ds.source.startswith("bundled sample")
@@ -259,7 +259,7 @@ def test_a_wrong_keras_cache_is_named_not_used(name, monkeypatch):
 def test_own_idx_files_under_the_standard_names_are_announced(tmp_path, monkeypatch):
   arrays = write_mnist_dir(tmp_path)
   warnings = []
-  monkeypatch.setattr(datasets.logging, "warning", lambda msg, *args: warnings.append(msg % args))
+  monkeypatch.setattr(mnist.logging, "warning", lambda msg, *args: warnings.append(msg % args))
   datasets.load("mnist", str(tmp_path))
   assert len(warnings) == 4 and "is not the published mnist file (SHA-256" in warnings[0]
   _as_published(monkeypatch, "mnist", arrays)

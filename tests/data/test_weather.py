@@ -76,7 +76,7 @@ def test_no_window_spans_a_gap(tmp_path):
 
 def test_majority_baseline(tmp_path):
   data = datasets.load("weather", write_weather(tmp_path), window=2)
-  majority, accuracy = weather.majority_accuracy(data)
+  majority, accuracy = datasets.majority_accuracy(data)
   assert np.bincount(data.y_train)[majority] == np.bincount(data.y_train).max()
   assert accuracy == pytest.approx(np.mean(data.y_test == majority))
 

@@ -87,38 +87,45 @@ def _get(url, body=None):
     return json.load(response)
 
 
-def test_a_real_tensorboard_serves_the_scalars(model_dir, tmp_path):
-  with tensorboard_server(model_dir, tmp_path / "tb.log") as url:
-    runs = {}
-    for _ in range(60):  # the first load of the event files takes a moment
-      runs = _get(f"{url}/data/plugin/scalars/tags")
-      if "eval" in runs and "." in runs:
-        break
-      time.sleep(0.5)
-    assert {"loss", "accuracy", "learning_rate"} <= set(runs["."])
-    assert {"loss", "accuracy"} <= set(runs["eval"])
-
-
-def test_hparams_dashboard_compares_runs(model_dir, small, tmp_path):
+@pytest.fixture(scope="module")
+def served(model_dir, small, tmp_path_factory):
+  """(url, the linear run's metrics): one real TensorBoard over conv_learn's and a linear run."""
   logdir = os.path.dirname(model_dir)
   # Summaries after the first step: TensorBoard drops the step-1 ones at the session start.
   other = RunSpec.for_model("linear", model_dir=os.path.join(logdir, "linear"), steps=12,
-                            save_summary_steps=5,
-                            learning_rate=0.05, eval_batch_size=100, report=False)
-  runner.run(other, small)
+                            save_summary_steps=5, learning_rate=0.05, eval_batch_size=100,
+                            report=False)
+  evaluation = runner.run(other, small)["metrics"]
+  with tensorboard_server(logdir, tmp_path_factory.mktemp("tb") / "tb.log") as url:
+    yield url, evaluation
+
+
+def test_a_real_tensorboard_serves_the_scalars(served):
+  url, _ = served
+  runs = {}
+  for _ in range(60):  # the first load of the event files takes a moment
+    runs = _get(f"{url}/data/plugin/scalars/tags")
+    if "model/eval" in runs and "model" in runs:
+      break
+    time.sleep(0.5)
+  assert {"loss", "accuracy", "learning_rate"} <= set(runs["model"])
+  assert {"loss", "accuracy"} <= set(runs["model/eval"])
+
+
+def test_hparams_dashboard_compares_runs(served):
+  url, evaluation = served
   query = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "colParams": [],
            "startIndex": 0, "sliceSize": 10}
-  with tensorboard_server(logdir, tmp_path / "tb.log") as url:
-    groups = []
-    for _ in range(60):
-      try:  # 500 until the first load of the event files is done
-        groups = _get(f"{url}/data/plugin/hparams/session_groups", query)["sessionGroups"]
-      except urllib.error.HTTPError:
-        groups = []
-      if len(groups) == 2 and all(len(g["metricValues"]) >= 4 for g in groups):
-        break
-      time.sleep(0.5)
-    experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
+  groups = []
+  for _ in range(60):
+    try:  # 500 until the first load of the event files is done
+      groups = _get(f"{url}/data/plugin/hparams/session_groups", query)["sessionGroups"]
+    except urllib.error.HTTPError:
+      groups = []
+    if len(groups) == 2 and all(len(g["metricValues"]) >= 4 for g in groups):
+      break
+    time.sleep(0.5)
+  experiment = _get(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
   by_name = {group["name"]: group for group in groups}
   assert set(by_name) == {"model", "linear"}
   assert by_name["model"]["hparams"]["model"] == "conv_learn"
@@ -128,7 +135,5 @@ def test_hparams_dashboard_compares_runs(model_dir, small, tmp_path):
   metrics = {(m["name"].get("group", ""), m["name"]["tag"]): m["value"]
              for m in by_name["linear"]["metricValues"]}
   # The dashboard's metrics are the linear run's own last evaluation.
-  with open(os.path.join(str(tmp_path / "linear"), "eval_report", "eval_report.json")) as f:
-    report = json.load(f)
-  assert metrics[("eval", "accuracy")] == pytest.approx(report["accuracy"], abs=1e-6)
-  assert metrics[("eval", "loss")] == pytest.approx(report["loss"], rel=1e-4)
+  assert metrics[("eval", "accuracy")] == pytest.approx(evaluation["accuracy"], abs=1e-6)
+  assert metrics[("eval", "loss")] == pytest.approx(evaluation["loss"], rel=1e-4)

@@ -5,7 +5,6 @@ a few steps of small batches; what they check is that bf16 training works everyw
 training works and that every number a run prints is the float32 SavedModel's.
 """
 
-import collections
 import json
 import os
 
@@ -23,15 +22,16 @@ from mnist_estimator.inputs import input_fns as inputs
 from mnist_estimator.predict import model as predict_model
 from mnist_estimator.run import plan, runner
 from mnist_estimator.run.spec import RunSpec
+from mnist_estimator.tools import bench_lib
 
 ModeKeys = tf.estimator.ModeKeys
 NATIVE = precision.resolve("auto").native
 needs_native_bf16 = pytest.mark.skipif(
     not NATIVE, reason=f"needs a CPU with AVX512_BF16 or AMX-BF16 ({precision.cpu_model()} "
     "has neither): oneDNN's bf16 kernels and fusions run only there")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.bf16, pytest.mark.skipif(
     not precision.onednn_on(), reason=f"oneDNN is off ({precision.ONEDNN_ENV}="
-    f"{os.environ.get(precision.ONEDNN_ENV)}); the bf16 group runs with oneDNN's rewrites on")
+    f"{os.environ.get(precision.ONEDNN_ENV)}); the bf16 group runs with oneDNN's rewrites on")]
 BF16 = precision.resolve("bf16")
 
 
@@ -172,17 +172,8 @@ def test_mirrored_strategy(small, tmp_path):
 
 
 def _partition_ops(target, graph, spec, config):
-  """Runs one training step on `target`; returns {(op, T)} of every partition graph."""
-  with graph.as_default(), tf.compat.v1.Session(target, config=config) as session:
-    session.run(tf.compat.v1.global_variables_initializer())
-    metadata = tf.compat.v1.RunMetadata()
-    session.run(spec.train_op, options=tf.compat.v1.RunOptions(output_partition_graphs=True),
-                run_metadata=metadata)
-  found = collections.Counter()
-  for partition in metadata.partition_graphs:
-    for node in partition.node:
-      found[(node.op, node.attr["T"].type if "T" in node.attr else None)] += 1
-  return found
+  """{(op, T): count} of the graphs one training step on `target` really ran."""
+  return bench_lib.partition_ops(graph, spec.train_op, target, config)
 
 
 def _cluster(monkeypatch):

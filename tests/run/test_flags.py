@@ -111,7 +111,7 @@ def test_every_field_is_a_flag_with_the_fields_default():
       assert flag.default == default, field.name
       assert getattr(parsed, field.name) == field.default, field.name
     if option.choices:
-      assert list(flag.enum_values) == list(option.choices), field.name
+      assert list(flag.parser.enum_values) == list(option.choices), field.name
 
 
 def test_for_model_takes_only_that_models_defaults():

@@ -29,6 +29,7 @@ def progress_steps(out, label):
   return [int(s.replace(",", "")) for s in steps]
 
 
+@pytest.mark.bf16
 def test_chief_worker_ps_and_evaluator_train_in_bf16(tmp_path):
   """The forced-bf16 group's cluster: grappler's bf16 conv fusion must not reach a worker."""
   model_dir = tmp_path / "m"
@@ -45,7 +46,9 @@ def test_chief_worker_ps_and_evaluator_train_in_bf16(tmp_path):
   assert len(set(chief) | set(worker)) > len(chief)  # one shared global step
   assert "[ps0] " in out
   assert "[evaluator] eval on 1000 mnist_sample test images" in out, out[-3000:]
-  assert any(f.startswith("model.ckpt-40.") for f in os.listdir(model_dir))
+  steps = [int(m.group(1)) for f in os.listdir(model_dir)
+           for m in [re.match(r"model\.ckpt-(\d+)\.index$", f)] if m]
+  assert steps and max(steps) >= 40, steps  # two trainers may both take the last step
   assert json.loads((model_dir / "mnist_estimator.json").read_text())["model"] == "cnn"
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import helpers
 import numpy as np
@@ -41,9 +42,16 @@ def test_run_one_reads_the_accuracy_and_the_curve(tmp_path):
   assert os.path.getsize(png) > 10_000
 
 
-def test_a_failed_run_is_a_row_with_the_error(tmp_path):
+def test_a_failed_run_is_a_row_with_the_error(tmp_path, monkeypatch):
+  argv = reproduce.command(reproduce.TARGETS["fonts_linear"], "/m", 2, 1,
+                           {"fonts": str(tmp_path / "missing")})
+  assert f"--data_dir={tmp_path / 'missing'}" in argv and "--steps=2" in argv
+  # A run that fails as main fails: its last line, the error, becomes the row (no TF here).
+  failing = [sys.executable, "-c", "import sys; print('training...'); sys.exit("
+             "'error: The fonts data set needs data_with_labels.npz (see --data_dir)')"]
+  monkeypatch.setattr(reproduce, "command", lambda *args: failing)
   row = reproduce.run_one(reproduce.TARGETS["fonts_linear"], str(tmp_path), steps=2, evals=1,
-                          data_dirs={"fonts": str(tmp_path / "missing")})
+                          data_dirs={})
   assert "data_with_labels.npz" in row["error"]
   assert "not run" in reproduce.markdown_table([row])
 
