@@ -1,4 +1,4 @@
-"""Tests for mnist_estimator.datasets on small generated IDX and npz files (no network)."""
+"""The data sets' loaders and registry on small generated IDX and npz files (no network)."""
 # pylint: disable=protected-access
 
 import gzip
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import helpers
 import numpy as np
 import pytest
 from helpers import ROOT, fake_mnist, idx_bytes, write_idx, write_mnist_dir  # pylint: disable=g-bad-import-order
@@ -335,8 +336,10 @@ def test_fonts_label_out_of_range(tmp_path):
 
 
 def test_import_does_not_load_tensorflow():
-  code = "import sys, mnist_estimator.datasets; assert 'tensorflow' not in sys.modules"
-  subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+  code = ("import sys, mnist_estimator.data.datasets; "
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+  subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=helpers.cli_env(), check=True,
+                 timeout=60)
 
 
 @pytest.mark.skipif(not os.path.isdir(_SHARED_MNIST), reason="full MNIST not on this machine")
