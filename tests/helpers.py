@@ -181,3 +181,33 @@ def write_weather(folder, weekly=None):
   weekly = weekly_series() if weekly is None else weekly
   np.savez(folder / weather.FILE, daily=np.zeros([7 * len(weekly), 6]), weekly=weekly)
   return str(folder)
+
+
+def write_image_folder(root, per_class=12, size=(12, 10), classes=("cat", "dog", "eel"),
+                       rgb=True, seed=0):
+  """DIR/<class>/NNN.png of `size` (H, W): class k is brightest in channel k (learnable)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(seed)
+  for k, name in enumerate(classes):
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(per_class):
+      pixels = rng.randint(0, 80, (*size, 3)).astype(np.uint8)
+      pixels[..., k % 3] += 150
+      image = Image.fromarray(pixels if rgb else pixels[..., k % 3])
+      image.save(os.path.join(root, name, f"{i:03d}.png"))
+  return str(root)
+
+
+def write_tfrecord(path, images, labels):
+  """A TFRecord of tf.Examples with image/encoded (PNG) and image/class/label."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for image, label in zip(images, labels):
+      feature = {
+          "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[tf.io.encode_png(image).numpy()])),
+          "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+              value=[int(label)]))}
+      writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                   .SerializeToString())
+  return str(path)

@@ -59,6 +59,8 @@ def one_line_errors(verbose=False):
     message = user_message(e)
     if message is None or verbose:
       raise
+    if getattr(e, "details", None):  # the frames of a user's own model that raised
+      print(f"in your code:\n{e.details.rstrip()}", file=sys.stderr)
     print(f"{getattr(e, 'line_prefix', 'error: ')}{message}", file=sys.stderr)
     sys.exit(getattr(e, "exit_code", 2))
   except KeyboardInterrupt:

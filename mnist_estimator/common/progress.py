@@ -39,7 +39,8 @@ class Progress:
     """The progress text at `step`; records the rate since the previous line."""
     parts = ([f"step {step:,}/{self._total:,}", f"{100.0 * step / self._total:5.1f}%"]
              if self._total else [f"step {step:,}"])
-    parts += [f"loss {loss:.4f}", f"batch accuracy {accuracy:.3f}"]
+    parts += [f"loss {loss:.4f}"] if loss is not None else []
+    parts += [f"batch accuracy {accuracy:.3f}"] if accuracy is not None else []
     if self._last is not None and step > self._last[0] and now > self._last[1]:
       rate = (step - self._last[0]) / (now - self._last[1])
       self.rates.append(rate)

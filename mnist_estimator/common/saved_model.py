@@ -12,6 +12,17 @@ SERVING_DEFAULT = "serving_default"
 IMAGES_KEY = "images"        # receiver tensor of the default signatures
 EXAMPLES_KEY = "examples"    # alternative receiver: serialized tf.Example with float feature "x"
 SEQUENCES_KEY = "sequences"  # receiver of a sequence data set (weather): raw values, unscaled
+CLASS_NAMES_FILE = "class_names.txt"  # in assets.extra: one class name a line
+
+
+def class_names(path):
+  """The class names an export keeps in assets.extra, or None (digits: "0".."9")."""
+  file = os.path.join(path, "assets.extra", CLASS_NAMES_FILE)
+  try:
+    with open(file, encoding="utf-8") as f:
+      return [line.rstrip("\n") for line in f if line.strip()]
+  except OSError:
+    return None
 
 
 def listdir(path):
@@ -107,6 +118,7 @@ class Loaded:
       meta_graph = tf.compat.v1.saved_model.loader.load(
           self._session, [tf.saved_model.SERVING], path)
     self.signature_defs = meta_graph.signature_def
+    self.class_names = class_names(path)
     self.signatures = {name: Signature(name, definition, graph, self._session)
                        for name, definition in meta_graph.signature_def.items()}
     graph.finalize()

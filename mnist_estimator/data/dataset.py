@@ -34,15 +34,18 @@ class DatasetInfo:
     kind: "images" (uint8 pixels) or "series" (float windows of a time series: they take
       --window, the SavedModel takes raw `sequences`, the report draws them as lines).
     dir_flag: the flag of tools/reproduce that points at its files (e.g. mnist_dir).
-    panel: the accuracy-curves panel its reproduction rows are drawn in.
+    panel: the accuracy-curves panel its reproduction rows are drawn in (None: none).
     about: one line for --helpshort and the README.
+    takes_path: named NAME:PATH (folder:DIR, npz:FILE, tfrecord:GLOB); its loader is
+      `(path, seed, ImageOptions) -> Dataset`.
   """
   name: str
   load: Callable[..., Dataset]
   kind: str = "images"
   dir_flag: Optional[str] = None
-  panel: str = "MNIST / Fashion-MNIST test accuracy"
+  panel: Optional[str] = "MNIST / Fashion-MNIST test accuracy"
   about: str = ""
+  takes_path: bool = False
 
   @property
   def series(self):

@@ -5,8 +5,12 @@ import os
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import arrays
+from mnist_estimator.data import folder
 from mnist_estimator.data import fonts
+from mnist_estimator.data import images
 from mnist_estimator.data import mnist
+from mnist_estimator.data import tfrecord
 from mnist_estimator.data import weather
 from mnist_estimator.data.dataset import Dataset  # noqa: F401  # the type every loader returns
 from mnist_estimator.data.dataset import DatasetInfo  # noqa: F401
@@ -19,15 +23,32 @@ DATASETS = {info.name: info for info in (
     mnist.FASHION_MNIST,
     fonts.FONTS,
     weather.WEATHER,
+    folder.FOLDER,
+    arrays.NPZ,
+    tfrecord.TFRECORD,
 )}
+ImageOptions = images.ImageOptions
+parse_size = images.parse_size
 
 
 def dataset_names():
-  """Returns the names `load` accepts, sorted."""
-  return sorted(DATASETS)
+  """The built-in data sets' names, sorted (the NAME:PATH ones are in path_kinds())."""
+  return sorted(name for name, entry in DATASETS.items() if not entry.takes_path)
 
 
-def load(name, data_dir=None, seed=0, window=None):
+def path_kinds():
+  """The NAME of the NAME:PATH data sets of your own (folder, npz, tfrecord)."""
+  return [name for name, entry in DATASETS.items() if entry.takes_path]
+
+
+def known(name):
+  """A built-in name, or NAME:PATH of a kind that takes a path."""
+  kind, sep, path = str(name).partition(":")
+  return (name in DATASETS and not DATASETS[name].takes_path) or (
+      bool(sep) and bool(path) and kind in path_kinds())
+
+
+def load(name, data_dir=None, seed=0, window=None, options=None):
   """Loads a data set by registry name.
 
   Args:
@@ -36,6 +57,7 @@ def load(name, data_dir=None, seed=0, window=None):
       mnist/fashion_mnist, and is an error for fonts. Ignored by mnist_sample.
     seed: seed of the fonts train/validation split (0 reproduces the book).
     window: weeks per example of a sequence data set (None: its default).
+    options: ImageOptions for a data set of your own (folder:, npz:, tfrecord:).
 
   Returns:
     A `Dataset` with uint8 images [N, H, W, 1] (weather: float32 [N, window, 5, 1]) and int32
@@ -47,6 +69,12 @@ def load(name, data_dir=None, seed=0, window=None):
   """
   entry = info(name)
   data_dir = os.path.expanduser(data_dir) if data_dir else None
+  if entry.takes_path:
+    if data_dir:
+      raise UsageError(f"--data_dir applies to the built-in data sets; --dataset={name} "
+                       "names its own files: drop --data_dir")
+    return entry.load(name.partition(":")[2], seed, options or ImageOptions(seed=seed))
+  _refuse_image_options(name, options)
   if entry.series:
     return entry.load(data_dir, seed, window)
   if window is not None:
@@ -57,15 +85,28 @@ def load(name, data_dir=None, seed=0, window=None):
 
 
 def info(name):
-  """The DatasetInfo of a registered data set.
+  """The DatasetInfo of a registered data set, or of the kind of a NAME:PATH one.
 
   Raises:
-    UsageError: for an unknown name (listing the known ones).
+    UsageError: for an unknown name (listing the known ones and the NAME:PATH forms).
   """
-  if name not in DATASETS:
+  if not known(name):
     raise UsageError(f"Unknown dataset {name!r}; use --dataset with one of: "
-                     f"{', '.join(dataset_names())}")
-  return DATASETS[name]
+                     f"{', '.join(dataset_names())}, or your own as folder:DIR, npz:FILE or "
+                     "tfrecord:TRAIN_GLOB[,TEST_GLOB]")
+  return DATASETS[str(name).partition(":")[0] if ":" in str(name) else name]
+
+
+def _refuse_image_options(name, options):
+  """--image_size, --channels and --skip_bad_images apply to data sets of your own only."""
+  if options is None:
+    return
+  given = [flag for flag, value in (("--image_size", options.image_size),
+                                    ("--channels", options.channels),
+                                    ("--skip_bad_images", options.skip_bad_images)) if value]
+  if given:
+    raise UsageError(f"{', '.join(given)} apply to your own images (folder:, npz:, tfrecord:), "
+                     f"not {name}; drop them")
 
 
 def majority_accuracy(data):

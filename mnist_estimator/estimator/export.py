@@ -1,7 +1,10 @@
 """SavedModel export: serving inputs (images or tf.Examples) and the exporters."""
 
+import os
+
 import tensorflow as tf
 
+from mnist_estimator.common.saved_model import CLASS_NAMES_FILE
 from mnist_estimator.common.saved_model import EXAMPLES_KEY
 from mnist_estimator.common.saved_model import IMAGES_KEY
 from mnist_estimator.common.saved_model import SEQUENCES_KEY
@@ -52,6 +55,21 @@ def serving_input_receiver_fn(image_shape, standardize=None):
   return receiver_fn
 
 
+def class_names_asset(estimator):
+  """assets_extra carrying the class names (assets.extra/class_names.txt), or None.
+
+  TF Serving ignores assets.extra; predict and the server's page read the names there.
+  """
+  names = estimator.params.get("class_names")
+  if not names:
+    return None
+  os.makedirs(estimator.model_dir, exist_ok=True)
+  path = os.path.join(estimator.model_dir, CLASS_NAMES_FILE)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("".join(f"{name}\n" for name in names))
+  return {CLASS_NAMES_FILE: path}
+
+
 def export(estimator, export_dir, image_shape, standardize=None):
   """Exports the latest checkpoint as a SavedModel under export_dir/<timestamp>.
 
@@ -64,7 +82,8 @@ def export(estimator, export_dir, image_shape, standardize=None):
     The path of the new SavedModel directory.
   """
   receiver = serving_input_receiver_fn(image_shape, standardize)
-  path = estimator.export_saved_model(export_dir, receiver)
+  path = estimator.export_saved_model(export_dir, receiver,
+                                      assets_extra=class_names_asset(estimator))
   return path.decode() if isinstance(path, bytes) else path
 
 
@@ -89,15 +108,17 @@ class _Printer(tf.estimator.Exporter):
     print(self._describe(eval_result), flush=True)
 
 
-def exporters(image_shape, standardize=None, describe=None):
+def exporters(image_shape, standardize=None, describe=None, assets_extra=None):
   """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest.
 
   Args:
     image_shape, standardize: as for `serving_input_receiver_fn`.
     describe: if given, `eval_result -> line`, printed after every evaluation.
+    assets_extra: as class_names_asset returns.
   """
   receiver = serving_input_receiver_fn(image_shape, standardize)
   found = [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
-                                     exports_to_keep=1),
-           tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2)]
+                                     exports_to_keep=1, assets_extra=assets_extra),
+           tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2,
+                                       assets_extra=assets_extra)]
   return found + [_Printer(describe)] if describe else found

@@ -39,9 +39,13 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     return self._display.rates
 
   def begin(self):
-    self._fetches = {"step": tf.compat.v1.train.get_global_step(),
-                     "loss": "cross_entropy:0", "accuracy": "train_accuracy:0",
-                     "lr": "optimizer/learning_rate:0"}
+    # The head's tensors; a full model_fn of the user's has only its loss (model_fn.LOSS_NAME).
+    graph = tf.compat.v1.get_default_graph()
+    found = lambda *names: next((f"{n}:0" for n in names if _has(graph, n)), None)
+    fetches = {"step": tf.compat.v1.train.get_global_step(),
+               "loss": found("cross_entropy", "mnist_estimator/loss"),
+               "accuracy": found("train_accuracy"), "lr": found("optimizer/learning_rate")}
+    self._fetches = {key: value for key, value in fetches.items() if value is not None}
 
   def before_run(self, run_context):
     del run_context
@@ -55,8 +59,8 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     values = run_values.results
     if not values:
       return
-    text = self._display.update(values["step"], values["loss"], values["accuracy"])
-    logging.info("%s, lr %.3g", text, values["lr"])
+    text = self._display.update(values["step"], values.get("loss"), values.get("accuracy"))
+    logging.info("%s, lr %s", text, values.get("lr"))
     if len(self._display.rates) > self._logged:
       self._logged = len(self._display.rates)
       self._write_rate(values["step"], self._display.rates[-1])
@@ -70,6 +74,14 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       summary = tf.compat.v1.Summary(
           value=[tf.compat.v1.Summary.Value(tag="global_step/sec", simple_value=rate)])
       tf.compat.v1.summary.FileWriterCache.get(self._model_dir).add_summary(summary, step)
+
+
+def _has(graph, name):
+  try:
+    graph.get_operation_by_name(name)
+    return True
+  except KeyError:
+    return False
 
 
 def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None,

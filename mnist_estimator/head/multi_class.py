@@ -14,12 +14,16 @@ def _predictions(logits):
   return {"classes": classes, "probabilities": probabilities}
 
 
-def _export_outputs(predictions, n_classes):
-  """Signatures: serving_default/predict (classes, probabilities) and classify."""
+def export_outputs(predictions, n_classes, class_names=None):
+  """Signatures: serving_default/predict (classes, probabilities) and classify.
+
+  classify's classes are the data set's class names (a folder's subfolders), else "0"..
+  """
   predict = tf.estimator.export.PredictOutput(predictions)
   probabilities = predictions["probabilities"]
   # ClassificationOutput wants string class names, one row per example.
-  names = tf.as_string(tf.range(n_classes))
+  names = (tf.constant(list(class_names)) if class_names
+           else tf.as_string(tf.range(n_classes)))
   names = tf.tile(tf.expand_dims(names, 0), [tf.shape(probabilities)[0], 1])
   classify = tf.estimator.export.ClassificationOutput(scores=probabilities, classes=names)
   return {SERVING_DEFAULT: predict, "predict": predict, "classify": classify}
@@ -92,7 +96,8 @@ def build_spec(logits, labels, mode, params):
   if mode == ModeKeys.PREDICT:
     return tf.estimator.EstimatorSpec(
         mode, predictions=predictions, scaffold=scaffold,
-        export_outputs=_export_outputs(predictions, params["n_classes"]))
+        export_outputs=export_outputs(predictions, params["n_classes"],
+                                       params.get("class_names")))
   labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
   cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
   cross_entropy = tf.identity(cross_entropy, name="cross_entropy")

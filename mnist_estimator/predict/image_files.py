@@ -137,8 +137,10 @@ def load_files(paths, image_shape, invert="auto", resize=False):
     else:
       images = _data_images(read_array(path, kind, ("x_test", "x")), path, image_shape)
     images = _fit(images, path, kind == "image", tuple(image_shape), resize)
-    # MNIST is a white digit on black; a scan or a drawing is dark ink on light paper.
-    if invert == "yes" or (invert == "auto" and kind == "image" and images.mean() > 0.5):
+    # MNIST is a white digit on black; a scan or a drawing is dark ink on light paper. A
+    # colour model's photos are taken as they are.
+    gray = image_shape[2] == 1
+    if invert == "yes" or (invert == "auto" and gray and kind == "image" and images.mean() > 0.5):
       images = 1.0 - images
     files.append((path, images.astype(np.float32, copy=False), kind != "image"))
   return files

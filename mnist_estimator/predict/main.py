@@ -22,20 +22,27 @@ from mnist_estimator.predict import sequences
 FLAGS = flags.FLAGS
 
 
-def _text_lines(rows, classes, probs, labels, max_lines):
+def _shown(cls, names):
+  """A class as the user knows it: its id, and its name where that says more (a folder's)."""
+  return str(cls) if names[cls] == str(cls) else f"{cls} ({names[cls]})"
+
+
+def _text_lines(rows, classes, probs, labels, max_lines, names):
   """`file[index]  class 7  probability 0.9981` per image (up to max_lines)."""
   for n, (path, index, is_data) in enumerate(rows[:max_lines]):
-    label = "" if labels is None else f"  label {labels[n]}"
+    label = "" if labels is None else f"  label {_shown(labels[n], names)}"
     name = f"{path}[{index}]" if is_data else path
-    yield f"{name}  class {classes[n]}  probability {probs[n, classes[n]]:.4f}{label}"
+    yield (f"{name}  class {_shown(classes[n], names)}  probability "
+           f"{probs[n, classes[n]]:.4f}{label}")
   if len(rows) > max_lines:
     yield f"... {len(rows) - max_lines} more"
 
 
-def _json_lines(rows, classes, probs, labels):
+def _json_lines(rows, classes, probs, labels, names):
   """One JSON object per image, every image: the machine-readable form."""
   for n, (path, index, _) in enumerate(rows):
     row = {"file": path, "index": index, "class": int(classes[n]),
+           "class_name": names[classes[n]],
            "probability": float(probs[n, classes[n]]),
            "probabilities": [float(p) for p in probs[n]]}
     if labels is not None:
@@ -70,7 +77,10 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
   if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
     files = sequences.load_files(paths, model.image_shape)
   else:
-    files = image_files.load_files(paths, model.image_shape, invert, resize)
+    # A colour model's photos are scaled to its size; a digit's size matters, so gray ones
+    # of another size are refused unless --resize.
+    files = image_files.load_files(paths, model.image_shape, invert,
+                                   resize or model.image_shape[2] == 3)
   truth = image_files.load_labels(labels) if labels else None
   count = sum(len(images) for _, images, _ in files)
   if truth is not None and len(truth) != count:
@@ -80,8 +90,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
   predict_checks.check_blank(files)
   classes, probs = model_lib.predict(model, np.concatenate([x for _, x, _ in files]), batch_size)
   rows = [(path, i, is_data) for path, x, is_data in files for i in range(len(x))]
-  lines = (_json_lines(rows, classes, probs, truth) if as_json
-           else _text_lines(rows, classes, probs, truth, max_lines))
+  lines = (_json_lines(rows, classes, probs, truth, model.class_names) if as_json
+           else _text_lines(rows, classes, probs, truth, max_lines, model.class_names))
   for line in lines:
     print(line, file=out)
   accuracy = float(np.mean(classes == truth)) if truth is not None and count else None

@@ -16,6 +16,8 @@ class Model:
     self.input_key = input_key  # "images", or SEQUENCES_KEY for a sequence model
     self.input_shape = tuple(signature.inputs[input_key].shape)  # e.g. (None, 28, 28)
     self.n_classes = signature.outputs["probabilities"].shape[-1]
+    # A folder's class names, kept with the export; else the class ids themselves.
+    self.class_names = loaded.class_names or [str(i) for i in range(self.n_classes)]
     h, w = self.input_shape[1:3]
     self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
 

@@ -15,7 +15,7 @@ def changed_settings(spec):
   return changed
 
 
-def header(spec, data, log_path=None, precision=None):
+def header(spec, data, log_path=None, precision=None, model=None):
   """The lines a run starts with.
 
   Args:
@@ -23,6 +23,7 @@ def header(spec, data, log_path=None, precision=None):
     data: the loaded datasets.Dataset.
     log_path: where TensorFlow's own log goes, if anywhere.
     precision: a line saying which precision runs and why, if known.
+    model: what a model of your own is (a logits function or a full model_fn), if it is one.
 
   Returns:
     A list of text lines.
@@ -33,6 +34,11 @@ def header(spec, data, log_path=None, precision=None):
            f"{len(data.y_test):,} test images of {h}x{w}x{c}, {data.n_classes} classes; "
            f"from {data.source}",
            "settings: " + (", ".join(changed) if changed else f"{spec.model}'s defaults")]
+  if data.class_names:
+    shown = ", ".join(map(str, data.class_names[:20]))
+    lines.append(f"classes: {shown}" + (", ..." if len(data.class_names) > 20 else ""))
+  if model:
+    lines.append(f"model: {model}")
   if precision:
     lines.append(f"precision: {precision}")
   lines.append(f"model_dir: {spec.model_dir}")

@@ -3,8 +3,10 @@
 import dataclasses
 from typing import Any, Optional
 
+from mnist_estimator import models
 from mnist_estimator.common import precision as precision_lib
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import datasets
 from mnist_estimator.data.datasets import Dataset
 from mnist_estimator.estimator import config as est_config
 from mnist_estimator.estimator import record as record_lib
@@ -57,8 +59,11 @@ class Plan:
 
 
 def params(spec, data, precision=None):
-  """The model_fn's params of spec on data (see model_params)."""
-  return model_params(spec, data.image_shape, data.n_classes, len(data.y_train), precision)
+  """The model_fn's params of spec on data (see model_params), with its class names."""
+  values = model_params(spec, data.image_shape, data.n_classes, len(data.y_train), precision)
+  if data.class_names:  # the classify signature's labels (else "0".."n-1")
+    values["class_names"] = [str(name) for name in data.class_names]
+  return values
 
 
 def model_params(spec, image_shape, n_classes, train_examples, precision=None):
@@ -88,7 +93,44 @@ def graph_record(spec, data):
     option = spec_lib.option(name)
     record[option.record] = option.record_value(getattr(spec, name))
   record.update(image_shape=list(data.image_shape), n_classes=data.n_classes)
+  info = models.get_model(spec.model)
+  if not info.registered:  # told apart from the graph keys: see record_lib.ADVISORY
+    record["source_sha256"] = models.custom.source_sha256(info.source)
   return record
+
+
+def load_data(spec):
+  """The spec's data set (its --data_dir, --window, and the options of your own images)."""
+  options = datasets.ImageOptions(
+      image_size=datasets.parse_size(spec.image_size) if spec.image_size else None,
+      channels=spec.channels, validation_split=spec.validation_split,
+      skip_bad_images=spec.skip_bad_images, seed=spec.seed or 0)
+  plain = options == datasets.ImageOptions(validation_split=spec.validation_split,
+                                           seed=spec.seed or 0)
+  return datasets.load(spec.dataset, spec.data_dir, window=spec.window,
+                       options=None if plain and ":" not in spec.dataset else options)
+
+
+def train_precision(spec, info):
+  """--precision resolved for this model: a model of your own trains fp32 unless told."""
+  precision = precision_lib.resolve(spec.precision)
+  if info.kind == "model_fn" and precision.bf16:
+    return precision_lib.Precision(
+        "fp32", f"{info.name} is a full model_fn: its graph is its own", precision.native)
+  if not info.registered and spec.precision == "auto" and precision.bf16:
+    return precision_lib.Precision(
+        "fp32", "auto: a model of your own trains fp32 unless --precision=bf16",
+        precision.native)
+  return precision
+
+
+def check_inputs(info, data):
+  """Refuses a model that cannot read this kind of data (the weather RNNs need a series)."""
+  kind = datasets.info(data.name).kind if datasets.known(data.name) else "images"
+  if info.inputs == "series" and kind != "series":
+    raise UsageError(f"--model={info.name} reads windows of a series (--dataset=weather), not "
+                     f"{'x'.join(map(str, data.image_shape))} images of {data.name}; use an "
+                     "image model (cnn, dnn, ...)")
 
 
 def run_config(spec, precision):
@@ -119,7 +161,9 @@ def make(spec, data):
   if spec.distribute != "none" and spec.input != "tfdata":
     raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
                      "feeds one device)")
-  precision = precision_lib.resolve(spec.precision)
+  info = models.get_model(spec.model)
+  check_inputs(info, data)
+  precision = train_precision(spec, info)
   record = graph_record(spec, data)
   found = record_lib.read(spec.model_dir)
   record_lib.check(spec.model_dir, found, record)

@@ -9,15 +9,17 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator import models
+from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.data import datasets
 from mnist_estimator.estimator import checkpoints
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
 from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.estimator import weights
+from mnist_estimator.head import model_fn as model_fn_lib
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.run import guard
 from mnist_estimator.run import header
@@ -187,7 +189,8 @@ def train_and_evaluate(plan, estimator):
               ) if evaluator else None  # an evaluator task's caller gets no metrics
   eval_spec = tf.estimator.EvalSpec(
       eval_input_fn(spec, data), steps=None, throttle_secs=0, start_delay_secs=0,
-      exporters=export_lib.exporters(data.image_shape, data.standardize, describe))
+      exporters=export_lib.exporters(data.image_shape, data.standardize, describe,
+                                     export_lib.class_names_asset(estimator)))
   with _training(plan, hooks["progress"]):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
@@ -217,6 +220,26 @@ MODES = {
 assert tuple(MODES) == spec_lib.MODES, "spec.MODES lists the modes for --mode"
 
 
+@contextlib.contextmanager
+def _source_changed(plan):
+  """A checkpoint that no longer restores after a model of yours changed: says so."""
+  try:
+    yield
+  except (model_fn_lib.CheckpointMismatch, tf.errors.NotFoundError,
+          tf.errors.InvalidArgumentError, ValueError) as e:
+    old = (plan.found or {}).get("source_sha256")
+    new = plan.record.get("source_sha256")
+    if not old or not new or old == new:
+      raise
+    info = models.get_model(plan.spec.model)
+    cause = (str(e).split(" (", 1)[-1].split(")")[0] if isinstance(e, UsageError)
+             else causes.tf_error_line(getattr(e, "message", None) or str(e)))
+    raise UsageError(f"{info.source} changed since {plan.spec.model_dir} was trained (SHA-256 "
+                     f"{old[:12]}... there, {new[:12]}... now) and its checkpoint no longer "
+                     f"restores ({cause}); train into a new --model_dir, or restore the old "
+                     "source") from e
+
+
 def run(spec, data=None):
   """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
 
@@ -230,7 +253,7 @@ def run(spec, data=None):
   if spec.mode not in MODES:
     raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
   if data is None:
-    data = datasets.load(spec.dataset, spec.data_dir, window=spec.window)
+    data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
   spec = plan.spec
   with guard.model_dir(plan) as fresh:  # lock, checkpoint integrity
@@ -240,13 +263,15 @@ def run(spec, data=None):
     if not plan.training:
       checkpoints.require(spec.model_dir)
     log_path = runlog.attach(spec.model_dir, plan.log_name)
-    for line in header.header(spec, data, log_path, plan.precision.header()):
+    for line in header.header(spec, data, log_path, plan.precision.header(),
+                              models.get_model(spec.model).describe()):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:
       records.write_flags(spec)
       records.write_hparams(spec)
-    result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
+    with _source_changed(plan):
+      result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
     # In a cluster the chief alone exports, so one run leaves one SavedModel.
     if spec.export_dir and plan.training and plan.chief:
       result["export"] = export(plan, estimator)

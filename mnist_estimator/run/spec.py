@@ -1,12 +1,15 @@
 """RunSpec: every setting of one run; each field carries its flag's default, help and roles."""
 
 import dataclasses
+import hashlib
 import os
+import re
 import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 from mnist_estimator import models
 from mnist_estimator.common import precision
+from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
 from mnist_estimator.estimator import config as est_config
 from mnist_estimator.estimator import hooks
@@ -71,6 +74,18 @@ def _positive_ints(value):
   return value is None or all(str(item).strip().isdigit() and int(item) > 0 for item in value)
 
 
+def _known_model(name):
+  return name in models.MODELS or models.custom.is_import_path(name)
+
+
+def _known_dataset(name):
+  return datasets.known(name)
+
+
+def _size(text):
+  return text is None or datasets.parse_size(text) is not None
+
+
 def _known_tensors(names):
   return set(names) <= set(hooks.LOG_TENSORS)
 
@@ -85,8 +100,12 @@ class RunSpec:
   The model-defaulted fields have no default here: a model's seed decides them
   (models.MODELS), so a spec can never carry another model's settings.
   """
-  model: str = _option(group=M, help="Network to train.", choices=models.model_names(),
-                       hparam=True, header=True, record="model", param=True)
+  model: str = _option(group=M, help=(
+      f"Network to train: {', '.join(models.model_names())}; or your own as PATH:FUNCTION "
+      "(./nets.py:small_cnn, mypkg.nets:small_cnn): a logits function or a full model_fn "
+      "(models/custom.py)."), hparam=True, header=True, record="model", param=True,
+      validator=(_known_model, "--model takes a registered name (see --helpshort) or "
+                 "PATH:FUNCTION, e.g. --model=./nets.py:small_cnn"))
   optimizer: str = _option(group=T, help="Optimizer.", choices=optimizers.optimizer_names(),
                            base="adam", hparam=True, record="optimizer", param=True)
   learning_rate: float = _option(group=T, help="Learning rate.", lower=0, base=0.001,
@@ -122,14 +141,30 @@ class RunSpec:
   model_dir: Optional[str] = _option(None, group=M, header=True, help=(
       "Checkpoints and summaries; default <tmp>/mnist_estimator/<model>-<dataset>, printed "
       "at start."))
-  dataset: str = _option("mnist", group=D, help="Data set.", choices=datasets.dataset_names(),
-                         hparam=True, header=True)
+  dataset: str = _option("mnist", group=D, help=(
+      f"Data set: {', '.join(datasets.dataset_names())}; or your own: folder:DIR (class "
+      "subfolders of PNG/JPEG/BMP/GIF, DIR/train and DIR/test if there), npz:FILE (x_train, "
+      "y_train, x_test, y_test), tfrecord:TRAIN_GLOB[,TEST_GLOB] (tf.Examples with "
+      "image/encoded, image/class/label)."), hparam=True, header=True,
+      validator=(_known_dataset, "--dataset takes a registered name (see --helpshort) or "
+                 "folder:DIR, npz:FILE or tfrecord:TRAIN_GLOB[,TEST_GLOB]"))
   data_dir: Optional[str] = _option(None, group=D, header=True, help=(
       "Folder with the data set's files (MNIST: the four IDX files, gzip or raw, or "
       "mnist.npz); default: the tf.keras cache."))
   window: Optional[int] = _option(None, group=D, lower=1, help=(
       "--dataset=weather: weeks per example, labelled with the last week's season "
       "(default 52, see data/weather.py)."))
+  image_size: Optional[str] = _option(None, group=D, help=(
+      "Your own images (folder:, tfrecord:): resize every image to HxW, e.g. 32x32 "
+      "(default: the size they all have)."), validator=(_size, "--image_size is HxW, e.g. 28x28"))
+  channels: Optional[int] = _option(None, group=D, help=(
+      "Your own images: 1 (gray) or 3 (RGB) (default: 3 if any image has colour, else 1)."),
+      validator=(lambda c: c in (None, 1, 3), "--channels is 1 or 3"))
+  validation_split: float = _option(0.1, group=D, lower=0.0, upper=0.9, help=(
+      "folder: without DIR/test: the share of each class held out as the test set (seeded "
+      "by --seed)."))
+  skip_bad_images: bool = _option(False, group=D, help=(
+      "Your own images: skip (and count) files that do not decode, instead of refusing."))
   seed: Optional[int] = _option(None, group=M, hparam=True, help=(
       "Random seed for initializers, dropout and shuffling."))
   eval_batch_size: int = _option(500, group=T, lower=1, help="Evaluation/predict batch size.")
@@ -207,7 +242,12 @@ class RunSpec:
     """
     defaulted = model_defaulted()
     values = {name: option(name).base for name in defaulted}
-    values.update(models.get_model(model).defaults)
+    own = models.get_model(model).defaults
+    unknown = sorted(set(own) - set(defaulted))
+    if unknown:  # a model of the user's names a setting that is not one a model decides
+      raise UsageError(f"--model={model}'s defaults name {', '.join(unknown)}; a model sets "
+                       f"only: {', '.join(defaulted)}")
+    values.update(own)
     values.update({key: value for key, value in overrides.items()
                    if value is not None or key not in defaulted})
     values["hidden_units"] = tuple(int(unit) for unit in values["hidden_units"])
@@ -240,5 +280,14 @@ def model_defaulted():
 
 
 def default_model_dir(model, dataset):
-  """A stable model_dir per model and data set, so re-running a command resumes it."""
-  return os.path.join(tempfile.gettempdir(), "mnist_estimator", f"{model}-{dataset}")
+  """A stable model_dir per model and data set, so re-running a command resumes it.
+
+  A model or data set given by path is named by its last part and a short hash of the
+  whole (`small_cnn-folder_shapes-3f2a9c1b`).
+  """
+  name = f"{model}-{dataset}"
+  if ":" in name or os.sep in name:
+    short = lambda text: re.sub(r"[^A-Za-z0-9_]+", "_", text.rstrip("/").split("/")[-1])
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    name = f"{short(model.split(':')[-1])}-{short(dataset)}-{digest}"
+  return os.path.join(tempfile.gettempdir(), "mnist_estimator", name)

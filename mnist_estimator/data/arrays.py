@@ -1,0 +1,74 @@
+"""`--dataset=npz:FILE`: your arrays x_train, y_train, x_test, y_test (uint8 or float)."""
+
+import os
+
+import numpy as np
+
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import images as images_lib
+from mnist_estimator.data import readers
+from mnist_estimator.data.dataset import DatasetInfo
+
+
+def _images(x, where):
+  """NHW or NHWC uint8 / float images as [N, H, W, C]: uint8 as it is, floats in 0..1."""
+  x = np.asarray(x)
+  if x.ndim == 3:
+    x = x[..., np.newaxis]
+  if x.ndim != 4 or x.shape[-1] not in (1, 3):
+    raise UsageError(f"{where} has shape {list(x.shape)}; expected images [N, H, W] or "
+                     "[N, H, W, 1|3]")
+  if x.dtype == np.uint8:
+    return x
+  if x.dtype.kind in "iu":
+    if x.min(initial=0) < 0 or x.max(initial=0) > 255:
+      raise UsageError(f"{where} holds integers outside 0..255; save uint8 pixels")
+    return x.astype(np.uint8)
+  if x.dtype.kind != "f" or not np.all(np.isfinite(x)):
+    raise UsageError(f"{where} holds {x.dtype} values that are not finite numbers; save uint8 "
+                     "pixels or floats in 0..1")
+  if x.min(initial=0) < 0 or x.max(initial=0) > 1:
+    raise UsageError(f"{where} holds floats outside 0..1 ({x.min():.3g}..{x.max():.3g}); "
+                     "save them scaled to 0..1, or as uint8 0..255")
+  return x.astype(np.float32)  # fed as they are; uint8 are scaled to 0..1 by the pipeline
+
+
+def load(path, seed=0, options=None):
+  """A Dataset of a keras-style npz of your own; n_classes is the largest label + 1.
+
+  Raises:
+    UsageError: a missing key, images and labels that do not match, bad labels.
+  """
+  del seed, options  # the split is the file's
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isfile(path):
+    raise UsageError(f"--dataset=npz:{path}: no such file; pass an .npz with x_train, "
+                     "y_train, x_test, y_test")
+  a = readers.read_npz(path, readers.NPZ_KEYS)
+  x_train, x_test = _images(a["x_train"], f"{path}[x_train]"), _images(
+      a["x_test"], f"{path}[x_test]")
+  if x_train.dtype != x_test.dtype:  # one uint8, one float: both as floats in 0..1
+    x_train, x_test = (x if x.dtype == np.float32 else x.astype(np.float32) / 255
+                       for x in (x_train, x_test))
+  if x_train.shape[1:] != x_test.shape[1:]:
+    raise UsageError(f"{path}: x_train images are {list(x_train.shape[1:])}, x_test "
+                     f"{list(x_test.shape[1:])}; save both at one size")
+  labels = []
+  for split, x in (("train", x_train), ("test", x_test)):
+    y = np.asarray(a[f"y_{split}"])
+    if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+      raise UsageError(f"{path}[y_{split}] must be {len(x)} integer labels, one per image "
+                       f"(it is {y.dtype} {list(y.shape)})")
+    labels.append(y.astype(np.int64))
+  if labels[0].min(initial=0) < 0 or labels[1].min(initial=0) < 0:
+    raise UsageError(f"{path} holds a negative label; labels are class ids 0..n_classes-1")
+  n_classes = int(max(labels[0].max(initial=0), labels[1].max(initial=0))) + 1
+  h, w, c = x_train.shape[1:]
+  return images_lib.make_dataset(
+      f"npz:{path}", x_train, labels[0], x_test, labels[1],
+      [str(i) for i in range(n_classes)],
+      f"{path} ({len(x_train):,} / {len(x_test):,} images of {h}x{w}x{c})")
+
+
+NPZ = DatasetInfo("npz", load, takes_path=True, panel=None,
+                  about="your arrays: an .npz with x_train, y_train, x_test, y_test")
