@@ -172,17 +172,26 @@ def _confusion_png(report, path):
 
 
 def _channel0(image):
-  """One image [H, W] or [H, W, C] as a 2-D array of its first channel."""
+  """One image as imshow takes it: [H, W] for one channel, [H, W, 3] for RGB."""
   image = np.asarray(image)
+  if image.ndim == 3 and image.shape[-1] == 3:
+    return image
   return image[..., 0] if image.ndim == 3 else image
 
 
 def _draw_example(ax, image):
-  """An image in gray, or a window of a series (float, steps x features) as one line a feature."""
-  if image.dtype != np.uint8 and image.shape[0] != image.shape[1]:
+  """An image (gray or RGB), or a window of a series as one line a feature.
+
+  A series' windows are standardised floats (below 0 or above 1); images are uint8 or
+  floats in 0..1.
+  """
+  if image.dtype != np.uint8 and image.ndim == 2 and (image.min() < 0 or image.max() > 1):
     ax.plot(image, linewidth=0.8)  # weather: 5 standardised features over the weeks
     return
-  # uint8 pixels have a fixed range; float ones (normalised or not) are scaled per image.
+  if image.ndim == 3:  # RGB
+    ax.imshow(image, interpolation="nearest")
+    return
+  # uint8 pixels have a fixed range; float ones are scaled per image.
   limits = {"vmin": 0, "vmax": 255} if image.dtype == np.uint8 else {}
   ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
 

@@ -20,18 +20,21 @@ def _columns(n, min_cols=1):
 
 
 def _mosaic(tiles, cols, labels):
-  """Lays tiles [n, h, w] out in a grid with gaps (NaN) and a band above each row for labels.
+  """Lays tiles [n, h, w] (or RGB [n, h, w, 3]) out in a grid with gaps and label bands.
+
+  Gaps are NaN (blank under a colormap), or white for RGB tiles.
 
   Returns:
-    (canvas, corners, (slot_h, slot_w)): the 2-D canvas, each tile's top-left (y, x), and the
+    (canvas, corners, (slot_h, slot_w)): the canvas, each tile's top-left (y, x), and the
     size of one grid slot in pixels.
   """
-  n, h, w = tiles.shape
+  n, h, w = tiles.shape[:3]
   gap = max(1, round(0.15 * w))
   top = max(gap, round(0.3 * h)) if labels else gap
   slot_h, slot_w = h + top, w + gap
   rows = math.ceil(n / cols)
-  canvas = np.full((rows * slot_h, cols * slot_w - gap), np.nan)
+  canvas = np.full((rows * slot_h, cols * slot_w - gap, *tiles.shape[3:]),
+                   1.0 if tiles.ndim == 4 else np.nan)
   corners = []
   for i, tile in enumerate(tiles):
     y, x = (i // cols) * slot_h + top, (i % cols) * slot_w
@@ -66,9 +69,12 @@ def _tile_figure(tiles, cols, cell, labels, colorbar=False, **imshow_args):
   # At least 6 inches wide so a two-line title fits over a grid of a few filters.
   fig, ax = plt.subplots(figsize=(max(canvas.shape[1] * inch + extra, 6.0),
                                   canvas.shape[0] * inch + 0.8), dpi=_DPI, layout="constrained")
-  cmap = plt.get_cmap(imshow_args.pop("cmap")).with_extremes(bad=(0, 0, 0, 0))  # gaps: blank
-  image = ax.imshow(canvas, cmap=cmap, interpolation="nearest", **imshow_args)
-  h, w = tiles.shape[1:]
+  if canvas.ndim == 3:  # RGB tiles in 0..1: no colormap
+    image = ax.imshow(np.clip(canvas, 0.0, 1.0), interpolation="nearest")
+  else:
+    cmap = plt.get_cmap(imshow_args.pop("cmap")).with_extremes(bad=(0, 0, 0, 0))  # blank gaps
+    image = ax.imshow(canvas, cmap=cmap, interpolation="nearest", **imshow_args)
+  h, w = tiles.shape[1:3]
   # Outlines, since a map that is ~0 at its edges (all MNIST maps are) has no visible border.
   outlines = PatchCollection([Rectangle((x - 0.5, y - 0.5), w, h) for y, x in corners],
                              facecolor="none", edgecolor="black", linewidth=0.6)
@@ -99,6 +105,8 @@ def _save(fig, path):
 
 def _conv_caption(shape):
   kh, kw, c_in, n = shape
+  if c_in == 3:
+    return f"{n} filters {kh}x{kw} over RGB (each scaled alone: the colour it responds to)"
   return f"{n} filters {kh}x{kw}, input channel 0 of {c_in} (each scaled alone, white = high)"
 
 
@@ -106,6 +114,9 @@ def _class_caption(image_shape, outputs=None, n_classes=None):
   """What the tiles are: classes (a linear model) or hidden units (a first dense layer)."""
   what = ("class" if outputs is None or outputs == n_classes
           else f"of the {outputs} hidden units")
+  if len(image_shape) == 3 and image_shape[2] == 3:
+    return (f"pixel weights of each {what}, {image_shape[0]}x{image_shape[1]} RGB: each "
+            "channel's weight as its colour, mid-gray = 0")
   return (f"pixel weights of each {what}, {image_shape[0]}x{image_shape[1]}: "
           "red raises it, blue lowers it")
 
@@ -128,11 +139,13 @@ def conv_filters_png(kernel, path, title=None):
   if kernel.ndim != 4:
     raise UsageError(f"a conv kernel must be 4-D [height, width, in, out] but has shape "
                      f"{list(kernel.shape)}; pass a conv layer's kernel variable")
-  filters = np.moveaxis(kernel[:, :, 0, :], -1, 0)  # [out, kh, kw]
+  rgb = kernel.shape[2] == 3  # a first layer over RGB images: each filter in colour
+  filters = np.moveaxis(kernel if rgb else kernel[:, :, 0, :], -1, 0)  # [out, kh, kw(, 3)]
   # Each filter scaled to [0, 1] on its own, as the book's per-filter plt.pcolor does, so weak
   # filters still show their shape. (imshow, not pcolor: pcolor puts row 0 at the bottom.)
-  low = filters.min(axis=(1, 2), keepdims=True)
-  span = filters.max(axis=(1, 2), keepdims=True) - low
+  axes = tuple(range(1, filters.ndim))
+  low = filters.min(axis=axes, keepdims=True)
+  span = filters.max(axis=axes, keepdims=True) - low
   filters = np.where(span > 0, (filters - low) / np.where(span > 0, span, 1.0), 0.5)
   n = len(filters)
   fig, _ = _tile_figure(filters, _columns(n), cell=1.2, labels=[str(i) for i in range(n)],
@@ -170,13 +183,19 @@ def class_maps_png(kernel, image_shape, path, title=None, class_names=None):
     raise UsageError(f"{len(class_names)} class names were given for a kernel of {n} classes; "
                      f"give exactly {n} names")
   # Same C-order flattening as layers.flat_input: pixel (h, w, c) is row (h * W + w) * C + c.
-  maps = kernel.T.reshape((n,) + image_shape + ((1,) if len(image_shape) == 2 else ()))[..., 0]
+  maps = kernel.T.reshape((n,) + image_shape + ((1,) if len(image_shape) == 2 else ()))
+  rgb = maps.shape[-1] == 3
+  maps = maps if rgb else maps[..., 0]
   # One symmetric scale for all classes, so white is 0 and classes compare by colour.
   # NaN/inf weights (a diverged run) are left out of the scale rather than break it.
   limit = float(np.abs(maps[np.isfinite(maps)]).max(initial=0.0)) or 1.0
   labels = [str(i) if class_names is None else f"{i} {class_names[i]}" for i in range(n)]
-  fig, _ = _tile_figure(maps, _columns(n, min_cols=5), cell=1.8, labels=labels, colorbar=True,
-                        cmap="RdBu_r", vmin=-limit, vmax=limit)
+  if rgb:  # each channel's weight as that colour's intensity: mid-gray is 0
+    fig, _ = _tile_figure((np.nan_to_num(maps) / limit + 1.0) / 2.0, _columns(n, min_cols=5),
+                          cell=1.8, labels=labels)
+  else:
+    fig, _ = _tile_figure(maps, _columns(n, min_cols=5), cell=1.8, labels=labels,
+                          colorbar=True, cmap="RdBu_r", vmin=-limit, vmax=limit)
   fig.suptitle(title or _class_caption(image_shape), fontsize=10)
   return _save(fig, path)
 

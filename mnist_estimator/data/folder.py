@@ -63,7 +63,8 @@ def _arrays(root, options):
                              files=paths + test_paths)
 
   def build():
-    x, kept, bad = images_lib.decode_all(paths + test_paths, shape, options.skip_bad_images)
+    x, kept, bad = images_lib.decode_all(paths + test_paths, shape, options.skip_bad_images,
+                                         resize=options.image_size is not None)
     y = np.array(labels + test_labels, np.int32)[kept]
     is_test = np.array([0] * len(paths) + [1] * len(test_paths), np.int8)[kept]
     return {"x": x, "y": y, "is_test": is_test, "bad": np.array(len(bad))}

@@ -155,3 +155,15 @@ def test_modules_import_neither_tensorflow_nor_matplotlib():
           "sys.exit(any(m in sys.modules for m in ('tensorflow', 'matplotlib')))")
   assert subprocess.run([sys.executable, "-c", code], cwd=helpers.ROOT, env=helpers.cli_env(),
                         check=False).returncode == 0
+
+
+def test_rgb_errors_are_drawn_in_colour(tmp_path):
+  rng = np.random.RandomState(0)
+  images = rng.randint(0, 255, (6, 12, 10, 3)).astype(np.uint8)
+  labels = np.array([0, 1, 2, 0, 1, 2])
+  classes = (labels + 1) % 3
+  probabilities = np.full((6, 3), 1 / 3)
+  built = report.build_report(labels, classes, probabilities, 3, ["cat", "dog", "eel"])
+  paths = report.write_report(built, images, labels, classes, probabilities, str(tmp_path))
+  pixels = helpers.read_png(paths["worst_errors"])
+  assert ((pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.2).mean() > 0.05

@@ -117,3 +117,13 @@ def test_a_hidden_layer_is_not_called_classes():
   assert "each class" in weight_pictures._class_caption((28, 28, 1), 10, 10)  # pylint: disable=protected-access
   caption = weight_pictures._class_caption((28, 28, 1), 500, 10)  # pylint: disable=protected-access
   assert "of the 500 hidden units" in caption and "class" not in caption
+
+
+def test_rgb_filters_and_maps_are_drawn_in_colour(tmp_path):
+  rng = np.random.RandomState(0)
+  for path in (weight_pictures.conv_filters_png(rng.randn(3, 3, 3, 8), str(tmp_path / "c.png")),
+               weight_pictures.class_maps_png(rng.randn(12 * 10 * 3, 3), (12, 10, 3),
+                                              str(tmp_path / "m.png"))):
+    pixels = helpers.read_png(path)
+    spread = pixels.max(axis=-1) - pixels.min(axis=-1)  # 0 wherever a pixel is gray
+    assert (spread > 0.2).mean() > 0.05, path
