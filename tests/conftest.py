@@ -35,3 +35,11 @@ def small(sample):
   """A 600/200 cut of the sample: enough for 2-20 step flows, fast to evaluate."""
   return dataclasses.replace(sample, x_train=sample.x_train[:600], y_train=sample.y_train[:600],
                              x_test=sample.x_test[:200], y_test=sample.y_test[:200])
+
+
+@pytest.fixture(scope="session")
+def weeks(tmp_path_factory):
+  """A generated weekly weather series as 4-week windows: data for the series models."""
+  import helpers  # pylint: disable=g-import-not-at-top
+  return datasets.load("weather", helpers.write_weather(tmp_path_factory.mktemp("weeks")),
+                       window=4)

@@ -171,7 +171,7 @@ def plot_curves(rows, path):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  panels = list(dict.fromkeys(info.panel for info in datasets.DATASETS.values()))
+  panels = list(dict.fromkeys(info.panel for info in datasets.DATASETS.values() if info.panel))
   fig, axes = plt.subplots(1, len(panels), figsize=(6.3 * len(panels), 5), squeeze=False)
   axes = axes[0]
   for r in rows:

@@ -108,7 +108,7 @@ def cases(tmp, trained):
       ("truncated record", "truncated record", MAIN, ["--steps=5"], ["mnist_estimator.json"], 2,
        False),
       ("another model, no record", "no record", MAIN, ["--model=cnn", "--steps=5"],
-       ["not found in checkpoint"], 2, False),
+       ["holds a checkpoint of another network", "dense/kernel [784, 10] there"], 2, False),
       ("huge batch", None, MAIN, ["--steps=5", "--batch_size=1000000000"], ["--batch_size"], 2,
        False),
       ("huge eval batch", None, MAIN, [*ev, "--eval_batch_size=1000000000"],
