@@ -111,10 +111,13 @@ class Loaded:
 
   def __init__(self, path, session_config=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
     self.path = path
     graph = tf.Graph()
     self._session = tf.compat.v1.Session(graph=graph, config=session_config)
-    with graph.as_default():
+    # The v1 loader is the one that gives a Session for make_callable; TF's notice that it is
+    # deprecated would be the first thing every predict and serve command prints.
+    with graph.as_default(), deprecation.silence():
       meta_graph = tf.compat.v1.saved_model.loader.load(
           self._session, [tf.saved_model.SERVING], path)
     self.signature_defs = meta_graph.signature_def
