@@ -125,6 +125,18 @@ def page_endpoint(model_name):
   return page
 
 
+def page_model_endpoint(manager):
+  """/page/model?name=NAME: the served version's image shape and class names, for the page."""
+
+  async def page_model(request):
+    try:
+      servable = manager.get(request.query_params.get("name", manager.name))
+      return json_response(servable.page_info())
+    except status.ApiError as e:
+      return json_response({"error": e.message}, e.status)
+  return page_model
+
+
 async def _http_error(request, error):
   del request  # unused
   return json_response({"error": " ".join(str(error.detail).split())}, error.status_code)
@@ -140,6 +152,7 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
   """The ASGI app: /v1/models/... to the API, the rest (page, static files, 404s) to Starlette."""
   api = Api(manager, batcher, max_body_bytes)
   site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
+                           Route("/page/model", page_model_endpoint(manager)),
                            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 

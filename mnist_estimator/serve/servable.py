@@ -25,6 +25,25 @@ class Servable:
     self._loaded = saved_model.Loaded(path, session_config)
     self._signature_defs = self._loaded.signature_defs
     self.signatures = self._loaded.signatures
+    self.class_names = self._loaded.class_names  # None: the export has no names
+
+  def page_info(self):
+    """What the page needs: serving_default's image shape [H, W, C] and the class names.
+
+    Raises:
+      ApiError: 400 when serving_default takes no images of a fixed size (a series model).
+    """
+    signature = self.signature(DEFAULT_SIGNATURE)
+    shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
+    if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+      raise status.bad_request(f"the page needs a model of images; {DEFAULT_SIGNATURE} takes "
+                               f"{shape}: use the REST API")
+    height, width = shape[1:3]
+    channels = shape[3] if len(shape) == 4 else 1
+    n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
+                      if k == "probabilities" and s.shape), 10)
+    return {"version": str(self.version), "input_shape": [height, width, channels],
+            "class_names": self.class_names or [str(k) for k in range(n_classes)]}
 
   def signature(self, name, method=None):
     """The signature called `name` (TF Serving's default if empty).

@@ -11,8 +11,8 @@ from serve_helpers import train_and_export
 from mnist_estimator.serve import batching, server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SCREENSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
-                          "serve_page.png")
+SCREENSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "serve_page.png")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
   pytest.skip("no browser: apt-get install -y chromium chromium-driver (.ci/run does)",
@@ -122,3 +122,64 @@ def test_a_photo_of_dark_ink_on_paper_is_inverted_and_classified(page_url, brows
       lambda d: d.find_element(By.ID, "pad").get_attribute("data-answers") == "1")
   assert browser.find_element(By.ID, "prediction").get_attribute("data-digit") == str(
       sample.y_test[0])
+
+
+@pytest.fixture(scope="module")
+def photo_page(tmp_path_factory):
+  """A server of a cnn trained on a generated RGB folder (12x10, classes cat, dog, eel)."""
+  import helpers  # pylint: disable=g-import-not-at-top
+
+  from mnist_estimator.run import plan  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.run.spec import RunSpec  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("photos")
+  folder = helpers.write_image_folder(root / "f", per_class=20)
+  data = plan.load_data(RunSpec.for_model("cnn", dataset=f"folder:{folder}"))
+  path = train_and_export(data, str(root), model="cnn", steps=30, optimizer="adam",
+                          learning_rate=0.003, dataset=f"folder:{folder}")
+  app, manager, batcher = server.build(path, poll_seconds=0,
+                                       batch_options=batching.BatchOptions())
+  with server.BackgroundServer(app) as background:
+    yield background.url, folder
+  manager.stop()
+  batcher.close()
+
+
+def test_an_rgb_model_takes_a_photo_and_names_its_classes(photo_page, browser, tmp_path):
+  """#19: class names from the folders, a photo instead of a drawing, the REST API's answer."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from serve_helpers import call  # pylint: disable=g-import-not-at-top
+  url, folder = photo_page
+  browser.get(url + "/")
+  WebDriverWait(browser, 30).until(lambda d: "RGB" in d.find_element(By.ID, "model-status").text)
+  assert "12x10 RGB, 3 classes" in browser.find_element(By.ID, "model-status").text
+  assert browser.find_element(By.ID, "title").text == "Classify a photo"
+  names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#bars .digit")]
+  assert names == ["cat", "dog", "eel"]
+  _draw(browser, DIGITS[1])  # drawing does nothing on a photo model
+  assert browser.find_element(By.ID, "pad").get_attribute("data-answers") == "0"
+  photo = os.path.join(folder, "eel", "003.png")
+  browser.find_element(By.ID, "upload").send_keys(photo)
+  WebDriverWait(browser, 30).until(
+      lambda d: d.find_element(By.ID, "pad").get_attribute("data-answers") == "1")
+  assert browser.find_element(By.ID, "error").text == ""
+  # What the page sent is the photo itself (12x10 RGB, scaled up on the pad and back) ...
+  seen = np.array(browser.execute_script(
+      "const c = document.getElementById('seen'); const d = c.getContext('2d')"
+      ".getImageData(0, 0, c.width, c.height).data; const out = [];"
+      "for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);"
+      "return [c.height, c.width, out];")[2], np.float32).reshape(12, 10, 3) / 255
+  original = np.asarray(Image.open(photo), np.float32) / 255
+  assert np.abs(seen - original).mean() < 0.05
+  # ... and the page names the class the REST API gives for it.
+  status, body = call(url, "POST", "/v1/models/mnist:predict",
+                      {"instances": [seen.round(3).tolist()]})
+  assert status == 200, body
+  expected = int(np.argmax(body["predictions"][0]["probabilities"]))
+  prediction = browser.find_element(By.ID, "prediction")
+  assert prediction.get_attribute("data-digit") == str(expected)
+  assert prediction.get_attribute("data-class") == ["cat", "dog", "eel"][expected]
+  assert prediction.text.startswith(["cat", "dog", "eel"][expected] + " (")
+  browser.save_screenshot(str(tmp_path / "photo_page.png"))
+  if os.environ.get("MNIST_ESTIMATOR_DOCS") == "1":
+    shutil.copy(tmp_path / "photo_page.png", SCREENSHOT.replace(".png", "_photo.png"))

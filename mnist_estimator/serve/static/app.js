@@ -10,7 +10,8 @@ const STROKE = 22;  // on the 280px pad: about 2 px at MNIST's 20px digit height
 function clearPad() {
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, pad.width, pad.height);
-  seen.getContext("2d").clearRect(0, 0, 28, 28);
+  seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
+  photoBox = null;
   showPrediction(null);
   pad.dataset.answers = "0";
 }
@@ -23,6 +24,7 @@ function padPoint(event) {
           (event.clientY - box.top) * pad.height / box.height];
 }
 pad.addEventListener("pointerdown", (event) => {
+  if (isPhotoModel()) return;  // an RGB model takes photos, not drawings
   drawing = true;
   pad.setPointerCapture(event.pointerId);
   const [x, y] = padPoint(event);
@@ -53,10 +55,16 @@ function endStroke() {
 pad.addEventListener("pointerup", endStroke);
 pad.addEventListener("pointercancel", endStroke);
 
-// The pad (white on black, intensity in the red channel) as MNIST's 28x28: the ink's bounding
-// box scaled by area averaging into 20x20 (aspect kept), then placed so that its centre of
-// mass is the centre of the 28x28 field. Returns null for an empty pad.
+// The served model's input: [H, W, C] and its class names, from /page/model at start and
+// whenever a version is swapped in (the status line polls it). MNIST's until then.
+let MODEL_INFO = {input_shape: [28, 28, 1], class_names: [...Array(10).keys()].map(String)};
+const isPhotoModel = () => MODEL_INFO.input_shape[2] === 3;
+
+// The pad (white on black, intensity in the red channel) as an MNIST-style H x W: the ink's
+// bounding box scaled by area averaging into 20/28 of the field (aspect kept), then placed so
+// that its centre of mass is the field's centre. Returns null for an empty pad.
 function mnistInput() {
+  const [H, W] = MODEL_INFO.input_shape;
   const w = pad.width, h = pad.height;
   const data = ctx.getImageData(0, 0, w, h).data;
   let x0 = w, y0 = h, x1 = -1, y1 = -1;
@@ -70,7 +78,7 @@ function mnistInput() {
   }
   if (x1 < 0) return null;
   const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
-  const scale = 20 / Math.max(bw, bh);
+  const scale = Math.min(H, W) * 20 / 28 / Math.max(bw, bh);
   const tw = Math.max(1, Math.round(bw * scale)), th = Math.max(1, Math.round(bh * scale));
   const sum = new Float32Array(tw * th), count = new Float32Array(tw * th);
   for (let y = y0; y <= y1; y++) {
@@ -87,10 +95,10 @@ function mnistInput() {
     mass += sum[i]; mx += sum[i] * (i % tw); my += sum[i] * Math.floor(i / tw);
   }
   const clamp = (v, hi) => Math.max(0, Math.min(hi, v));
-  const ox = clamp(Math.round(13.5 - mx / mass), 28 - tw);
-  const oy = clamp(Math.round(13.5 - my / mass), 28 - th);
+  const ox = clamp(Math.round((W - 1) / 2 - mx / mass), W - tw);
+  const oy = clamp(Math.round((H - 1) / 2 - my / mass), H - th);
   const image = [];
-  for (let y = 0; y < 28; y++) image.push(new Array(28).fill(0));
+  for (let y = 0; y < H; y++) image.push(new Array(W).fill(0));
   for (let y = 0; y < th; y++) {
     for (let x = 0; x < tw; x++) {
       image[oy + y][ox + x] = Math.round(Math.min(1, sum[y * tw + x]) * 1000) / 1000;
@@ -99,13 +107,44 @@ function mnistInput() {
   return image;
 }
 
+// An RGB model's input: the pad's photo (drawn there by loadPhoto), centre-cropped to the
+// model's aspect and scaled to H x W by the canvas, as [H][W][3] in 0..1.
+let photoBox = null;  // where loadPhoto drew the photo on the pad
+function photoInput() {
+  if (!photoBox) return null;
+  const [H, W] = MODEL_INFO.input_shape;
+  const {x, y, w, h} = photoBox;
+  const crop = Math.min(w / W, h / H);
+  const small = document.createElement("canvas");
+  small.width = W; small.height = H;
+  const sctx = small.getContext("2d");
+  sctx.imageSmoothingQuality = "high";
+  sctx.drawImage(pad, x + (w - W * crop) / 2, y + (h - H * crop) / 2, W * crop, H * crop,
+                 0, 0, W, H);
+  const d = sctx.getImageData(0, 0, W, H).data, image = [];
+  for (let r = 0; r < H; r++) {
+    const row = [];
+    for (let c = 0; c < W; c++) {
+      const i = (r * W + c) * 4;
+      row.push([d[i], d[i + 1], d[i + 2]].map((v) => Math.round(v / 255 * 1000) / 1000));
+    }
+    image.push(row);
+  }
+  return image;
+}
+
 function showSeen(image) {
+  const H = image.length, W = image[0].length;
+  seen.width = W; seen.height = H;
   const c = seen.getContext("2d");
-  const pixels = c.createImageData(28, 28);
-  for (let y = 0; y < 28; y++) {
-    for (let x = 0; x < 28; x++) {
-      const v = Math.round(image[y][x] * 255), i = (y * 28 + x) * 4;
-      pixels.data[i] = pixels.data[i + 1] = pixels.data[i + 2] = v;
+  const pixels = c.createImageData(W, H);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const v = image[y][x], i = (y * W + x) * 4;
+      const [r, g, b] = Array.isArray(v) ? v : [v, v, v];
+      pixels.data[i] = Math.round(r * 255);
+      pixels.data[i + 1] = Math.round(g * 255);
+      pixels.data[i + 2] = Math.round(b * 255);
       pixels.data[i + 3] = 255;
     }
   }
@@ -113,29 +152,39 @@ function showSeen(image) {
 }
 
 const bars = document.getElementById("bars");
-for (let d = 0; d < 10; d++) {
-  bars.insertAdjacentHTML("beforeend", `<div class="bar" id="bar-${d}"><span class="digit">${d}` +
-    `</span><span class="track"><span class="fill"></span></span><span class="value"></span></div>`);
+function buildBars() {
+  bars.textContent = "";
+  MODEL_INFO.class_names.forEach((name, k) => {
+    const bar = document.createElement("div");
+    bar.className = "bar"; bar.id = `bar-${k}`;
+    bar.innerHTML = '<span class="digit"></span><span class="track"><span class="fill"></span>' +
+      '</span><span class="value"></span>';
+    bar.querySelector(".digit").textContent = name;  // a folder's name: text, never HTML
+    bars.appendChild(bar);
+  });
 }
 
+// data-digit is the class index, data-class its name (what tests and scripts read).
 function showPrediction(probabilities) {
   const label = document.getElementById("prediction");
   const top = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
-  for (let d = 0; d < 10; d++) {
-    const bar = document.getElementById(`bar-${d}`);
-    const p = probabilities ? probabilities[d] : 0;
+  MODEL_INFO.class_names.forEach((_, k) => {
+    const bar = document.getElementById(`bar-${k}`);
+    const p = probabilities ? probabilities[k] : 0;
     bar.querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
     bar.querySelector(".value").textContent = probabilities ? `${(100 * p).toFixed(1)}%` : "";
-    bar.classList.toggle("top", d === top);
-  }
-  label.textContent = top >= 0 ? `${top} (${(100 * probabilities[top]).toFixed(1)}%)` : "–";
+    bar.classList.toggle("top", k === top);
+  });
+  const name = top >= 0 ? MODEL_INFO.class_names[top] : "";
+  label.textContent = top >= 0 ? `${name} (${(100 * probabilities[top]).toFixed(1)}%)` : "–";
   label.dataset.digit = top >= 0 ? String(top) : "";
+  label.dataset.class = name;
   document.getElementById("error").textContent = "";
 }
 
 let pending = 0;
 async function classify() {
-  const image = mnistInput();
+  const image = isPhotoModel() ? photoInput() : mnistInput();
   if (!image) { showPrediction(null); return; }
   showSeen(image);
   const ticket = ++pending;
@@ -166,6 +215,11 @@ function loadPhoto(file) {
     const w = Math.round(img.width * scale), h = Math.round(img.height * scale);
     const x = Math.floor((pad.width - w) / 2), y = Math.floor((pad.height - h) / 2);
     ctx.drawImage(img, x, y, w, h);
+    if (isPhotoModel()) {  // as it is: the model was trained on photos like it
+      photoBox = {x, y, w, h};
+      classify();
+      return;
+    }
     const frame = ctx.getImageData(x, y, w, h), d = frame.data;
     const grey = new Float32Array(w * h);
     let border = 0, borderCount = 0;
@@ -193,14 +247,43 @@ function loadPhoto(file) {
   img.src = url;
 }
 
+// The page's model: input shape and class names. A new shape or new names (another version
+// swapped in) rebuild the bars and switch between drawing and photo mode.
+async function loadModelInfo() {
+  const response = await fetch(`/page/model?name=${encodeURIComponent(MODEL)}`);
+  const info = await response.json();
+  if (!response.ok) throw new Error(info.error || response.statusText);
+  const changed = JSON.stringify(info.input_shape) !== JSON.stringify(MODEL_INFO.input_shape) ||
+    JSON.stringify(info.class_names) !== JSON.stringify(MODEL_INFO.class_names);
+  MODEL_INFO = info;
+  if (changed || !bars.children.length) {
+    const [H, W, C] = info.input_shape;
+    document.body.classList.toggle("photo-mode", C === 3);
+    document.getElementById("title").textContent = C === 3 ? "Classify a photo" : "Draw a digit";
+    document.getElementById("hint").textContent = C === 3
+      ? `Choose a photo; it is centre-cropped to ${H}x${W} RGB, as the model was trained.`
+      : "Draw with the mouse or a finger; each stroke asks the model again.";
+    document.getElementById("seen-hint").textContent = C === 3
+      ? `The photo at the model's ${H}x${W}.`
+      : `Fitted into ${Math.round(Math.min(H, W) * 20 / 28)}px and centred by centre of mass ` +
+        `in ${H}x${W}, as MNIST was made.`;
+    buildBars();
+    clearPad();
+  }
+}
+
 async function showModelStatus() {
   const line = document.getElementById("model-status");
   try {
+    await loadModelInfo();
     const response = await fetch(`/v1/models/${encodeURIComponent(MODEL)}`);
     const body = await response.json();
     const versions = (body.model_version_status || []).map((v) => `${v.version} ${v.state}`);
-    line.textContent = response.ok ? `model "${MODEL}", version ${versions.join(", ")}`
-                                   : `model "${MODEL}": ${body.error}`;
+    const [H, W, C] = MODEL_INFO.input_shape;
+    line.textContent = response.ok
+      ? `model "${MODEL}", version ${versions.join(", ")}; ${H}x${W} ${C === 3 ? "RGB" : "grey"}, ` +
+        `${MODEL_INFO.class_names.length} classes`
+      : `model "${MODEL}": ${body.error}`;
   } catch (error) {
     line.textContent = `model "${MODEL}": ${error.message}`;
   }
@@ -211,5 +294,6 @@ document.getElementById("upload").addEventListener("change", (event) => {
   if (event.target.files.length) loadPhoto(event.target.files[0]);
   event.target.value = "";
 });
+buildBars();
 clearPad();
 showModelStatus();
