@@ -24,6 +24,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
 from mnist_estimator.run import plan as plan_lib
 from mnist_estimator.tools import bench_lib
+from mnist_estimator.tools import bench_primitives
 from mnist_estimator.tools import bench_report
 from mnist_estimator.tools import bench_variants
 from mnist_estimator.tools import keras_models
@@ -47,6 +48,7 @@ class BenchConfig:
   startup: bool = True
   serving: bool = True
   graph: bool = True  # count the bf16 train step's ops
+  primitives: bool = True  # oneDNN's time per primitive of one step (fp32; bf16 if native)
   intra_op_threads: int = 0
   inter_op_threads: int = 0
   time_to_accuracy: bool = False
@@ -148,6 +150,8 @@ def run_benchmark(config, data):
     if config.graph:
       result["graph"] = bench_lib.train_step_graph(
           plan_lib.params(variant_spec(config, None), data), 8)
+    if config.primitives:
+      result["primitives"] = _primitives(config, result)
     if config.serving and estimator is None:
       result["skipped"]["serving"] = "no Estimator variant ran, so there is no checkpoint"
     elif config.serving:
@@ -162,6 +166,13 @@ def run_benchmark(config, data):
     shutil.rmtree(work_dir, ignore_errors=True)
   result["machine"]["loadavg_end"] = bench_lib.machine_info()["loadavg"]
   return result
+
+
+def _primitives(config, result):
+  """oneDNN's per-primitive times of one step: fp32, and bf16 where the CPU has it natively."""
+  precisions = ["fp32"] + (["bf16"] if result["machine"]["bf16_flags"] else [])
+  return [bench_primitives.primitive_times(config.model, result["batch_size"], p)
+          for p in precisions]
 
 
 def _time_variants(config, data, work_dir, result):
@@ -208,6 +219,8 @@ def define_flags():
   flags.DEFINE_integer("repeats", 3, "Interleaved rounds of all variants; each variant's "
                        "median round is reported.", lower_bound=1)
   flags.DEFINE_bool("graph", True, "Count the ops one bf16 training step runs (casts).")
+  flags.DEFINE_bool("primitives", True, "Time each oneDNN primitive of one training step "
+                    "(ONEDNN_VERBOSE, in a child process): fp32, and bf16 if the CPU has it.")
   flags.DEFINE_string("out", None, "JSON results (default <tmp>/mnist_estimator/bench/"
                       "<model>.json).")
   flags.DEFINE_list("variants", list(bench_variants.DEFAULT_VARIANTS), "Variants to time, "

@@ -56,6 +56,11 @@ def _graph_lines(result):
           f"for {graph['variables']} variables"]
 
 
+def _primitive_lines(result):
+  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  return [bench_primitives.summary_line(f) for f in result.get("primitives") or []]
+
+
 def _extra_lines(result):
   """Startup, serving and time-to-accuracy lines, for the figures that were measured."""
   lines = []
@@ -82,7 +87,7 @@ def _extra_lines(result):
 def format_report(result):
   """The whole result as readable text."""
   lines = (_machine_lines(result) + _peak_lines(result) + variant_table(result)
-           + _graph_lines(result) + _extra_lines(result))
+           + _graph_lines(result) + _primitive_lines(result) + _extra_lines(result))
   lines += [f"note: {note}" for note in result["notes"]]
   return "\n".join(lines)
 

@@ -17,7 +17,7 @@ from mnist_estimator.tools import keras_models
 
 BATCH = 16
 TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, startup=False,
-            matmul_n=128, serving_calls=(5, 50, 2))
+            matmul_n=128, serving_calls=(5, 50, 2), primitives=False)
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,32 @@ def test_time_to_accuracy_stops_at_the_flagfile_steps(small, tmp_path):
   assert [point["step"] for point in out["curve"]] == [2, 4]
   assert 0 < out["curve"][0]["train_seconds"] < out["train_seconds"]
   assert 0.0 <= out["accuracy"] <= 1.0 and out["model"] == "keras_cnn"
+
+
+_VERBOSE = """onednn_verbose,info,cpu,runtime:OpenMP
+onednn_verbose,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,src_bf16::blocked:acdb::f0,attr-scratchpad:user,alg:convolution_direct,mb100_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2,18.5
+onednn_verbose,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,src_bf16::blocked:acdb::f0,attr-scratchpad:user,alg:convolution_direct,mb100_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2,17.5
+onednn_verbose,exec,cpu,matmul,brg:avx512_core_bf16,undef,src_bf16::blocked:ab::f0,,,100x1024:1024x3136,8
+onednn_verbose,create:cache_hit,cpu,matmul,brg:avx512_core_bf16,undef,src_bf16::blocked:ab::f0,,,100x1024:1024x3136,0.01
+"""
+
+
+def test_primitive_lines_are_summed_per_step_and_ranked():
+  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  figures = dict(bench_primitives.parse(_VERBOSE, steps=2), precision="bf16")
+  assert figures["ms_per_step"] == pytest.approx(22.0)  # (18.5 + 17.5 + 8) / 2; no creation
+  first = figures["rows"][0]
+  assert (first["primitive"], first["kind"], first["ms"]) == ("convolution", "backward_weights",
+                                                              18.0)
+  line = bench_primitives.summary_line(figures)
+  assert line.startswith("oneDNN primitives of one bf16 train step: 22.0 ms; convolution "
+                         "backward_weights ic32 oc64 14x14 k5 [jit_bf16] 18.0 ms (82%)"), line
+
+
+def test_primitive_times_of_a_real_step():
+  """A child process with ONEDNN_VERBOSE=1: the mlp's matmuls are there, timed."""
+  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  figures = bench_primitives.primitive_times("mlp", 16, "fp32", steps=2, warmup=1)
+  kinds = {row["primitive"] for row in figures["rows"]}
+  assert kinds & {"matmul", "inner_product"}, figures["rows"]
+  assert figures["ms_per_step"] > 0 and all(row["ms"] >= 0 for row in figures["rows"])
