@@ -1,6 +1,5 @@
 """TF Serving's protos <-> this server: TensorProtos, Input (tf.Examples), results, model specs."""
 
-import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import classification_pb2
