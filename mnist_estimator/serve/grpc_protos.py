@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 from google.protobuf import json_format
+from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
@@ -55,8 +56,7 @@ def to_array(key, proto, spec):
 def tensor_proto(array):
   """An output array as a TensorProto with typed fields (Tensor::AsProtoField)."""
   dtype = tf.string if array.dtype == object else tf.dtypes.as_dtype(array.dtype)
-  proto = tf.make_tensor_proto([], dtype=dtype)
-  del proto.tensor_shape.dim[:]
+  proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
   for size in array.shape:
     proto.tensor_shape.dim.add(size=size)
   getattr(proto, _VALUE_FIELDS[dtype]).extend(array.ravel().tolist())
