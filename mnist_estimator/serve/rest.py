@@ -64,12 +64,7 @@ def predict_feeds(request, signature):
   else:
     value = request["inputs"]
     if isinstance(value, dict) and set(value) != {"b64"}:
-      # As TF Serving (json_tensor.cc, FillTensorMapFromInputsMap): keys the signature does
-      # not take are ignored.
-      missing = sorted(set(specs) - set(value))
-      if missing:
-        raise status.bad_request(f"Missing named input: {missing[0]} in 'inputs' object.")
-      columns = dict(value)
+      columns = _named_inputs(value, specs)
     elif len(specs) == 1:
       columns = {next(iter(specs)): value}
     else:
@@ -80,6 +75,14 @@ def predict_feeds(request, signature):
   if row_format and len(sizes) > 1:
     raise status.bad_request("instances have inputs with different batch sizes")
   return feeds, max(sizes), row_format
+
+
+def _named_inputs(value, specs):
+  """Columnar inputs by name; as TF Serving's FillTensorMapFromInputsMap, other keys are ignored."""
+  missing = sorted(set(specs) - set(value))
+  if missing:
+    raise status.bad_request(f"Missing named input: {missing[0]} in 'inputs' object.")
+  return value
 
 
 def _check_keys(i, keys, specs):

@@ -80,16 +80,7 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
   stopped = asyncio.Event()
   grpc_server, bound = None, None
   if ports.grpc is not None:
-    grpc_server = grpc_service.make_server(manager, batcher, ports.grpc_max_threads,
-                                           ports.max_message_bytes)
-    try:
-      bound = grpc_server.add_insecure_port(f"{ports.host}:{ports.grpc}")
-    except RuntimeError:
-      bound = 0
-    if not bound:
-      raise UsageError(f"cannot listen for gRPC on {ports.host}:{ports.grpc} (in use?): pass "
-                       "another --port, or --port=0 to turn gRPC off")
-    await grpc_server.start()
+    grpc_server, bound = await _start_grpc(manager, batcher, ports)
   rest_server = None
   if rest_sockets:
     rest_server = uvicorn.Server(uvicorn_config(app, ports.host, ports.rest))
@@ -109,17 +100,37 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
         started(bound, stop)
       await stopped.wait()
     else:
-      task = asyncio.ensure_future(rest_server.serve(sockets=rest_sockets))
-      while not rest_server.started and not task.done():
-        await asyncio.sleep(0.02)
-      if started and rest_server.started:
-        started(bound, stop)
-      await task
+      await _serve_rest(rest_server, rest_sockets, lambda: started and started(bound, stop))
   finally:
     if grpc_server is not None:
       await grpc_server.stop(grace=5)
     for sig, handler in handlers.items():
       signal.signal(sig, handler)
+
+
+async def _start_grpc(manager, batcher, ports):
+  """(the started grpc.aio server, its bound port)."""
+  grpc_server = grpc_service.make_server(manager, batcher, ports.grpc_max_threads,
+                                         ports.max_message_bytes)
+  try:
+    bound = grpc_server.add_insecure_port(f"{ports.host}:{ports.grpc}")
+  except RuntimeError:
+    bound = 0
+  if not bound:
+    raise UsageError(f"cannot listen for gRPC on {ports.host}:{ports.grpc} (in use?): pass "
+                     "another --port, or --port=0 to turn gRPC off")
+  await grpc_server.start()
+  return grpc_server, bound
+
+
+async def _serve_rest(rest_server, sockets, on_started):
+  """Runs uvicorn until it exits, calling on_started() once it listens."""
+  task = asyncio.ensure_future(rest_server.serve(sockets=sockets))
+  while not rest_server.started and not task.done():
+    await asyncio.sleep(0.02)
+  if rest_server.started:
+    on_started()
+  await task
 
 
 def listen(host, port):
