@@ -253,3 +253,33 @@ def test_deadlines_and_grpc_max_threads_are_honoured():
   assert answers == ["done"] * 6 and most[0] == 2
   assert late == (Code.DEADLINE_EXCEEDED, "Deadline Exceeded")
   assert missing == (Code.NOT_FOUND, "gone")
+
+
+def test_regress_on_a_regress_signature():
+  """The export has no regress signature: Regress (gRPC) and :regress (REST) on a stand-in."""
+
+  class Signature:
+    name, method_name = "r", "tensorflow/serving/regress"
+    inputs = {"inputs": None}
+
+  class Servable:
+    version, signatures = 3, {"r": Signature()}
+
+  class Manager:
+    def get(self, name, version=None, label=None):
+      assert (name, version, label) == ("m", None, None)
+      return Servable()
+
+  class Batcher:
+    async def run(self, servable, signature, feeds, size):
+      assert size == 2 and len(feeds["inputs"]) == 2
+      return {"outputs": np.float32([[0.5], [1.25]])}
+
+  request = regression_pb2.RegressionRequest()
+  request.model_spec.name, request.model_spec.signature_name = "m", "r"
+  for value in (1.0, 2.0):
+    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(value)
+  service = grpc_service.PredictionService(Manager(), Batcher(), asyncio.Semaphore(1))
+  response = asyncio.run(service.Regress(request, _FakeContext(None)))
+  assert [r.value for r in response.result.regressions] == [0.5, 1.25]
+  assert (response.model_spec.name, response.model_spec.version.value) == ("m", 3)
