@@ -25,9 +25,9 @@ DEFAULT_MAX_BODY_BYTES = 32 << 20  # a batch of ~4,000 images as JSON
 _API_PREFIX = "/v1/"
 _VERSION = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
 _POST_PATH = re.compile(rf"/v1/models/(?P<name>[^/:]+){_VERSION}:(?P<verb>classify|regress|"
-                        r"predict)", re.IGNORECASE)
+                        r"predict)", re.IGNORECASE | re.ASCII)
 _GET_PATH = re.compile(rf"/v1/models(?:/(?P<name>[^/:]+))?{_VERSION}(?:/(?P<sub>metadata))?",
-                       re.IGNORECASE)
+                       re.IGNORECASE | re.ASCII)
 _VERBS = ("predict", "classify", "regress")
 
 
