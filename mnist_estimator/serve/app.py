@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
+from mnist_estimator.serve import tf_examples
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 DEFAULT_MAX_BODY_BYTES = 32 << 20  # a batch of ~4,000 images as JSON
@@ -137,7 +138,7 @@ class Api:
   async def _classify_or_regress(self, servable, request, verb):
     method = inference.CLASSIFY if verb == "classify" else inference.REGRESS
     signature = inference.method_signature(servable, request.get("signature_name"), method)
-    serialized = rest.classify_examples(request)
+    serialized = tf_examples.classify_examples(request)
     if verb == "classify":
       return rest.classify_response(*await inference.classify(
           self.batcher, servable, signature, serialized))

@@ -10,6 +10,7 @@ from tensorflow_serving.apis import regression_pb2
 
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
+from mnist_estimator.serve import tf_examples
 
 # The typed field Tensor::AsProtoField fills for each dtype (TF Serving's Predict answers so:
 # clients that read `outputs[k].float_val` work, as well as tf.make_ndarray).
@@ -79,7 +80,7 @@ def serialized_input(input_proto):
     examples, context = [], None
   if not examples:
     raise status.bad_request("Input is empty.")
-  return rest.serialized_examples(examples, context)
+  return tf_examples.serialized_examples(examples, context)
 
 
 def classification_result(scores, classes):

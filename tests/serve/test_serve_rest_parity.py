@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from serve_helpers import call, images
 
-from mnist_estimator.serve import rest, status
+from mnist_estimator.serve import rest, status, tf_examples
 
 IMAGE = [[0.0] * 28] * 28
 LABEL_ERROR = "Unrecognized servable version label: stable"
@@ -142,7 +142,8 @@ def test_columnar_inputs_ignore_keys_the_signature_does_not_take(served):
 
 
 def _features(request):
-  return [tf.train.Example.FromString(s).features.feature for s in rest.classify_examples(request)]
+  serialized = tf_examples.classify_examples(request)
+  return [tf.train.Example.FromString(s).features.feature for s in serialized]
 
 
 def test_classify_features_typed_as_json_tensor_test():
@@ -164,9 +165,9 @@ def test_classify_features_typed_as_json_tensor_test():
                            ([[10], 20], "unexpected JSON type: Array"),
                            ([20, 18446744073709551603], "Only int64_t is supported")]:
     with pytest.raises(status.ApiError, match=re.escape(message)):
-      rest.classify_examples({"examples": [{"names": feature}]})
+      tf_examples.classify_examples({"examples": [{"names": feature}]})
   with pytest.raises(status.ApiError, match="Example must be JSON object"):
-    rest.classify_examples({"examples": [[1]]})
+    tf_examples.classify_examples({"examples": [[1]]})
 
 
 def test_integer_pixels_reach_the_model_as_int64_and_fail_there(served):
