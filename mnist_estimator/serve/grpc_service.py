@@ -59,6 +59,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
 
   @_rpc
   async def Predict(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
     servable = self.servable(request.model_spec)
     signature = inference.predict_signature(servable, request.model_spec.signature_name)
     extra = sorted(set(request.inputs) - set(signature.inputs))
@@ -83,12 +84,14 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
 
   @_rpc
   async def Classify(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
     response = inference_pb2.InferenceResult()  # a holder: result + model_spec
     await self._run(request, inference.CLASSIFY, response)
     return _as(response, "classification")
 
   @_rpc
   async def Regress(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
     response = inference_pb2.InferenceResult()
     await self._run(request, inference.REGRESS, response)
     return _as(response, "regression")
@@ -132,8 +135,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
 
   @_rpc
   async def GetModelMetadata(self, request):  # pylint: disable=invalid-name
-    if not request.HasField("model_spec"):
-      raise status.bad_request("Missing ModelSpec")
+    _require_spec(request)
     if not request.metadata_field:
       raise status.bad_request("GetModelMetadataRequest must specify at least one "
                                "metadata_field")
@@ -148,8 +150,7 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
 
   @_rpc
   async def GetModelStatus(self, request):  # pylint: disable=invalid-name
-    if not request.HasField("model_spec"):
-      raise status.bad_request("Missing ModelSpec")
+    _require_spec(request)
     name, version, _ = protos.spec_of(request.model_spec)  # labels are not looked at, as there
     return protos.status_response(self.manager.status(name, version))
 
@@ -157,6 +158,11 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
   async def HandleReloadConfigRequest(self, request):  # pylint: disable=invalid-name
     raise status.ApiError(status.UNIMPLEMENTED, "this server serves the one model of its "
                           "--model_dir or --saved_model and takes no ModelServerConfig")
+
+
+def _require_spec(request):
+  if not request.HasField("model_spec"):
+    raise status.bad_request("Missing ModelSpec")
 
 
 class _TaskRequest:

@@ -174,6 +174,7 @@ def _spec_errors(stubs, small):
       (stubs[0].Predict, wrong_version, Code.NOT_FOUND, "Specific(mnist, 7)"),
       (stubs[0].Predict, labelled, Code.INVALID_ARGUMENT, "Unrecognized servable version label"),
       (stubs[0].Predict, _predict_request(x, ""), Code.INVALID_ARGUMENT, "no name specified"),
+      (stubs[0].Predict, predict_pb2.PredictRequest(), Code.INVALID_ARGUMENT, "Missing ModelSpec"),
       (stubs[0].Predict, _predict_request(x[:, :27]), Code.INVALID_ARGUMENT,
        "has shape [1, 27, 28]"),
       (stubs[0].Predict, _predict_request(x.astype(np.float64)), Code.INVALID_ARGUMENT,
