@@ -17,8 +17,9 @@ from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 
 DEFAULT_MAX_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving's --grpc_max_threads default
-# TF Serving sets no receive bound (SetMaxMessageSize(INT32_MAX), 2 GiB); this server takes
-# its --max_body_bytes, so a huge message is refused by its length prefix before it is parsed.
+# TF Serving's SetMaxMessageSize(INT32_MAX) (server.cc): 2 GiB both ways. Answers here may be
+# as large; requests are bounded by --max_body_bytes instead, so a huge message is refused by
+# gRPC from its length prefix (RESOURCE_EXHAUSTED) before it is parsed.
 MAX_SEND_BYTES = (1 << 31) - 1
 
 
