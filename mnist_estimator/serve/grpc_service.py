@@ -19,7 +19,7 @@ from mnist_estimator.serve import status
 DEFAULT_MAX_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving's --grpc_max_threads default
 # TF Serving's SetMaxMessageSize(INT32_MAX) (server.cc): 2 GiB both ways. Answers here may be
 # as large; requests are bounded by --max_body_bytes instead, so a huge message is refused by
-# gRPC from its length prefix (RESOURCE_EXHAUSTED) before it is parsed.
+# gRPC by its length (RESOURCE_EXHAUSTED) before it is parsed: no handler sees it.
 MAX_SEND_BYTES = (1 << 31) - 1
 
 
