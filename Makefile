@@ -67,9 +67,10 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Serving (mnist_estimator.serve): TF Serving's REST API and the draw-a-digit page on
-# http://127.0.0.1:8501/ for MODEL_DIR's best (else newest) export, exporting its latest
-# checkpoint first if it has none; or SERVE_ARGS="--saved_model=BASE --port=8501".
+# Serving (mnist_estimator.serve): TF Serving's gRPC API on 127.0.0.1:8500 (--port), its REST
+# API and the draw-a-digit page on http://127.0.0.1:8501/ (--rest_api_port) for MODEL_DIR's best
+# (else newest) export, exporting its latest checkpoint first if it has none; or
+# SERVE_ARGS="--saved_model=BASE --port=8500 --rest_api_port=8501".
 .PHONY: serve loadtest
 SERVE_ARGS ?=
 serve: install
@@ -78,8 +79,9 @@ serve: install
 	  --export_dir=$(MODEL_DIR)/export/latest $(TRAIN_ARGS)
 	$(PY) -m mnist_estimator.serve $(if $(SERVE_ARGS),$(SERVE_ARGS),--model_dir=$(MODEL_DIR))
 
-# Single-image predicts from 1, 8 and 32 clients (Debian's wrk), batching on and off, on
-# 127.0.0.1 only; bounded (LOADTEST_ARGS="--seconds=4 --requests=100000 --rounds=3 --model=cnn").
+# Single-image predicts from 1, 8 and 32 clients, REST (Debian's wrk) and gRPC (an asyncio
+# client), batching on and off, mlp and cnn, on 127.0.0.1 only; bounded
+# (LOADTEST_ARGS="--seconds=4 --requests=100000 --rounds=3 --models=mlp,cnn --apis=rest,grpc").
 LOADTEST_ARGS ?=
 loadtest: install
 	@command -v wrk >/dev/null || { echo "error: wrk not found: apt-get install -y wrk" >&2; exit 1; }

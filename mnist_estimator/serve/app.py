@@ -2,6 +2,8 @@
 
 import os
 import re
+import urllib.parse
+import zlib
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -11,27 +13,57 @@ from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from mnist_estimator.serve import inference
 from mnist_estimator.serve import rest
-from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
+from mnist_estimator.serve import tf_examples
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 DEFAULT_MAX_BODY_BYTES = 32 << 20  # a batch of ~4,000 images as JSON
-MODELS_PREFIX = "/v1/models/"
 
-# /v1/models/NAME[/versions/N|/labels/L][/metadata|:predict|:classify|:regress]
-_MODEL_PATH = re.compile(r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>"
-                         r"[^/:]+))?(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$")
-_VERBS = {"predict": None, "classify": servable_lib.CLASSIFY_METHOD,
-          "regress": servable_lib.REGRESS_METHOD}
+# TF Serving's paths (http_rest_api_util.cc): all of /v1/ goes to the API, case-insensitively;
+# what these do not match is 400 "Malformed request".
+_API_PREFIX = "/v1/"
+_VERSION = r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+_POST_PATH = re.compile(rf"/v1/models/(?P<name>[^/:]+){_VERSION}:(?P<verb>classify|regress|"
+                        r"predict)", re.IGNORECASE | re.ASCII)
+_GET_PATH = re.compile(rf"/v1/models(?:/(?P<name>[^/:]+))?{_VERSION}(?:/(?P<sub>metadata))?",
+                       re.IGNORECASE | re.ASCII)
+_VERBS = ("predict", "classify", "regress")
 
 
 def json_response(content, code=200):
   return Response(rest.dumps(content), code, media_type="application/json")
 
 
+def parse_path(method, path):
+  """(name, version, label, verb or "metadata" or "status") of an API path, as TF Serving does.
+
+  Raises:
+    ApiError: INVALID_ARGUMENT "Malformed request" for a path or method it does not serve, or a
+      version that is not an int64.
+  """
+  malformed = status.bad_request(f"Malformed request: {method} {path}"[:200])
+  match = {"POST": _POST_PATH, "GET": _GET_PATH}.get(method)
+  match = match and match.fullmatch(path)
+  if not match:
+    raise malformed
+  name, version, label = (urllib.parse.unquote(match[k]) if match[k] else None
+                          for k in ("name", "version", "label"))
+  if version is not None and int(version) >= 1 << 63:
+    raise status.bad_request(f"Failed to convert version: {version} to numeric.")
+  version = None if version is None else int(version)
+  if method == "POST":
+    if match["verb"] not in _VERBS:  # matched case-insensitively, compared exactly (as there)
+      raise malformed
+    return name, version, label, match["verb"]
+  if not name:
+    raise status.bad_request("Missing model name in request.")
+  return name, version, label, "metadata" if match["sub"] == "metadata" else "status"
+
+
 class Api:
-  """The /v1/models/... handler, a plain ASGI app around a ModelManager and a Batcher.
+  """The /v1/... handler, a plain ASGI app around a ModelManager and a Batcher.
 
   uvicorn (httptools) parses HTTP; this skips Starlette's middleware and Request objects on
   the hot path, which costs a third of a single-image request's CPU time.
@@ -48,43 +80,39 @@ class Api:
     except status.ApiError as e:
       code, content = e.status, {"error": e.message}
     except Exception as e:  # pylint: disable=broad-except  # a bug: answer 500 and go on
-      code, content = status.INTERNAL, {"error": f"internal error: {type(e).__name__}: {e}"}
+      error = status.internal(e)
+      code, content = error.status, {"error": error.message}
     body = rest.dumps(content)
     await send({"type": "http.response.start", "status": code, "headers": [
         (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
     await send({"type": "http.response.body", "body": body})
 
   async def _models(self, scope, receive):
-    method, path = scope["method"], scope["path"][len(MODELS_PREFIX):]
-    match = _MODEL_PATH.match(path)
-    if not match or match["label"] or (match["verb"] and match["verb"] not in _VERBS):
-      raise status.ApiError(status.NOT_FOUND if match else status.BAD_REQUEST,
-                            f"Malformed request: {method} {MODELS_PREFIX}{path}"[:200])
-    name, version, verb = match["name"], match["version"], match["verb"]
-    if (method == "POST") != bool(verb):
-      raise status.ApiError(status.METHOD_NOT_ALLOWED,
-                            f"{method} is not allowed on {MODELS_PREFIX}{path}"[:200])
-    if match["metadata"]:
-      return self.manager.metadata(name, version)
-    if not verb:
-      return self.manager.status(name, version)
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    name, version, label, verb = parse_path(scope["method"], path)
+    if verb == "status":
+      return self.manager.status(name, version)  # TF Serving's GetModelStatus ignores labels
+    if verb == "metadata":
+      return self.manager.metadata(name, version, label)
     body = await self._read_body(scope, receive)
-    servable = self.manager.get(name, version)
     request = rest.parse_body(body)
+    servable = self.manager.get(name, version, label)
     if verb == "predict":
       return await self._predict(servable, request)
     return await self._classify_or_regress(servable, request, verb)
 
   async def _read_body(self, scope, receive):
-    """The body, refused with 413 before reading when it is larger than max_body_bytes."""
+    """The body (gunzipped), refused with 413 before reading when over max_body_bytes."""
     limit = self.max_body_bytes
     too_large = f"request body is larger than the server's limit of {limit} bytes"
-    length = dict(scope["headers"]).get(b"content-length")
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length")
     if length is not None:
       if not length.isdigit():
         raise status.bad_request(f"bad Content-Length: {length[:20].decode('latin-1')}")
       if int(length) > limit:
-        raise status.ApiError(status.TOO_LARGE, f"{too_large} ({int(length)} bytes)")
+        raise status.ApiError(status.RESOURCE_EXHAUSTED, f"{too_large} ({int(length)} bytes)",
+                              status.TOO_LARGE)
     chunks, total, more = [], 0, True
     while more:
       message = await receive()
@@ -93,26 +121,42 @@ class Api:
       chunks.append(message.get("body", b""))
       total += len(chunks[-1])
       if total > limit:
-        raise status.ApiError(status.TOO_LARGE, too_large)
+        raise status.ApiError(status.RESOURCE_EXHAUSTED, too_large, status.TOO_LARGE)
       more = message.get("more_body", False)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if b"gzip" in headers.get(b"content-encoding", b""):  # as TF Serving's evhttp_request.cc
+      body = _gunzip(body, limit, too_large)
+    return body
 
   async def _predict(self, servable, request):
-    signature = servable.signature(request.get("signature_name"))
+    signature = inference.predict_signature(servable, request.get("signature_name"),
+                                            status.INVALID_ARGUMENT)
     feeds, size, row_format = rest.predict_feeds(request, signature)
     outputs = await self.batcher.run(servable, signature, feeds, size)
     return rest.predict_response(outputs, row_format)
 
   async def _classify_or_regress(self, servable, request, verb):
-    signature = servable.signature(request.get("signature_name"), _VERBS[verb])
-    if len(signature.inputs) != 1:
-      raise status.bad_request(f"signature {signature.name} must take one input of examples")
-    serialized = rest.classify_examples(request)
-    feeds = {next(iter(signature.inputs)): serialized}
-    outputs = await self.batcher.run(servable, signature, feeds, len(serialized))
+    method = inference.CLASSIFY if verb == "classify" else inference.REGRESS
+    signature = inference.method_signature(servable, request.get("signature_name"), method)
+    serialized = tf_examples.classify_examples(request)
     if verb == "classify":
-      return rest.classify_response(outputs, len(serialized))
-    return rest.regress_response(outputs, len(serialized))
+      return rest.classify_response(*await inference.classify(
+          self.batcher, servable, signature, serialized))
+    return rest.regress_response(await inference.regress(self.batcher, servable, signature,
+                                                         serialized))
+
+
+def _gunzip(body, limit, too_large):
+  """A gzip body unpacked, to at most `limit` bytes (a small bomb cannot fill the memory)."""
+  unpacker = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+  try:
+    data = unpacker.decompress(body, limit + 1)
+  except zlib.error as e:
+    raise status.bad_request(f"Failed to uncompress the gzipped body: {e}") from e
+  if len(data) > limit:
+    raise status.ApiError(status.RESOURCE_EXHAUSTED, f"{too_large} (unpacked)", status.TOO_LARGE)
+  return data
+
 
 def page_endpoint(model_name):
   """The draw-a-digit page, with the served model's name filled in."""
@@ -144,12 +188,12 @@ async def _http_error(request, error):
 
 async def _server_error(request, error):
   del request  # unused
-  return json_response({"error": f"internal error: {type(error).__name__}: {error}"},
-                       status.INTERNAL)
+  error = status.internal(error)
+  return json_response({"error": error.message}, error.status)
 
 
 def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
-  """The ASGI app: /v1/models/... to the API, the rest (page, static files, 404s) to Starlette."""
+  """The ASGI app: /v1/... to the API, the rest (page, static files, 404s) to Starlette."""
   api = Api(manager, batcher, max_body_bytes)
   site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
                            Route("/page/model", page_model_endpoint(manager)),
@@ -157,7 +201,7 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
   async def app(scope, receive, send):
-    if scope["type"] == "http" and scope["path"].startswith(MODELS_PREFIX):
+    if scope["type"] == "http" and scope["path"][:4].lower() == _API_PREFIX:
       await api(scope, receive, send)
     else:
       await site(scope, receive, send)

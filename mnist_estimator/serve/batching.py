@@ -84,7 +84,10 @@ class Batcher:
   async def _work(self):
     loop = asyncio.get_running_loop()
     while True:
-      batch = await self._collect()
+      # A task whose client went away (a gRPC deadline, a closed connection) is not run.
+      batch = [task for task in await self._collect() if not task.future.done()]
+      if not batch:
+        continue
       self._busy += 1
       try:
         await loop.run_in_executor(self._executor, _run_batch, batch, loop)

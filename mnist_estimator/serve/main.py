@@ -1,4 +1,4 @@
-"""`python -m mnist_estimator.serve`: TF Serving's REST API and a draw-a-digit page."""
+"""`python -m mnist_estimator.serve`: TF Serving's gRPC and REST APIs and a draw-a-digit page."""
 
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
@@ -8,8 +8,10 @@ cli.import_tensorflow()  # first: its start-up lines go to the run log, not the 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
+from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import server
 
 FLAGS = flags.FLAGS
@@ -23,7 +25,13 @@ def define_flags():
                       "versions (e.g. an --export_dir), or one SavedModel directory.")
   flags.DEFINE_string("model_name", "mnist", "The model's name in /v1/models/NAME.")
   flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
-  flags.DEFINE_integer("port", 8501, "Port to listen on (TF Serving's REST port).", lower_bound=0)
+  flags.DEFINE_integer("port", 8500, "Port of the gRPC API (TF Serving's --port; 0: no gRPC).",
+                       lower_bound=0, upper_bound=65535)
+  flags.DEFINE_integer("rest_api_port", 8501, "Port of the REST API and the page (TF Serving's "
+                       "--rest_api_port; 0: no REST).", lower_bound=0, upper_bound=65535)
+  flags.DEFINE_integer("grpc_max_threads", grpc_service.DEFAULT_MAX_THREADS, "gRPC calls handled "
+                       "at once (TF Serving's default: 4 per CPU); more wait their turn.",
+                       lower_bound=1)
   flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for a new "
                      "version (0: never).", lower_bound=0)
   flags.DEFINE_bool("enable_batching", True, "Batch concurrent requests.")
@@ -34,8 +42,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("num_batch_threads", 2, "Threads running batches (or single requests "
                        "with --noenable_batching).", lower_bound=1)
-  flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger request "
-                       "bodies get 413 before they are read.", lower_bound=1)
+  flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger REST bodies "
+                       "get 413 before they are read, larger gRPC messages RESOURCE_EXHAUSTED "
+                       "(TF Serving takes gRPC messages up to 2 GiB).", lower_bound=1)
   flags.DEFINE_integer("tensorflow_intra_op_parallelism", 0, "Threads inside one op (0: TF "
                        "picks).", lower_bound=0)
   flags.DEFINE_integer("tensorflow_inter_op_parallelism", 0, "Ops run at once (0: TF picks).",
@@ -48,6 +57,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   with cli.one_line_errors(FLAGS.verbose):
     cli.quiet_tensorflow()
+    ports = server.Ports(FLAGS.host, FLAGS.port or None, FLAGS.rest_api_port,
+                         FLAGS.grpc_max_threads, FLAGS.max_body_bytes)
+    _check_ports(ports)
+    sockets = [server.listen(ports.host, ports.rest)] if ports.rest else None
     base = server.base_path(FLAGS.model_dir, FLAGS.saved_model)
     options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                     FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
@@ -55,15 +68,34 @@ def main(argv):
     session_config = tf.compat.v1.ConfigProto(
         intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
         inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
-    asgi, manager, _ = server.build(
+    asgi, manager, batcher = server.build(
         base, FLAGS.model_name, FLAGS.file_system_poll_wait_seconds,
         options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes,
         session_config)
-    print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) from "
-          f"{base} on http://{FLAGS.host}:{FLAGS.port}/", flush=True)
-    import uvicorn  # pylint: disable=g-import-not-at-top
-    uvicorn.Server(server.uvicorn_config(asgi, FLAGS.host, FLAGS.port)).run()
-    manager.stop()
+
+    def started(grpc_port, stop):
+      del stop  # SIGINT and SIGTERM stop the server
+      where = [f"gRPC on {ports.host}:{grpc_port}"] if grpc_port else []
+      if ports.rest:
+        where.append(f"REST and the page on http://{_url_host(ports.host)}:{ports.rest}/")
+      print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) "
+            f"from {base}: {', '.join(where)}", flush=True)
+    try:
+      server.run(asgi, manager, batcher, ports, sockets, started)
+    finally:
+      manager.stop()
+
+
+def _check_ports(ports):
+  if not ports.grpc and not ports.rest:
+    raise UsageError("--port=0 and --rest_api_port=0 turn off both APIs: keep one of them")
+  if ports.grpc == ports.rest:
+    raise UsageError(f"--port (gRPC) and --rest_api_port (REST) are both {ports.rest}: give "
+                     "them different ports (TF Serving's 8500 and 8501)")
+
+
+def _url_host(host):
+  return f"[{host}]" if ":" in host else host
 
 
 def run():

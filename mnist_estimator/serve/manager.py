@@ -78,12 +78,14 @@ class ModelManager:
       except Exception as e:  # pylint: disable=broad-except  # polling must not die
         logging.warning("polling %s: %s", self.base_path, e)
 
-  def get(self, name, version=None):
-    """The served Servable of model `name` (at `version` if given).
+  def get(self, name, version=None, label=None):
+    """The served Servable of model `name` (at `version`, or its version labelled `label`).
 
     Raises:
-      ApiError: 404 for another model name or a version that is not served.
+      ApiError: INVALID_ARGUMENT for no name or a version label (none is defined: TF Serving's
+        answer to an unknown label), NOT_FOUND for another model or a version not served.
     """
+    _check_spec(name, version, label)
     current = self._current
     wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
     if name != self.name or current is None or (
@@ -92,14 +94,33 @@ class ModelManager:
     return current
 
   def status(self, name, version=None):
-    """GetModelStatusResponse as JSON, the shape TF Serving's REST API returns."""
-    servable = self.get(name, version)
+    """GetModelStatusResponse as JSON, the shape TF Serving's REST API returns.
+
+    As in TF Serving's GetModelStatus, a version label is not looked at: all versions are listed.
+    """
+    _check_spec(name, version, None)
+    current = self._current
+    if name != self.name or current is None:
+      raise status.not_found(f"Could not find any versions of model {name}")
+    if version is not None and int(version) != current.version:
+      raise status.not_found(f"Could not find version {version} of model {name}")
     return {"model_version_status": [{
-        "version": str(servable.version), "state": "AVAILABLE",
+        "version": str(current.version), "state": "AVAILABLE",
         "status": {"error_code": "OK", "error_message": ""}}]}
 
-  def metadata(self, name, version=None):
+  def metadata(self, name, version=None, label=None):
     """GetModelMetadataResponse as JSON: model_spec and the signature_def map."""
-    servable = self.get(name, version)
+    servable = self.get(name, version, label)
     return {"model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
             "metadata": {"signature_def": servable.signature_def_map()}}
+
+
+def _check_spec(name, version, label):
+  """TF Serving's ServableRequestFromModelSpec checks (server_core.cc)."""
+  if not name:
+    raise status.bad_request("ModelSpec has no name specified.")
+  if label is not None and version is not None:
+    raise status.bad_request(f"Both model version ({version}) and model version label ({label}) "
+                             "cannot be supplied.")
+  if label is not None:
+    raise status.bad_request(f"Unrecognized servable version label: {label}")

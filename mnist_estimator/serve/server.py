@@ -1,6 +1,9 @@
 """Building the server (manager, batcher, app) and running it with uvicorn, also in a thread."""
 
+import asyncio
+import dataclasses
 import os
+import signal
 import socket
 import threading
 
@@ -10,6 +13,7 @@ from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
+from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import manager as manager_lib
 
 
@@ -52,27 +56,155 @@ def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
                         timeout_keep_alive=30, proxy_headers=False, **kwargs)
 
 
-class BackgroundServer:
-  """An app served by uvicorn in a daemon thread on a free 127.0.0.1 port (tests, tools)."""
+@dataclasses.dataclass
+class Ports:
+  """Where to listen: TF Serving's --port (gRPC) and --rest_api_port; 0 turns one off."""
+  host: str = "127.0.0.1"
+  grpc: int = 8500
+  rest: int = 8501
+  grpc_max_threads: int = grpc_service.DEFAULT_MAX_THREADS
+  max_message_bytes: int = app_lib.DEFAULT_MAX_BODY_BYTES
 
-  def __init__(self, app):
+
+async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
+  """Serves REST (uvicorn) and gRPC (grpc.aio) in this event loop until SIGINT/SIGTERM.
+
+  Both hand their requests to the one `manager` and `batcher`. Once both listen,
+  `started(grpc_port, stop)` is called with the bound gRPC port (None if off) and a function
+  any thread may call to stop serving.
+
+  Raises:
+    UsageError: a port cannot be bound.
+  """
+  loop = asyncio.get_running_loop()
+  stopped = asyncio.Event()
+  grpc_server, bound = None, None
+  if ports.grpc is not None:
+    grpc_server, bound = await _start_grpc(manager, batcher, ports)
+  rest_server = None
+  if rest_sockets:
+    rest_server = uvicorn.Server(uvicorn_config(app, ports.host, ports.rest))
+
+  def stop(*_):
+    loop.call_soon_threadsafe(stopped.set)
+    if rest_server is not None:
+      rest_server.should_exit = True
+  # Ours around uvicorn's own (which re-raises the signal once it has shut down): the process
+  # then stops gRPC too and exits 0.
+  handlers = {}
+  if threading.current_thread() is threading.main_thread():
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+  try:
+    if rest_server is None:
+      if started:
+        started(bound, stop)
+      await stopped.wait()
+    else:
+      await _serve_rest(rest_server, rest_sockets, lambda: started and started(bound, stop))
+  finally:
+    if grpc_server is not None:
+      await grpc_server.stop(grace=5)
+    for sig, handler in handlers.items():
+      signal.signal(sig, handler)
+
+
+async def _start_grpc(manager, batcher, ports):
+  """(the started grpc.aio server, its bound port)."""
+  grpc_server = grpc_service.make_server(manager, batcher, ports.grpc_max_threads,
+                                         ports.max_message_bytes)
+  try:
+    bound = grpc_server.add_insecure_port(f"{ports.host}:{ports.grpc}")
+  except RuntimeError:
+    bound = 0
+  if not bound:
+    raise UsageError(f"cannot listen for gRPC on {ports.host}:{ports.grpc} (in use?): pass "
+                     "another --port, or --port=0 to turn gRPC off")
+  await grpc_server.start()
+  return grpc_server, bound
+
+
+async def _serve_rest(rest_server, sockets, on_started):
+  """Runs uvicorn until it exits, calling on_started() once it listens."""
+  task = asyncio.ensure_future(rest_server.serve(sockets=sockets))
+  while not rest_server.started and not task.done():
+    await asyncio.sleep(0.02)
+  if rest_server.started:
+    on_started()
+  await task
+
+
+def listen(host, port):
+  """A socket listening on host:port for REST (bound here, so a busy port is one clear line).
+
+  Raises:
+    UsageError: the port cannot be bound.
+  """
+  sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+  sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  try:
+    sock.bind((host, port))
+  except OSError as e:
+    sock.close()
+    raise UsageError(f"cannot listen for REST on {host}:{port} ({e.strerror}): pass another "
+                     "--rest_api_port, or --rest_api_port=0 to turn REST off") from e
+  return sock
+
+
+def run(app, manager, batcher, ports, rest_sockets=None, started=None):
+  """serve() in this thread, on uvloop when it is installed (as uvicorn's "auto" loop)."""
+  with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    runner.run(serve(app, manager, batcher, ports, rest_sockets, started))
+
+
+def _loop_factory():
+  try:
+    import uvloop  # pylint: disable=g-import-not-at-top
+    return uvloop.new_event_loop
+  except ImportError:
+    return None
+
+
+class BackgroundServer:
+  """REST (and gRPC, given `manager`) in a daemon thread on free 127.0.0.1 ports (tests, tools).
+
+  Attributes:
+    url: the REST base URL.
+    grpc_target: "127.0.0.1:PORT" of the gRPC API (None without `manager`).
+  """
+
+  def __init__(self, app, manager=None, batcher=None, **port_options):
     self._sock = socket.socket()
     self._sock.bind(("127.0.0.1", 0))
     self.port = self._sock.getsockname()[1]
     self.url = f"http://127.0.0.1:{self.port}"
-    self._server = uvicorn.Server(uvicorn_config(app, port=self.port))
-    self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+    self.grpc_target = None
+    ports = Ports(grpc=0 if manager else None, rest=self.port, **port_options)
+    self._ready = threading.Event()
+    self._stop = None
+    self._error = None
+    self._thread = threading.Thread(target=self._run, args=(app, manager, batcher, ports),
                                     daemon=True)
+
+  def _run(self, app, manager, batcher, ports):
+    def started(grpc_port, stop):
+      if grpc_port:
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
+      self._stop = stop
+      self._ready.set()
+    try:
+      run(app, manager, batcher, ports, [self._sock], started)
+    except Exception as e:  # pylint: disable=broad-except  # raised again by __enter__
+      self._error = e
+    self._ready.set()
 
   def __enter__(self):
     self._thread.start()
-    while not self._server.started:
-      if not self._thread.is_alive():
-        raise RuntimeError("the server thread died while starting")
-      self._thread.join(0.02)
+    self._ready.wait(120)
+    if self._stop is None:
+      raise RuntimeError(f"the server thread died while starting: {self._error!r}")
     return self
 
   def __exit__(self, *exc):
-    self._server.should_exit = True
-    self._thread.join(10)
+    self._stop()
+    self._thread.join(15)
     self._sock.close()

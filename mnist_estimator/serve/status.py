@@ -1,25 +1,45 @@
-"""API errors with TensorFlow Serving's HTTP status codes (its ToHTTPStatusCode mapping)."""
+"""API errors as TensorFlow Serving gives them: a canonical code, its HTTP status and gRPC code."""
 
-BAD_REQUEST = 400         # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
-NOT_FOUND = 404           # NOT_FOUND
-METHOD_NOT_ALLOWED = 405
-TOO_LARGE = 413
-INTERNAL = 500            # INTERNAL, UNKNOWN
-UNAVAILABLE = 503         # UNAVAILABLE (e.g. the batch queue is full)
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+FAILED_PRECONDITION = "FAILED_PRECONDITION"
+NOT_FOUND = "NOT_FOUND"
+RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+UNAVAILABLE = "UNAVAILABLE"
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+UNIMPLEMENTED = "UNIMPLEMENTED"
+INTERNAL = "INTERNAL"
+
+# TF Serving's ToHTTPStatusCode (model_servers/http_server.cc) for the codes this server gives.
+HTTP_STATUS = {INVALID_ARGUMENT: 400, FAILED_PRECONDITION: 400, NOT_FOUND: 404,
+               RESOURCE_EXHAUSTED: 429, UNAVAILABLE: 503, DEADLINE_EXCEEDED: 504,
+               UNIMPLEMENTED: 501, INTERNAL: 500}
+TOO_LARGE = 413  # REST only: a body over --max_body_bytes (TF Serving has no such bound)
 
 
 class ApiError(Exception):
-  """An error the client sees as `{"error": message}` with an HTTP status code."""
+  """An error the client sees as `{"error": message}` (REST) or a gRPC status.
 
-  def __init__(self, status, message):
+  Attributes:
+    code: the canonical code's name (a grpc.StatusCode name), e.g. "INVALID_ARGUMENT".
+    status: the HTTP status code REST answers with.
+    message: the one-line message.
+  """
+
+  def __init__(self, code, message, http_status=None):
     super().__init__(message)
-    self.status = status
+    self.code = code
+    self.status = http_status or HTTP_STATUS[code]
     self.message = " ".join(str(message).split())  # one line
 
 
 def bad_request(message):
-  return ApiError(BAD_REQUEST, message)
+  return ApiError(INVALID_ARGUMENT, message)
 
 
 def not_found(message):
   return ApiError(NOT_FOUND, message)
+
+
+def internal(error):
+  """INTERNAL for an exception that is a bug of the server: answer it and go on."""
+  return ApiError(INTERNAL, f"internal error: {type(error).__name__}: {error}")

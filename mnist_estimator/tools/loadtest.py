@@ -1,4 +1,4 @@
-"""`make loadtest`: req/s and p50/p99 latency of single-image predicts, batching on and off."""
+"""`make loadtest`: req/s and p50/p99 of single-image predicts, REST and gRPC, batching on/off."""
 
 import json
 import os
@@ -17,6 +17,7 @@ from absl import flags
 
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.tools import loadtest_grpc
 
 FLAGS = flags.FLAGS
 HOST = "127.0.0.1"  # traffic only ever goes to this machine
@@ -46,8 +47,9 @@ end
 
 def define_flags():
   flags.DEFINE_string("saved_model", None, "A TF Serving base path to serve; default: train "
-                      "--model for 2 steps on the bundled sample and export it.")
-  flags.DEFINE_string("model", "cnn", "Model to train when --saved_model is not given.")
+                      "each of --models for 2 steps on the bundled sample and export it.")
+  flags.DEFINE_list("models", ["mlp", "cnn"], "Models to train when --saved_model is not given.")
+  flags.DEFINE_list("apis", ["rest", "grpc"], "rest (wrk) and/or grpc (an asyncio client).")
   flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrent clients (connections).")
   flags.DEFINE_integer("seconds", 4, "Upper bound of one measurement.", lower_bound=1)
   flags.DEFINE_integer("requests", 100000, "Upper bound of requests in one measurement (wrk "
@@ -80,15 +82,16 @@ def export_model(model, root):
 
 
 class ServerProcess:
-  """`python -m mnist_estimator.serve` on a free 127.0.0.1 port, ready when it answers."""
+  """`python -m mnist_estimator.serve` on free 127.0.0.1 ports (REST, gRPC), once it answers."""
 
   def __init__(self, base, extra_args, log_path):
-    self.port = free_port()
+    self.port, self.grpc_port = free_port(), free_port()
     self.url = f"http://{HOST}:{self.port}"
+    self.grpc_target = f"{HOST}:{self.grpc_port}"
     self._log = open(log_path, "w", encoding="utf-8")  # pylint: disable=consider-using-with
     args = [sys.executable, "-m", "mnist_estimator.serve", f"--saved_model={base}",
-            f"--host={HOST}", f"--port={self.port}", "--file_system_poll_wait_seconds=0",
-            *extra_args]
+            f"--host={HOST}", f"--rest_api_port={self.port}", f"--port={self.grpc_port}",
+            "--file_system_poll_wait_seconds=0", *extra_args]
     self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while True:
@@ -132,39 +135,69 @@ def run_wrk(url, clients, seconds, requests, script):
           "errors": result["errors"]}
 
 
-def write_body(path):
-  """One real test image from the bundled sample as {"instances": [28x28]}."""
+def test_image():
+  """One real test image from the bundled sample, [28, 28] in 0..1 (3 decimals)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
   from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
   image = datasets.load("mnist_sample").x_test[0, :, :, 0] / 255.0
+  return np.round(image, 3).astype(np.float32)
+
+
+def write_body(path):
+  """The test image as {"instances": [28x28]}."""
   with open(path, "w", encoding="utf-8") as f:
-    json.dump({"instances": [[[round(float(v), 3) for v in row] for row in image]]}, f)
+    json.dump({"instances": [[[round(float(v), 3) for v in row] for row in test_image()]]}, f)
 
 
-def measure(servers, clients, rounds, seconds, requests, script):
-  """Interleaved rounds over (clients, mode); returns {mode: {clients: [results]}}."""
-  results = {mode: {c: [] for c in clients} for mode in servers}
-  for url in [s.url for s in servers.values()]:
-    run_wrk(url, max(clients), 1, 2000, script)  # warm up
+def one_run(api, server, clients, seconds, requests, script):
+  """One measurement of `server` through `api` ("rest": wrk; "grpc": the asyncio client)."""
+  if api == "rest":
+    return run_wrk(server.url, clients, seconds, requests, script)
+  return loadtest_grpc.run_grpc(server.grpc_target, clients, seconds, requests, script["grpc"])
+
+
+def measure(servers, apis, clients, rounds, seconds, requests, script):
+  """Interleaved rounds over (clients, model, api, mode).
+
+  Args:
+    servers: {model: {"batching" | "baseline": ServerProcess}}.
+
+  Returns:
+    {model: {api: {mode: {clients: [results]}}}}.
+  """
+  results = {m: {a: {mode: {c: [] for c in clients} for mode in modes} for a in apis}
+             for m, modes in servers.items()}
+  for modes in servers.values():
+    for server in modes.values():
+      for api in apis:
+        one_run(api, server, max(clients), 1, 2000, script)  # warm up
   for _ in range(rounds):
     for c in clients:
-      for mode, server in servers.items():
-        result = run_wrk(server.url, c, seconds, requests, script)
-        results[mode][c].append(result)
-        print(f"{mode:9s} clients={c:3d} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:6.2f}"
-              f" ms  p99 {result['p99_ms']:6.2f} ms  errors {result['errors']}", flush=True)
+      for model, modes in servers.items():
+        for api in apis:
+          for mode, server in modes.items():
+            result = one_run(api, server, c, seconds, requests, script)
+            results[model][api][mode][c].append(result)
+            print(f"{model:5s} {api:4s} {mode:9s} clients={c:3d} {result['rps']:8.1f} req/s  "
+                  f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  errors "
+                  f"{result['errors']}", flush=True)
   return results
 
 
 def table(results, clients):
-  """The markdown table of medians: batching, one session.run per request, speed-up."""
+  """The markdown table of medians: model, API, batching, one session.run per request, speed-up."""
   med = lambda rs, k: statistics.median(r[k] for r in rs)
-  lines = ["| clients | batching req/s | p50 ms | p99 ms | no batching req/s | p50 ms | p99 ms |"
-           " x |", "|---|---|---|---|---|---|---|---|"]
-  for c in clients:
-    on, off = results["batching"][c], results["baseline"][c]
-    lines.append(f"| {c} | {med(on, 'rps'):,.0f} | {med(on, 'p50_ms'):.1f} | "
-                 f"{med(on, 'p99_ms'):.1f} | {med(off, 'rps'):,.0f} | {med(off, 'p50_ms'):.1f} | "
-                 f"{med(off, 'p99_ms'):.1f} | {med(on, 'rps') / med(off, 'rps'):.1f} |")
+  lines = ["| model | API | clients | batching req/s | p50 ms | p99 ms | no batching req/s | "
+           "p50 ms | p99 ms | x |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for model, apis in results.items():
+    for api, modes in apis.items():
+      for c in clients:
+        on, off = modes["batching"][c], modes["baseline"][c]
+        lines.append(
+            f"| {model} | {'gRPC' if api == 'grpc' else 'REST'} | {c} | {med(on, 'rps'):,.0f} | "
+            f"{med(on, 'p50_ms'):.1f} | {med(on, 'p99_ms'):.1f} | {med(off, 'rps'):,.0f} | "
+            f"{med(off, 'p50_ms'):.1f} | {med(off, 'p99_ms'):.1f} | "
+            f"{med(on, 'rps') / max(med(off, 'rps'), 1e-9):.1f} |")
   return "\n".join(lines)
 
 
@@ -199,26 +232,38 @@ def compare_backends(base, rounds):
 def main(argv):
   del argv  # unused
   with cli.one_line_errors(FLAGS.verbose):
+    models = ["saved_model"] if FLAGS.saved_model else FLAGS.models
     if FLAGS.compare_backends:
       with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
-        compare_backends(FLAGS.saved_model or export_model(FLAGS.model, tmp), FLAGS.rounds)
+        model = "cnn" if "cnn" in models else models[0]
+        compare_backends(FLAGS.saved_model or export_model(model, tmp), FLAGS.rounds)
       return
+    apis = [a.lower() for a in FLAGS.apis]
+    if not apis or set(apis) - {"rest", "grpc"}:
+      raise UsageError(f"--apis={','.join(FLAGS.apis)}: give rest, grpc or rest,grpc")
     clients = [int(c) for c in FLAGS.clients]
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
-      base = FLAGS.saved_model or export_model(FLAGS.model, tmp)
-      script = {"path": os.path.join(tmp, "post.lua"), "body": os.path.join(tmp, "body.json")}
+      script = {"path": os.path.join(tmp, "post.lua"), "body": os.path.join(tmp, "body.json"),
+                "grpc": loadtest_grpc.predict_request_bytes(test_image())}
       write_body(script["body"])
       servers = {}
       try:
-        servers["batching"] = ServerProcess(base, FLAGS.server_args, os.path.join(tmp, "on.log"))
-        servers["baseline"] = ServerProcess(base, ["--noenable_batching"],
-                                            os.path.join(tmp, "off.log"))
-        results = measure(servers, clients, FLAGS.rounds, FLAGS.seconds, FLAGS.requests, script)
+        for model in models:
+          base = FLAGS.saved_model or export_model(model, os.path.join(tmp, model))
+          servers[model] = {}
+          servers[model]["batching"] = ServerProcess(base, FLAGS.server_args,
+                                                     os.path.join(tmp, f"{model}-on.log"))
+          servers[model]["baseline"] = ServerProcess(base, ["--noenable_batching"],
+                                                     os.path.join(tmp, f"{model}-off.log"))
+        results = measure(servers, apis, clients, FLAGS.rounds, FLAGS.seconds, FLAGS.requests,
+                          script)
       finally:
-        for server in servers.values():
-          server.stop()
+        for modes in servers.values():
+          for server in modes.values():
+            server.stop()
     print(f"\nmedians of {FLAGS.rounds} interleaved rounds, each <= {FLAGS.seconds:g} s and "
-          f"<= {FLAGS.requests} requests, single 28x28 images, wrk on {HOST}:\n")
+          f"<= {FLAGS.requests} requests, single 28x28 images, on {HOST} (REST: wrk; gRPC: "
+          "a Python asyncio client):\n")
     print(table(results, clients))
     if FLAGS.json_out:
       with open(FLAGS.json_out, "w", encoding="utf-8") as f:

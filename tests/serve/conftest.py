@@ -1,6 +1,7 @@
 """The serve tests' fixtures: a tiny export and a server of it."""
 
 import shutil
+import typing
 
 import pytest
 from serve_helpers import train_and_export
@@ -18,11 +19,17 @@ def tiny_export(small, tmp_path_factory):
   return str(base)
 
 
+class Served(typing.NamedTuple):
+  url: str          # REST: http://127.0.0.1:PORT
+  manager: object
+  grpc: str         # gRPC: 127.0.0.1:PORT, the same manager and batcher
+
+
 @pytest.fixture(scope="session")
 def served(tiny_export):
-  """(url, manager) of a batching server of tiny_export as model "mnist"."""
+  """A batching server of tiny_export as model "mnist", REST and gRPC in one event loop."""
   app, manager, batcher = server.build(tiny_export, poll_seconds=0,
                                        batch_options=batching.BatchOptions())
-  with server.BackgroundServer(app) as background:
-    yield background.url, manager
+  with server.BackgroundServer(app, manager, batcher) as background:
+    yield Served(background.url, manager, background.grpc_target)
   batcher.close()

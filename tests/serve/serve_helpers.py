@@ -20,8 +20,8 @@ def train_and_export(data, root, model="linear", steps=10, **overrides):
   return runner.run(spec, data)["export"]
 
 
-def call(url, method, path, body=None, headers=None):
-  """(status, parsed JSON or text) of one request; body: a dict (sent as JSON) or bytes."""
+def call(url, method, path, body=None, headers=None, raw=False):
+  """(status, parsed JSON or text, or the bytes if raw) of one request; body: a dict or bytes."""
   host = url.split("//", 1)[1]
   connection = http.client.HTTPConnection(host, timeout=60)
   if isinstance(body, (dict, list)):
@@ -31,6 +31,8 @@ def call(url, method, path, body=None, headers=None):
   data = response.read()
   connection.close()
   kind = response.getheader("Content-Type", "")
+  if raw:
+    return response.status, data
   return response.status, json.loads(data) if kind.startswith("application/json") else data
 
 

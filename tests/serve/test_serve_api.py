@@ -29,7 +29,7 @@ def reference(tiny_export, small):
 
 
 def test_model_status_is_a_get_model_status_response(served):
-  url, _ = served
+  url = served.url
   code, body = call(url, "GET", "/v1/models/mnist")
   assert code == 200
   assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",

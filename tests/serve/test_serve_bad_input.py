@@ -46,11 +46,11 @@ BAD_REQUESTS = [
     ("GET", "/v1/models/nope/metadata", None, 404),
     ("POST", "/v1/models/mnist/versions/7:predict", {"instances": [IMAGE]}, 404),
     ("GET", "/v1/models/mnist/versions/7", None, 404),
-    ("GET", "/v1/models/mnist/labels/stable", None, 404),
-    ("POST", "/v1/models/mnist:explain", {"instances": [IMAGE]}, 404),
-    ("GET", "/v1/models/mnist/versions/x", None, 400),                   # malformed
-    ("GET", PREDICT, None, 405),
-    ("POST", "/v1/models/mnist", {}, 405),
+    ("GET", "/v1/models/mnist/labels/stable/metadata", None, 400),      # no labels
+    ("POST", "/v1/models/mnist:explain", {"instances": [IMAGE]}, 400),   # malformed (TF Serving)
+    ("GET", "/v1/models/mnist/versions/x", None, 400),
+    ("GET", PREDICT, None, 400),
+    ("POST", "/v1/models/mnist", {}, 400),
     ("GET", "/nothing/here", None, 404),
     ("GET", "/static/missing.js", None, 404),
 ]

@@ -93,3 +93,23 @@ def test_signatures_are_not_mixed_in_a_batch():
   results = asyncio.run(go())
   assert [r["y"][0] for r in results] == [2 * i for i in range(10)]
   assert sum(first.sizes) == 5 and sum(second.sizes) == 5
+
+
+def test_a_request_whose_client_went_away_is_not_run():
+  """A gRPC deadline (or a dropped client) cancels the waiting call: its rows are not run."""
+  signature = FakeSignature(delay=0.1)
+  batcher = batching.Batcher(batching.BatchOptions(max_batch_size=4, num_batch_threads=1))
+
+  async def go():
+    busy = asyncio.ensure_future(batcher.run("s", signature, {"x": np.full([1], 1.0)}, 1))
+    await asyncio.sleep(0.02)  # the first runs; the next two wait in the queue
+    gone = asyncio.ensure_future(batcher.run("s", signature, {"x": np.full([1], 7.0)}, 1))
+    kept = asyncio.ensure_future(batcher.run("s", signature, {"x": np.full([1], 2.0)}, 1))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    results = await asyncio.gather(busy, kept)
+    batcher.close()
+    return results
+  results = asyncio.run(go())
+  assert [r["y"][0] for r in results] == [2.0, 4.0]
+  assert signature.sizes == [1, 1]  # the cancelled one never reached the model

@@ -7,6 +7,14 @@ import sys
 import time
 import urllib.request
 
+import grpc
+import pytest
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.serve import main as serve_main
+from mnist_estimator.serve import server
+
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
@@ -19,25 +27,50 @@ def test_a_usage_error_is_one_line(tmp_path):
   assert "Traceback" not in done.stderr
 
 
-def test_the_server_process_serves(tiny_export):
+def _free_port():
   with socket.socket() as sock:
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock.getsockname()[1]
+
+
+def test_port_flags_are_checked():
+  with pytest.raises(UsageError, match="turn off both APIs"):
+    serve_main._check_ports(server.Ports(grpc=None, rest=0))
+  with pytest.raises(UsageError, match="different ports"):
+    serve_main._check_ports(server.Ports(grpc=8500, rest=8500))
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    with pytest.raises(UsageError, match="--rest_api_port=0 to turn REST off"):
+      server.listen("127.0.0.1", busy.getsockname()[1])
+
+
+def test_the_server_process_serves_grpc_and_rest(tiny_export):
+  """TF Serving's flag names: --port is gRPC, --rest_api_port REST; one line says which is which."""
+  port, rest_port = _free_port(), _free_port()
   process = subprocess.Popen(  # pylint: disable=consider-using-with
       [sys.executable, "-m", "mnist_estimator.serve", f"--saved_model={tiny_export}",
-       f"--port={port}", "--model_name=digits"], env=ENV, stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT, text=True)
+       f"--port={port}", f"--rest_api_port={rest_port}", "--model_name=digits"], env=ENV,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.monotonic() + 120
     while True:
       try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/digits", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/digits",
+                                    timeout=5) as r:
           assert b'"AVAILABLE"' in r.read()
           break
       except OSError:
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.3)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "digits"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+      answer = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=30)
+    assert answer.model_version_status[0].version == 1
   finally:
     process.terminate()
     out = process.communicate(timeout=30)[0]
-  assert f"serving digits (version 1) from {tiny_export} on http://127.0.0.1:{port}/" in out
+  assert process.returncode == 0, out
+  assert (f"serving digits (version 1) from {tiny_export}: gRPC on 127.0.0.1:{port}, REST and "
+          f"the page on http://127.0.0.1:{rest_port}/") in out

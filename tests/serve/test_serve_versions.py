@@ -4,8 +4,12 @@ import os
 import shutil
 import threading
 
+import grpc
+import numpy as np
 import pytest
+import tensorflow as tf
 from serve_helpers import call
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from mnist_estimator.common import saved_model
 from mnist_estimator.common.errors import UsageError
@@ -52,6 +56,20 @@ def test_a_new_version_is_swapped_in_without_dropping_requests(tmp_path, tiny_ex
                                        batch_options=batching.BatchOptions())
   image = [[0.5] * 28] * 28
   failures, versions_seen, stop = [], set(), threading.Event()
+  grpc_versions = set()
+
+  def grpc_client(target):
+    """TF Serving's stub over gRPC, on the same manager and batcher as REST."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mnist"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(np.float32([image])))
+    with grpc.insecure_channel(target) as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      while not stop.is_set():
+        try:
+          grpc_versions.add(stub.Predict(request, timeout=30).model_spec.version.value)
+        except grpc.RpcError as e:
+          failures.append(f"gRPC {e.code()}: {e.details()}")
 
   def client(url):
     while not stop.is_set():
@@ -61,8 +79,10 @@ def test_a_new_version_is_swapped_in_without_dropping_requests(tmp_path, tiny_ex
       versions_seen.add(call(url, "GET", "/v1/models/mnist")[1]["model_version_status"][0]
                         ["version"])
 
-  with server.BackgroundServer(app) as background:
-    clients = [threading.Thread(target=client, args=(background.url,)) for _ in range(4)]
+  with server.BackgroundServer(app, manager, batcher) as background:
+    clients = [threading.Thread(target=client, args=(background.url,)) for _ in range(3)]
+    clients += [threading.Thread(target=grpc_client, args=(background.grpc_target,))
+                for _ in range(2)]
     for thread in clients:
       thread.start()
     # A half-written version (no variables yet) is skipped until it is complete.
@@ -85,3 +105,4 @@ def test_a_new_version_is_swapped_in_without_dropping_requests(tmp_path, tiny_ex
   batcher.close()
   assert not failures
   assert versions_seen == {"1", "2"}
+  assert grpc_versions == {1, 2}

@@ -1,0 +1,205 @@
+"""TF Serving's gRPC API (PredictionService, ModelService) on grpc.aio, beside the REST API."""
+
+import asyncio
+import functools
+import os
+
+import grpc
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
+
+from mnist_estimator.serve import grpc_protos as protos
+from mnist_estimator.serve import inference
+from mnist_estimator.serve import status
+
+DEFAULT_MAX_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving's --grpc_max_threads default
+# TF Serving's SetMaxMessageSize(INT32_MAX) (server.cc): 2 GiB both ways. Answers here may be
+# as large; requests are bounded by --max_body_bytes instead, so a huge message is refused by
+# gRPC by its length (RESOURCE_EXHAUSTED) before it is parsed: no handler sees it.
+MAX_SEND_BYTES = (1 << 31) - 1
+
+
+def _rpc(method):
+  """An RPC: at most --grpc_max_threads at once, within its deadline, ApiError as a status."""
+
+  @functools.wraps(method)
+  async def handler(self, request, context):
+    try:
+      return await asyncio.wait_for(self._limited(method, request), context.time_remaining())
+    except status.ApiError as e:
+      await context.abort(grpc.StatusCode[e.code], e.message)
+    except asyncio.TimeoutError:
+      await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    except Exception as e:  # pylint: disable=broad-except  # a bug: INTERNAL, serve on
+      await context.abort(grpc.StatusCode.INTERNAL, status.internal(e).message)
+  return handler
+
+
+class _Service:
+  """What both services hold: the manager, the batcher and the limit of RPCs at once."""
+
+  def __init__(self, manager, batcher, limit):
+    self.manager = manager
+    self.batcher = batcher
+    self._limit = limit
+
+  async def _limited(self, method, request):
+    async with self._limit:
+      return await method(self, request)
+
+  def servable(self, model_spec):
+    return self.manager.get(*protos.spec_of(model_spec))
+
+
+class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceServicer):
+  """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
+
+  @_rpc
+  async def Predict(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
+    servable = self.servable(request.model_spec)
+    signature = inference.predict_signature(servable, request.model_spec.signature_name)
+    extra = sorted(set(request.inputs) - set(signature.inputs))
+    missing = sorted(set(signature.inputs) - set(request.inputs))
+    if extra or missing:
+      raise status.bad_request(
+          f"input size does not match signature: {len(request.inputs)}!="
+          f"{len(signature.inputs)} len({{{','.join(sorted(request.inputs))}}}) != "
+          f"len({{{','.join(signature.inputs)}}}). Sent extra: {{{','.join(extra)}}}. Missing "
+          f"but required: {{{','.join(missing)}}}.")
+    feeds = {k: protos.to_array(k, request.inputs[k], spec) for k, spec in
+             signature.inputs.items()}
+    size = max(a.shape[0] if a.ndim else 1 for a in feeds.values())
+    outputs = await self.batcher.run(servable, signature, feeds, size)
+    outputs = inference.select_outputs(signature, outputs, request.output_filter)
+    response = predict_pb2.PredictResponse()
+    protos.fill_spec(response.model_spec, request.model_spec.name, servable.version,
+                     signature.name)
+    for key, value in outputs.items():
+      response.outputs[key].CopyFrom(protos.tensor_proto(value))
+    return response
+
+  @_rpc
+  async def Classify(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
+    response = inference_pb2.InferenceResult()  # a holder: result + model_spec
+    await self._run(request, inference.CLASSIFY, response)
+    return _as(response, "classification")
+
+  @_rpc
+  async def Regress(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
+    response = inference_pb2.InferenceResult()
+    await self._run(request, inference.REGRESS, response)
+    return _as(response, "regression")
+
+  async def _run(self, request, method, result):
+    """Runs a classify or regress request into an InferenceResult."""
+    servable = self.servable(request.model_spec)
+    signature = inference.method_signature(servable, request.model_spec.signature_name, method)
+    serialized = protos.serialized_input(request.input)
+    if method == inference.CLASSIFY:
+      result.classification_result.CopyFrom(protos.classification_result(
+          *await inference.classify(self.batcher, servable, signature, serialized)))
+    else:
+      result.regression_result.CopyFrom(protos.regression_result(
+          await inference.regress(self.batcher, servable, signature, serialized)))
+    protos.fill_spec(result.model_spec, request.model_spec.name, servable.version,
+                     signature.name)
+
+  @_rpc
+  async def MultiInference(self, request):  # pylint: disable=invalid-name
+    tasks = request.tasks
+    names = {t.model_spec.name for t in tasks}
+    if "" in names:
+      raise status.bad_request("Found ModelSpec with an empty model name.")
+    if len(names) > 1:
+      raise status.bad_request("All ModelSpecs in a MultiInferenceRequest must access the same "
+                               "model name.")
+    signatures = [t.model_spec.signature_name or "serving_default" for t in tasks]
+    for name in signatures:
+      if signatures.count(name) > 1:
+        raise status.bad_request(f"Duplicate evaluation of signature: {name}")
+    for task in tasks:
+      if task.method_name not in (inference.CLASSIFY, inference.REGRESS):
+        raise status.ApiError(status.UNIMPLEMENTED,
+                              f"Unsupported signature method_name: {task.method_name}")
+    response = inference_pb2.MultiInferenceResponse()
+    for task in tasks:  # one after the other, each through the batcher
+      task_request = _TaskRequest(task.model_spec, request.input)
+      await self._run(task_request, task.method_name, response.results.add())
+    return response
+
+  @_rpc
+  async def GetModelMetadata(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
+    if not request.metadata_field:
+      raise status.bad_request("GetModelMetadataRequest must specify at least one "
+                               "metadata_field")
+    for field in request.metadata_field:
+      if field != "signature_def":
+        raise status.bad_request(f"Metadata field {field} is not supported")
+    return protos.metadata_response(self.manager.metadata(*protos.spec_of(request.model_spec)))
+
+
+class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
+  """GetModelStatus; HandleReloadConfigRequest is UNIMPLEMENTED (one model, from the flags)."""
+
+  @_rpc
+  async def GetModelStatus(self, request):  # pylint: disable=invalid-name
+    _require_spec(request)
+    name, version, _ = protos.spec_of(request.model_spec)  # labels are not looked at, as there
+    return protos.status_response(self.manager.status(name, version))
+
+  @_rpc
+  async def HandleReloadConfigRequest(self, request):  # pylint: disable=invalid-name
+    raise status.ApiError(status.UNIMPLEMENTED, "this server serves the one model of its "
+                          "--model_dir or --saved_model and takes no ModelServerConfig")
+
+
+def _require_spec(request):
+  if not request.HasField("model_spec"):
+    raise status.bad_request("Missing ModelSpec")
+
+
+class _TaskRequest:
+  """A MultiInference task seen as a classify/regress request (model_spec + input)."""
+
+  def __init__(self, model_spec, input_proto):
+    self.model_spec = model_spec
+    self.input = input_proto
+
+
+def _as(result, kind):
+  """A ClassificationResponse or RegressionResponse from an InferenceResult."""
+  if kind == "classification":
+    return classification_pb2.ClassificationResponse(model_spec=result.model_spec,
+                                                     result=result.classification_result)
+  return regression_pb2.RegressionResponse(model_spec=result.model_spec,
+                                           result=result.regression_result)
+
+
+def make_server(manager, batcher, max_threads=DEFAULT_MAX_THREADS, max_message_bytes=32 << 20):
+  """A grpc.aio server with both services; make it in the running loop, add a port, start it.
+
+  Args:
+    manager: the ModelManager REST uses too.
+    batcher: the Batcher REST uses too.
+    max_threads: RPCs handled at once (TF Serving's --grpc_max_threads); more wait their turn.
+    max_message_bytes: larger request messages get RESOURCE_EXHAUSTED before they are parsed.
+
+  Returns:
+    The grpc.aio.Server.
+  """
+  server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
+                                    ("grpc.max_send_message_length", MAX_SEND_BYTES)])
+  limit = asyncio.Semaphore(max_threads)
+  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+      PredictionService(manager, batcher, limit), server)
+  model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+      ModelService(manager, batcher, limit), server)
+  return server
