@@ -5,12 +5,14 @@ import re
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse
 from starlette.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
@@ -125,6 +127,21 @@ def page_endpoint(model_name):
   return page
 
 
+def onnx_endpoint(manager):
+  """GET /model.onnx: the served version as ONNX, for the page's "in this browser" mode."""
+
+  async def model_onnx(request):
+    del request  # unused
+    servable = manager.get(manager.name)
+    path = portable_servable.onnx_file(servable)
+    if path is None:
+      return json_response({"error": f"version {servable.version} has no ONNX file beside it; "
+                            "export one with --export_format=saved_model,onnx"}, status.NOT_FOUND)
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"X-Model-Version": str(servable.version)})
+  return model_onnx
+
+
 async def _http_error(request, error):
   del request  # unused
   return json_response({"error": " ".join(str(error.detail).split())}, error.status_code)
@@ -140,6 +157,7 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
   """The ASGI app: /v1/models/... to the API, the rest (page, static files, 404s) to Starlette."""
   api = Api(manager, batcher, max_body_bytes)
   site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
+                           Route("/model.onnx", onnx_endpoint(manager)),
                            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
