@@ -26,7 +26,7 @@ def check_files(saved_model, files, inputs, labels, rounds=3, threads=1):
     ref_out = verify.predict_all(reference, inputs)
     rows = [verify.compare(reference, r, inputs, labels, ref_out) for r in runners]
     if rounds and len(inputs):
-      speeds = verify.time_runners(runners, inputs, rounds)
+      speeds = verify.time_runners({r.format.name: r for r in runners}, inputs, rounds)
       for row in rows:
         row.ms_per_image, row.images_per_sec = speeds[row.format]
   finally:

@@ -1,4 +1,4 @@
-"""One runner interface over a SavedModel, a TFLite file and an ONNX file: float in, probabilities out."""
+"""One runner interface over a SavedModel, a .tflite and an .onnx: float in, probabilities out."""
 
 import dataclasses
 import os

@@ -81,32 +81,36 @@ def compare(reference, runner, inputs, labels, reference_out=None):
 
 
 def time_runners(runners, inputs, rounds=3, singles=50, batch=BATCH):
-  """Median latency at batch 1 and throughput at `batch`, the formats interleaved round by round.
+  """Median latency at batch 1 and throughput at `batch`, the runners interleaved round by round.
 
   Each round times every runner in turn on the same images, so a change in the machine's
   load falls on all of them alike.
 
+  Args:
+    runners: {label: Runner}; inputs: float32 signature inputs (all runners take them).
+    rounds: rounds; singles: batch-1 calls per runner and round.
+
   Returns:
-    {format name: (ms per image at batch 1, images/s at `batch`)}.
+    {label: (ms per image at batch 1, images/s at `batch`)}.
   """
   singles = max(1, min(singles, len(inputs)))
   big = inputs[:batch] if len(inputs) >= batch else np.resize(inputs, (batch, *inputs.shape[1:]))
-  single_ms = {r.format.name: [] for r in runners}
-  batch_s = {r.format.name: [] for r in runners}
-  for runner in runners:  # warm up: the first call of each allocates
+  single_ms = {label: [] for label in runners}
+  batch_s = {label: [] for label in runners}
+  for runner in runners.values():  # warm up: the first call of each allocates
     runner.run(inputs[:1])
     runner.run(big)
   for _ in range(rounds):
-    for runner in runners:
+    for label, runner in runners.items():
       for i in range(singles):
         start = time.perf_counter()
         runner.run(inputs[i:i + 1])
-        single_ms[runner.format.name].append((time.perf_counter() - start) * 1e3)
+        single_ms[label].append((time.perf_counter() - start) * 1e3)
       start = time.perf_counter()
       runner.run(big)
-      batch_s[runner.format.name].append(time.perf_counter() - start)
-  return {name: (float(np.median(single_ms[name])), batch / float(np.median(batch_s[name])))
-          for name in single_ms}
+      batch_s[label].append(time.perf_counter() - start)
+  return {label: (float(np.median(single_ms[label])), batch / float(np.median(batch_s[label])))
+          for label in runners}
 
 
 def check(row, reference_row, quantized):

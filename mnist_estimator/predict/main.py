@@ -1,4 +1,4 @@
-"""Predicts digits in image/data files: predict --saved_model=DIR (or --model_file=X.onnx) FILE..."""
+"""Predicts digits in image/data files: predict --saved_model=DIR (or --model_file=F) FILE..."""
 
 import json
 import os
@@ -136,8 +136,8 @@ def main(argv):
     if FLAGS.model_file and not os.path.isfile(FLAGS.model_file):
       raise UsageError(f"--model_file={FLAGS.model_file} is not a file; pass a .tflite or "
                        ".onnx from --export_format (a SavedModel folder goes to --saved_model)")
-    predict_files(FLAGS.saved_model or FLAGS.model_file, argv[1:], FLAGS.labels, FLAGS.invert, FLAGS.resize,
-                  FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
+    predict_files(FLAGS.saved_model or FLAGS.model_file, argv[1:], FLAGS.labels, FLAGS.invert,
+                  FLAGS.resize, FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
 
 
 def run():
