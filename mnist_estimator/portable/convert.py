@@ -177,7 +177,11 @@ def convert(saved_model, fmt, representative=None):
     raise
   except Exception as e:  # pylint: disable=broad-except  # converters raise anything
     reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    hint = ("the converter's own output is in the run's log file")
+    if fmt.startswith("tflite") and "TensorList" in str(e):
+      # tf.nn.dynamic_rnn's while loop over a batch of unknown size: no TFLite builtin takes it.
+      hint = "TFLite's builtins cannot run this RNN's while loop; --export_format=onnx can"
     raise UsageError(f"cannot convert {saved_model} to {fmt} ({type(e).__name__}: {reason}); "
-                     "the converter's own output is in the run's log file") from e
+                     f"{hint}") from e
   raise UsageError(f"no converter for --export_format={fmt}; choose from: "
                    f"{', '.join(f for f in FORMATS if f != 'saved_model')}")
