@@ -48,7 +48,8 @@ class Runner:
 
   def describe(self):
     """The file's real inputs and outputs, for the server's metadata."""
-    return {"format": self.format.name, "path": self.path, "bytes": file_size(self.path),
+    return {"format": self.format.name, "file": os.path.basename(os.path.normpath(self.path)),
+            "bytes": file_size(self.path),
             "inputs": [dataclasses.asdict(t) for t in self.inputs],
             "outputs": [dataclasses.asdict(t) for t in self.outputs]}
 

@@ -14,8 +14,8 @@ from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching, server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SCREENSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
-                          "serve_page.png")
+SCREENSHOT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "serve_page.png")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
   pytest.skip("no browser: apt-get install -y chromium chromium-driver (.ci/run does)",
