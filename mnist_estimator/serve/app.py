@@ -132,11 +132,14 @@ def onnx_endpoint(manager):
 
   async def model_onnx(request):
     del request  # unused
-    servable = manager.get(manager.name)
-    path = portable_servable.onnx_file(servable)
-    if path is None:
-      return json_response({"error": f"version {servable.version} has no ONNX file beside it; "
-                            "export one with --export_format=saved_model,onnx"}, status.NOT_FOUND)
+    try:
+      servable = manager.get(manager.name)
+      path = portable_servable.onnx_file(servable)
+      if path is None:
+        raise status.not_found(f"version {servable.version} has no ONNX file beside it; "
+                               "export one with --export_format=saved_model,onnx")
+    except status.ApiError as e:
+      return json_response({"error": e.message}, e.status)
     return FileResponse(path, media_type="application/octet-stream",
                         headers={"X-Model-Version": str(servable.version)})
   return model_onnx

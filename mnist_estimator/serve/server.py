@@ -53,8 +53,8 @@ def build(base, model_name="mnist", poll_seconds=1.0, batch_options=None, thread
   A .tflite or .onnx `base` is served as its one version, by TFLite or onnxruntime.
   """
   if portable_servable.is_model_file(base):
-    threads = session_config.intra_op_parallelism_threads if session_config else None
-    manager = portable_servable.FileManager(model_name, base, threads or None)
+    runtime_threads = session_config.intra_op_parallelism_threads if session_config else None
+    manager = portable_servable.FileManager(model_name, base, runtime_threads or None)
   else:
     manager = manager_lib.ModelManager(model_name, base, poll_seconds, session_config)
   manager.start()
