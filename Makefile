@@ -71,6 +71,13 @@ BENCH_ARGS ?=
 bench: install
 	$(PY) -m mnist_estimator.tools.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
 
+# Every --export_format of cnn and mlp against the SavedModel, in one interleaved run (the
+# README's table); PORTABLE_ARGS="--quick" for a smoke run, "--model_dirs=cnn=DIR,mlp=DIR" to reuse.
+PORTABLE_ARGS ?=
+.PHONY: bench_portable
+bench_portable: install
+	$(PY) scripts/bench_portable.py --data_dir=$(SHARED_DATA)/mnist $(PORTABLE_ARGS)
+
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install
 	$(PY) scripts/make_sample.py --data_dir $(SHARED_DATA)/mnist --out mnist_estimator/data/mnist_sample.npz

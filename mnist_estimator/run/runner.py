@@ -276,6 +276,9 @@ def run(spec, data=None):
     data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
   spec = plan.spec
+  if tuple(spec.export_format) != (portable.SAVED_MODEL,) and not spec.export_dir:
+    raise UsageError(f"--export_format={','.join(spec.export_format)} needs --export_dir=DIR: "
+                     "the files go beside the SavedModel version written there")
   with guard.model_dir(plan) as fresh:  # lock, checkpoint integrity
     if plan.training and fresh and plan.found is None:
       record_lib.write(spec.model_dir, plan.record)  # a new model_dir is this model's

@@ -143,9 +143,13 @@ def test_noverify_export_and_a_list_without_the_saved_model(exported, tmp_path):
   assert len(names) == 1 and names[0].endswith(".onnx")  # the SavedModel was only the source
 
 
-def test_unknown_format_and_missing_converter(exported, tmp_path, monkeypatch):
+def test_bad_export_settings_and_a_missing_converter(exported, tmp_path, monkeypatch):
   code, _, err = helpers.run_main(*_export_argv(exported, tmp_path, "--export_format=tflite,tf"))
   helpers.one_error_line(code, err, "--export_format takes names from: saved_model, tflite")
+  code, _, err = helpers.run_main("--model=mlp", "--dataset=mnist_sample", "--steps=1",
+                                  f"--model_dir={tmp_path / 'fresh'}", "--export_format=onnx")
+  helpers.one_error_line(code, err, "--export_format=onnx needs --export_dir=DIR")
+  assert not os.path.exists(tmp_path / "fresh" / "checkpoint")  # refused before training
   monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if it were not installed
   with pytest.raises(UsageError, match=r"tf2onnx, which is not installed: "
                      r"pip install 'mnist_estimator\[portable\]'$"):
