@@ -205,18 +205,14 @@ class RunSpec:
   export_dir: Optional[str] = _option(None, group=E, help=(
       "Export a SavedModel under this folder after training (and with --mode=export)."))
   export_format: Sequence[str] = _option((portable.SAVED_MODEL,), group=E, help=(
-      "What --export_dir gets, comma-separated: saved_model, tflite (float), tflite_int8 "
-      "(full-integer, uint8 in/out) and onnx (opset 13), each file beside the SavedModel "
-      "version (<version>.tflite, <version>_int8.tflite, <version>.onnx) and checked against "
-      "it on the test set."), validator=(_known_formats, "--export_format takes names from: "
-                                         f"{', '.join(portable.FORMATS)} (comma-separated)"))
+      "What --export_dir gets: saved_model, tflite, tflite_int8, onnx (comma-separated); each "
+      "file beside the SavedModel version, checked against it on the test set."),
+      validator=(_known_formats,
+                 f"--export_format takes names from: {', '.join(portable.FORMATS)}"))
   representative_examples: int = _option(500, group=E, lower=1, help=(
-      "--export_format=tflite_int8: training images (a sample seeded by --seed) that "
-      "calibrate the quantization."))
+      "tflite_int8: training images (sampled by --seed) that calibrate the quantization."))
   verify_export: bool = _option(True, group=E, help=(
-      "Check each --export_format file against the SavedModel on the test set (top-1 "
-      "agreement and probabilities, or int8 accuracy) and print the table; a failure is an "
-      "error."))
+      "Check each --export_format file against the SavedModel and print the table."))
   num_predictions: int = _option(10, group=E, lower=1, help=(
       "--mode=predict: test images to predict."))
   weights_out: Optional[str] = _option(None, group=E, help=(
