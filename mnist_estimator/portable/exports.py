@@ -68,7 +68,21 @@ def export_formats(saved_model, names, representative=None, test=None, verify_fi
   for fmt in formats:
     path = saved_model if fmt.name == SAVED_MODEL else files[fmt.name]
     found[fmt.name] = path
-    out(f"exported {fmt.name}: {path} ({verify.size_text(runtimes.file_size(path))})")
+    kinds = f"; {tensor_kinds(path)}" if fmt.quantized else ""
+    out(f"exported {fmt.name}: {path} ({verify.size_text(runtimes.file_size(path))}{kinds})")
   if SAVED_MODEL not in found:
     shutil.rmtree(saved_model, ignore_errors=True)  # only the source of the files asked for
   return found
+
+
+def tensor_kinds(path):
+  """What a quantized file takes and returns: "uint8 images (scale 1/255, zero point 0), ..."."""
+  runner = runtimes.load(path)
+  try:
+    def kind(t):
+      if t.scale is None:
+        return f"{t.dtype} {t.name}"
+      return f"{t.dtype} {t.name} (scale 1/{1 / t.scale:.0f}, zero point {t.zero_point})"
+    return ", ".join(kind(t) for t in [*runner.inputs, *runner.outputs])
+  finally:
+    runner.close()

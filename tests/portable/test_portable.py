@@ -55,6 +55,8 @@ def test_every_format_is_written_beside_the_version_and_checked(exported):
   assert "checked against the SavedModel on 1000 test images:" in out
   for name, path in files.items():
     assert f"exported {name}: {path} (" in out
+  assert "uint8 images (scale 1/255, zero point 0), int32 classes, uint8 probabilities (scale " \
+         "1/256, zero point 0))" in out  # what the int8 file takes and returns
   # int8 weights: about a quarter of the float file.
   assert os.path.getsize(files["tflite_int8"]) < 0.3 * os.path.getsize(files["tflite"])
 
