@@ -4,13 +4,13 @@ python scripts/bench_portable.py --data_dir=../shared/data/mnist             (tr
 python scripts/bench_portable.py --data_dir=../shared/data/mnist --model_dirs=cnn=DIR,mlp=DIR
 python scripts/bench_portable.py --quick                               (a smoke run, the sample)
 
-Trains each model (--steps of Adam at 0.001 on full MNIST, unless its --model_dirs entry already
-holds a checkpoint of --steps), exports it in every format (saved_model, tflite, tflite_int8,
-onnx), then measures all of them, both models' files interleaved round by round so that the
-machine's load falls on every format alike: size, test accuracy, top-1 agreement and max abs
-probability difference against the SavedModel, median ms/image at batch 1 and images/s at
-batch 256, every runtime on --threads threads. Prints one Markdown table per model and what
-int8 buys (size, speed) and costs (accuracy).
+Trains each model (--steps of Adam at 0.001 on full MNIST; a --model_dirs entry trained by a run
+of its own is exported as its flags.txt says, without training), exports it in every format
+(saved_model, tflite, tflite_int8, onnx), then measures all of them, both models' files
+interleaved round by round so that the machine's load falls on every format alike: size, test
+accuracy, top-1 agreement and max abs probability difference against the SavedModel, median
+ms/image at batch 1 and images/s at batch 256, every runtime on --threads threads. Prints one
+Markdown table per model and what int8 buys (size, speed) and costs (accuracy).
 """
 
 import argparse
@@ -30,6 +30,7 @@ cli.quiet_tensorflow()
 
 from absl import logging  # pylint: disable=g-import-not-at-top
 
+from mnist_estimator import flagdefs  # pylint: disable=g-import-not-at-top
 from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
 from mnist_estimator.portable import FORMATS  # pylint: disable=g-import-not-at-top
 from mnist_estimator.portable import runtimes  # pylint: disable=g-import-not-at-top
@@ -39,14 +40,24 @@ from mnist_estimator.run.spec import RunSpec  # pylint: disable=g-import-not-at-
 
 
 def export_model(model, model_dir, data, steps, seed=0):
-  """Trains `model` to `steps` in model_dir (if not there yet), exports every format."""
-  spec = RunSpec.for_model(
-      model, model_dir=model_dir, dataset=data.name, steps=steps, optimizer="adam",
-      learning_rate=0.001, seed=seed, report=False, precision="fp32",
-      export_dir=os.path.join(model_dir, "portable_export"), export_format=tuple(FORMATS),
-      verify_export=False)
+  """Exports every format of model_dir: trained by a run of its own, else `steps` of Adam here."""
+  export_dir = os.path.join(model_dir, "portable_export")
+  flags_file = os.path.join(model_dir, "flags.txt")
+  reused = os.path.isfile(flags_file)
+  if reused:  # as it was trained (its optimizer and shape are recorded)
+    spec = flagdefs.spec_from_flagfile(flags_file, [
+        "--mode=export", f"--export_dir={export_dir}", f"--export_format={','.join(FORMATS)}",
+        "--noverify_export", "--noreport"])
+  else:
+    spec = RunSpec.for_model(
+        model, model_dir=model_dir, dataset=data.name, steps=steps, optimizer="adam",
+        learning_rate=0.001, seed=seed, report=False, precision="fp32", export_dir=export_dir,
+        export_format=tuple(FORMATS), verify_export=False)
   with contextlib.redirect_stdout(io.StringIO()):  # the run's own lines; the table is ours
-    return runner.run(spec, data)["exports"]
+    files = runner.run(spec, data)["exports"]
+  how = (f"{model_dir}, as its flags.txt trained it" if reused else
+         f"{steps} steps of Adam at 0.001 in {model_dir}")
+  return files, how
 
 
 def measure(files_by_model, data, rounds, threads):
@@ -103,14 +114,15 @@ def main():
     data = datasets.load("mnist", args.data_dir)
   dirs = dict(item.split("=", 1) for item in args.model_dirs.split(",") if item)
   root = tempfile.mkdtemp(prefix="bench_portable_")
-  files = {model: export_model(model, dirs.get(model, os.path.join(root, model)), data,
-                               args.steps)
-           for model in args.models.split(",")}
-  rows = measure(files, data, args.rounds, args.threads)
-  print(f"{data.name}: {len(data.y_test)} test images; {args.steps} steps of Adam; "
-        f"{args.rounds} interleaved rounds; {args.threads} thread(s) per runtime")
+  exported = {model: export_model(model, dirs.get(model, os.path.join(root, model)), data,
+                                  args.steps)
+              for model in args.models.split(",")}
+  rows = measure({model: files for model, (files, _) in exported.items()}, data, args.rounds,
+                 args.threads)
+  print(f"{data.name}: {len(data.y_test)} test images; {args.rounds} interleaved rounds; "
+        f"{args.threads} thread(s) per runtime")
   for model, model_rows in rows.items():
-    print(f"\n{model}\n{verify.format_table(model_rows)}")
+    print(f"\n{model} ({exported[model][1]})\n{verify.format_table(model_rows)}")
   print()
   for model, model_rows in rows.items():
     print(summary(model, model_rows))
