@@ -138,18 +138,28 @@ function showPrediction(probabilities) {
 // "in this browser": onnxruntime-web (bundled in /static/ort/) on /model.onnx, the ONNX file
 // exported beside the served version; one thread, as a page that is not cross-origin isolated
 // gets no SharedArrayBuffer.
-let onnxSession = null;
+let onnxSession = null, onnxVersion = null;
 function where() {
   return document.querySelector('input[name="where"]:checked').value;
 }
 
-async function browserPredict(image) {
-  if (!onnxSession) {
+// The session of the version the server serves now (a new version is fetched once, as the
+// server swaps it in).
+async function browserSession() {
+  const head = await fetch("/model.onnx", {method: "HEAD"});
+  if (!head.ok) throw new Error("the served version has no ONNX file");
+  const version = head.headers.get("x-model-version");
+  if (!onnxSession || version !== onnxVersion) {
     ort.env.wasm.wasmPaths = "/static/ort/";
     ort.env.wasm.numThreads = 1;
+    onnxVersion = version;
     onnxSession = ort.InferenceSession.create("/model.onnx", {executionProviders: ["wasm"]});
   }
-  const session = await onnxSession;
+  return onnxSession;
+}
+
+async function browserPredict(image) {
+  const session = await browserSession();
   const input = new ort.Tensor("float32", Float32Array.from(image.flat()), [1, 28, 28]);
   const outputs = await session.run({[session.inputNames[0]]: input});
   return Array.from(outputs.probabilities.data);
