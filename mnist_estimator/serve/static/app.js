@@ -14,6 +14,7 @@ function clearPad() {
   seen.getContext("2d").clearRect(0, 0, 28, 28);
   showPrediction(null);
   lastImage = null;
+  pending++;  // an answer still on its way is for the drawing just cleared: dropped
   pad.dataset.answers = "0";
 }
 
