@@ -25,7 +25,19 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-install: $(VENV)/.installed
+# The page's "in this browser" mode: onnxruntime-web from the npm registry (pinned with its
+# hashes in web/package-lock.json), its WASM build copied into the package's static files at
+# install time; never fetched by the page at run time, and not committed (11 MB of WASM).
+ORT_DIR := mnist_estimator/serve/static/ort
+ORT_FILES := ort.wasm.min.js ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+$(ORT_DIR)/.built: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "warning: npm not found (apt-get install -y npm): the draw-a-digit page's 'in this browser' mode stays off" >&2; exit 0; }
+	@echo "bundling onnxruntime-web into $(ORT_DIR) (once, or when web/package-lock.json changes)"
+	@cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
+	@mkdir -p $(ORT_DIR) && cp $(addprefix web/node_modules/onnxruntime-web/dist/,$(ORT_FILES)) $(ORT_DIR)/
+	@touch $@
+
+install: $(VENV)/.installed $(ORT_DIR)/.built
 
 # The main job: the default model on the bundled real-MNIST sample (offline), then its eval metrics.
 train: install
@@ -59,12 +71,19 @@ BENCH_ARGS ?=
 bench: install
 	$(PY) -m mnist_estimator.tools.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
 
+# Every --export_format of cnn and mlp against the SavedModel, in one interleaved run (the
+# README's table); PORTABLE_ARGS="--quick" for a smoke run, "--model_dirs=cnn=DIR,mlp=DIR" to reuse.
+PORTABLE_ARGS ?=
+.PHONY: bench_portable
+bench_portable: install
+	$(PY) scripts/bench_portable.py --data_dir=$(SHARED_DATA)/mnist $(PORTABLE_ARGS)
+
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install
 	$(PY) scripts/make_sample.py --data_dir $(SHARED_DATA)/mnist --out mnist_estimator/data/mnist_sample.npz
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache web/node_modules $(ORT_DIR)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Serving (mnist_estimator.serve): TF Serving's gRPC API on 127.0.0.1:8500 (--port), its REST

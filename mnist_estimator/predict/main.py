@@ -1,6 +1,7 @@
-"""Predicts digits in image/data files with a SavedModel: predict --saved_model=DIR FILE..."""
+"""Predicts digits in image/data files: predict --saved_model=DIR (or --model_file=F) FILE..."""
 
 import json
+import os
 import sys
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
@@ -55,7 +56,7 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
   """What the command line does: predicts the files' images and prints the results.
 
   Args:
-    saved_model: as for `load_model`.
+    saved_model: as for `load_model`: a SavedModel or export dir, or a .tflite or .onnx file.
     paths: the files, as for `load_images` (as are invert and resize); for a sequence model
       (weather) JSON lists of rows or .npy/.npz arrays, as for `sequences.load_files`.
     labels: an optional `load_labels` file with the labels of all the images, in order.
@@ -104,7 +105,9 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
 def define_flags():
   """Defines this entry point's flags; only `run` calls it, so importing defines none."""
   flags.DEFINE_string("saved_model", None, "SavedModel dir, or the --export_dir holding "
-                      "timestamped exports (the newest is used). Required.")
+                      "timestamped exports (the newest is used). This or --model_file.")
+  flags.DEFINE_string("model_file", None, "A .tflite or .onnx file of --export_format "
+                      "(run by TFLite or onnxruntime, not TF's SavedModel loader).")
   flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
                     "probability, probabilities[, label]) and, with --labels, a final "
                     '{"accuracy", "count"} line.')
@@ -127,11 +130,14 @@ def main(argv):
   if not FLAGS.verbose:
     logging.set_verbosity(logging.WARNING)  # TF's INFO notes on loading a SavedModel are noise
   with cli.one_line_errors(FLAGS.verbose):
-    if not FLAGS.saved_model:
-      raise UsageError("--saved_model is required; pass --saved_model=DIR (a SavedModel or "
-                       "an --export_dir)")
-    predict_files(FLAGS.saved_model, argv[1:], FLAGS.labels, FLAGS.invert, FLAGS.resize,
-                  FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
+    if bool(FLAGS.saved_model) == bool(FLAGS.model_file):
+      raise UsageError("pass one of --saved_model=DIR (a SavedModel or an --export_dir) and "
+                       "--model_file=FILE (a .tflite or .onnx)")
+    if FLAGS.model_file and not os.path.isfile(FLAGS.model_file):
+      raise UsageError(f"--model_file={FLAGS.model_file} is not a file; pass a .tflite or "
+                       ".onnx from --export_format (a SavedModel folder goes to --saved_model)")
+    predict_files(FLAGS.saved_model or FLAGS.model_file, argv[1:], FLAGS.labels, FLAGS.invert,
+                  FLAGS.resize, FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
 
 
 def run():

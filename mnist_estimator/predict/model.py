@@ -1,4 +1,6 @@
-"""A SavedModel of this package, loaded for prediction: its input shape, classes and calls."""
+"""A model of this package loaded for prediction (a SavedModel, .tflite or .onnx): shape, calls."""
+
+import os
 
 import numpy as np
 
@@ -7,31 +9,48 @@ from mnist_estimator.common.errors import UsageError
 
 
 class Model:
-  """A loaded SavedModel's serving_default signature and the image shape it takes."""
+  """A loaded model's serving_default (or a model file's runner) and the image shape it takes."""
 
-  def __init__(self, loaded, signature, input_key):
-    self.path = loaded.path
-    self._loaded = loaded  # holds the session, its graph and restored variables
-    self._signature = signature
+  def __init__(self, path, run, input_key, input_shape, n_classes, class_names, holder):
+    self.path = path
+    self._holder = holder  # the session and its graph, or the model file's runtime
+    self._run = run  # {input_key: float32 batch} -> {"classes", "probabilities", ...}
     self.input_key = input_key  # "images", or SEQUENCES_KEY for a sequence model
-    self.input_shape = tuple(signature.inputs[input_key].shape)  # e.g. (None, 28, 28)
-    self.n_classes = signature.outputs["probabilities"].shape[-1]
+    self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
+    self.n_classes = n_classes
     # A folder's class names, kept with the export; else the class ids themselves.
-    self.class_names = loaded.class_names or [str(i) for i in range(self.n_classes)]
+    self.class_names = class_names or [str(i) for i in range(self.n_classes)]
     h, w = self.input_shape[1:3]
     self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
 
   def __call__(self, batch):
-    """Runs the signature on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
-    out = self._signature.run({self.input_key: np.asarray(batch, np.float32)})
+    """Runs the model on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
+    out = self._run({self.input_key: np.asarray(batch, np.float32)})
     return out["classes"], out["probabilities"]
+
+
+def load_model_file(path):
+  """A .tflite or .onnx file (--export_format) as a Model, run without TF's SavedModel loader.
+
+  Raises:
+    UsageError: it is missing, of another kind, or does not load.
+  """
+  from mnist_estimator.portable import runtimes  # pylint: disable=g-import-not-at-top
+  runner = runtimes.load(path)
+  shape = runner.input_shape
+  if len(shape) not in (3, 4) or None in shape[1:]:
+    raise UsageError(f"{path} does not take fixed-size images [N, H, W(, C)] (input "
+                     f"{runner.input_key} {shape}); export it with mnist_estimator")
+  return Model(path, lambda feeds: runner.run(feeds[runner.input_key]), runner.input_key,
+               shape, runner.n_classes, runner.class_names, runner)
 
 
 def load_model(saved_model_dir):
   """Loads the serving_default signature of a SavedModel into its own session.
 
   Args:
-    saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export).
+    saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export);
+      or a .tflite or .onnx file (load_model_file).
 
   Returns:
     A `Model` for `predict(model, images)`; `model.image_shape` is its (H, W, C).
@@ -39,6 +58,8 @@ def load_model(saved_model_dir):
   Raises:
     UsageError: no SavedModel there, it does not load, or it lacks the expected signature.
   """
+  if os.path.isfile(saved_model_dir):
+    return load_model_file(saved_model_dir)
   loaded = saved_model.load(saved_model_dir)
   path = loaded.path
   signature = loaded.signatures.get(saved_model.SERVING_DEFAULT)
@@ -52,7 +73,8 @@ def load_model(saved_model_dir):
   if not shape or len(shape) not in (3, 4) or None in shape[1:]:
     raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
                      f"(inputs: {list(inputs)}); export it with mnist_estimator (--export_dir)")
-  return Model(loaded, signature, key)
+  return Model(path, signature.run, key, shape, signature.outputs["probabilities"].shape[-1],
+               loaded.class_names, loaded)
 
 
 def predict(model, images, batch_size=1000):

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_estimator import models
+from mnist_estimator import portable
 from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
@@ -159,13 +160,32 @@ def show_weights(plan, estimator):
 
 
 def export(plan, estimator):
-  """Exports the latest checkpoint to spec.export_dir/<timestamp>; returns the path."""
-  if not plan.spec.export_dir:
+  """Exports the latest checkpoint to spec.export_dir/<timestamp> in each --export_format.
+
+  Returns:
+    {format name: path}: the SavedModel version folder, the files beside it.
+  """
+  spec, data = plan.spec, plan.data
+  if not spec.export_dir:
     raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
-  path = export_lib.export(estimator, plan.spec.export_dir, plan.data.image_shape,
-                           plan.data.standardize)
-  print(f"exported SavedModel: {path}")
-  return path
+  path = export_lib.export(estimator, spec.export_dir, data.image_shape, data.standardize)
+  if tuple(spec.export_format) == (portable.SAVED_MODEL,):
+    print(f"exported SavedModel: {path}")
+    return {portable.SAVED_MODEL: path}
+  from mnist_estimator.portable import exports  # pylint: disable=g-import-not-at-top  # converters
+  from mnist_estimator.portable import verify  # pylint: disable=g-import-not-at-top
+  shape = data.image_shape
+  sample = verify.representative(data.x_train, spec.representative_examples, spec.seed or 0)
+  test = (verify.serving_inputs(data.x_test, shape, data.standardize), data.y_test)
+  return exports.export_formats(
+      path, spec.export_format, verify.serving_inputs(sample, shape, data.standardize), test,
+      spec.verify_export)
+
+
+def _exported(files):
+  """A run's result keys for `files`: "export" (the SavedModel, else the first file), "exports"."""
+  return {"export": files.get(portable.SAVED_MODEL) or next(iter(files.values())),
+          "exports": files}
 
 
 def train_and_evaluate(plan, estimator):
@@ -215,7 +235,7 @@ MODES = {
     "train_and_evaluate": lambda plan, est: {"metrics": train_and_evaluate(plan, est)},
     "predict": lambda plan, est: {"predictions": predict(plan, est)},
     "weights": show_weights,
-    "export": lambda plan, est: {"export": export(plan, est)},
+    "export": lambda plan, est: _exported(export(plan, est)),
 }
 assert tuple(MODES) == spec_lib.MODES, "spec.MODES lists the modes for --mode"
 
@@ -256,6 +276,9 @@ def run(spec, data=None):
     data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
   spec = plan.spec
+  if tuple(spec.export_format) != (portable.SAVED_MODEL,) and not spec.export_dir:
+    raise UsageError(f"--export_format={','.join(spec.export_format)} needs --export_dir=DIR: "
+                     "the files go beside the SavedModel version written there")
   with guard.model_dir(plan) as fresh:  # lock, checkpoint integrity
     if plan.training and fresh and plan.found is None:
       record_lib.write(spec.model_dir, plan.record)  # a new model_dir is this model's
@@ -274,7 +297,7 @@ def run(spec, data=None):
       result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
     # In a cluster the chief alone exports, so one run leaves one SavedModel.
     if spec.export_dir and plan.training and plan.chief:
-      result["export"] = export(plan, estimator)
+      result.update(_exported(export(plan, estimator)))
     if plan.training and plan.chief:
       print(f"checkpoints and TensorBoard curves: {spec.model_dir} "
             f"(tensorboard --logdir {spec.model_dir})")

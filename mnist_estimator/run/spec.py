@@ -8,6 +8,7 @@ import tempfile
 from typing import Any, Callable, Optional, Sequence
 
 from mnist_estimator import models
+from mnist_estimator import portable
 from mnist_estimator.common import precision
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
@@ -84,6 +85,10 @@ def _known_dataset(name):
 
 def _size(text):
   return text is None or datasets.parse_size(text) is not None
+
+
+def _known_formats(names):
+  return bool(names) and set(names) <= set(portable.FORMATS)
 
 
 def _known_tensors(names):
@@ -199,6 +204,15 @@ class RunSpec:
       "and print per-class metrics."))
   export_dir: Optional[str] = _option(None, group=E, help=(
       "Export a SavedModel under this folder after training (and with --mode=export)."))
+  export_format: Sequence[str] = _option((portable.SAVED_MODEL,), group=E, help=(
+      "What --export_dir gets: saved_model, tflite, tflite_int8, onnx (comma-separated); each "
+      "file beside the SavedModel version, checked against it on the test set."),
+      validator=(_known_formats,
+                 f"--export_format takes names from: {', '.join(portable.FORMATS)}"))
+  representative_examples: int = _option(500, group=E, lower=1, help=(
+      "tflite_int8: training images (sampled by --seed) that calibrate the quantization."))
+  verify_export: bool = _option(True, group=E, help=(
+      "Check each --export_format file against the SavedModel and print the table."))
   num_predictions: int = _option(10, group=E, lower=1, help=(
       "--mode=predict: test images to predict."))
   weights_out: Optional[str] = _option(None, group=E, help=(
@@ -252,6 +266,7 @@ class RunSpec:
                    if value is not None or key not in defaulted})
     values["hidden_units"] = tuple(int(unit) for unit in values["hidden_units"])
     values["log_tensors"] = tuple(values.get("log_tensors", ()))
+    values["export_format"] = tuple(values.get("export_format") or (portable.SAVED_MODEL,))
     return cls(model=model, **values)
 
   def replace(self, **changes):

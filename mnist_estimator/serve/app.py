@@ -7,6 +7,7 @@ import zlib
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse
 from starlette.responses import HTMLResponse
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -14,7 +15,9 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from mnist_estimator.serve import inference
+from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import rest
+from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
 
@@ -175,10 +178,28 @@ def page_model_endpoint(manager):
   async def page_model(request):
     try:
       servable = manager.get(request.query_params.get("name", manager.name))
-      return json_response(servable.page_info())
+      return json_response(servable_lib.page_info(servable))
     except status.ApiError as e:
       return json_response({"error": e.message}, e.status)
   return page_model
+
+
+def onnx_endpoint(manager):
+  """GET /model.onnx: the served version as ONNX, for the page's "in this browser" mode."""
+
+  async def model_onnx(request):
+    del request  # unused
+    try:
+      servable = manager.get(manager.name)
+      path = portable_servable.onnx_file(servable)
+      if path is None:
+        raise status.not_found(f"version {servable.version} has no ONNX file beside it; "
+                               "export one with --export_format=saved_model,onnx")
+    except status.ApiError as e:
+      return json_response({"error": e.message}, e.status)
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"X-Model-Version": str(servable.version)})
+  return model_onnx
 
 
 async def _http_error(request, error):
@@ -197,6 +218,7 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
   api = Api(manager, batcher, max_body_bytes)
   site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
                            Route("/page/model", page_model_endpoint(manager)),
+                           Route("/model.onnx", onnx_endpoint(manager)),
                            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 

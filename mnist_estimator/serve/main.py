@@ -23,6 +23,8 @@ def define_flags():
                       "(else its newest export).")
   flags.DEFINE_string("saved_model", None, "A TF Serving base path of numbered SavedModel "
                       "versions (e.g. an --export_dir), or one SavedModel directory.")
+  flags.DEFINE_string("model_file", None, "A .tflite or .onnx file of --export_format, "
+                      "served as its one version by TFLite or onnxruntime.")
   flags.DEFINE_string("model_name", "mnist", "The model's name in /v1/models/NAME.")
   flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
   flags.DEFINE_integer("port", 8500, "Port of the gRPC API (TF Serving's --port; 0: no gRPC).",
@@ -61,7 +63,7 @@ def main(argv):
                          FLAGS.grpc_max_threads, FLAGS.max_body_bytes)
     _check_ports(ports)
     sockets = [server.listen(ports.host, ports.rest)] if ports.rest else None
-    base = server.base_path(FLAGS.model_dir, FLAGS.saved_model)
+    base = server.base_path(FLAGS.model_dir, FLAGS.saved_model, FLAGS.model_file)
     options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                     FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

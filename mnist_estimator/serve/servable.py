@@ -27,24 +27,6 @@ class Servable:
     self.signatures = self._loaded.signatures
     self.class_names = self._loaded.class_names  # None: the export has no names
 
-  def page_info(self):
-    """What the page needs: serving_default's image shape [H, W, C] and the class names.
-
-    Raises:
-      ApiError: 400 when serving_default takes no images of a fixed size (a series model).
-    """
-    signature = self.signature(DEFAULT_SIGNATURE)
-    shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
-    if not shape or len(shape) not in (3, 4) or None in shape[1:]:
-      raise status.bad_request(f"the page needs a model of images; {DEFAULT_SIGNATURE} takes "
-                               f"{shape}: use the REST API")
-    height, width = shape[1:3]
-    channels = shape[3] if len(shape) == 4 else 1
-    n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
-                      if k == "probabilities" and s.shape), 10)
-    return {"version": str(self.version), "input_shape": [height, width, channels],
-            "class_names": self.class_names or [str(k) for k in range(n_classes)]}
-
   def signature(self, name, method=None):
     """The signature called `name` (TF Serving's default if empty).
 
@@ -75,3 +57,23 @@ class Servable:
 
   def close(self):
     self._loaded.close()
+
+
+def page_info(servable):
+  """What the page needs of a servable (SavedModel or model file): serving_default's image
+  shape [H, W, C] and the class names.
+
+  Raises:
+    ApiError: 400 when serving_default takes no images of a fixed size (a series model).
+  """
+  signature = servable.signature(DEFAULT_SIGNATURE)
+  shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
+  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+    raise status.bad_request(f"the page needs a model of images; {DEFAULT_SIGNATURE} takes "
+                             f"{shape}: use the REST API")
+  height, width = shape[1:3]
+  channels = shape[3] if len(shape) == 4 else 1
+  n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
+                    if k == "probabilities" and s.shape), 10)
+  return {"version": str(servable.version), "input_shape": [height, width, channels],
+          "class_names": servable.class_names or [str(k) for k in range(n_classes)]}

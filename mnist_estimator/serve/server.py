@@ -15,14 +15,24 @@ from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
 from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import manager as manager_lib
+from mnist_estimator.serve import portable_servable
 
 
-def base_path(model_dir=None, saved_model=None):
+def base_path(model_dir=None, saved_model=None, model_file=None):
   """The TF Serving base path to serve: --saved_model, else model_dir's best (or newest) export.
+
+  Or --model_file, a .tflite or .onnx file.
 
   Raises:
     UsageError: neither is given, or model_dir has no export.
   """
+  if model_file:
+    if model_dir or saved_model:
+      raise UsageError("pass --model_file alone, without --model_dir or --saved_model")
+    if not portable_servable.is_model_file(model_file) or not os.path.isfile(model_file):
+      raise UsageError(f"--model_file={model_file} is not a .tflite or .onnx file; export one "
+                       "with --mode=export --export_format=tflite,onnx")
+    return model_file
   if saved_model:
     return saved_model
   if not model_dir:
@@ -42,8 +52,15 @@ def base_path(model_dir=None, saved_model=None):
 
 def build(base, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
           max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None):
-  """(app, manager, batcher) serving the newest version under `base`; polling has started."""
-  manager = manager_lib.ModelManager(model_name, base, poll_seconds, session_config)
+  """(app, manager, batcher) serving the newest version under `base`; polling has started.
+
+  A .tflite or .onnx `base` is served as its one version, by TFLite or onnxruntime.
+  """
+  if portable_servable.is_model_file(base):
+    runtime_threads = session_config.intra_op_parallelism_threads if session_config else None
+    manager = portable_servable.FileManager(model_name, base, runtime_threads or None)
+  else:
+    manager = manager_lib.ModelManager(model_name, base, poll_seconds, session_config)
   manager.start()
   batcher = batching.Batcher(batch_options, threads)
   return app_lib.make_app(manager, batcher, max_body_bytes), manager, batcher

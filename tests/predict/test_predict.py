@@ -144,7 +144,7 @@ def test_wrong_size_needs_resize(model, tmp_path):
     ("five.npy", None, "five.npy has 5 channels but the model takes 1"),
     ("hot.npy", np.full([1, 28, 28], 3.0, np.float32), "float32 pixels from 3.0 to 3.0"),
     ("labels.npy", np.arange(4), r"shape \[4\], not images"),
-    ("junk.gz", gzip.compress(b"hello"), "gzip-compressed but not an MNIST IDX"),
+    ("junk.gz", gzip.compress(b"hello", mtime=0), "gzip-compressed but not an MNIST IDX"),
 ])
 def test_bad_files_are_usage_errors(tmp_path, name, content, match):
   path = tmp_path / name

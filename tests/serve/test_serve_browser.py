@@ -1,4 +1,5 @@
-"""The draw-a-digit page in headless Chromium: a drawn 1, 0 and 7 are classified right."""
+"""The draw-a-digit page in headless Chromium: a drawn 1, 0 and 7 are classified right, on the
+server and in the browser (onnxruntime-web on the ONNX export) alike."""
 
 import math
 import os
@@ -8,6 +9,8 @@ import tempfile
 import pytest
 from serve_helpers import train_and_export
 
+from mnist_estimator.portable import convert
+from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching, server
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -37,10 +40,14 @@ DIGITS = {
 
 @pytest.fixture(scope="module")
 def page_url(sample, tmp_path_factory):
-  """A server of an mlp that really reads digits (the whole sample, 600 steps, ~97%)."""
+  """A server of an mlp that really reads digits (the whole sample, 600 steps, ~97%).
+
+  Its ONNX file lies beside the SavedModel version, as --export_format=saved_model,onnx puts it.
+  """
   root = str(tmp_path_factory.mktemp("browser"))
   path = train_and_export(sample, root, model="mlp", steps=600, batch_size=100,
                           learning_rate=0.8, hidden_units=[500], moving_average_decay=0.99)
+  convert.convert(path, "onnx")
   app, manager, batcher = server.build(path, poll_seconds=0,
                                        batch_options=batching.BatchOptions())
   with server.BackgroundServer(app) as background:
@@ -183,3 +190,33 @@ def test_an_rgb_model_takes_a_photo_and_names_its_classes(photo_page, browser, t
   browser.save_screenshot(str(tmp_path / "photo_page.png"))
   if os.environ.get("MNIST_ESTIMATOR_DOCS") == "1":
     shutil.copy(tmp_path / "photo_page.png", SCREENSHOT.replace(".png", "_photo.png"))
+
+
+def _answer(driver, count, where):
+  """(digit, probabilities) once the page has answered `count` times, the last one `where`."""
+  WebDriverWait(driver, 60).until(
+      lambda d: d.find_element(By.ID, "pad").get_attribute("data-answers") == str(count)
+      and d.find_element(By.ID, "pad").get_attribute("data-where") == where)
+  assert driver.find_element(By.ID, "error").text == ""
+  return (driver.find_element(By.ID, "prediction").get_attribute("data-digit"),
+          driver.execute_script("return window.lastProbabilities;"))
+
+
+def test_in_this_browser_gives_the_servers_class(page_url, browser):
+  assert os.path.isfile(os.path.join(app_lib.STATIC_DIR, "ort", "ort.wasm.min.js")), (
+      "onnxruntime-web is not bundled: `make install` copies it in with npm")
+  browser.get(page_url + "/")  # a fresh page: the server mode, the toggle set up
+  toggle = browser.find_element(By.CSS_SELECTOR, 'input[name="where"][value="browser"]')
+  WebDriverWait(browser, 30).until(lambda d: toggle.is_enabled())
+  assert "onnxruntime-web on model.onnx" in browser.find_element(By.ID, "where-note").text
+  for digit in (7, 0):
+    browser.find_element(By.CSS_SELECTOR, 'input[name="where"][value="server"]').click()
+    browser.find_element(By.ID, "clear").click()
+    _draw(browser, DIGITS[digit])
+    strokes = len(DIGITS[digit])
+    on_server, server_probs = _answer(browser, strokes, "server")
+    toggle.click()  # the same drawing again, now run by onnxruntime-web in the page
+    in_browser, browser_probs = _answer(browser, strokes + 1, "browser")
+    assert in_browser == on_server == str(digit)
+    assert max(abs(a - b) for a, b in zip(server_probs, browser_probs)) < 1e-4
+  browser.find_element(By.CSS_SELECTOR, 'input[name="where"][value="server"]').click()

@@ -1,4 +1,5 @@
-// Draw-a-digit: the drawing becomes a 28x28 MNIST-style input, sent to TF Serving's predict API.
+// Draw-a-digit (or, for an RGB model, a photo): the model's input, sent to TF Serving's predict
+// API ("on the server") or run by onnxruntime-web on the served version's ONNX file ("in this browser").
 "use strict";
 
 const MODEL = document.querySelector('meta[name="model-name"]').content;
@@ -13,6 +14,8 @@ function clearPad() {
   seen.getContext("2d").clearRect(0, 0, seen.width, seen.height);
   photoBox = null;
   showPrediction(null);
+  lastImage = null;
+  pending++;  // an answer still on its way is for the drawing just cleared: dropped
   pad.dataset.answers = "0";
 }
 
@@ -182,25 +185,94 @@ function showPrediction(probabilities) {
   document.getElementById("error").textContent = "";
 }
 
+// "in this browser": onnxruntime-web (bundled in /static/ort/) on /model.onnx, the ONNX file
+// exported beside the served version; one thread, as a page that is not cross-origin isolated
+// gets no SharedArrayBuffer.
+let onnxSession = null, onnxVersion = null;
+function where() {
+  return document.querySelector('input[name="where"]:checked').value;
+}
+
+// The session of the version the server serves now (a new version is fetched once, as the
+// server swaps it in).
+async function browserSession() {
+  const head = await fetch("/model.onnx", {method: "HEAD"});
+  if (!head.ok) throw new Error("the served version has no ONNX file");
+  const version = head.headers.get("x-model-version");
+  if (!onnxSession || version !== onnxVersion) {
+    ort.env.wasm.wasmPaths = "/static/ort/";
+    ort.env.wasm.numThreads = 1;
+    onnxVersion = version;
+    onnxSession = ort.InferenceSession.create("/model.onnx", {executionProviders: ["wasm"]});
+  }
+  return onnxSession;
+}
+
+async function browserPredict(image) {
+  const session = await browserSession();
+  const [H, W, C] = MODEL_INFO.input_shape;  // the export's own: [n, H, W] grey, [n, H, W, 3] RGB
+  const input = new ort.Tensor("float32", Float32Array.from(image.flat(2)),
+                               C === 3 ? [1, H, W, 3] : [1, H, W]);
+  const outputs = await session.run({[session.inputNames[0]]: input});
+  return Array.from(outputs.probabilities.data);
+}
+
+async function serverPredict(image) {
+  const response = await fetch(`/v1/models/${encodeURIComponent(MODEL)}:predict`, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({instances: [image]}),
+  });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body.predictions[0].probabilities;
+}
+
 let pending = 0;
+let lastImage = null;
 async function classify() {
   const image = isPhotoModel() ? photoInput() : mnistInput();
+  lastImage = image;
   if (!image) { showPrediction(null); return; }
   showSeen(image);
   const ticket = ++pending;
+  const mode = where();
   try {
-    const response = await fetch(`/v1/models/${encodeURIComponent(MODEL)}:predict`, {
-      method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({instances: [image]}),
-    });
-    const body = await response.json();
+    const probabilities = await (mode === "browser" ? browserPredict(image) : serverPredict(image));
     if (ticket !== pending) return;  // a newer stroke has asked again
-    if (!response.ok) throw new Error(body.error || response.statusText);
-    showPrediction(body.predictions[0].probabilities);
+    showPrediction(probabilities);
+    window.lastProbabilities = probabilities;  // for tests: the two modes agree
+    pad.dataset.where = mode;
     pad.dataset.answers = String(Number(pad.dataset.answers || 0) + 1);  // for tests
   } catch (error) {
-    document.getElementById("error").textContent = `error: ${error.message}`;
+    if (ticket === pending) document.getElementById("error").textContent = `error: ${error.message}`;
   }
+}
+
+// The toggle: on when onnxruntime-web is bundled and the served version has an ONNX file.
+async function setUpWhere() {
+  const note = document.getElementById("where-note");
+  const browser = document.querySelector('input[name="where"][value="browser"]');
+  if (typeof ort === "undefined") {
+    note.textContent = "onnxruntime-web is not bundled: `make install` (with npm) copies it in";
+    return;
+  }
+  try {
+    const response = await fetch("/model.onnx", {method: "HEAD"});
+    if (!response.ok) {
+      note.textContent = "the served version has no ONNX file: export it with " +
+        "--export_format=saved_model,onnx";
+      return;
+    }
+    const size = Number(response.headers.get("content-length") || 0);
+    browser.disabled = false;
+    note.textContent = `in this browser: onnxruntime-web on model.onnx (${(size / 1e6).toFixed(1)} MB` +
+      `, version ${response.headers.get("x-model-version")})`;
+  } catch (error) {
+    note.textContent = `no ONNX model: ${error.message}`;
+  }
+}
+for (const radio of document.querySelectorAll('input[name="where"]')) {
+  radio.addEventListener("change", () => { if (lastImage) classify(); });
 }
 
 // A photo: fit it on the pad as grey levels, make the ink light on dark (invert when the
@@ -297,3 +369,4 @@ document.getElementById("upload").addEventListener("change", (event) => {
 buildBars();
 clearPad();
 showModelStatus();
+setUpWhere();
