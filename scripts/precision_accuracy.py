@@ -19,11 +19,15 @@ def run_one(out_dir, flagfile, precision, seed, steps, data_dir):
           f"--steps={steps}", f"--data_dir={data_dir}", "--log_tensors=",
           "--log_every_n_iter=1000", "--input=tfdata"]
   start = time.time()
-  with open(model_dir + ".log", "w") as log:
+  report = os.path.join(model_dir, "eval_report", "eval_report.json")
+  if os.path.exists(os.path.join(model_dir, f"model.ckpt-{steps}.index")) and os.path.exists(
+      report):  # done in an earlier call of this script: its figures stand
+    argv.append("--mode=evaluate")
+  with open(model_dir + ".log", "a") as log:
     proc = subprocess.run(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False)
   if proc.returncode:
     sys.exit(f"error: {precision} seed {seed} failed; see {model_dir}.log")
-  with open(os.path.join(model_dir, "eval_report", "eval_report.json")) as f:
+  with open(report) as f:
     accuracy = json.load(f)["accuracy"]
   with open(model_dir + ".log") as f:
     used = next((line.strip() for line in f if "train step" in line), "?")
