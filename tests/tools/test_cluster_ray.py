@@ -1,0 +1,217 @@
+"""tools.cluster --engine=ray on a real local Ray cluster, loopback only: train, faults, storage."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import helpers
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from mnist_estimator.tools import cluster  # pylint: disable=g-import-not-at-top
+
+LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token"}
+RAY = os.path.join(os.path.dirname(sys.executable), "ray")
+MLP = ["--model=mlp", "--dataset=mnist_sample", "--precision=fp32", "--noreport",
+       "--batch_size=16"]
+
+
+def _free_ports(count):
+  return cluster.free_ports(count)
+
+
+def _env(**extra):
+  return helpers.cli_env(**LOOPBACK, **extra)
+
+
+@pytest.fixture(scope="module")
+def head():
+  """A one-node Ray cluster on 127.0.0.1 for the module ('ray start --head' as a user runs it)."""
+  temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit
+  gcs, client, dashboard = _free_ports(3)
+  log = open(os.path.join(temp, "head.log"), "w")
+  proc = subprocess.Popen(
+      [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+       f"--ray-client-server-port={client}", f"--dashboard-port={dashboard}",
+       "--include-dashboard=false", "--disable-usage-stats", "--num-cpus=8",
+       f"--temp-dir={temp}"], env=_env(), stdout=log, stderr=subprocess.STDOUT,
+      start_new_session=True)
+  try:
+    deadline = time.time() + 90
+    while "Ray runtime started" not in open(log.name).read():
+      assert proc.poll() is None and time.time() < deadline, open(log.name).read()[-3000:]
+      time.sleep(0.3)
+    yield f"127.0.0.1:{gcs}"
+  finally:
+    os.killpg(proc.pid, signal.SIGKILL)  # the head's own processes: no state worth a drain
+    proc.wait()
+    log.close()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def _tree(pid):
+  """pid and every descendant of it now."""
+  children = {}
+  for entry in os.listdir("/proc"):
+    if entry.isdigit():
+      try:
+        with open(f"/proc/{entry}/stat") as f:
+          ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+      except (OSError, IndexError, ValueError):
+        continue
+      children.setdefault(ppid, []).append(int(entry))
+  found, todo = set(), [pid]
+  while todo:
+    found.add(todo[-1])
+    todo += [c for c in children.get(todo.pop(), []) if c not in found]
+  return found
+
+
+def _alive(pid):
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def _assert_no_leftovers(pids, secs=20):
+  deadline = time.time() + secs
+  while any(_alive(p) for p in pids) and time.time() < deadline:
+    time.sleep(0.3)
+  left = [p for p in pids if _alive(p)]
+  assert not left, [open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:200] for p in left]
+
+
+class Driver:
+  """The launcher as a user runs it: output read line by line, its process tree sampled."""
+
+  def __init__(self, *argv):
+    self.proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_estimator.tools.cluster", "--engine=ray", *argv],
+        cwd=helpers.ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    self.lines = []
+    self.seen = set()  # every process of the job seen: the driver's tree, tasks and actors
+
+  def read_until(self, pattern, timeout=120):
+    """Reads lines until one matches; returns the match."""
+    deadline = time.time() + timeout
+    for line in self.proc.stdout:
+      self.lines.append(line)
+      self._note(line)
+      match = re.search(pattern, line)
+      if match:
+        return match
+      assert time.time() < deadline, "".join(self.lines)[-4000:]
+    raise AssertionError(f"no line matched {pattern}:\n" + "".join(self.lines)[-4000:])
+
+  def finish(self, timeout=240):
+    out, _ = self.proc.communicate(timeout=timeout)
+    for line in out.splitlines(True):
+      self.lines.append(line)
+      self._note(line)
+    return self.proc.returncode, "".join(self.lines)
+
+  def _note(self, line):
+    match = re.match(r"\[cluster\] (\w+) on .*, pid (\d+) \(Ray actor pid (\d+)\)", line)
+    if match:
+      self.seen |= {int(match.group(2)), int(match.group(3))}
+    if self.proc.poll() is None:
+      self.seen |= _tree(self.proc.pid)
+
+  def pid(self, label):
+    return next(int(m.group(1)) for line in reversed(self.lines)
+                for m in [re.match(rf"\[cluster\] {label} on .*, pid (\d+)", line)] if m)
+
+
+def _progress(out, label):
+  return [int(s.replace(",", "")) for s in
+          re.findall(rf"^\[{label}\] step ([\d,]+)/", out, re.M)]
+
+
+def _checkpoints(model_dir):
+  return sorted(int(m.group(1)) for name in os.listdir(model_dir)
+                for m in [re.match(r"model\.ckpt-(\d+)\.index$", name)] if m)
+
+
+def test_four_tasks_on_a_private_ray_train_400_steps(tmp_path):
+  """No --address: the job's own Ray on 127.0.0.1, stopped with it; both trainers train."""
+  model_dir, every = tmp_path / "m", 20
+  driver = Driver("--workers=1", "--ps=1", "--evaluator", "--", *MLP, "--steps=400",
+                  f"--log_every_n_iter={every}", f"--model_dir={model_dir}")
+  driver.read_until(r"^\[chief\] step ")
+  code, out = driver.finish()
+  assert code == 0, out[-4000:]
+  assert re.search(r"^\[cluster\] chief on .* \(127\.0\.0\.1:\d+\)", out, re.M), out[:2000]
+  assert "intra_op_threads=1" in out  # given for Ray's OMP_NUM_THREADS=1
+  chief, worker = _progress(out, "chief"), _progress(out, "worker0")
+  # a line every `every` of a task's own steps: what each trained by itself
+  own = {"chief": (len(chief) - 1) * every, "worker0": (len(worker) - 1) * every}
+  open("/tmp/w20dbg.log", "w").write(out)
+  assert own["chief"] > 0 and own["worker0"] > 0, own
+  assert 400 - 2 * every <= sum(own.values()) <= 400 + 2 * every, own  # one shared global step
+  assert re.search(r"^\[evaluator\] eval on 1000 mnist_sample test images.*global_step 4\d\d",
+                   out, re.M), out[-3000:]
+  assert max(_checkpoints(model_dir)) >= 400
+  assert not [n for n in os.listdir(model_dir) if n.startswith(".cluster-check")]
+  _assert_no_leftovers(driver.seen - {driver.proc.pid})
+
+
+def test_a_killed_worker_is_named_and_a_restart_reaches_the_target(head, tmp_path):
+  """Kill a worker: named, all stopped, nothing left; again with --max_restarts=1: resumed."""
+  model_dir = tmp_path / "m"
+  argv = [f"--address={head}", "--workers=1", "--ps=1", "--", *MLP, "--steps=500",
+          "--log_every_n_iter=20", "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
+  first = Driver(*argv)
+  first.read_until(r"^\[chief\] step (1[2-9]\d|[2-9]\d\d)/")  # past the checkpoint at 100
+  os.kill(first.pid("worker0"), signal.SIGKILL)
+  code, out = first.finish(timeout=60)
+  assert code == 1, out[-3000:]
+  assert re.search(r"task worker0 died \(signal SIGKILL\); its last line: .+; stopping the "
+                   "others", out), out[-3000:]
+  _assert_no_leftovers(first.seen - {first.proc.pid})
+  saved = max(_checkpoints(model_dir))
+  assert 50 <= saved < 500
+
+  again = Driver("--max_restarts=1", *argv)
+  start = int(again.read_until(r"^\[chief\] step ([\d,]+)/").group(1).replace(",", ""))
+  assert start >= saved  # the re-run resumed from the checkpoint
+  again.read_until(rf"^\[worker0\] step ({start + 40}|[{str(start + 40)[0]}-9]\d\d)/")
+  os.kill(again.pid("worker0"), signal.SIGKILL)
+  again.read_until(r"^\[cluster\] restart 1/1: relaunching every task from the last "
+                   r"checkpoint \(step [\d,]+\)")
+  code, out = again.finish()
+  assert code == 0, out[-4000:]
+  assert max(_checkpoints(model_dir)) >= 500
+  _assert_no_leftovers(again.seen - {again.proc.pid})
+
+
+def test_a_model_dir_one_task_cannot_see_is_refused_before_training(head, tmp_path):
+  """The worker's actor runs in a mount namespace where the model_dir's parent is empty."""
+  shared = tmp_path / "shared"
+  shared.mkdir()
+  blind = tmp_path / "blind_python"  # the python of a node that did not mount `shared`
+  blind.write_text(
+      "#!/bin/sh\nexec unshare --mount --propagation private -- sh -c "
+      f"'mount -t tmpfs tmpfs {shared} && exec {sys.executable} \"$@\"' sh \"$@\"\n")
+  blind.chmod(0o755)
+  if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
+    pytest.skip("unshare --mount needs root (CAP_SYS_ADMIN) here")
+  driver = Driver(f"--address={head}", "--workers=1", "--ps=1",
+                  f'--runtime_env=worker:{{"py_executable": "{blind}"}}', "--", *MLP,
+                  "--steps=50", f"--model_dir={shared / 'm'}")
+  code, out = driver.finish(timeout=120)
+  assert code == 2, out[-3000:]
+  assert re.search(rf"error: task worker0 on node .+ \(127\.0\.0\.1\) cannot see this job's "
+                   rf"storage: --model_dir={shared / 'm'} is missing there; mount the same "
+                   "shared filesystem", out), out[-3000:]
+  assert "[chief] " not in out and not _checkpoints(shared / "m")  # nothing trained
+  assert os.listdir(shared / "m") == []  # the check file is gone too
+  _assert_no_leftovers(driver.seen - {driver.proc.pid})
