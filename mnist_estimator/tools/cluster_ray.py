@@ -15,7 +15,7 @@ from mnist_estimator.tools import ray_task
 # Ray's documented single-machine mode: its node address is 127.0.0.1 (on Linux it would
 # otherwise take the host's address even for a private Ray); set for a job's own Ray.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-_STOP_SECS = 15
+_STOP_SECS = 10  # as the local launcher: SIGTERM, then SIGKILL
 _AUTH_MODE = "RAY_AUTH_MODE"
 
 
@@ -224,15 +224,21 @@ class Job:
                                               self._watched)
 
   def _stop(self):
-    """Stops every task (SIGTERM, then SIGKILL), prints its last lines, ends its actor."""
-    refs = {label: actor.stop.remote() for label, actor in self._actors.items()}
-    for label, ref in refs.items():
-      try:
-        lines, _ = self._ray.get(ref, timeout=_STOP_SECS + 5)
-      except Exception:  # pylint: disable=broad-except  # a dead actor took its task along
-        continue
-      for line in lines:
-        self._watched.emit(label, line)
+    """Stops every task (SIGTERM, then SIGKILL), prints its last lines, ends its actor.
+
+    The parameter servers go last: they hold the variables that a chief stopping on
+    SIGTERM still reads to save its final checkpoint.
+    """
+    for servers in (False, True):
+      refs = {label: actor.stop.remote(_STOP_SECS) for label, actor in self._actors.items()
+              if label.startswith("ps") == servers}
+      for label, ref in refs.items():
+        try:
+          lines, _ = self._ray.get(ref, timeout=_STOP_SECS + 10)
+        except Exception:  # pylint: disable=broad-except  # a dead actor took its task along
+          continue
+        for line in lines:
+          self._watched.emit(label, line)
     for actor in self._actors.values():
       self._ray.kill(actor)  # its worker process goes, and with it (PDEATHSIG) any task left
     self._actors.clear()
