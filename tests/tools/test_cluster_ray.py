@@ -156,14 +156,18 @@ def _kill_when_training(driver, label="worker0", lines=1):
   return pid
 
 
+@pytest.mark.bf16
 def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   """A worker killed: named, all stopped, nothing left. The re-run resumes; chief, worker,
-  ps and evaluator then train 400+ steps with --max_restarts=1 through another kill."""
+  ps and evaluator then train 400+ steps with --max_restarts=1 through another kill.
+
+  In bf16: Ray's tasks are cluster tasks to precision.configure (no bf16 _FusedConv2D).
+  """
   model_dir, every = tmp_path / "m", 20
   # The cnn's steps are slow enough (~20/s) for a worker, which starts ~10 s after the chief
   # (tf.estimator delays worker i by 5 (i + 1) s), to train a good part of the job.
-  argv = ["--", *MLP, "--model=cnn", "--steps=720", f"--log_every_n_iter={every}",
-          "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
+  argv = ["--", *MLP, "--model=cnn", "--precision=bf16", "--steps=720",
+          f"--log_every_n_iter={every}", "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
   first = Driver(f"--address={head}", "--workers=1", "--ps=1", *argv)
   _kill_when_training(first)
   code, out = first.finish(timeout=60)
@@ -185,6 +189,7 @@ def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   assert not _alive(killed)
   code, out = again.finish()
   assert code == 0, out[-4000:]
+  assert "train step bf16" in out and "_FusedConv2D" not in out
   # A line at a task's first step, then every `every` of its own: what each trained itself.
   own = {label: sum(max(0, len(_progress(launch, label)) - 1) * every
                     for launch in out.split("[cluster] restart 1/1"))
