@@ -12,8 +12,8 @@ from mnist_estimator.tools import cluster_flags
 from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import ray_task
 
-# Ray's documented single-machine mode: its node address is 127.0.0.1 (on Linux it would
-# otherwise take the host's address even for a private Ray); set for a job's own Ray.
+# Ray's switch for clusters of one machine (documented for Windows and macOS): at 0 its node
+# address is 127.0.0.1; on Linux it is otherwise the host's address, even for a private Ray.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 _STOP_SECS = 10  # as the local launcher: SIGTERM, then SIGKILL
 _AUTH_MODE = "RAY_AUTH_MODE"
@@ -27,12 +27,13 @@ def _import_ray():
   return ray
 
 
-def connect(address, cpus_needed):
+def connect(address, needed):
   """Joins the Ray cluster at `address`, or starts a private one on 127.0.0.1.
 
   Args:
     address: "auto", "HOST:PORT", or None.
-    cpus_needed: the CPUs all tasks reserve (a private Ray declares at least these).
+    needed: {"CPU": n, resource: amount} that all tasks ask for together (a private Ray
+      declares them, so that a command meant for many machines also runs on this one).
 
   Returns:
     The ray module, connected (ray.shutdown() also stops a private Ray).
@@ -58,8 +59,20 @@ def connect(address, cpus_needed):
           "Ray on this machine") from None
     return ray
   # The tasks share this machine's cores as the local launcher's do; Ray only counts them.
-  ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)), **kwargs)
+  custom = {name: amount for name, amount in needed.items() if name != "CPU"}
+  ray.init(num_cpus=max(os.cpu_count() or 1, int(needed.get("CPU", 0) + 0.999)),
+           resources=custom or None, **kwargs)
   return ray
+
+
+def _needed(tasks, options):
+  """{"CPU": total, resource: total} over every task."""
+  total = {}
+  for _, kind, _ in tasks:
+    cpus, resources = options.task_resources(kind)
+    for name, amount in {"CPU": cpus, **resources}.items():
+      total[name] = total.get(name, 0) + amount
+  return total
 
 
 def _has_token():
@@ -87,7 +100,7 @@ def launch(training_flags, workers, ps, evaluator, options):
   previous = signal.signal(signal.SIGTERM, _terminated)  # SIGTERM unwinds like Ctrl-C
   ray = None
   try:
-    ray = connect(options.address, len(tasks) * options.task_cpus)
+    ray = connect(options.address, _needed(tasks, options))
     for attempt in range(options.max_restarts + 1):
       if attempt:
         print(f"[cluster] restart {attempt}/{options.max_restarts}: relaunching every task "
@@ -127,6 +140,7 @@ class Job:
     self._shared = shared
     self._options = options
     self._actors = {}
+    self._started = []  # labels of the tasks whose process was started
     self._watched = cluster_watch.Tasks()
 
   def run(self):
@@ -216,6 +230,7 @@ class Job:
     for label, tf_config in cluster.tasks(spec, evaluator="evaluator" in self._actors):
       task_env = dict(env, TF_CONFIG=json.dumps(tf_config))
       pid = self._get(label, self._actors[label].start.remote(self._argv, task_env, os.getcwd()))
+      self._started.append(label)
       ip, port, host, actor_pid = places[label]
       where = f"{ip}:{port}" if label != "evaluator" else ip
       print(f"[cluster] {label} on {host} ({where}), pid {pid} (Ray actor pid {actor_pid})",
@@ -230,7 +245,7 @@ class Job:
     SIGTERM still reads to save its final checkpoint.
     """
     for servers in (False, True):
-      refs = {label: actor.stop.remote(_STOP_SECS) for label, actor in self._actors.items()
+      refs = {label: self._actors[label].stop.remote(_STOP_SECS) for label in self._started
               if label.startswith("ps") == servers}
       for label, ref in refs.items():
         try:

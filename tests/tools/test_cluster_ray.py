@@ -227,3 +227,15 @@ def test_a_model_dir_one_task_cannot_see_is_refused_before_training(tmp_path):
   assert "[chief] " not in out and not _checkpoints(shared / "m")  # nothing trained
   assert os.listdir(shared / "m") == []  # the check file is gone too
   _assert_no_leftovers(driver.seen - {driver.proc.pid})
+
+
+def test_tasks_no_node_can_take_are_refused_with_what_they_ask(head, tmp_path):
+  driver = Driver(f"--address={head}", "--workers=1", "--ps=1", "--task_resources=ps:ssd=1",
+                  "--placement_timeout_secs=3", "--", *MLP, f"--model_dir={tmp_path / 'm'}")
+  code, out = driver.finish(timeout=90)
+  assert code == 2, out[-3000:]
+  assert re.search(r"error: could not place every task within 3 s \(--placement_timeout_secs\): "
+                   r"ps0 1 CPU, 1 ssd \(--task_cpus, --task_resources\), and the Ray cluster has "
+                   r".*8 CPU", out), out[-3000:]
+  assert "[chief] " not in out
+  _assert_no_leftovers(driver.seen - {driver.proc.pid})
