@@ -17,6 +17,7 @@ from mnist_estimator.tools import ray_task
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 _STOP_SECS = 10  # as the local launcher: SIGTERM, then SIGKILL
 _AUTH_MODE = "RAY_AUTH_MODE"
+_POLL_TIMEOUT_SECS = 60
 
 
 def _import_ray():
@@ -270,8 +271,10 @@ class RemoteTask:
     if self.code is not None:
       return self.code
     try:
-      lines, self.code = self._ray.get(self._actor.poll.remote())
-    except self._ray.exceptions.RayError as e:
+      lines, self.code = self._ray.get(self._actor.poll.remote(), timeout=_POLL_TIMEOUT_SECS)
+    except self._ray.exceptions.GetTimeoutError:
+      lines, self.code = [f"(its Ray actor did not answer for {_POLL_TIMEOUT_SECS} s)"], 1
+    except self._ray.exceptions.RayError as e:  # its node or its process died
       lines, self.code = [f"(its Ray actor died: {str(e).strip().splitlines()[0]})"], 1
     for line in lines:
       self._watched.emit(self._label, line)
