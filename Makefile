@@ -78,6 +78,13 @@ PORTABLE_ARGS ?=
 bench_portable: install
 	$(PY) scripts/bench_portable.py --data_dir=$(SHARED_DATA)/mnist $(PORTABLE_ARGS)
 
+# The cluster's two engines, interleaved: the local launcher against Ray (a private Ray per job):
+# wall time, peak memory, the chief's steps/s, medians of rounds, as a Markdown table.
+BENCH_CLUSTER_ARGS ?= --rounds=3 --workers=1 --evaluator --steps=2000
+.PHONY: bench-cluster
+bench-cluster: install
+	$(PY) scripts/bench_cluster.py $(BENCH_CLUSTER_ARGS)
+
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install
 	$(PY) scripts/make_sample.py --data_dir $(SHARED_DATA)/mnist --out mnist_estimator/data/mnist_sample.npz

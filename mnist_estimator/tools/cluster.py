@@ -1,4 +1,4 @@
-"""Launches a local TF_CONFIG cluster: `cluster --workers=2 --ps=1 --evaluator -- <flags>`."""
+"""Launches a TF_CONFIG cluster: `cluster [--engine=ray] --workers=2 --ps=1 --evaluator -- ...`."""
 
 import json
 import os
@@ -12,10 +12,13 @@ from absl import app
 from absl import flags
 
 from mnist_estimator.common import cli
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.tools import cluster_flags
 from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import paths
 
 FLAGS = flags.FLAGS
+ENGINES = ("local", "ray")
 
 
 def define_flags():
@@ -24,6 +27,23 @@ def define_flags():
   flags.DEFINE_bool("evaluator", False, "Also run an evaluator task.")
   flags.DEFINE_integer("grace_secs", 120, "After the chief ends: how long workers and the "
                        "evaluator may take to finish before they are stopped.", lower_bound=1)
+  flags.DEFINE_enum("engine", "local", ENGINES, "local: subprocesses on this machine; ray: one "
+                    "Ray actor per task, on the machines of a Ray cluster.")
+  flags.DEFINE_string("address", None, "--engine=ray: the Ray cluster, `auto` (the one started "
+                      "on this machine with `ray start`) or HOST:PORT of its head. None: a "
+                      "private Ray on 127.0.0.1 for this job, stopped after it.")
+  flags.DEFINE_float("task_cpus", 1.0, "--engine=ray: CPUs each task reserves (also its "
+                     "--intra_op_threads unless given).", lower_bound=0.01)
+  flags.DEFINE_list("task_resources", [], "--engine=ray: custom Ray resources each task asks "
+                    "for, [KIND:]NAME=AMOUNT (KIND chief, worker, ps or evaluator; none: every "
+                    "task), e.g. ps:big_memory=1; KIND:CPU=N sets that kind's CPUs.")
+  flags.DEFINE_multi_string("runtime_env", [], "--engine=ray: a Ray runtime_env for the tasks' "
+                            "actors, [KIND:]JSON, e.g. '{\"env_vars\": {\"A\": \"1\"}}' "
+                            "(repeatable; a KIND's own is merged over the one for all).")
+  flags.DEFINE_integer("max_restarts", 0, "--engine=ray: relaunch the whole job from the last "
+                       "checkpoint up to N times when a task dies.", lower_bound=0)
+  flags.DEFINE_integer("placement_timeout_secs", 120, "--engine=ray: how long tasks may wait "
+                       "for a node with the CPUs and resources they ask for.", lower_bound=1)
   cli.define_verbose()
 
 
@@ -39,14 +59,27 @@ def free_ports(count):
       s.close()
 
 
-def cluster_spec(workers, ps):
-  """{"chief": [...], "worker": [...], "ps": [...]} on loopback ports."""
-  ports = iter(free_ports(1 + workers + ps))
-  address = lambda: f"127.0.0.1:{next(ports)}"
-  spec = {"chief": [address()], "ps": [address() for _ in range(ps)]}
-  if workers:
-    spec["worker"] = [address() for _ in range(workers)]
+def labels(workers, ps, evaluator):
+  """[(label, kind, index)] of every task in the order they start: chief, workers, ps, evaluator."""
+  result = [("chief", "chief", 0)] + [(f"worker{i}", "worker", i) for i in range(workers)]
+  result += [(f"ps{i}", "ps", i) for i in range(ps)]
+  return result + ([("evaluator", "evaluator", 0)] if evaluator else [])
+
+
+def spec_from(addresses):
+  """The TF_CONFIG `cluster` from {label: "host:port"} (the evaluator is not in it)."""
+  spec = {kind: [address for label, address in addresses.items() if label.rstrip("0123456789")
+                 == kind] for kind in ("chief", "ps", "worker")}
+  if not spec["worker"]:
+    del spec["worker"]
   return spec
+
+
+def cluster_spec(workers, ps):
+  """{"chief": [...], "ps": [...], "worker": [...]} on loopback ports."""
+  trainers = [label for label, kind, _ in labels(workers, ps, False)]
+  ports = free_ports(len(trainers))
+  return spec_from({label: f"127.0.0.1:{port}" for label, port in zip(trainers, ports)})
 
 
 def tasks(spec, evaluator):
@@ -86,19 +119,42 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
 
 
 def _stop_all(procs):
-  for proc in procs.values():
-    if proc.poll() is None:
-      proc.send_signal(signal.SIGTERM)
-  for proc in procs.values():
-    try:
-      proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-      proc.kill()
+  """SIGTERM, then SIGKILL after 10 s; the ps last (a stopping chief saves from its variables)."""
+  for servers in (False, True):
+    group = [proc for label, proc in procs.items() if label.startswith("ps") == servers]
+    for proc in group:
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    for proc in group:
+      try:
+        proc.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _ray_only_flags():
+  """The --engine=ray flags given on the command line (an error with --engine=local)."""
+  names = ("address", "task_cpus", "task_resources", "runtime_env", "max_restarts",
+           "placement_timeout_secs")
+  return [f"--{name}" for name in names if FLAGS[name].present]
 
 
 def main(argv):
   with cli.one_line_errors(FLAGS.verbose):
-    code = launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, FLAGS.grace_secs)
+    if FLAGS.engine == "ray":
+      from mnist_estimator.tools import cluster_ray  # pylint: disable=g-import-not-at-top
+      options = cluster_flags.RayOptions(
+          address=FLAGS.address, task_cpus=FLAGS.task_cpus,
+          resources=cluster_flags.parse_resources(FLAGS.task_resources),
+          runtime_envs=cluster_flags.parse_runtime_envs(FLAGS.runtime_env),
+          max_restarts=FLAGS.max_restarts, placement_timeout_secs=FLAGS.placement_timeout_secs,
+          grace_secs=FLAGS.grace_secs)
+      code = cluster_ray.launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, options)
+    elif _ray_only_flags():
+      raise UsageError(f"{', '.join(_ray_only_flags())} only work with --engine=ray; add "
+                       "--engine=ray or drop them")
+    else:
+      code = launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, FLAGS.grace_secs)
   sys.exit(code)
 
 

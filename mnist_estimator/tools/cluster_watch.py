@@ -1,4 +1,4 @@
-"""Watches a local cluster's tasks: names the one that died, stops the rest, obeys SIGTERM."""
+"""Watches a cluster's tasks (local or Ray): names one that died, stops the rest, obeys SIGTERM."""
 
 import signal
 import sys
@@ -9,7 +9,11 @@ _POLL_SECS = 0.5
 
 
 class Tasks:
-  """The launched processes by label, with each one's last line of output."""
+  """The launched tasks by label, with each one's last line of output.
+
+  `procs` maps a label to anything with Popen's poll(): a local subprocess, or a Ray
+  task's handle (tools/cluster_ray.py) whose poll() brings its new lines through emit().
+  """
 
   def __init__(self):
     self.procs = {}
@@ -19,11 +23,16 @@ class Tasks:
   def stream(self, label, proc):
     """Copies a task's output with a `[label]` prefix (run in a thread per task)."""
     for line in proc.stdout:
-      with self._lock:
-        if line.strip():
-          self.last_line[label] = line.strip()
-        sys.stdout.write(f"[{label}] {line}")
-        sys.stdout.flush()
+      self.emit(label, line)
+
+  def emit(self, label, line):
+    """Prints one line of a task's output with its `[label]` prefix."""
+    with self._lock:
+      if line.strip():
+        self.last_line[label] = line.strip()
+      text = line.rstrip("\n")
+      sys.stdout.write(f"[{label}] {text}\n")
+      sys.stdout.flush()
 
   def died(self, label, code):
     """The one-line message for a task that ended badly."""
