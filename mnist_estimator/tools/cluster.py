@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,11 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.tools import cluster_flags
 from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import paths
+from mnist_estimator.tools.tf_config import cluster_spec  # noqa: F401  # the launcher's API
+from mnist_estimator.tools.tf_config import free_ports  # noqa: F401
+from mnist_estimator.tools.tf_config import labels  # noqa: F401
+from mnist_estimator.tools.tf_config import spec_from  # noqa: F401
+from mnist_estimator.tools.tf_config import tasks  # noqa: F401
 
 FLAGS = flags.FLAGS
 ENGINES = ("local", "ray")
@@ -45,51 +49,6 @@ def define_flags():
   flags.DEFINE_integer("placement_timeout_secs", 120, "--engine=ray: how long tasks may wait "
                        "for a node with the CPUs and resources they ask for.", lower_bound=1)
   cli.define_verbose()
-
-
-def free_ports(count):
-  """Returns `count` distinct free TCP ports on 127.0.0.1."""
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(("127.0.0.1", 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
-
-
-def labels(workers, ps, evaluator):
-  """[(label, kind, index)] of every task in the order they start: chief, workers, ps, evaluator."""
-  result = [("chief", "chief", 0)] + [(f"worker{i}", "worker", i) for i in range(workers)]
-  result += [(f"ps{i}", "ps", i) for i in range(ps)]
-  return result + ([("evaluator", "evaluator", 0)] if evaluator else [])
-
-
-def spec_from(addresses):
-  """The TF_CONFIG `cluster` from {label: "host:port"} (the evaluator is not in it)."""
-  spec = {kind: [address for label, address in addresses.items() if label.rstrip("0123456789")
-                 == kind] for kind in ("chief", "ps", "worker")}
-  if not spec["worker"]:
-    del spec["worker"]
-  return spec
-
-
-def cluster_spec(workers, ps):
-  """{"chief": [...], "ps": [...], "worker": [...]} on loopback ports."""
-  trainers = [label for label, kind, _ in labels(workers, ps, False)]
-  ports = free_ports(len(trainers))
-  return spec_from({label: f"127.0.0.1:{port}" for label, port in zip(trainers, ports)})
-
-
-def tasks(spec, evaluator):
-  """[(label, TF_CONFIG dict)] for every task, the chief first."""
-  result = [(f"{kind}{i}" if kind != "chief" else "chief",
-             {"cluster": spec, "task": {"type": kind, "index": i}})
-            for kind in ("chief", "worker", "ps") for i in range(len(spec.get(kind, [])))]
-  if evaluator:
-    result.append(("evaluator", {"cluster": spec, "task": {"type": "evaluator", "index": 0}}))
-  return result
 
 
 def launch(training_flags, workers, ps, evaluator, grace_secs):

@@ -7,7 +7,7 @@ import signal
 import uuid
 
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import cluster
+from mnist_estimator.tools import tf_config as cluster
 from mnist_estimator.tools import cluster_flags
 from mnist_estimator.tools import cluster_watch
 from mnist_estimator.tools import ray_task
