@@ -17,7 +17,6 @@ from starlette.staticfiles import StaticFiles
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import rest
-from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
 
@@ -172,13 +171,33 @@ def page_endpoint(model_name):
   return page
 
 
+def page_info(servable):
+  """What the page needs of a servable (SavedModel or model file): serving_default's image
+  shape [H, W, C] and the class names.
+
+  Raises:
+    ApiError: 400 when serving_default takes no images of a fixed size (a series model).
+  """
+  signature = inference.predict_signature(servable, "", status.INVALID_ARGUMENT)
+  shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
+  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+    raise status.bad_request(f"the page needs a model of images; {signature.name} takes "
+                             f"{shape}: use the REST API")
+  height, width = shape[1:3]
+  channels = shape[3] if len(shape) == 4 else 1
+  n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
+                    if k == "probabilities" and s.shape), 10)
+  return {"version": str(servable.version), "input_shape": [height, width, channels],
+          "class_names": servable.class_names or [str(k) for k in range(n_classes)]}
+
+
 def page_model_endpoint(manager):
   """/page/model?name=NAME: the served version's image shape and class names, for the page."""
 
   async def page_model(request):
     try:
       servable = manager.get(request.query_params.get("name", manager.name))
-      return json_response(servable_lib.page_info(servable))
+      return json_response(page_info(servable))
     except status.ApiError as e:
       return json_response({"error": e.message}, e.status)
   return page_model

@@ -8,7 +8,6 @@ from google.protobuf import json_format
 
 from mnist_estimator.common import saved_model
 from mnist_estimator.serve import manager as manager_lib
-from mnist_estimator.serve import status
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 MODEL_FILE_SUFFIXES = (".tflite", ".onnx")
@@ -90,18 +89,6 @@ class PortableServable:
     signature = _Signature(self.runner)
     self.signatures = {signature.name: signature}
     self.signature_defs = {signature.name: signature.definition()}
-
-  def signature(self, name, method=None):
-    """The signature called `name` (serving_default if empty); 400 as TF Serving answers."""
-    name = name or saved_model.SERVING_DEFAULT
-    found = self.signatures.get(name)
-    if found is None:
-      raise status.bad_request(f'Serving signature key "{name}" not found.')
-    if method and found.method_name != method:
-      kind = method.rsplit("/", 1)[-1]
-      raise status.bad_request(f"Expected {kind} signature method_name to be {method}. "
-                               f"Was: {found.method_name}")
-    return found
 
   def signature_def_map(self):
     return {"signature_def": {
