@@ -52,7 +52,7 @@ def main():
                                         args.data_dir)
       results[p].append(accuracy)
       print(f"{p} seed {seed}: accuracy {accuracy:.4f} in {seconds:.0f} s ({used})", flush=True)
-  print(f"\n| --precision | seeds | accuracies | median |\n|---|---|---|---|")
+  print("\n| --precision | seeds | accuracies | median |\n|---|---|---|---|")
   for p, accs in results.items():
     print(f"| {p} | {args.seeds} | {', '.join(f'{a:.2%}' for a in accs)} | "
           f"{statistics.median(accs):.2%} |")
