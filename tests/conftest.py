@@ -1,9 +1,34 @@
-"""Shared fixtures: absl FLAGS parsed once, a record cache per session, small real data."""
+"""Shared fixtures: a private HOME, absl FLAGS parsed once, a record cache, small real data."""
 
+import atexit
 import dataclasses
 import os
+import shutil
+import tempfile
 
-from mnist_estimator.common import cli
+# Where tools keep state between runs: the real home folder and the variables that move its
+# parts elsewhere. The suite must not read what an earlier run left there, nor leave anything.
+_HOME_VARIABLES = ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+                   "MPLCONFIGDIR", "KERAS_HOME", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+                   "RAY_ADDRESS", "MNIST_ESTIMATOR_CACHE")
+
+
+def _private_home():
+  """Points HOME (for this process and every subprocess) at a new empty folder.
+
+  Set before TensorFlow is imported: Keras writes ~/.keras/keras.json at import, matplotlib
+  its font cache, a private Ray its token. Each pytest process gets its own, removed at exit.
+  """
+  home = tempfile.mkdtemp(prefix="mnist_estimator-home-")
+  os.environ["HOME"] = home
+  for name in _HOME_VARIABLES:
+    os.environ.pop(name, None)
+  atexit.register(shutil.rmtree, home, ignore_errors=True)
+
+
+_private_home()
+
+from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
 cli.import_tensorflow()  # as the commands do: TF's start-up lines kept off the test output
 
@@ -43,3 +68,10 @@ def weeks(tmp_path_factory):
   import helpers  # pylint: disable=g-import-not-at-top
   return datasets.load("weather", helpers.write_weather(tmp_path_factory.mktemp("weeks")),
                        window=4)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  """The random order's seed beside the result (pytest -q hides pytest-randomly's header)."""
+  seed = getattr(config.option, "randomly_seed", None)
+  if seed is not None and config.pluginmanager.has_plugin("randomly"):
+    terminalreporter.write_line(f"random order: --randomly-seed={seed} repeats it")

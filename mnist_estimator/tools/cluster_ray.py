@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import secrets
 import signal
 import uuid
 
@@ -45,6 +46,7 @@ def connect(address, needed):
   if not address:  # read when Ray is imported
     os.environ.update(LOOPBACK_ENV)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a private Ray reports to no one
+    _private_token()
   elif _has_token():  # `ray start` uses the token it finds; a driver must be told to
     os.environ.setdefault(_AUTH_MODE, "token")
   ray = _import_ray()
@@ -74,6 +76,17 @@ def _needed(tasks, options):
     for name, amount in {"CPU": cpus, **resources}.items():
       total[name] = total.get(name, 0) + amount
   return total
+
+
+def _private_token():
+  """Token authentication for a private Ray, with a token that lives as long as it does.
+
+  ray.init() would otherwise write a token to ~/.ray/auth_token, where every later `ray start`
+  on this machine finds it and turns authentication on. Ray's processes inherit this one's
+  environment, so the token never touches the disk. RAY_AUTH_MODE=disabled is respected.
+  """
+  os.environ.setdefault(_AUTH_MODE, "token")
+  os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def _has_token():

@@ -1,7 +1,9 @@
 """tools.cluster --engine=ray on a real local Ray cluster, loopback only: train, faults, storage."""
 
+import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import typing
 
 import helpers
 import pytest
@@ -32,26 +35,39 @@ def _env(**extra):
   return helpers.cli_env(**LOOPBACK, **extra)
 
 
+class Head(typing.NamedTuple):
+  address: str     # --address=HOST:PORT
+  token_path: str  # its token: RAY_AUTH_TOKEN_PATH for a driver
+
+
 @pytest.fixture(scope="module")
 def head():
-  """A one-node Ray cluster on 127.0.0.1 for the module ('ray start --head' as a user runs it)."""
+  """A one-node Ray cluster on 127.0.0.1 for the module ('ray start --head' as a user runs it).
+
+  With token authentication, and the token made here (RAY_AUTH_TOKEN_PATH, for the head and
+  every driver of the module): nothing is read from or left in the home folder.
+  """
   temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit
+  token = os.path.join(temp, "auth_token")
+  with open(token, "w") as f:
+    f.write(secrets.token_hex(32))
   gcs, client, dashboard = _free_ports(3)
   log = open(os.path.join(temp, "head.log"), "w")
   proc = subprocess.Popen(
       [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
        f"--ray-client-server-port={client}", f"--dashboard-port={dashboard}",
        "--include-dashboard=false", "--disable-usage-stats", "--num-cpus=8",
-       f"--temp-dir={temp}"], env=_env(), stdout=log, stderr=subprocess.STDOUT,
+       f"--temp-dir={temp}"], env=_env(RAY_AUTH_TOKEN_PATH=token), stdout=log, stderr=subprocess.STDOUT,
       start_new_session=True)
   try:
     deadline = time.time() + 90
     while "Ray runtime started" not in open(log.name).read():
       assert proc.poll() is None and time.time() < deadline, open(log.name).read()[-3000:]
       time.sleep(0.3)
-    yield f"127.0.0.1:{gcs}"
+    yield Head(f"127.0.0.1:{gcs}", token)
   finally:
-    os.killpg(proc.pid, signal.SIGKILL)  # the head's own processes: no state worth a drain
+    with contextlib.suppress(ProcessLookupError):  # the head may have died on its own
+      os.killpg(proc.pid, signal.SIGKILL)  # the head's own processes: no state worth a drain
     proc.wait()
     log.close()
     shutil.rmtree(temp, ignore_errors=True)
@@ -94,10 +110,12 @@ def _assert_no_leftovers(pids, secs=20):
 class Driver:
   """The launcher as a user runs it: output read line by line, its process tree sampled."""
 
-  def __init__(self, *argv):
+  def __init__(self, *argv, head=None):
+    address = [f"--address={head.address}"] if head else []
+    env = _env(RAY_AUTH_TOKEN_PATH=head.token_path) if head else _env()
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_estimator.tools.cluster", "--engine=ray", *argv],
-        cwd=helpers.ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "mnist_estimator.tools.cluster", "--engine=ray", *address, *argv],
+        cwd=helpers.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     self.lines = []
     self.seen = set()  # every process of the job seen: the driver's tree, tasks and actors
     threading.Thread(target=self._sample, daemon=True).start()
@@ -168,7 +186,7 @@ def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   # (tf.estimator delays worker i by 5 (i + 1) s), to train a good part of the job.
   argv = ["--", *MLP, "--model=cnn", "--precision=bf16", "--steps=600",
           f"--log_every_n_iter={every}", "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
-  first = Driver(f"--address={head}", "--workers=1", "--ps=1", *argv)
+  first = Driver("--workers=1", "--ps=1", *argv, head=head)
   first.read_until(r"^\[chief\] step ([6-9]\d|\d{3,})/")  # past the checkpoint at 50
   os.kill(first.pid("worker0"), signal.SIGKILL)
   code, out = first.finish(timeout=60)
@@ -180,8 +198,7 @@ def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   saved = max(_checkpoints(model_dir))
   assert 50 <= saved < 600 - 400, saved
 
-  again = Driver(f"--address={head}", "--workers=1", "--ps=1", "--evaluator", "--max_restarts=1",
-                 *argv)
+  again = Driver("--workers=1", "--ps=1", "--evaluator", "--max_restarts=1", *argv, head=head)
   start = int(again.read_until(r"^\[chief\] step ([\d,]+)/").group(1).replace(",", ""))
   assert start >= saved  # the re-run resumed from the checkpoint
   killed = _kill_when_training(again, lines=3)
@@ -227,12 +244,15 @@ def test_a_model_dir_one_task_cannot_see_is_refused_before_training(tmp_path):
                    "shared filesystem", out), out[-3000:]
   assert "[chief] " not in out and not _checkpoints(shared / "m")  # nothing trained
   assert os.listdir(shared / "m") == []  # the check file is gone too
+  # A private Ray's token lived in its environment only: nothing in the (test's) home folder.
+  assert not os.path.exists(os.path.expanduser("~/.ray")), os.listdir(os.path.expanduser("~"))
   _assert_no_leftovers(driver.seen - {driver.proc.pid})
 
 
 def test_tasks_no_node_can_take_are_refused_with_what_they_ask(head, tmp_path):
-  driver = Driver(f"--address={head}", "--workers=1", "--ps=1", "--task_resources=ps:ssd=1",
-                  "--placement_timeout_secs=3", "--", *MLP, f"--model_dir={tmp_path / 'm'}")
+  driver = Driver("--workers=1", "--ps=1", "--task_resources=ps:ssd=1",
+                  "--placement_timeout_secs=3", "--", *MLP, f"--model_dir={tmp_path / 'm'}",
+                  head=head)
   code, out = driver.finish(timeout=90)
   assert code == 2, out[-3000:]
   assert re.search(r"error: could not place every task within 3 s \(--placement_timeout_secs\): "
