@@ -14,16 +14,37 @@ ARGS ?=
 # The full data sets beside the checkout (never committed); the tools take them from here.
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install train test lint tensorboard sample reproduce bench clean
+.PHONY: install lock train test lint tensorboard sample reproduce bench clean
 
-# The stamp is remade whenever pyproject.toml changes, so a new dependency installs itself.
-$(VENV)/.installed: pyproject.toml
+# Every package `make install` puts in the venv, with its version and hashes, for Python 3.9-3.11:
+# requirements/lock.txt, made by `make lock` from pyproject.toml's ranges (main and [dev]) and
+# requirements/tools.in (pip, setuptools, uv). pip refuses any file whose hash is not in it.
+LOCK := requirements/lock.txt
+PIP := $(PY) -m pip --disable-pip-version-check
+# The venv is remade (in place) whenever the lock or pyproject.toml changes.
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; TensorFlow 2.15 needs Python 3.9-3.11: make PYTHON=python3.10 ..." >&2; exit 1; }
-	@echo "installing mnist_estimator and its dependencies into $(VENV) (once, or when pyproject.toml changes)"
+	@echo "installing mnist_estimator and the locked versions of its dependencies ($(LOCK)) into $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PIP) install --quiet --require-hashes --only-binary=:all: -r $(LOCK)
+	@# The package itself, editable; its build backend is the locked setuptools, not a download.
+	@$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Re-resolves the lock after pyproject.toml or requirements/tools.in changed, keeping every other
+# pin; LOCK_ARGS=--upgrade takes the newest releases pyproject.toml allows, or
+# LOCK_ARGS="--upgrade-package ray" one package. Then checks it installs on each Python.
+LOCK_ARGS ?=
+UV_INDEX := --index-url https://pypi.org/simple
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile pyproject.toml requirements/tools.in --extra dev --universal \
+	  --python-version 3.9 --generate-hashes --only-binary :all: $(UV_INDEX) \
+	  --custom-compile-command "make lock" --quiet -o $(LOCK) $(LOCK_ARGS)
+	@for v in 3.9 3.10 3.11; do \
+	  $(VENV)/bin/uv pip install --dry-run --quiet --target $(VENV)/.lock-check --python-version $$v \
+	    --python-platform x86_64-manylinux_2_28 --only-binary :all: --require-hashes \
+	    $(UV_INDEX) -r $(LOCK) || exit 1; echo "$(LOCK): installs on Python $$v (Linux x86-64)"; \
+	done
 
 # The page's "in this browser" mode: onnxruntime-web from the npm registry (pinned with its
 # hashes in web/package-lock.json), its WASM build copied into the package's static files at
@@ -44,15 +65,19 @@ train: install
 	$(PY) -m mnist_estimator.main --model=$(MODEL) --dataset=mnist_sample --steps=$(STEPS) \
 	  --model_dir=$(MODEL_DIR) $(TRAIN_ARGS) $(ARGS)
 
-# Every core: graph building is single-threaded Python, so two workers halve the suite on 2 cores;
-# a module runs on one worker (--dist loadscope), so its module fixtures are built once.
-# TEST_ARGS="tests/run -k bf16" for a part; "-m bf16" for the forced-bf16 group alone.
+# The main job (as `make train` runs it, into a new temporary model_dir: nothing an earlier run
+# left decides the outcome), then the suite on every core: graph building is single-threaded
+# Python, so two workers halve it on 2 cores; a module runs on one worker (--dist loadscope), so
+# its module fixtures are built once. The order is random (pytest-randomly; its seed is printed,
+# TEST_ARGS="--randomly-seed=N" repeats it). TEST_ARGS="tests/run -k bf16" runs a part (without
+# the main job); "-m bf16" the forced-bf16 group alone.
 TEST_ARGS ?=
 test: install
+	@if [ -z "$(TEST_ARGS)" ]; then dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	  $(MAKE) --no-print-directory train MODEL_DIR="$$dir/$(MODEL)-mnist_sample"; fi
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope $(TEST_ARGS)
 
 lint: install
-	$(PY) -m pip install --quiet ruff
 	$(VENV)/bin/ruff check mnist_estimator tests scripts
 
 tensorboard: install

@@ -70,7 +70,7 @@ def tensorboard_server(logdir, log_path):
       if match:
         port = match.group(1)
         break
-      assert proc.poll() is None, "tensorboard exited"
+      assert proc.poll() is None, f"tensorboard exited: {open(log_path).read()[-2000:]}"
       time.sleep(0.5)
     assert port, "tensorboard did not print its address"
     yield f"http://127.0.0.1:{port}"
