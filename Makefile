@@ -26,7 +26,10 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; TensorFlow 2.15 needs Python 3.9-3.11: make PYTHON=python3.10 ..." >&2; exit 1; }
 	@echo "installing mnist_estimator and the locked versions of its dependencies ($(LOCK)) into $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PIP) install --quiet --require-hashes --only-binary=:all: -r $(LOCK)
+	@# Exactly the lock's entries for this Python (--no-deps: an old bundled pip resolves no
+	@# extras of its own; the lock already holds every dependency), then pip's own check of them.
+	@$(PIP) install --quiet --require-hashes --no-deps --only-binary=:all: -r $(LOCK)
+	@$(PIP) check >/dev/null || { $(PIP) check >&2; exit 1; }
 	@# The package itself, editable; its build backend is the locked setuptools, not a download.
 	@$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	@touch $@

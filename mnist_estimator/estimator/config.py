@@ -32,8 +32,6 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
   Returns:
     A tf.estimator.RunConfig.
   """
-  session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
-                                            inter_op_parallelism_threads=inter_op_threads)
   strategy = tf.distribute.MirroredStrategy() if distribute == "mirrored" else None
   config = tf.estimator.RunConfig(
       model_dir=model_dir, tf_random_seed=seed, train_distribute=strategy,
@@ -41,8 +39,15 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
       save_checkpoints_steps=save_checkpoints_steps,
       save_checkpoints_secs=None if save_checkpoints_steps else 600,
       keep_checkpoint_max=keep_checkpoint_max, save_summary_steps=save_summary_steps,
-      session_config=session_config,
       log_step_count_steps=None)  # hooks.ProgressHook logs progress instead
+  # Without a session_config of ours, a TF_CONFIG cluster's chief, worker or ps gets
+  # tf.estimator's own: device filters (a worker talks to the ps alone, not to the chief or
+  # the other workers, so a dead or slow one stalls nobody's session) and soft placement.
+  # Our thread settings go into that config rather than replace it.
+  session_config = config.session_config or tf.compat.v1.ConfigProto()
+  session_config.intra_op_parallelism_threads = intra_op_threads
+  session_config.inter_op_parallelism_threads = inter_op_threads
+  config = config.replace(session_config=session_config)
   if precision is not None:
     # A chief or worker of a TF_CONFIG cluster runs its graph through the cluster's master.
     distributed = bool(config.cluster_spec.as_dict()) and config.task_type != "evaluator"

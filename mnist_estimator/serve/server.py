@@ -168,17 +168,17 @@ def listen(host, port):
 
 
 def run(app, manager, batcher, ports, rest_sockets=None, started=None):
-  """serve() in this thread, on uvloop when it is installed (as uvicorn's "auto" loop)."""
-  with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-    runner.run(serve(app, manager, batcher, ports, rest_sockets, started))
+  """serve() in a new event loop of this thread, uvloop's when installed (as uvicorn's "auto").
 
-
-def _loop_factory():
+  uvloop.run and asyncio.run (not asyncio.Runner, which Python 3.9 and 3.10 lack) close the
+  loop after it as a Runner does: pending tasks cancelled, async generators and executor shut.
+  """
+  coroutine = serve(app, manager, batcher, ports, rest_sockets, started)
   try:
     import uvloop  # pylint: disable=g-import-not-at-top
-    return uvloop.new_event_loop
   except ImportError:
-    return None
+    return asyncio.run(coroutine)
+  return uvloop.run(coroutine)
 
 
 class BackgroundServer:

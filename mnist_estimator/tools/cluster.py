@@ -67,6 +67,9 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
     procs[label] = subprocess.Popen(
         [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
          *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    task = tf_config["task"]
+    where = f" on {spec[task['type']][task['index']]}" if task["type"] in spec else ""
+    print(f"[cluster] {label}{where}, pid {procs[label].pid}", flush=True)  # as the Ray engine
     threading.Thread(target=watched.stream, args=(label, procs[label]), daemon=True).start()
   try:
     code = cluster_watch.watch(watched, grace_secs)  # names a task that dies, stops the rest

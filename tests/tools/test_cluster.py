@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import cluster_helpers
 import helpers
 import pytest
 
@@ -29,30 +30,39 @@ def progress_steps(out, label):
   return [int(s.replace(",", "")) for s in steps]
 
 
+@pytest.fixture
+def launch():
+  """cluster_helpers.Launched, and whatever a failed test's launch left running killed after."""
+  yield cluster_helpers.Launched
+  cluster_helpers.Launched.kill_all()
+
+
 @pytest.mark.bf16
-def test_chief_worker_ps_and_evaluator_train_in_bf16(tmp_path):
+def test_chief_worker_ps_and_evaluator_train_in_bf16(tmp_path, launch):
   """The forced-bf16 group's cluster: grappler's bf16 conv fusion must not reach a worker.
 
-  300 steps: with native bf16 the chief ran 40 before the worker had started (a worker waits for
-  the chief's variables), so the worker had no step of its own to show.
+  The chief is held until the worker has trained (tf.estimator starts a worker 5 s after the
+  chief, and a fast chief could otherwise finish first), so every CPU and load proves it.
   """
   model_dir = tmp_path / "m"
-  proc = helpers.run_module(
-      "mnist_estimator.tools.cluster", "--workers=1", "--ps=1", "--evaluator", "--",
-      "--model=cnn", "--dataset=mnist_sample", "--steps=300", f"--model_dir={model_dir}",
+  launched = launch(
+      "--workers=1", "--ps=1", "--evaluator", "--",
+      "--model=cnn", "--dataset=mnist_sample", "--steps=100", f"--model_dir={model_dir}",
       "--precision=bf16", "--batch_size=8", "--log_every_n_iter=10", "--optimizer=adam",
-      "--learning_rate=0.001", "--noreport", "--save_checkpoints_steps=150", timeout=400)
-  out = proc.stdout
-  assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
+      "--learning_rate=0.001", "--noreport", "--save_checkpoints_steps=50")
+  cluster_helpers.worker_trains_alone(launched, lines=2)
+  code, out = launched.finish(timeout=400)
+  assert code == 0, out[-3000:]
+  assert re.search(r"^\[cluster\] worker0 on 127\.0\.0\.1:\d+, pid \d+$", out, re.M), out[:2000]
   assert "train step bf16" in out and "_FusedConv2D" not in out
   chief, worker = progress_steps(out, "chief"), progress_steps(out, "worker0")
-  assert chief and worker and max(worker) > 0, out[-3000:]  # both trained
+  assert chief and len(worker) >= 2 and max(worker) > 0, out[-3000:]  # both trained
   assert len(set(chief) | set(worker)) > len(chief)  # one shared global step
   assert "[ps0] " in out
   assert "[evaluator] eval on 1000 mnist_sample test images" in out, out[-3000:]
   steps = [int(m.group(1)) for f in os.listdir(model_dir)
            for m in [re.match(r"model\.ckpt-(\d+)\.index$", f)] if m]
-  assert steps and max(steps) >= 300, steps  # two trainers may both take the last step
+  assert steps and max(steps) >= 100, steps  # two trainers may both take the last step
   assert json.loads((model_dir / "mnist_estimator.json").read_text())["model"] == "cnn"
 
 
