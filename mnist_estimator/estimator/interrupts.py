@@ -66,12 +66,21 @@ class StopOnSignal(tf.compat.v1.train.SessionRunHook):
     # The handlers stay until check() so that a signal during the final save is caught too.
 
 
-def check():
-  """Restores the signal handlers; raises Interrupted if a signal stopped the training."""
+def restore():
+  """Puts back the handlers StopOnSignal replaced (again: a no-op).
+
+  Called however training ends: after an error too, or else Ctrl-C in the Python session of
+  an API user would set a flag nobody reads instead of raising KeyboardInterrupt.
+  """
   if threading.current_thread() is threading.main_thread():
     for signum, previous in list(_previous.items()):
       signal.signal(signum, previous)
       del _previous[signum]
+
+
+def check():
+  """Restores the signal handlers; raises Interrupted if a signal stopped the training."""
+  restore()
   signum, _received["signum"] = _received["signum"], None
   if signum is not None:
     raise Interrupted(_received["step"], signum)

@@ -70,6 +70,8 @@ def _training(plan, progress):
     raise UsageError(f"the loss became NaN while training {spec.model}; lower "
                      f"--learning_rate (now {spec.learning_rate}); checkpoints before "
                      "the failure are kept") from None
+  finally:
+    interrupts.restore()  # whatever ended training (check() already did on success)
   if progress.steps_per_sec and plan.chief:  # something was trained
     rate = float(np.median(progress.steps_per_sec))
     stats = {"seconds": round(time.time() - start, 2), "steps_per_sec": round(rate, 2),

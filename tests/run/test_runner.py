@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import tempfile
 
 import helpers
@@ -122,11 +123,15 @@ def test_evaluate_without_checkpoint_is_a_usage_error(small, tmp_path):
 
 
 def test_nan_loss_is_a_usage_error(small, tmp_path):
+  from mnist_estimator.estimator import interrupts  # pylint: disable=g-import-not-at-top
+  handlers = {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS}
   # inf: NaN for certain (w - inf * 0 on the border pixels' weights); 1e30 may kill the ReLUs.
   spec = helpers.small_spec("dnn", tmp_path, optimizer="sgd", learning_rate=float("inf"),
                             steps=20)
   with pytest.raises(UsageError, match="loss became NaN.*lower --learning_rate"):
     run(spec, small)
+  # Training's own Ctrl-C handler is gone: in the caller's session Ctrl-C interrupts again.
+  assert {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS} == handlers
 
 
 def test_no_model_dir_means_one_per_model_and_data_set(small, tmp_path, monkeypatch):

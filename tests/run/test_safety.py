@@ -242,12 +242,14 @@ def test_sigterm_stops_at_the_next_step_and_saves(tmp_path):
   from mnist_estimator.estimator import interrupts  # pylint: disable=g-import-not-at-top
 
   def send_when_training():
+    """SIGTERM once this run's handler is in and it has run a step (not before: a signal
+    taken before training begins would be forgotten by StopOnSignal.begin)."""
     deadline = time.time() + 120
-    while signal.getsignal(signal.SIGTERM) is not interrupts._handler:  # pylint: disable=protected-access
+    while (signal.getsignal(signal.SIGTERM) is not interrupts._handler  # pylint: disable=protected-access
+           or interrupts._received["step"] is None):  # pylint: disable=protected-access
       if time.time() > deadline:
         return
       time.sleep(0.01)
-    time.sleep(0.3)  # a few steps in
     os.kill(os.getpid(), signal.SIGTERM)
 
   sender = threading.Thread(target=send_when_training, daemon=True)
