@@ -7,6 +7,7 @@ import secrets
 import signal
 import uuid
 
+import mnist_estimator
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.tools import tf_config as cluster
 from mnist_estimator.tools import cluster_flags
@@ -89,6 +90,17 @@ def _private_token():
   os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
+def _runtime_env(options, kind):
+  """The task kind's runtime_env, its env_vars with grpcio's fork handlers off.
+
+  An actor starts its task with subprocess in a Ray worker, where grpcio is busy: on Python
+  3.9 (fork, not vfork) the handlers could abort the child (see mnist_estimator/__init__.py).
+  """
+  runtime_env = dict(options.runtime_env(kind) or {})
+  runtime_env["env_vars"] = {**mnist_estimator.GRPC_FORK_ENV, **runtime_env.get("env_vars", {})}
+  return runtime_env
+
+
 def _has_token():
   """Whether this machine holds a Ray token (where Ray itself looks for one)."""
   path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
@@ -164,7 +176,7 @@ class Job:
       for label, kind, _ in self._tasks:
         cpus, resources = self._options.task_resources(kind)
         self._actors[label] = runner.options(
-            num_cpus=cpus, resources=resources, runtime_env=self._options.runtime_env(kind),
+            num_cpus=cpus, resources=resources, runtime_env=_runtime_env(self._options, kind),
             max_restarts=0).remote(label)
       places = self._place()
       self._check_storage(places)

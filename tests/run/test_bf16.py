@@ -7,6 +7,7 @@ training works and that every number a run prints is the float32 SavedModel's.
 
 import json
 import os
+import shutil
 
 import helpers
 import numpy as np
@@ -114,7 +115,9 @@ def test_printed_accuracy_is_the_saved_models(cnn_bf16, small):
 
 
 def test_resume_and_warm_start_across_precisions(cnn_bf16, small, tmp_path):
-  spec, _ = cnn_bf16
+  # A copy: the module's model_dir stays at its 6 exported steps for the other tests.
+  shutil.copytree(cnn_bf16[0].model_dir, tmp_path / "m")
+  spec = cnn_bf16[0].replace(model_dir=str(tmp_path / "m"))
   resumed = runner.run(spec.replace(steps=9, precision="fp32", export_dir=None), small)
   assert resumed["metrics"]["global_step"] == 9
   again = runner.run(spec.replace(steps=11, export_dir=None), small)
