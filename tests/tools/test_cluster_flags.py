@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 
+from cluster_helpers import alive
 import pytest
 
 from mnist_estimator.common.errors import UsageError
@@ -111,7 +112,7 @@ def test_task_runner_streams_lines_and_stops_the_tasks_group():
   _, code = runner.stop(timeout=5)
   assert code == -signal.SIGTERM
   time.sleep(0.5)
-  assert not _running(child)  # the task's own children go with its group
+  assert not alive(child)  # the task's own children go with its group
 
 
 def test_a_task_dies_with_its_runner(tmp_path):
@@ -130,14 +131,7 @@ def test_a_task_dies_with_its_runner(tmp_path):
   actor.kill()  # as ray.kill ends an actor: SIGKILL, no cleanup of ours
   actor.wait()
   deadline = time.time() + 10
-  while _running(task) and time.time() < deadline:
+  while alive(task) and time.time() < deadline:
     time.sleep(0.1)
-  assert not _running(task)
+  assert not alive(task)
 
-
-def _running(pid):
-  try:
-    with open(f"/proc/{pid}/stat") as f:
-      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-  except OSError:
-    return False
