@@ -280,7 +280,9 @@ def test_regress_on_a_regress_signature():
   request.model_spec.name, request.model_spec.signature_name = "m", "r"
   for value in (1.0, 2.0):
     request.input.example_list.examples.add().features.feature["x"].float_list.value.append(value)
-  service = grpc_service.PredictionService(Manager(), Batcher(), asyncio.Semaphore(1))
-  response = asyncio.run(service.Regress(request, _FakeContext(None)))
+  async def regress():  # the semaphore made in the loop, as serve does (Python 3.9 binds it)
+    service = grpc_service.PredictionService(Manager(), Batcher(), asyncio.Semaphore(1))
+    return await service.Regress(request, _FakeContext(None))
+  response = asyncio.run(regress())
   assert [r.value for r in response.result.regressions] == [0.5, 1.25]
   assert (response.model_spec.name, response.model_spec.version.value) == ("m", 3)
