@@ -1,6 +1,9 @@
 """The tf.estimator model_fn of every model: its logits through the shared head, per mode."""
 
+import contextlib
 import inspect
+import re
+import warnings
 
 import tensorflow as tf
 
@@ -15,10 +18,18 @@ from mnist_estimator.models import layers
 ModeKeys = tf.estimator.ModeKeys
 # The training loss under one name for the progress hook, whatever the model (head or not).
 LOSS_NAME = "mnist_estimator/loss"
+# Ops that write a variable: assign, assign_add/sub, v[i].assign, scatter_* (ref or resource).
+_WRITES = re.compile(r"Assign(Add|Sub)?(VariableOp)?|(Resource)?StridedSliceAssign|"
+                     r"(Resource)?Scatter(Nd)?(Update|Add|Sub|Mul|Div|Min|Max)")
 
 
 def model_fn(features, labels, mode, params, config=None):
   """The tf.estimator model_fn of every model, registered or given by path.
+
+  A logits function is called with the Keras learning phase set from `mode`; in TRAIN
+  the variable updates it builds that its logits do not run (Keras layers' `add_update`s,
+  such as BatchNormalization's moving statistics) go into UPDATE_OPS, which the head's
+  train_op runs. A full model_fn builds its own train_op, so runs its updates itself.
 
   Args:
     features: dict with "x", a float batch of images.
@@ -34,7 +45,8 @@ def model_fn(features, labels, mode, params, config=None):
 
   Raises:
     UsageError: the model cannot take this data's shape, returns logits of another
-      shape, or raises while its graph is built (a UserCodeError with its frames).
+      shape, raises while its graph is built (a UserCodeError with its frames), or
+      updates a variable where the training step cannot run the update.
   """
   info = models.get_model(params["model"])
   if info.kind == "model_fn":
@@ -108,8 +120,27 @@ def _build(info, call, params):
 
 
 def _logits(info, logits_fn, features, mode, params):
-  """A logits function's output, checked to be [batch, n_classes]."""
-  logits = _build(info, lambda: logits_fn(features, mode, params), params)
+  """A logits function's output, checked to be [batch, n_classes]; its updates registered."""
+  graph = tf.compat.v1.get_default_graph()
+  before = set(graph.get_operations())
+  created = []  # the variables made in the call: their initializers are no updates
+
+  def record(next_creator, **kwargs):
+    created.append(next_creator(**kwargs))
+    return created[-1]
+
+  with _keras_learning_phase(mode), tf.variable_creator_scope(record):
+    logits = _build(info, lambda: logits_fn(features, mode, params), params)
+  _check_logits(info, logits, params)
+  if mode == ModeKeys.TRAIN:
+    new = [op for op in graph.get_operations() if op not in before]
+    for update in _unrun_updates(info, new, logits, created):
+      tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)
+  return logits
+
+
+def _check_logits(info, logits, params):
+  """Refuses logits that are not [batch, n_classes]."""
   want = params["n_classes"]
   shape = getattr(logits, "shape", None)
   if shape is None or shape.rank != 2 or (shape[-1] is not None and shape[-1] != want):
@@ -117,7 +148,107 @@ def _logits(info, logits_fn, features, mode, params):
            f"shape {shape.as_list()}" if shape.rank is not None else "a tensor of unknown rank")
     raise UsageError(f"--model={info.name} returned {got}; a logits function returns "
                      f"[batch, n_classes] = [batch, {want}] (n_classes from the data set)")
-  return logits
+
+
+@contextlib.contextmanager
+def _keras_learning_phase(mode):
+  """Keras layers called without training= train in TRAIN only (as model_to_estimator does).
+
+  Unset, the phase is a placeholder that defaults to 0: dropout off and batch norm on its
+  moving statistics (updated with momentum 1, so never) while training.
+  """
+  with contextlib.ExitStack() as stack:
+    # Its deprecation says to pass training=, which is the user's code to do; the phase is
+    # what we can set, and what tf.estimator's own model_to_estimator sets.
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      stack.enter_context(tf.compat.v1.keras.backend.learning_phase_scope(
+          int(mode == ModeKeys.TRAIN)))
+    yield
+
+
+def _unrun_updates(info, new_ops, logits, created):
+  """The variable writes among `new_ops` that neither the logits nor UPDATE_OPS run.
+
+  In a graph, Keras layers keep their `add_update`s to themselves (for Model.fit) and put
+  none in UPDATE_OPS, so BatchNormalization's moving statistics never changed. This finds
+  any such write, whoever built it: an assign, or a tf.cond/function that assigns inside.
+
+  Raises:
+    UsageError: a write inside a control flow v1 cond or loop, which no op outside can run.
+  """
+  among = set(new_ops)
+  collection = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+  run = _ancestors([logits] + collection, among)
+  variables = created + tf.compat.v1.global_variables() + tf.compat.v1.local_variables()
+  initializers = {getattr(v, "initializer", None) for v in variables}
+  library = _FunctionLibrary(tf.compat.v1.get_default_graph())
+  updates = [op for op in new_ops if op not in run and op not in initializers
+             and _writes(op.type, op.node_def.attr, library, set())]
+  for op in updates:
+    if op._control_flow_context is not None:  # pylint: disable=protected-access
+      raise UsageError(f"--model={info.name} updates {op.name} inside a tf.cond or loop of "
+                       "control flow v1, which the training step cannot run; do not call "
+                       "tf.compat.v1.disable_control_flow_v2, or pass training= a Python bool")
+  return [_runnable(op) for op in updates]
+
+
+def _runnable(op):
+  """`op` itself, or for a call (a tf.cond) an op on its outputs: what runs its writes.
+
+  A session lowers a tf.cond into branches that run for the outputs they compute; a
+  control dependency on the cond op alone runs none of a branch's writes.
+  """
+  if _WRITES.fullmatch(op.type) or not op.outputs:
+    return op
+  with tf.compat.v1.name_scope(op.name + "/"), tf.control_dependencies([op]):
+    return tf.identity_n(op.outputs, name="run_update")[0].op
+
+
+def _ancestors(roots, among):
+  """The ops in `among` that running `roots` (ops or tensors) runs: inputs and control inputs."""
+  stack, seen = [getattr(root, "op", root) for root in roots], set()
+  while stack:
+    op = stack.pop()
+    if op in among and op not in seen:
+      seen.add(op)
+      stack.extend([tensor.op for tensor in op.inputs] + list(op.control_inputs))
+  return seen
+
+
+class _FunctionLibrary:
+  """The graph's functions by name (tf.cond branches, tf.function bodies), read on first use."""
+
+  def __init__(self, graph):
+    self._graph = graph
+    self._functions = None
+
+  def get(self, name):
+    if self._functions is None:
+      library = self._graph.as_graph_def().library
+      self._functions = {f.signature.name: f for f in library.function}
+    return self._functions.get(name)
+
+
+def _writes(op_type, attrs, library, seen):
+  """Whether an op writes a variable, itself or in a function it calls (a tf.cond branch)."""
+  if _WRITES.fullmatch(op_type):
+    return True
+  called = [value.func.name for value in attrs.values() if value.HasField("func")]
+  called += [func.name for value in attrs.values() for func in value.list.func]
+  return any(_function_writes(name, library, seen) for name in called)
+
+
+def _function_writes(name, library, seen):
+  """Whether the graph's function `name` (if it is one) writes a variable."""
+  if name in seen:
+    return False
+  seen.add(name)
+  function = library.get(name)
+  # In a function's body an op may also be a call of another function by its name.
+  return bool(function) and any(_writes(node.op, node.attr, library, seen)
+                                or _function_writes(node.op, library, seen)
+                                for node in function.node_def)
 
 
 def _own_model_fn(info, features, labels, mode, params, config):

@@ -53,7 +53,8 @@ def _train_op(loss, params, ema):
   lr = optimizers.learning_rate(params, global_step)
   tf.compat.v1.summary.scalar("learning_rate", lr)
   optimizer = optimizers.build(params["optimizer"], lr)
-  # Batch-norm style layers put their moving-average updates in UPDATE_OPS.
+  # Batch-norm style layers put their moving-average updates in UPDATE_OPS; model_fn adds
+  # the writes a logits function builds but its logits do not run (Keras layers' updates).
   update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   with tf.control_dependencies(update_ops):
     train_op = optimizer.minimize(loss, global_step=global_step)
