@@ -33,7 +33,7 @@ def _define(name, flag_values):
   field = spec_lib.RunSpec.__dataclass_fields__[name]
   default = None if option.model_defaulted else field.default
   if name == "model":
-    default = "cnn"  # the tutorial's network; RunSpec itself always names its model
+    default = spec_lib.DEFAULT_MODEL  # RunSpec itself always names its model
   help_text = option.help + (" (model default)" if option.model_defaulted else "")
   kind = "enum" if option.choices else _kind(name)
   kwargs = {"flag_values": flag_values}

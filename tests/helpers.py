@@ -211,3 +211,36 @@ def write_tfrecord(path, images, labels):
       writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
                    .SerializeToString())
   return str(path)
+
+
+def write_picture(path, pixels, mode=None, **save):
+  """One image file of uint8 (or uint16) `pixels` [H, W] or [H, W, C], its format by suffix.
+
+  `mode` converts first (e.g. "P" for a palette image); `save` goes to PIL's save.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = np.asarray(pixels)
+  image = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1
+                          else pixels)
+  if mode:
+    image = image.convert(mode)
+  os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+  image.save(str(path), **save)
+  return str(path)
+
+
+def write_tfrecord_examples(path, encoded, labels, texts=None):
+  """A TFRecord of tf.Examples with the given image/encoded bytes, labels and class texts."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  texts = [None] * len(labels) if texts is None else texts
+  with tf.io.TFRecordWriter(str(path)) as writer:
+    for data, label, text in zip(encoded, labels, texts):
+      feature = {"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                 "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(
+                     value=[int(label)]))}
+      if text is not None:
+        feature["image/class/text"] = tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[text.encode()]))
+      writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                   .SerializeToString())
+  return str(path)

@@ -1,5 +1,6 @@
 """The one SavedModel loader (predict, serve, bench): versions, a v1 Session, fast signatures."""
 
+import json
 import os
 
 import numpy as np
@@ -12,7 +13,11 @@ SERVING_DEFAULT = "serving_default"
 IMAGES_KEY = "images"        # receiver tensor of the default signatures
 EXAMPLES_KEY = "examples"    # alternative receiver: serialized tf.Example with float feature "x"
 SEQUENCES_KEY = "sequences"  # receiver of a sequence data set (weather): raw values, unscaled
+IMAGE_BYTES_KEY = "image_bytes"  # alternative receiver: encoded images (PNG, JPEG, ...)
 CLASS_NAMES_FILE = "class_names.txt"  # in assets.extra: one class name a line
+# In assets.extra: what the training data meant (run/contract.py's data record): class
+# names, image shape, the decoding the image_bytes signature repeats, the border brightness.
+METADATA_FILE = "mnist_estimator.json"
 
 
 def class_names(path):
@@ -23,6 +28,16 @@ def class_names(path):
       return [line.rstrip("\n") for line in f if line.strip()]
   except OSError:
     return None
+
+
+def metadata(path):
+  """The data record an export keeps in assets.extra ({} for an older export)."""
+  try:
+    with open(os.path.join(path, "assets.extra", METADATA_FILE), encoding="utf-8") as f:
+      found = json.load(f)
+    return found if isinstance(found, dict) else {}
+  except (OSError, ValueError):
+    return {}
 
 
 def listdir(path):
@@ -107,6 +122,8 @@ class Loaded:
     path: the SavedModel directory.
     signature_defs: the raw SignatureDef protos, by name.
     signatures: {name: Signature}.
+    class_names: the export's class names, or None.
+    metadata: what its training data meant (METADATA_FILE), or {}.
   """
 
   def __init__(self, path, session_config=None):
@@ -122,6 +139,7 @@ class Loaded:
           self._session, [tf.saved_model.SERVING], path)
     self.signature_defs = meta_graph.signature_def
     self.class_names = class_names(path)
+    self.metadata = metadata(path)
     self.signatures = {name: Signature(name, definition, graph, self._session)
                        for name, definition in meta_graph.signature_def.items()}
     graph.finalize()

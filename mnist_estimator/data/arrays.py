@@ -5,6 +5,8 @@ import os
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import decode
+from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
 from mnist_estimator.data import readers
 from mnist_estimator.data.dataset import DatasetInfo
@@ -33,14 +35,66 @@ def _images(x, where):
   return x.astype(np.float32)  # fed as they are; uint8 are scaled to 0..1 by the pipeline
 
 
+def _refuse(options, path):
+  """--validation_split and --skip_bad_images do not apply to arrays with their own split."""
+  images_lib.refuse_validation_split(options, f"npz:{path}", "x_test, y_test")
+  if options.skip_bad_images:
+    raise UsageError(f"--skip_bad_images applies to image files (folder:, tfrecord:); "
+                     f"npz:{path} holds pixel arrays: drop --skip_bad_images")
+
+
+def _reshaped(x, decoding, chunk=1024):
+  """The images with decode.py's channel and size steps (as a decoded file gets them)."""
+  out = np.empty((len(x), decoding.height, decoding.width, decoding.channels), x.dtype)
+  for start in range(0, len(x), chunk):
+    out[start:start + chunk] = decode.convert(x[start:start + chunk], decoding).numpy()
+  return out
+
+
+def _apply(x_train, x_test, options, where):
+  """(x_train, x_test, what changed) under --image_size and --channels."""
+  h, w, c = x_train.shape[1:]
+  decoding = decode.Decoding(*(options.image_size or (h, w)), options.channels or c)
+  changed = []
+  if (decoding.height, decoding.width) != (h, w):
+    changed.append(f"resized from {h}x{w} ({decoding.resize}, antialiased)")
+  if decoding.channels != c:
+    changed.append("as gray" if decoding.channels == 1 else "as RGB")
+  if not changed:
+    return x_train, x_test, ""
+  headers_lib.check_memory(len(x_train) + len(x_test), decoding, where)
+  return (_reshaped(x_train, decoding), _reshaped(x_test, decoding),
+          f", {', '.join(changed)}")
+
+
+def _labels(a, path, n_train, n_test):
+  """[y_train, y_test] as int64, one class id (0 and up) per image."""
+  labels = []
+  for split, count in (("train", n_train), ("test", n_test)):
+    y = np.asarray(a[f"y_{split}"])
+    if y.ndim != 1 or len(y) != count or y.dtype.kind not in "iu":
+      raise UsageError(f"{path}[y_{split}] must be {count} integer labels, one per image "
+                       f"(it is {y.dtype} {list(y.shape)})")
+    labels.append(y.astype(np.int64))
+  if labels[0].min(initial=0) < 0 or labels[1].min(initial=0) < 0:
+    raise UsageError(f"{path} holds a negative label; labels are class ids 0..n_classes-1")
+  return labels
+
+
 def load(path, seed=0, options=None):
   """A Dataset of a keras-style npz of your own; n_classes is the largest label + 1.
 
+  --image_size and --channels resize and convert the arrays with decode.py's ops, as an image
+  file's pixels would be; the file's own test split is used as it is.
+
   Raises:
-    UsageError: a missing key, images and labels that do not match, bad labels.
+    UsageError: a missing key, images and labels that do not match, bad labels, an option
+      that does not apply (--validation_split, --skip_bad_images).
   """
-  del seed, options  # the split is the file's
+  del seed  # the split is the file's
+  options = options or images_lib.ImageOptions()
   path = os.path.abspath(os.path.expanduser(path))
+  _refuse(options, path)
   if not os.path.isfile(path):
     raise UsageError(f"--dataset=npz:{path}: no such file; pass an .npz with x_train, "
                      "y_train, x_test, y_test")
@@ -53,21 +107,14 @@ def load(path, seed=0, options=None):
   if x_train.shape[1:] != x_test.shape[1:]:
     raise UsageError(f"{path}: x_train images are {list(x_train.shape[1:])}, x_test "
                      f"{list(x_test.shape[1:])}; save both at one size")
-  labels = []
-  for split, x in (("train", x_train), ("test", x_test)):
-    y = np.asarray(a[f"y_{split}"])
-    if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-      raise UsageError(f"{path}[y_{split}] must be {len(x)} integer labels, one per image "
-                       f"(it is {y.dtype} {list(y.shape)})")
-    labels.append(y.astype(np.int64))
-  if labels[0].min(initial=0) < 0 or labels[1].min(initial=0) < 0:
-    raise UsageError(f"{path} holds a negative label; labels are class ids 0..n_classes-1")
+  labels = _labels(a, path, len(x_train), len(x_test))
   n_classes = int(max(labels[0].max(initial=0), labels[1].max(initial=0))) + 1
+  x_train, x_test, changed = _apply(x_train, x_test, options, f"npz:{path}")
   h, w, c = x_train.shape[1:]
   return images_lib.make_dataset(
       f"npz:{path}", x_train, labels[0], x_test, labels[1],
       [str(i) for i in range(n_classes)],
-      f"{path} ({len(x_train):,} / {len(x_test):,} images of {h}x{w}x{c})")
+      f"{path} ({len(x_train):,} / {len(x_test):,} images of {h}x{w}x{c}{changed})")
 
 
 NPZ = DatasetInfo("npz", load, takes_path=True, panel=None,

@@ -1,7 +1,7 @@
 """The Dataset a run trains on, and the DatasetInfo a data set registers itself with."""
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -22,6 +22,10 @@ class Dataset:
   # raw features that x was standardised with, so a SavedModel can take raw values.
   class_names: Optional[tuple] = None
   standardize: Optional[tuple] = None
+  # Data sets of encoded images (folder, tfrecord): how their files became x (a
+  # data.decode.Decoding), which the model_dir record and the SavedModel's image_bytes
+  # signature repeat. None for pixel arrays (MNIST's IDX, an npz).
+  decoding: Optional[Any] = None
 
 
 @dataclasses.dataclass(frozen=True)

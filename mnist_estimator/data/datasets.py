@@ -98,7 +98,7 @@ def info(name):
 
 
 def _refuse_image_options(name, options):
-  """--image_size, --channels and --skip_bad_images apply to data sets of your own only."""
+  """--image_size, --channels, --skip_bad_images and --validation_split: your own data only."""
   if options is None:
     return
   given = [flag for flag, value in (("--image_size", options.image_size),
@@ -107,6 +107,10 @@ def _refuse_image_options(name, options):
   if given:
     raise UsageError(f"{', '.join(given)} apply to your own images (folder:, npz:, tfrecord:), "
                      f"not {name}; drop them")
+  if options.validation_split is not None:
+    raise UsageError(f"--validation_split applies to your own images without a test split "
+                     f"(folder:, tfrecord:); {name} has its own test set: drop "
+                     "--validation_split")
 
 
 def majority_accuracy(data):

@@ -4,101 +4,126 @@ import os
 
 import numpy as np
 
-from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import decode
+from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
+from mnist_estimator.data import layout as layout_lib
 from mnist_estimator.data.dataset import DatasetInfo
 
 
-def _listdir(path):
-  try:
-    return sorted(os.listdir(path))
-  except OSError as e:
-    raise UsageError(f"cannot read the folder {path} ({e.strerror}); pass "
-                     "--dataset=folder:DIR with class subfolders of images") from None
+def _listing(tree):
+  """(paths, labels, is_test) of the layout's images, training images first."""
+  names = list(tree.train.classes)
+  paths, labels, is_test = [], [], []
+  for flag, split in ((0, tree.train), (1, tree.test)):
+    for k, name in enumerate(names):
+      files = split.classes.get(name, []) if split else []
+      paths += files
+      labels += [k] * len(files)
+      is_test += [flag] * len(files)
+  return paths, np.array(labels, np.int32), np.array(is_test, np.int8)
 
 
-def class_files(root, classes=None):
-  """{class name: [image paths]} of root's subfolders (in `classes`' order if given).
+def decode_files(paths, formats, decoding, skip_bad):
+  """(uint8 [n, H, W, C], kept indices, [(path, reason)]) of the files, decoded by decode.py.
+
+  The output is allocated once at its final size and filled a chunk at a time, so memory
+  follows the decoded (resized) images, not the files' own sizes.
 
   Raises:
-    UsageError: no subfolder, an empty class, or a class `classes` lacks.
+    UsageError: the first file that does not decode, unless skip_bad.
   """
-  if not os.path.isdir(root):
-    raise UsageError(f"--dataset=folder:{root}: {root} is not a folder; pass a folder of "
-                     "class subfolders (DIR/cat/*.png, DIR/dog/*.png)")
-  found = {}
-  for name in _listdir(root):
-    folder = os.path.join(root, name)
-    if os.path.isdir(folder) and not name.startswith("."):
-      found[name] = [os.path.join(folder, f) for f in _listdir(folder)
-                     if f.lower().endswith(images_lib.EXTENSIONS)]
-  if not found:
-    raise UsageError(f"{root} holds no class subfolders; put each class's images in a "
-                     "folder of its own (DIR/cat/*.png, DIR/dog/*.png)")
-  empty = [name for name, files in found.items() if not files]
-  if empty:
-    raise UsageError(f"the class folder {os.path.join(root, empty[0])} holds no PNG, JPEG, BMP "
-                     "or GIF images; add some or remove the folder")
-  if classes is not None:
-    unknown = sorted(set(found) - set(classes))
-    if unknown:
-      raise UsageError(f"{root} has the class {unknown[0]}, which the training folder lacks; "
-                       "a test class needs training images")
-  return found
+  out = np.empty((len(paths), decoding.height, decoding.width, decoding.channels), np.uint8)
+  done, bad, kept = 0, [], []
+  show, step = images_lib.progress(len(paths)), images_lib.chunk_size(decoding)
+  for start in range(0, len(paths), step):
+    part = paths[start:start + step]
+    images, part_bad = decode.decode_files_keeping(part, decoding, len(part))
+    failed = {path for path, _ in part_bad}
+    bad += [(path, f"its {formats[start + i]} data is damaged, truncated or of a kind "
+                   "tf.io.decode_image does not read")
+            for i, path in enumerate(part) if path in failed]
+    images_lib.check_bad(bad[:1], skip_bad)
+    kept += [start + i for i, path in enumerate(part) if path not in failed]
+    out[done:done + len(images)] = images
+    done += len(images)
+    show(start + len(part))
+  return out[:done], kept, bad
 
 
-def _arrays(root, options):
-  """The decoded images and labels of the folder, with train/test split (see load)."""
-  train_root, test_root = os.path.join(root, "train"), os.path.join(root, "test")
-  split_folders = os.path.isdir(train_root) and os.path.isdir(test_root)
-  train = class_files(train_root if split_folders else root)
-  names = list(train)
-  test = class_files(test_root, names) if split_folders else {}
-  paths = [p for name in names for p in train[name]]
-  labels = [i for i, name in enumerate(names) for _ in train[name]]
-  test_paths = [p for name in names for p in test.get(name, [])]
-  test_labels = [i for i, name in enumerate(names) for _ in test.get(name, [])]
-  shape = images_lib.choose_shape(paths + test_paths, options, root)
-  key = images_lib.cache_key("folder", root, shape, options.skip_bad_images,
-                             files=paths + test_paths)
+def _build(paths, labels, is_test, bad, options, where):
+  """The decoded arrays of the folder's files (what the cache keeps).
 
-  def build():
-    x, kept, bad = images_lib.decode_all(paths + test_paths, shape, options.skip_bad_images,
-                                         resize=options.image_size is not None)
-    y = np.array(labels + test_labels, np.int32)[kept]
-    is_test = np.array([0] * len(paths) + [1] * len(test_paths), np.int8)[kept]
-    return {"x": x, "y": y, "is_test": is_test, "bad": np.array(len(bad))}
+  Every file's header is read first (sizes, colour, which do not read), so the shape, the
+  memory check and the bad files are settled before any pixel is decoded.
+  """
+  headers = headers_lib.probe(paths, headers_lib.converted_files(paths))
+  bad = bad + [(paths[i], why) for i, why in headers.bad]
+  images_lib.check_bad(bad, options.skip_bad_images)
+  decoding = headers_lib.choose(headers, options, where)
+  good = headers.good()
+  headers_lib.check_memory(len(good), decoding, where)
+  x, kept, decode_bad = decode_files([paths[i] for i in good],
+                                     [headers.formats[i] for i in good], decoding,
+                                     options.skip_bad_images)
+  chosen = good[kept]
+  converted = bool(options.channels) and bool(
+      np.any(headers.colour[good] != (options.channels == 3)))
+  return {"x": x, "y": labels[chosen], "is_test": is_test[chosen],
+          "bad": np.array(len(bad) + len(decode_bad)), "resized": np.array(decoding.resized),
+          "converted": np.array(converted)}
 
-  arrays = images_lib.cached(key, build)
-  return names, arrays, split_folders
+
+def _source(tree, options, arrays):
+  """The source line: the folder, which folder became which split, what was changed."""
+  c = arrays["x"].shape[3]
+  parts = [tree.describe(images_lib.held_out(options))]
+  if tree.ignored:
+    listed = ", ".join(f"{ext}: {n:,}" for ext, n in tree.ignored.most_common(3))
+    parts.append(f"{sum(tree.ignored.values()):,} files that are not images ignored ({listed}"
+                 + (", ..." if len(tree.ignored) > 3 else "") + ")")
+  if int(arrays["bad"]):
+    parts.append(f"{int(arrays['bad']):,} bad files skipped")
+  if bool(arrays["resized"]):
+    parts.append(f"resized to {arrays['x'].shape[1]}x{arrays['x'].shape[2]}")
+  if bool(arrays["converted"]):
+    parts.append("as gray" if c == 1 else "as RGB")
+  return f"{tree.root} ({'; '.join(parts)})"
 
 
 def load(root, seed=0, options=None):
-  """A Dataset of DIR/<class>/*.png (DIR/train and DIR/test when both are there).
+  """A Dataset of DIR/<class>/**/*.png (DIR/train with DIR/test or DIR/val if there).
 
-  Without DIR/test, --validation_split of each class (seeded) is the test set. Images are
-  decoded once into the record cache, keyed by the files' names, sizes and mtimes.
+  Without a test folder, --validation_split of each class (seeded) is the test set. Images
+  are decoded by decode.py's ops (as predict and the SavedModel decode them) once, into the
+  record cache, keyed by the files' names, sizes and mtimes.
 
   Raises:
     UsageError: a missing or empty folder or class, one class only, a test class with no
-      training images, an unreadable image (unless --skip_bad_images), mixed sizes.
+      training images, a bad image (unless --skip_bad_images), mixed sizes without
+      --image_size, a set too large for memory, --validation_split beside a test folder.
   """
   options = options or images_lib.ImageOptions(seed=seed)
   root = os.path.abspath(os.path.expanduser(root))
-  names, arrays, split_folders = _arrays(root, options)
-  x, y, is_test = arrays["x"], arrays["y"], arrays["is_test"].astype(bool)
-  if split_folders:
-    train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+  where = f"folder:{root}"
+  tree = layout_lib.read(root)
+  if tree.test:
+    images_lib.refuse_validation_split(options, where, tree.test.folder)
+  paths, labels, is_test = _listing(tree)
+  bad = tree.train.bad + (tree.test.bad if tree.test else [])
+  key = images_lib.cache_key("folder", root, options.image_size, options.channels,
+                             options.skip_bad_images, files=paths + [p for p, _ in bad])
+  arrays = images_lib.cached(key, lambda: _build(paths, labels, is_test, bad, options, root))
+  x, y, test_mask = arrays["x"], arrays["y"], arrays["is_test"].astype(bool)
+  if tree.test:
+    train, test = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
   else:
-    train, test = images_lib.stratified_split(y, options.validation_split, options.seed)
-  h, w, c = x.shape[1:]
-  how = "train/ and test/" if split_folders else f"{options.validation_split:.0%} held out"
-  skipped = int(arrays["bad"])
-  source = (f"{root} ({len(names)} classes, {how}, {h}x{w}x{c}"
-            + (f", {skipped} bad files skipped" if skipped else "") + ")")
-  return images_lib.make_dataset(f"folder:{root}", x[train], y[train], x[test], y[test],
-                                 names, source)
+    train, test = images_lib.stratified_split(y, images_lib.held_out(options), options.seed)
+  decoding = decode.Decoding(*x.shape[1:], resized=bool(arrays["resized"]))
+  return images_lib.make_dataset(where, x[train], y[train], x[test], y[test],
+                                 list(tree.train.classes), _source(tree, options, arrays),
+                                 decoding)
 
 
 FOLDER = DatasetInfo("folder", load, takes_path=True, panel=None,
-                     about="your images: DIR/<class>/*.png (DIR/train, DIR/test if there)")
+                     about="your images: DIR/<class>/*.png (DIR/train, DIR/test or val if there)")

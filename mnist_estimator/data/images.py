@@ -1,10 +1,7 @@
-"""Your own images: decoding (PNG/JPEG/BMP/GIF), one size and channel count, a cache, splits."""
+"""Your own images: options, bad images, decoding in chunks, the decode cache, splits, labels."""
 
-import collections
-import concurrent.futures
 import dataclasses
 import hashlib
-import multiprocessing
 import os
 import sys
 import time
@@ -15,12 +12,12 @@ import numpy as np
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data.dataset import Dataset
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 CACHE_ENV = "MNIST_ESTIMATOR_CACHE"  # the record cache's folder (inputs/records.py)
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-_CHUNK = 512  # files per decoding task
-_PARALLEL_FROM = 4000  # below this, worker processes cost more than they save
-_PROBE = 256  # files whose headers decide the size and channels (opening all took 10 s / 70k)
+CACHE_VERSION = "decode.py-1"  # in every cache key: sets decoded another way are not reused
+DEFAULT_VALIDATION_SPLIT = 0.1
+CHUNK = 256  # images per decoding graph run, at most
+_CHUNK_BYTES = 64 * 2**20  # and at most this much decoded: big photos go a few at a time
+_PROGRESS_AFTER = 2.0  # seconds of decoding before a progress line: short ones show none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +25,7 @@ class ImageOptions:
   """How to read a data set of your own (the --image_size ... flags)."""
   image_size: Optional[tuple] = None  # (H, W); None: the size every image has
   channels: Optional[int] = None      # 1 or 3; None: 3 if any image has colour
-  validation_split: float = 0.1
+  validation_split: Optional[float] = None  # None: DEFAULT_VALIDATION_SPLIT where it applies
   skip_bad_images: bool = False
   seed: int = 0
 
@@ -41,140 +38,72 @@ def parse_size(text):
   return None
 
 
-def _decode(path, size, channels, resize):
-  """One file as uint8 [H, W, channels]; (None, reason) if it does not decode or fit."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  try:
-    with Image.open(path) as image:
-      if image.size != (size[1], size[0]):
-        if not resize:
-          return None, f"size {image.size[1]}x{image.size[0]}"
-        image = image.resize((size[1], size[0]), Image.BILINEAR)
-      image = image.convert("L" if channels == 1 else "RGB")
-      array = np.asarray(image, np.uint8)
-  except Exception as e:  # pylint: disable=broad-except  # PIL raises many kinds
-    return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}"
-  return (array[..., None] if channels == 1 else array), None
+def held_out(options):
+  """The share of each class held out as the test set: --validation_split, or the default."""
+  return (DEFAULT_VALIDATION_SPLIT if options.validation_split is None
+          else options.validation_split)
 
 
-def _decode_chunk(paths, size, channels, resize):
-  out, bad = [], []
-  for path in paths:
-    array, why = _decode(path, size, channels, resize)
-    (bad.append((path, why)) if array is None else out.append(array))
-  return out, bad
-
-
-def probe(paths):
-  """({(H, W): count}, any colour) from the files' headers (no pixels decoded)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  sizes, colour = collections.Counter(), False
-  for path in paths:
-    try:
-      with Image.open(path) as image:
-        sizes[(image.size[1], image.size[0])] += 1
-        colour = colour or image.mode not in _GRAY_MODES and not (
-            image.mode == "P" and _gray_palette(image))
-    except Exception:  # pylint: disable=broad-except  # named when decoded
-      continue
-  return sizes, colour
-
-
-def _gray_palette(image):
-  palette = np.asarray(image.getpalette() or [], np.int32).reshape(-1, 3)
-  return bool(len(palette)) and bool(np.all(palette.max(1) == palette.min(1)))
-
-
-def choose_shape(paths, options, where):
-  """(H, W, C) for the files: --image_size/--channels, else what a sample of them has.
-
-  The headers of up to _PROBE files, spread over the set, decide: their common size, and 3
-  channels if any has colour. A file of another size is found when it is decoded.
-
-  Raises:
-    UsageError: the sampled sizes differ and no --image_size says which to use.
-  """
-  step = max(1, len(paths) // _PROBE)
-  sizes, colour = probe(paths[::step])
-  channels = options.channels or (3 if colour else 1)
-  if options.image_size:
-    return (*options.image_size, channels)
-  if not sizes:
-    raise UsageError(f"no image in {where} can be read; pass PNG, JPEG, BMP or GIF files")
-  if len(sizes) > 1:
-    (h, w), count = sizes.most_common(1)[0]
-    listed = ", ".join(f"{a}x{b}: {n}" for (a, b), n in sizes.most_common(3))
-    raise UsageError(f"the images in {where} have {len(sizes)} sizes ({listed}, ...); pass "
-                     f"--image_size={h}x{w} (the most common, {count} images) to resize all")
-  (h, w), = sizes
-  return h, w, channels
-
-
-def _progress(done, total, start, out=sys.stderr):
-  rate = done / max(time.time() - start, 1e-6)
-  end = "\n" if done == total or not out.isatty() else ""
-  prefix = "\r" if out.isatty() else ""
-  if out.isatty() or done == total or done % (total // 10 or 1) < _CHUNK:
-    out.write(f"{prefix}decoding {total:,} images: {done:,} ({100 * done // total}%), "
-              f"{rate:,.0f} images/s{end}")
-    out.flush()
-
-
-def decode_all(paths, shape, skip_bad, resize=False):
-  """uint8 [N, H, W, C] of the files (bad ones skipped and counted with skip_bad).
-
-  Large sets are decoded in as many processes as there are cores, with a progress line.
+def refuse_validation_split(options, where, why):
+  """Refuses an explicit --validation_split where the data has a test split of its own.
 
   Args:
-    paths: the image files.
-    shape: (H, W, C) to make of them.
-    skip_bad: skip files that do not decode, instead of refusing them.
-    resize: scale other sizes to (H, W) (--image_size), instead of refusing them.
+    options: the ImageOptions.
+    where: the data set, e.g. "folder:DIR".
+    why: what its test split is, e.g. "DIR/test".
+  """
+  if options.validation_split is not None:
+    raise UsageError(f"--validation_split={options.validation_split:g} does not apply: "
+                     f"{where} has its own test set ({why}); drop --validation_split")
 
-  Returns:
-    (images, kept indices, bad [(path, reason)]).
+
+def check_bad(bad, skip_bad):
+  """Refuses the first bad image unless --skip_bad_images.
+
+  Args:
+    bad: [(name, reason)]: a file, or a TFRecord's example, and why it is not read.
+    skip_bad: --skip_bad_images.
 
   Raises:
-    UsageError: a file that does not decode (unless skip_bad), or one of another size.
+    UsageError: naming the first one, and how many others.
   """
-  size, channels = shape[:2], shape[2]
-  chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-  start, done, images, bad = time.time(), 0, [], []
-  workers = min(os.cpu_count() or 1, len(chunks)) if len(paths) >= _PARALLEL_FROM else 1
-  if workers > 1:  # fork: the children only run PIL and numpy
-    pool = concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("fork"))
-    results = pool.map(_decode_chunk, chunks, *zip(*[(size, channels, resize)] * len(chunks)))
-  else:
-    pool, results = None, (_decode_chunk(c, size, channels, resize) for c in chunks)
-  try:
-    for chunk, (arrays, chunk_bad) in zip(chunks, results):
-      images += arrays
-      bad += chunk_bad
-      done += len(chunk)
-      if len(paths) >= 5000:
-        _progress(done, len(paths), start)
-  finally:
-    if pool:
-      pool.shutdown()
-  other_size = [(path, why) for path, why in bad if why.startswith("size ")]
-  if other_size:
-    counts = collections.Counter(why[5:] for _, why in other_size)
-    listed = ", ".join(f"{size_}: {n}" for size_, n in counts.most_common(3))
-    raise UsageError(f"{len(other_size)} images are not {size[0]}x{size[1]} like the rest "
-                     f"({listed}; e.g. {other_size[0][0]}); pass --image_size={size[0]}x"
-                     f"{size[1]} to resize them all")
   if bad and not skip_bad:
-    path, why = bad[0]
-    raise UsageError(f"{path} does not decode as an image ({why}); remove it, or pass "
-                     f"--skip_bad_images to skip it and {len(bad) - 1} other bad file(s)")
-  bad_paths = {path for path, _ in bad}
-  kept = [i for i, path in enumerate(paths) if path not in bad_paths]
-  return np.stack(images) if images else np.zeros((0, *shape), np.uint8), kept, bad
+    name, why = bad[0]
+    others = f" and {len(bad) - 1:,} other bad image(s)" if len(bad) > 1 else ""
+    raise UsageError(f"{name} does not decode as an image ({why}); remove it, or pass "
+                     f"--skip_bad_images to skip it{others}")
+
+
+def chunk_size(decoding):
+  """Images per decoding run: CHUNK, fewer for large images (a run holds its whole output)."""
+  one = decoding.height * decoding.width * decoding.channels
+  return max(1, min(CHUNK, _CHUNK_BYTES // max(one, 1)))
+
+
+def progress(total, out=None):
+  """A `progress(done)` for decoding `total` images: a line on stderr once it takes a while.
+
+  On a terminal one live line; otherwise a line at each tenth, so logs stay short.
+  """
+  out, start, shown = out or sys.stderr, time.time(), [None]
+
+  def show(done):
+    elapsed, tenth, tty = time.time() - start, 10 * done // max(total, 1), out.isatty()
+    if shown[0] is None and elapsed < _PROGRESS_AFTER:
+      return
+    if not tty and tenth == shown[0] and done < total:
+      return
+    shown[0] = tenth
+    end, prefix = ("\n" if done >= total or not tty else ""), ("\r" if tty else "")
+    out.write(f"{prefix}decoding {total:,} images: {done:,} ({100 * done // max(total, 1)}%), "
+              f"{done / max(elapsed, 1e-6):,.0f} images/s{end}")
+    out.flush()
+  return show
 
 
 def cache_key(*parts, files=()):
   """A hash of the files' names, sizes and mtimes and of `parts`: an edited set rebuilds."""
-  digest = hashlib.sha1(repr(parts).encode())
+  digest = hashlib.sha1(repr((CACHE_VERSION, *parts)).encode())
   for path in files:
     stat = os.stat(path)
     digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -234,12 +163,15 @@ def check_labels(name, y_train, y_test, class_names):
                      "some, or remove them from the test set")
 
 
-def make_dataset(name, images, labels, test_images, test_labels, class_names, source):
-  """The Dataset of your own images, after the label checks."""
+def make_dataset(name, images, labels, test_images, test_labels, class_names, source,
+                 decoding=None):
+  """The Dataset of your own images, after the label checks (decoding: a decode.Decoding)."""
   labels, test_labels = np.asarray(labels, np.int32), np.asarray(test_labels, np.int32)
   check_labels(name, labels, test_labels, class_names)
   if not len(test_labels):
-    raise UsageError(f"{name} has no test images; add DIR/test, or raise --validation_split")
+    raise UsageError(f"{name} has no test images; add a test split (DIR/test, a TEST_GLOB), "
+                     "or raise --validation_split")
   return Dataset(name, tuple(int(d) for d in images.shape[1:]), len(class_names),
                  np.ascontiguousarray(images), labels, np.ascontiguousarray(test_images),
-                 test_labels, source, class_names=tuple(map(str, class_names)))
+                 test_labels, source, class_names=tuple(map(str, class_names)),
+                 decoding=decoding)

@@ -1,13 +1,17 @@
-"""SavedModel export: serving inputs (images or tf.Examples) and the exporters."""
+"""SavedModel export: serving inputs (images, encoded images, tf.Examples), the exporters."""
 
+import json
 import os
 
 import tensorflow as tf
 
 from mnist_estimator.common.saved_model import CLASS_NAMES_FILE
 from mnist_estimator.common.saved_model import EXAMPLES_KEY
+from mnist_estimator.common.saved_model import IMAGE_BYTES_KEY
 from mnist_estimator.common.saved_model import IMAGES_KEY
+from mnist_estimator.common.saved_model import METADATA_FILE
 from mnist_estimator.common.saved_model import SEQUENCES_KEY
+from mnist_estimator.data import decode as decode_lib
 
 
 def serving_shape(image_shape):
@@ -22,68 +26,93 @@ def _standardized(values, standardize):
   return (values - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def serving_input_receiver_fn(image_shape, standardize=None):
-  """Returns a receiver fn taking float images (0..1) or serialized tf.Examples.
+def serving_input_receiver_fn(image_shape, standardize=None, decoding=None):
+  """Returns a receiver fn taking float images (0..1), encoded images or tf.Examples.
 
   Signatures: `serving_default` and `predict` take `images`; `examples:serving_default`,
   `examples:predict` and `examples:classify` take `examples`, strings of tf.Example
-  protos whose float feature "x" holds the H*W*C pixels. With `standardize`, a sequence
-  data set's model (weather), they take `sequences` instead of `images`: raw values
-  [None, steps, features] (weather: weeks of rain, snow depth, snowfall, high, low), which the
-  graph standardises with the training set's mean and std.
+  protos whose float feature "x" holds the H*W*C pixels. With `decoding` (an image model),
+  `image_bytes:serving_default`, `image_bytes:predict` and `image_bytes:classify` take
+  `image_bytes`, encoded images (PNG, JPEG, BMP, GIF; REST {"b64": ...}, gRPC DT_STRING)
+  that the graph decodes, converts, resizes and scales with data/decode.py's ops: those that
+  decoded the training images. With `standardize`, a sequence data set's model (weather),
+  they take `sequences` instead of `images`: raw values [None, steps, features] (weather:
+  weeks of rain, snow depth, snowfall, high, low), which the graph standardises with the
+  training set's mean and std.
 
   Args:
     image_shape: (H, W, C) of the model's data set.
     standardize: None, or (mean, std) of the raw features (C == 1), from the Dataset.
+    decoding: a data.decode.Decoding (None: no image_bytes signatures).
   """
   shape = serving_shape(image_shape)
   pixels = image_shape[0] * image_shape[1] * image_shape[2]
   key = IMAGES_KEY if standardize is None else SEQUENCES_KEY
 
   def receiver_fn():
-    # Each input defaults to the other's path, so either one alone feeds the model.
+    # Each input defaults to the others' path, so any one alone feeds the model.
     examples = tf.compat.v1.placeholder_with_default(
         tf.constant([], tf.string), [None], name=EXAMPLES_KEY)
     parsed = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([pixels], tf.float32)})
-    from_examples = tf.reshape(parsed["x"], [-1, *shape[1:]])
-    images = tf.compat.v1.placeholder_with_default(from_examples, shape, name=key)
+    default = tf.reshape(parsed["x"], [-1, *shape[1:]])
+    alternatives = {EXAMPLES_KEY: {EXAMPLES_KEY: examples}}
+    if decoding is not None and standardize is None:
+      encoded = tf.compat.v1.placeholder_with_default(
+          tf.constant([], tf.string), [None], name=IMAGE_BYTES_KEY)
+      decoded = tf.reshape(decode_lib.decode_batch(encoded, decoding), [-1, *shape[1:]])
+      default = tf.concat([decoded, default], axis=0)
+      alternatives[IMAGE_BYTES_KEY] = {IMAGE_BYTES_KEY: encoded}
+    images = tf.compat.v1.placeholder_with_default(default, shape, name=key)
     features = images if standardize is None else _standardized(images, standardize)
     return tf.estimator.export.ServingInputReceiver(
-        {"x": features}, {key: images},
-        receiver_tensors_alternatives={EXAMPLES_KEY: {EXAMPLES_KEY: examples}})
+        {"x": features}, {key: images}, receiver_tensors_alternatives=alternatives)
 
   return receiver_fn
 
 
-def class_names_asset(estimator):
-  """assets_extra carrying the class names (assets.extra/class_names.txt), or None.
+def _receiver(data_record, image_shape, standardize):
+  decoding = (data_record or {}).get("decoding")
+  return serving_input_receiver_fn(
+      image_shape, standardize, decode_lib.Decoding.from_dict(decoding) if decoding else None)
 
-  TF Serving ignores assets.extra; predict and the server's page read the names there.
+
+def assets_extra(estimator, data_record=None):
+  """assets_extra: the class names (class_names.txt) and what the data meant (METADATA_FILE).
+
+  TF Serving ignores assets.extra; predict and the server's page read them there. The files
+  are written into model_dir/export_assets/ first (tf.estimator copies them from a path; in
+  model_dir itself the metadata would overwrite the model_dir record, of the same name).
   """
   names = estimator.params.get("class_names")
-  if not names:
-    return None
-  os.makedirs(estimator.model_dir, exist_ok=True)
-  path = os.path.join(estimator.model_dir, CLASS_NAMES_FILE)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("".join(f"{name}\n" for name in names))
-  return {CLASS_NAMES_FILE: path}
+  files = {CLASS_NAMES_FILE: "".join(f"{name}\n" for name in names) if names else None,
+           METADATA_FILE: json.dumps(data_record, indent=2) if data_record else None}
+  found = {}
+  folder = os.path.join(estimator.model_dir, "export_assets")
+  os.makedirs(folder, exist_ok=True)
+  for name, text in files.items():
+    if text is not None:
+      found[name] = os.path.join(folder, name)
+      with open(found[name], "w", encoding="utf-8") as f:
+        f.write(text)
+  return found or None
 
 
-def export(estimator, export_dir, image_shape, standardize=None):
+def export(estimator, export_dir, image_shape, standardize=None, data_record=None):
   """Exports the latest checkpoint as a SavedModel under export_dir/<timestamp>.
 
   Args:
     estimator: the trained Estimator.
     export_dir: the SavedModel goes to a new timestamped folder under it.
     image_shape, standardize: as for `serving_input_receiver_fn`.
+    data_record: run/contract.py's data record: the image_bytes signature's decoding, and
+      kept in assets.extra.
 
   Returns:
     The path of the new SavedModel directory.
   """
-  receiver = serving_input_receiver_fn(image_shape, standardize)
-  path = estimator.export_saved_model(export_dir, receiver,
-                                      assets_extra=class_names_asset(estimator))
+  path = estimator.export_saved_model(export_dir, _receiver(data_record, image_shape,
+                                                            standardize),
+                                      assets_extra=assets_extra(estimator, data_record))
   return path.decode() if isinstance(path, bytes) else path
 
 
@@ -108,17 +137,18 @@ class _Printer(tf.estimator.Exporter):
     print(self._describe(eval_result), flush=True)
 
 
-def exporters(image_shape, standardize=None, describe=None, assets_extra=None):
+def exporters(image_shape, standardize=None, describe=None, assets=None, data_record=None):
   """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest.
 
   Args:
     image_shape, standardize: as for `serving_input_receiver_fn`.
     describe: if given, `eval_result -> line`, printed after every evaluation.
-    assets_extra: as class_names_asset returns.
+    assets: as assets_extra returns.
+    data_record: as for `export`.
   """
-  receiver = serving_input_receiver_fn(image_shape, standardize)
+  receiver = _receiver(data_record, image_shape, standardize)
   found = [tf.estimator.BestExporter("best", receiver, compare_fn=_higher_accuracy,
-                                     exports_to_keep=1, assets_extra=assets_extra),
+                                     exports_to_keep=1, assets_extra=assets),
            tf.estimator.LatestExporter("latest", receiver, exports_to_keep=2,
-                                       assets_extra=assets_extra)]
+                                       assets_extra=assets)]
   return found + [_Printer(describe)] if describe else found

@@ -9,8 +9,11 @@ from mnist_estimator.common.errors import UsageError
 
 RECORD_FILE = "mnist_estimator.json"
 # Kept, not compared: a model's source may change and still restore; when it does not, the
-# run names the change (run/runner.py).
-ADVISORY = ("source_sha256",)
+# run names the change (run/runner.py). The training run's settings and what its data means
+# are checked by run/contract.py, not here.
+ADVISORY = ("source_sha256", "settings", "data")
+# What only training needs: evaluate, export and predict build no optimizer.
+TRAINING_ONLY = ("optimizer",)
 
 
 def path_of(model_dir):
@@ -35,28 +38,51 @@ def read(model_dir):
     if not isinstance(record, dict):
       raise ValueError("not a JSON object")
   except (ValueError, UnicodeDecodeError) as e:
-    raise UsageError(f"{path} is damaged ({e}); delete it and run the same command again "
-                     "(it is rewritten once the checkpoint restores)") from None
+    raise UsageError(f"{path} is damaged ({e}); move it aside (the checkpoints stay) and "
+                     "run the same command again: it is rewritten once the checkpoint "
+                     "restores") from None
   return record
 
 
-def check(model_dir, found, wanted):
+def check(model_dir, found, wanted, training=True):
   """Refuses a run whose graph differs from the one model_dir's record describes.
 
-  A key the record lacks (written by an older version) is not held against the run.
+  A key the record lacks (written by an older version) is not held against the run, nor,
+  outside training, the optimizer.
 
   Raises:
-    UsageError: naming every difference.
+    UsageError: naming every difference, and the flags that would match the record.
   """
   if found is None:
     return
-  diffs = [f"{key}={found[key]!r} there, {value!r} here" for key, value in wanted.items()
-           if key in found and found[key] != value and key not in ADVISORY]
-  if diffs:
-    raise UsageError(
-        f"--model_dir {model_dir} holds a {found.get('model')} model that differs from "
-        f"this {wanted['model']} run ({'; '.join(diffs)}); use another --model_dir or "
-        "delete that one")
+  skip = ADVISORY + (() if training else TRAINING_ONLY)
+  diffs = [(key, found[key], value) for key, value in wanted.items()
+           if key in found and found[key] != value and key not in skip]
+  if not diffs:
+    return
+  said = "; ".join(f"{key}={there!r} there, {here!r} here" for key, there, here in diffs)
+  flags = [_flag(key, there) for key, there, _ in diffs]
+  fix = (f"pass {' '.join(f for f in flags if f)} to use it, or " if all(flags) else "")
+  raise UsageError(
+      f"--model_dir {model_dir} holds a {found.get('model')} model that differs from this "
+      f"{wanted['model']} run ({said}); {fix}use another --model_dir for this one")
+
+
+def _flag(key, value):
+  """The flags that make a run match the record's `key`, or None if no flag does."""
+  if key == "image_shape":
+    h, w, c = value
+    return f"--image_size={h}x{w} --channels={c}"
+  if key in ("model", "optimizer"):
+    return f"--{key}={value}"
+  if key == "hidden_units":
+    return f"--hidden_units={','.join(map(str, value))}"
+  return None
+
+
+def update(model_dir, found, record):
+  """Writes `record` over `found` (its graph keys checked equal): settings and data renewed."""
+  write(model_dir, {**(found or {}), **record})
 
 
 def write(model_dir, record):
@@ -89,6 +115,6 @@ class RecordHook(tf.compat.v1.train.SessionRunHook):
 
   def after_create_session(self, session, coord):
     del session, coord
-    check(self._model_dir, read(self._model_dir), self._record)
-    if read(self._model_dir) is None:
-      write(self._model_dir, self._record)
+    found = read(self._model_dir)
+    check(self._model_dir, found, self._record)
+    update(self._model_dir, found, self._record)  # this training run's settings and data

@@ -1,6 +1,7 @@
 """Converters from a SavedModel version's serving_default: TFLite (float, int8) and ONNX."""
 
 import contextlib
+import json
 import importlib
 import logging
 import os
@@ -19,6 +20,9 @@ from mnist_estimator.portable import PIP_HINT
 # in use runs it: onnxruntime >= 1.6 and onnxruntime-web, OpenVINO, TensorRT 8, tract (Rust).
 ONNX_OPSET = 13
 CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / TFLite metadata: one name a line
+# The same place: the export's data record (class names, decoding, the training images' border)
+# and what the float input expects, as JSON.
+METADATA_KEY = "mnist_estimator"
 
 
 def require(module, what):
@@ -73,30 +77,44 @@ def _tflite_converter(saved_model):
       saved_model, signature_keys=[saved_model_lib.SERVING_DEFAULT])
 
 
-def _write_tflite(content, path, class_names):
-  """Writes a converted flatbuffer, with the class names in its metadata if there are any."""
+def _metadata(class_names, data):
+  """{key: text} a model file keeps: its class names, and what its input expects (JSON)."""
+  found = {}
   if class_names:
+    found[CLASS_NAMES_KEY] = "\n".join(class_names)
+  if data:
+    shape = data.get("image_shape")
+    found[METADATA_KEY] = json.dumps(dict(
+        data, input=f"float32 [N, {', '.join(map(str, shape or []))}] in 0..1: pixels as "
+        "decoding says (data/decode.py), / 255; not inverted"))
+  return found
+
+
+def _write_tflite(content, path, entries):
+  """Writes a converted flatbuffer with `entries` ({name: text}) in its metadata."""
+  if entries:
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
     from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer("\n".join(class_names).encode(), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = CLASS_NAMES_KEY, len(model.buffers) - 1
-    model.metadata = (model.metadata or []) + [entry]
+    for name, text in entries.items():
+      buffer = schema.BufferT()
+      buffer.data = np.frombuffer(text.encode(), np.uint8)
+      model.buffers.append(buffer)
+      entry = schema.MetadataT()
+      entry.name, entry.buffer = name, len(model.buffers) - 1
+      model.metadata = (model.metadata or []) + [entry]
     content = flatbuffer_utils.convert_object_to_bytearray(model)
   with open(path, "wb") as f:
     f.write(content)
 
 
-def to_tflite(saved_model, path, class_names=None):
+def to_tflite(saved_model, path, metadata=None):
   """Float32 TFLite of serving_default (images in; classes, probabilities out)."""
-  _write_tflite(_tflite_converter(saved_model).convert(), path, class_names)
+  _write_tflite(_tflite_converter(saved_model).convert(), path, metadata)
   return path
 
 
-def to_tflite_int8(saved_model, path, representative, class_names=None):
+def to_tflite_int8(saved_model, path, representative, metadata=None):
   """Full-integer post-training int8 TFLite, calibrated on `representative`.
 
   Every op runs in int8. The input is uint8 (0..255: the pixels' own bytes, scale ~1/255),
@@ -106,7 +124,7 @@ def to_tflite_int8(saved_model, path, representative, class_names=None):
     saved_model: the SavedModel version folder.
     path: the .tflite to write.
     representative: float32 inputs of the signature's shape (e.g. [N, 28, 28] in 0..1).
-    class_names: kept in the file's metadata, or None.
+    metadata: {name: text} kept in the file's metadata (see _metadata), or None.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if representative is None or not len(representative):
@@ -124,7 +142,7 @@ def to_tflite_int8(saved_model, path, representative, class_names=None):
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
   converter.inference_input_type = tf.uint8
   converter.inference_output_type = tf.uint8
-  _write_tflite(converter.convert(), path, class_names)
+  _write_tflite(converter.convert(), path, metadata)
   return path
 
 
@@ -135,7 +153,7 @@ def _input_key(saved_model):
   return next(iter(meta_graph.signature_def[saved_model_lib.SERVING_DEFAULT].inputs))
 
 
-def to_onnx(saved_model, path, class_names=None, opset=ONNX_OPSET):
+def to_onnx(saved_model, path, metadata=None, opset=ONNX_OPSET):
   """ONNX of serving_default through tf2onnx, with the signature's names and a named batch."""
   require("onnx", "--export_format=onnx")
   tf2onnx = require("tf2onnx", "--export_format=onnx")
@@ -148,9 +166,9 @@ def to_onnx(saved_model, path, class_names=None, opset=ONNX_OPSET):
                                             opset=opset, tensors_to_rename=renames)
   for value in [*model.graph.input, *model.graph.output]:
     value.type.tensor_type.shape.dim[0].dim_param = "batch"  # not tf2onnx's "unk__31"
-  if class_names:
+  for key, text in (metadata or {}).items():
     entry = model.metadata_props.add()
-    entry.key, entry.value = CLASS_NAMES_KEY, "\n".join(class_names)
+    entry.key, entry.value = key, text
   import onnx  # pylint: disable=g-import-not-at-top
   onnx.checker.check_model(model)
   onnx.save(model, path)
@@ -164,15 +182,16 @@ def convert(saved_model, fmt, representative=None):
     UsageError: a converter is missing, or the conversion fails (one line).
   """
   path = output_path(saved_model, fmt)
-  names = saved_model_lib.class_names(saved_model)
+  entries = _metadata(saved_model_lib.class_names(saved_model),
+                      saved_model_lib.metadata(saved_model))
   try:
     with quiet():
       if fmt == "tflite":
-        return to_tflite(saved_model, path, names)
+        return to_tflite(saved_model, path, entries)
       if fmt == "tflite_int8":
-        return to_tflite_int8(saved_model, path, representative, names)
+        return to_tflite_int8(saved_model, path, representative, entries)
       if fmt == "onnx":
-        return to_onnx(saved_model, path, names)
+        return to_onnx(saved_model, path, entries)
   except (UsageError, KeyboardInterrupt):
     raise
   except Exception as e:  # pylint: disable=broad-except  # converters raise anything

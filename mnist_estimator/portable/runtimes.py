@@ -1,6 +1,7 @@
 """One runner interface over a SavedModel, a .tflite and an .onnx: float in, probabilities out."""
 
 import dataclasses
+import json
 import os
 import threading
 from typing import Optional, Sequence
@@ -35,10 +36,12 @@ class Runner:
 
   Attributes:
     path, format (a Format), input_key, input_shape ([None, H, W(, C)]), n_classes,
-    class_names (or None), inputs and outputs (Tensors as the file holds them).
+    class_names (or None), inputs and outputs (Tensors as the file holds them), metadata
+    (what its training data meant, as the export keeps it; {} if not known).
   """
   path = format = input_key = input_shape = n_classes = class_names = None
   inputs = outputs = ()
+  metadata = {}
 
   def run(self, batch):
     raise NotImplementedError
@@ -72,6 +75,7 @@ class SavedModelRunner(Runner):
   def __init__(self, path, session_config=None):
     self._loaded = saved_model_lib.load(path, session_config)
     self.path, self.class_names = self._loaded.path, self._loaded.class_names
+    self.metadata = self._loaded.metadata
     self.format = format_of_file(self.path)
     signature = self._loaded.signatures.get(saved_model_lib.SERVING_DEFAULT)
     if signature is None or "probabilities" not in signature.outputs:
@@ -124,7 +128,10 @@ class TFLiteRunner(Runner):
     self.n_classes = int(self._out["probabilities"]["shape_signature"][-1])
     self.inputs = [self._tensor(k, d) for k, d in self._in.items()]
     self.outputs = [self._tensor(k, d) for k, d in sorted(self._out.items())]
-    self.class_names = _tflite_class_names(path)
+    entries = _tflite_metadata(path)
+    self.class_names = entries[convert.CLASS_NAMES_KEY].split("\n") if entries.get(
+        convert.CLASS_NAMES_KEY) else None
+    self.metadata = _json(entries.get(convert.METADATA_KEY))
 
   @staticmethod
   def _tensor(key, detail):
@@ -155,15 +162,25 @@ class TFLiteRunner(Runner):
     return {"classes": out["classes"], "probabilities": probabilities}
 
 
-def _tflite_class_names(path):
-  """The class names convert keeps in a .tflite's metadata, or None."""
+def _tflite_metadata(path):
+  """{name: text} of the metadata convert keeps in a .tflite."""
   from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
   model = flatbuffer_utils.read_model(path)
+  found = {}
   for entry in model.metadata or []:
     name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-    if name == convert.CLASS_NAMES_KEY:
-      return bytes(model.buffers[entry.buffer].data).decode().split("\n")
-  return None
+    if name in (convert.CLASS_NAMES_KEY, convert.METADATA_KEY):
+      found[name] = bytes(model.buffers[entry.buffer].data).decode()
+  return found
+
+
+def _json(text):
+  """A metadata entry's JSON object, or {}."""
+  try:
+    found = json.loads(text) if text else {}
+  except ValueError:
+    return {}
+  return found if isinstance(found, dict) else {}
 
 
 def _unloadable(path, error):
@@ -197,8 +214,10 @@ class OnnxRunner(Runner):
     kind = lambda t: t.type[len("tensor("):-1].replace("float", "float32")
     self.inputs = [Tensor(t.name, kind(t), _shape(t.shape)) for t in ins]
     self.outputs = [Tensor(t.name, kind(t), _shape(t.shape)) for t in outs]
-    names = self._session.get_modelmeta().custom_metadata_map.get(convert.CLASS_NAMES_KEY)
+    entries = self._session.get_modelmeta().custom_metadata_map
+    names = entries.get(convert.CLASS_NAMES_KEY)
     self.class_names = names.split("\n") if names else None
+    self.metadata = _json(entries.get(convert.METADATA_KEY))
 
   def run(self, batch):
     values = self._session.run(None, {self.input_key: np.asarray(batch, np.float32)})

@@ -30,13 +30,14 @@ def check_blank(files, out=sys.stderr):
   """Refuses an image file that is one flat colour after preprocessing; warns for data files.
 
   Args:
-    files: load_files() rows (path, float images [n, H, W, C], is_data_file).
+    files: image_files.File rows (path, float images [n, H, W, C], is_data).
     out: where a data file's warning goes.
 
   Raises:
     UsageError: a file holds no images, or an image file no digit after preprocessing.
   """
-  for path, images, is_data in files:
+  for found in files:
+    path, images, is_data = found.path, found.images, found.is_data
     if not len(images):
       raise UsageError(f"{path} holds no images; pass a file with at least one image")
     flat = images.reshape(len(images), -1).std(axis=1) < _BLANK_STD

@@ -1,12 +1,17 @@
-"""Reads images for prediction: PNG/JPEG/BMP/GIF files, MNIST IDX, .npz and .npy arrays."""
+"""Reads images for prediction: image files decoded as training decoded, IDX/.npz/.npy arrays."""
 
+import collections
+import dataclasses
 import gzip
+import io
+from typing import Optional
 import zipfile
 import zlib
 
 import numpy as np
 import tensorflow as tf
 
+from mnist_estimator.data import decode as decode_lib
 from mnist_estimator.data import readers
 from mnist_estimator.predict import checks as predict_checks
 from mnist_estimator.common.errors import UsageError
@@ -15,7 +20,7 @@ INVERT_CHOICES = ("auto", "yes", "no")
 _IDX_MAGICS = (b"\x00\x00\x08\x01", b"\x00\x00\x08\x03")  # unsigned-byte labels, images
 # ITU-R BT.601 luma weights; they sum to 1, so a gray RGB image keeps its values.
 _GRAY = np.array([[0.299], [0.587], [0.114]], np.float32)
-_KINDS = "an image (PNG, JPEG, BMP, GIF) or a data file (MNIST IDX, .npz, .npy)"
+_KINDS = (f"an image ({decode_lib.FORMATS}) or a data file (MNIST IDX, .npz, .npy)")
 
 
 def sniff(path):
@@ -73,19 +78,8 @@ def _data_images(array, path, image_shape):
                    "floats 0..1")
 
 
-def _decode_image(path):
-  """An image file as float32 [1, h, w, c] in 0..1 (the first frame of an animated GIF)."""
-  with open(path, "rb") as f:  # sniff has already opened it, so errors here are unlikely
-    data = f.read()
-  try:
-    image = tf.io.decode_image(data, expand_animations=False).numpy()  # 16-bit PNG -> uint8
-  except tf.errors.OpError:
-    raise UsageError(f"{path} is not {_KINDS}; pass one of those") from None
-  return image[np.newaxis].astype(np.float32) / 255.0
-
-
 def _channels(images, channels, path):
-  """Converts float images [n, h, w, c] to `channels` channels (RGB(A) <-> gray)."""
+  """Converts a data file's float images [n, h, w, c] to `channels` channels (RGB(A) <-> gray)."""
   have = images.shape[-1]
   if have == channels:
     return images
@@ -104,57 +98,143 @@ def _channels(images, channels, path):
                    f"{'grayscale' if channels == 1 else 'RGB'}")
 
 
-def _fit(images, path, is_image, image_shape, resize):
-  """Gives float images [n, h, w, c] the model's channels and (with resize) its size."""
-  height, width, channels = image_shape
-  images = _channels(images, channels, path)
+def _fit_data(images, path, decoding, resize):
+  """A data file's float images [n, h, w, c] with the model's channels and (resize) size."""
+  images = _channels(images, decoding.channels, path)
   h, w = images.shape[1:3]
-  if (h, w) == (height, width):
+  if (h, w) == (decoding.height, decoding.width):
     return images
   if not resize:
-    what = f"{path} is" if is_image else f"{path} holds images of"
-    raise UsageError(f"{what} {w}x{h} pixels but the model takes {width}x{height}; pass "
-                     "--resize to scale it")
-  # Area averages whole pixels when shrinking; bilinear interpolates when enlarging.
-  method = "area" if h >= height and w >= width else "bilinear"
-  resized = tf.image.resize(images, [height, width], method=method, antialias=True)
+    raise UsageError(f"{path} holds images of {w}x{h} pixels but the model takes "
+                     f"{decoding.width}x{decoding.height}; pass --resize to scale them")
+  resized = tf.image.resize(images, [decoding.height, decoding.width], method=decoding.resize,
+                            antialias=True)
   return np.clip(resized.numpy(), 0.0, 1.0)
 
 
-def load_files(paths, image_shape, invert="auto", resize=False):
-  """Reads each file's images; see `load_images`.
+@dataclasses.dataclass
+class File:
+  """One input file as the model gets it.
+
+  Attributes:
+    path: the file.
+    images: float32 [n, H, W, C] in 0..1.
+    is_data: a data file (IDX, .npz, .npy), not an image file.
+    encoded: an image file's bytes (data/decode.file_bytes) when `images` are what decoding
+      them gives, so the model's image_bytes signature may take them instead; else None.
+  """
+  path: str
+  images: np.ndarray
+  is_data: bool
+  encoded: Optional[bytes] = None
+
+
+class Notes:
+  """What predict did to the images, counted, said once per run (no silent transformation)."""
+
+  def __init__(self):
+    self.counts = collections.Counter()
+
+  def add(self, what, count=1):
+    self.counts[what] += count
+
+  def lines(self):
+    return [f"note: {what.format(n=n, s='' if n == 1 else 's')}"
+            for what, n in self.counts.items() if n]
+
+
+def polarity(border):
+  """"dark" or "light" for a clear border brightness (0..1), else None."""
+  if border is None:
+    return None
+  return "dark" if border < 0.35 else "light" if border > 0.65 else None
+
+
+def _image_file(path, decoding, resize, notes):
+  """An image file decoded as training decoded (data/decode.py): (uint8 [1, H, W, C], bytes)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  data = decode_lib.file_bytes(path)
+  try:
+    with Image.open(io.BytesIO(data)) as header:
+      width, height, mode = header.size[0], header.size[1], header.mode
+  except Exception:  # pylint: disable=broad-except  # refused below, when TF cannot decode it
+    width = height = mode = None
+  if (height, width) != (decoding.height, decoding.width) and width is not None:
+    if not (resize or decoding.resized):
+      raise UsageError(f"{path} is {width}x{height} pixels but the model takes "
+                       f"{decoding.width}x{decoding.height}; pass --resize to scale it")
+    notes.add(f"resized {{n}} image{{s}} to {decoding.height}x{decoding.width} "
+              f"({decoding.resize}, antialiased)" + (", as training did" if decoding.resized
+                                                     else " (--resize)"))
+  gray = mode in ("1", "L", "I", "I;16", "F", "LA")
+  if mode is not None and gray != (decoding.channels == 1) and mode != "P":
+    target = "gray (BT.601)" if decoding.channels == 1 else "RGB"
+    notes.add(f"converted {{n}} image{{s}} to {target}")
+  if mode in ("LA", "RGBA", "PA"):
+    notes.add("flattened the transparency of {n} image{s}")
+  try:
+    return decode_lib.decode_files([path], decoding), data
+  except UsageError:
+    raise UsageError(f"{path} is not {_KINDS}; pass one of those") from None
+
+
+def load_files(paths, image_shape, invert="auto", resize=False, decoding=None,
+               border_mean=None, notes=None):
+  """Reads each file's images as the model takes them; see `load_images`.
+
+  Args:
+    paths, image_shape, invert, resize: as for `load_images`.
+    decoding: how training decoded its images (data/decode.Decoding); default: the model's
+      size, no resizing unless `resize`.
+    border_mean: the training images' border brightness: "auto" inverts an image file
+      whose border is clearly the other way (unknown: no inversion).
+    notes: a Notes that counts what was done to the images.
 
   Returns:
-    [(path, float32 [n, H, W, C] in 0..1, is_data_file)], one entry per path.
+    [File], one per path.
   """
   if invert not in INVERT_CHOICES:
     raise UsageError(f"unknown invert {invert!r}; choose from: {', '.join(INVERT_CHOICES)}")
+  decoding = decoding or decode_lib.Decoding(*image_shape)
+  notes = notes if notes is not None else Notes()
+  trained = polarity(border_mean)
   files = []
   for path in paths:
     kind = sniff(path)
-    if kind == "image":
-      images = _decode_image(path)
-    else:
+    if kind != "image":
       images = _data_images(read_array(path, kind, ("x_test", "x")), path, image_shape)
-    images = _fit(images, path, kind == "image", tuple(image_shape), resize)
-    # MNIST is a white digit on black; a scan or a drawing is dark ink on light paper. A
-    # colour model's photos are taken as they are.
-    gray = image_shape[2] == 1
-    if invert == "yes" or (invert == "auto" and gray and kind == "image" and images.mean() > 0.5):
+      files.append(File(path, _fit_data(images, path, decoding, resize).astype(np.float32),
+                        True))
+      continue
+    pixels, data = _image_file(path, decoding, resize, notes)
+    images = pixels.astype(np.float32) / 255.0
+    seen = polarity(decode_lib.border_mean(pixels))
+    flip = invert == "yes" or (invert == "auto" and trained and seen and seen != trained)
+    if flip:
       images = 1.0 - images
-    files.append((path, images.astype(np.float32, copy=False), kind != "image"))
+      if invert == "auto":
+        notes.add(f"inverted {{n}} image{{s}}: a {seen} background where the training "
+                  f"images' is {trained} (--invert=no keeps them)")
+    files.append(File(path, images, False, None if flip else data))
   return files
 
 
-def load_images(paths, image_shape, invert="auto", resize=False):
-  """Reads image files (PNG, JPEG, BMP, GIF) and data files (MNIST IDX (.gz), .npz, .npy).
+def load_images(paths, image_shape, invert="auto", resize=False, decoding=None,
+                border_mean=None):
+  """Reads image files (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM) and data files (MNIST IDX (.gz),
+  .npz, .npy) as the model takes them.
+
+  Image files are decoded by data/decode.py, as training decoded its own: the same pixels
+  the SavedModel's image_bytes signature makes of them.
 
   Args:
     paths: the files; a data file holds many images (.npz: x_test, else x, else its only array).
-    image_shape: the model's (H, W, C); RGB(A) becomes gray for C=1, over a white background.
-    invert: "auto" inverts an image file whose mean brightness is above 0.5 (dark on light)
-      into MNIST's white on black, never a data file; "yes"/"no" invert all/none.
-    resize: scale images of another size to H x W instead of refusing them.
+    image_shape: the model's (H, W, C).
+    invert: "auto" inverts an image file whose border is clearly the other polarity than the
+      training images' (border_mean); never a data file. "yes"/"no" invert all/none.
+    resize: scale images of another size to H x W instead of refusing them (a model trained
+      with --image_size resizes without it).
+    decoding, border_mean: as for `load_files`.
 
   Returns:
     float32 [N, H, W, C] in 0..1, the files' images in order.
@@ -162,10 +242,10 @@ def load_images(paths, image_shape, invert="auto", resize=False):
   Raises:
     UsageError: a file is missing, not an image or data file, or of another size or channels.
   """
-  files = load_files(paths, image_shape, invert, resize)
+  files = load_files(paths, image_shape, invert, resize, decoding, border_mean)
   if not files:
     return np.zeros([0, *image_shape], np.float32)
-  return np.concatenate([images for _, images, _ in files])
+  return np.concatenate([f.images for f in files])
 
 
 def load_labels(path):

@@ -75,22 +75,27 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
     raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
                      "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
   model = model_lib.load_model(saved_model)
+  notes = image_files.Notes()
   if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
-    files = sequences.load_files(paths, model.image_shape)
+    files = [image_files.File(path, x, is_data)
+             for path, x, is_data in sequences.load_files(paths, model.image_shape)]
   else:
     # A colour model's photos are scaled to its size; a digit's size matters, so gray ones
-    # of another size are refused unless --resize.
+    # of another size are refused unless --resize (or training resized them too).
     files = image_files.load_files(paths, model.image_shape, invert,
-                                   resize or model.image_shape[2] == 3)
+                                   resize or model.image_shape[2] == 3, model.decoding,
+                                   model.border_mean, notes)
   truth = image_files.load_labels(labels) if labels else None
-  count = sum(len(images) for _, images, _ in files)
+  count = sum(len(f.images) for f in files)
   if truth is not None and len(truth) != count:
     raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
                      "pass the labels of exactly these files")
   predict_checks.check_labels(truth, model.n_classes, labels)
   predict_checks.check_blank(files)
-  classes, probs = model_lib.predict(model, np.concatenate([x for _, x, _ in files]), batch_size)
-  rows = [(path, i, is_data) for path, x, is_data in files for i in range(len(x))]
+  for line in notes.lines():
+    print(line, file=sys.stderr)
+  classes, probs = _predict(model, files, batch_size)
+  rows = [(f.path, i, f.is_data) for f in files for i in range(len(f.images))]
   lines = (_json_lines(rows, classes, probs, truth, model.class_names) if as_json
            else _text_lines(rows, classes, probs, truth, max_lines, model.class_names))
   for line in lines:
@@ -100,6 +105,31 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
     print(json.dumps({"accuracy": accuracy, "count": count}) if as_json
           else f"accuracy {accuracy:.4f} on {count} images", file=out)
   return {"classes": classes, "probabilities": probs, "accuracy": accuracy, "count": count}
+
+
+def _predict(model, files, batch_size):
+  """(classes, probabilities) of every file's images, in order.
+
+  An image file whose pixels are what decoding it gives goes to the model's image_bytes
+  signature as its bytes, which the graph decodes with training's ops (what TF Serving's
+  users get); the rest (data files, inverted images, models without it) as pixels.
+  """
+  by_bytes = [model.takes_bytes and f.encoded is not None for f in files]
+  classes = np.zeros([sum(len(f.images) for f in files)], np.int32)
+  probs = np.zeros([len(classes), model.n_classes], np.float32)
+  starts = np.cumsum([0] + [len(f.images) for f in files])
+  for wanted in (True, False):
+    chosen = [i for i, b in enumerate(by_bytes) if b == wanted]
+    if not chosen:
+      continue
+    if wanted:
+      got = model_lib.predict_encoded(model, [files[i].encoded for i in chosen], batch_size)
+    else:
+      got = model_lib.predict(model, np.concatenate([files[i].images for i in chosen]),
+                              batch_size)
+    rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in chosen])
+    classes[rows], probs[rows] = got
+  return classes, probs
 
 
 def define_flags():
@@ -112,12 +142,14 @@ def define_flags():
                     "probability, probabilities[, label]) and, with --labels, a final "
                     '{"accuracy", "count"} line.')
   flags.DEFINE_enum("invert", "auto", image_files.INVERT_CHOICES,
-                    "MNIST is a white digit on black. auto: "
-                    "invert an image file whose mean brightness is above 0.5 (dark ink on "
-                    "light paper); data files (IDX, .npz, .npy) are never inverted. yes/no: "
-                    "invert every / no image.")
+                    "auto: invert an image file whose border is clearly the other way than "
+                    "the training images' (MNIST is a white digit on black: dark ink on paper "
+                    "is inverted), announced; not where the training images' border is not "
+                    "known or mixed, never a data file (IDX, .npz, .npy). yes/no: invert "
+                    "every / no image.")
   flags.DEFINE_bool("resize", False, "Scale images of another size to the model's instead of "
-                    "refusing them (MNIST digits fill the middle 20x20 of 28x28: pad yours).")
+                    "refusing them (MNIST digits fill the middle 20x20 of 28x28: pad yours); "
+                    "a model trained with --image_size resizes without it.")
   flags.DEFINE_string("labels", None, "IDX labels file, .npy, or .npz (y_test) with the labels "
                       "of all the images; then also print the accuracy.")
   flags.DEFINE_integer("batch_size", 1000, "Images per model call.", lower_bound=1)

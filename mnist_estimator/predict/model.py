@@ -6,15 +6,18 @@ import numpy as np
 
 from mnist_estimator.common import saved_model
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import decode as decode_lib
 
 
 class Model:
   """A loaded model's serving_default (or a model file's runner) and the image shape it takes."""
 
-  def __init__(self, path, run, input_key, input_shape, n_classes, class_names, holder):
+  def __init__(self, path, run, input_key, input_shape, n_classes, class_names, holder,
+               metadata=None, run_bytes=None):
     self.path = path
     self._holder = holder  # the session and its graph, or the model file's runtime
     self._run = run  # {input_key: float32 batch} -> {"classes", "probabilities", ...}
+    self._run_bytes = run_bytes  # {IMAGE_BYTES_KEY: strings} -> the same, or None
     self.input_key = input_key  # "images", or SEQUENCES_KEY for a sequence model
     self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
     self.n_classes = n_classes
@@ -22,10 +25,26 @@ class Model:
     self.class_names = class_names or [str(i) for i in range(self.n_classes)]
     h, w = self.input_shape[1:3]
     self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
+    # What its training data meant (an export of this version keeps it): the decoding of
+    # image files, the training images' border brightness (None: not known).
+    metadata = metadata or {}
+    self.decoding = (decode_lib.Decoding.from_dict(metadata["decoding"])
+                     if metadata.get("decoding") else decode_lib.Decoding(*self.image_shape))
+    self.border_mean = metadata.get("border_mean")
+
+  @property
+  def takes_bytes(self):
+    """It has the image_bytes signature: encoded images decoded in its own graph."""
+    return self._run_bytes is not None
 
   def __call__(self, batch):
     """Runs the model on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
     out = self._run({self.input_key: np.asarray(batch, np.float32)})
+    return out["classes"], out["probabilities"]
+
+  def call_bytes(self, encoded):
+    """Runs the image_bytes signature on encoded images; returns (classes, probabilities)."""
+    out = self._run_bytes({saved_model.IMAGE_BYTES_KEY: np.asarray(encoded, object)})
     return out["classes"], out["probabilities"]
 
 
@@ -42,7 +61,7 @@ def load_model_file(path):
     raise UsageError(f"{path} does not take fixed-size images [N, H, W(, C)] (input "
                      f"{runner.input_key} {shape}); export it with mnist_estimator")
   return Model(path, lambda feeds: runner.run(feeds[runner.input_key]), runner.input_key,
-               shape, runner.n_classes, runner.class_names, runner)
+               shape, runner.n_classes, runner.class_names, runner, runner.metadata)
 
 
 def load_model(saved_model_dir):
@@ -73,8 +92,20 @@ def load_model(saved_model_dir):
   if not shape or len(shape) not in (3, 4) or None in shape[1:]:
     raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
                      f"(inputs: {list(inputs)}); export it with mnist_estimator (--export_dir)")
+  by_bytes = loaded.signatures.get(f"{saved_model.IMAGE_BYTES_KEY}:{saved_model.SERVING_DEFAULT}")
   return Model(path, signature.run, key, shape, signature.outputs["probabilities"].shape[-1],
-               loaded.class_names, loaded)
+               loaded.class_names, loaded, loaded.metadata, by_bytes and by_bytes.run)
+
+
+def predict_encoded(model, encoded, batch_size=1000):
+  """Predicts encoded images (bytes) through the model's image_bytes signature, in batches.
+
+  Returns:
+    (classes int [N], probabilities float32 [N, n_classes]).
+  """
+  parts = [model.call_bytes(encoded[i:i + batch_size])
+           for i in range(0, len(encoded), batch_size)]
+  return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def predict(model, images, batch_size=1000):

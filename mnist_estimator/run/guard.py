@@ -59,10 +59,14 @@ def check_sizes(spec, data):
   for flag, value in (("batch_size", spec.batch_size), ("eval_batch_size",
                                                           spec.eval_batch_size)):
     if value * per_image > free:
+      h, w, _ = data.image_shape
+      smaller = (f", or smaller images: --image_size={max(8, h // 4)}x{max(8, w // 4)}"
+                 if data.decoding is not None else "")
       raise UsageError(
-          f"--{flag}={value} needs about {value * per_image / 2**30:.1f} GiB but "
-          f"{free / 2**30:.1f} GiB of memory is free; pass at most "
-          f"{max(1, free // per_image)} (the training set has {len(data.y_train)} images)")
+          f"--{flag}={value} needs about {value * per_image / 2**30:.1f} GiB for images of "
+          f"{h}x{w} but {free / 2**30:.1f} GiB of memory is free; pass at most "
+          f"{max(1, free // per_image)} (the training set has {len(data.y_train)} images)"
+          f"{smaller}")
 
 
 def check_outputs(spec):

@@ -10,12 +10,15 @@ def changed_settings(spec):
   for name in spec_lib.field_names():
     value = getattr(spec, name)
     if not spec_lib.option(name).header and value != getattr(defaults, name):
-      shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-      changed.append(f"{name}={shown}")
+      changed.append(f"{name}={_shown(value)}")
   return changed
 
 
-def header(spec, data, log_path=None, precision=None, model=None):
+def _shown(value):
+  return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def header(spec, data, log_path=None, precision=None, model=None, adopted=(), remapped=False):
   """The lines a run starts with.
 
   Args:
@@ -24,6 +27,8 @@ def header(spec, data, log_path=None, precision=None, model=None):
     log_path: where TensorFlow's own log goes, if anywhere.
     precision: a line saying which precision runs and why, if known.
     model: what a model of your own is (a logits function or a full model_fn), if it is one.
+    adopted: the settings taken from the model_dir's training run (run/contract.py).
+    remapped: the data's classes were put in the trained order, matched by name.
 
   Returns:
     A list of text lines.
@@ -34,9 +39,13 @@ def header(spec, data, log_path=None, precision=None, model=None):
            f"{len(data.y_test):,} test images of {h}x{w}x{c}, {data.n_classes} classes; "
            f"from {data.source}",
            "settings: " + (", ".join(changed) if changed else f"{spec.model}'s defaults")]
+  if adopted:
+    taken = ", ".join(f"{name}={_shown(getattr(spec, name))}" for name in adopted)
+    lines.append(f"from the model_dir's training run: {taken}")
   if data.class_names:
     shown = ", ".join(map(str, data.class_names[:20]))
-    lines.append(f"classes: {shown}" + (", ..." if len(data.class_names) > 20 else ""))
+    lines.append(f"classes: {shown}" + (", ..." if len(data.class_names) > 20 else "")
+                 + (" (matched to the trained order by name)" if remapped else ""))
   if model:
     lines.append(f"model: {model}")
   if precision:

@@ -10,9 +10,10 @@ from mnist_estimator.data import datasets
 from mnist_estimator.data.datasets import Dataset
 from mnist_estimator.estimator import config as est_config
 from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.run import contract
 from mnist_estimator.run import spec as spec_lib
 
-TRAINING_MODES = ("train", "train_and_evaluate")
+TRAINING_MODES = contract.TRAINING_MODES
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -25,8 +26,9 @@ class Plan:
     precision: spec.precision resolved on this CPU.
     config: the RunConfig (TF_CONFIG read once: chief or not, cluster or not).
     params: the model_fn's params.
-    record: this run's graph as the model_dir record keeps it.
+    record: this run's graph, settings and data as the model_dir record keeps them.
     found: the record model_dir already holds, or None.
+    remapped: the data's labels were put in the record's class order (matched by name).
   """
   spec: spec_lib.RunSpec
   data: Dataset
@@ -35,6 +37,7 @@ class Plan:
   params: dict
   record: dict
   found: Optional[dict]
+  remapped: bool = False  # the data's classes were put in the recorded order, by name
 
   @property
   def training(self):
@@ -105,8 +108,7 @@ def load_data(spec):
       image_size=datasets.parse_size(spec.image_size) if spec.image_size else None,
       channels=spec.channels, validation_split=spec.validation_split,
       skip_bad_images=spec.skip_bad_images, seed=spec.seed or 0)
-  plain = options == datasets.ImageOptions(validation_split=spec.validation_split,
-                                           seed=spec.seed or 0)
+  plain = options == datasets.ImageOptions(seed=spec.seed or 0)
   return datasets.load(spec.dataset, spec.data_dir, window=spec.window,
                        options=None if plain and ":" not in spec.dataset else options)
 
@@ -164,11 +166,14 @@ def make(spec, data):
   info = models.get_model(spec.model)
   check_inputs(info, data)
   precision = train_precision(spec, info)
-  record = graph_record(spec, data)
   found = record_lib.read(spec.model_dir)
-  record_lib.check(spec.model_dir, found, record)
+  data, remapped = contract.match_classes(spec.model_dir, found, data)
+  record = dict(graph_record(spec, data), settings=contract.settings(spec),
+                data=contract.data_record(data))
+  record_lib.check(spec.model_dir, found, record, training=spec.mode in TRAINING_MODES)
   return Plan(spec=spec, data=data, precision=precision, config=run_config(spec, precision),
-              params=params(spec, data, precision), record=record, found=found)
+              params=params(spec, data, precision), record=record, found=found,
+              remapped=remapped)
 
 
 def estimator(plan):

@@ -22,6 +22,7 @@ from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.estimator import weights
 from mnist_estimator.head import model_fn as model_fn_lib
 from mnist_estimator.inputs import input_fns
+from mnist_estimator.run import contract
 from mnist_estimator.run import guard
 from mnist_estimator.run import header
 from mnist_estimator.run import plan as plan_lib
@@ -129,12 +130,14 @@ def predict(plan, estimator):
   input_fn = input_fns.make_input_fn(spec.input, data.x_test[:count], None,
                                      spec.eval_batch_size, train=False)
   rows = []
-  print(f"{'index':>5}  {'label':>5}  {'class':>5}  probability")
+  names = contract.class_names(data)  # a folder's names, else the class ids
+  width = max(5, *(len(name) for name in names))
+  print(f"{'index':>5}  {'label':>{width}}  {'class':>{width}}  probability")
   for i, pred in enumerate(estimator.predict(input_fn)):
     label = int(data.y_test[i])
     cls = int(pred["classes"])
     rows.append((i, label, cls, float(pred["probabilities"][cls])))
-    print(f"{i:>5}  {label:>5}  {cls:>5}  {rows[-1][3]:.4f}")
+    print(f"{i:>5}  {names[label]:>{width}}  {names[cls]:>{width}}  {rows[-1][3]:.4f}")
   right = sum(row[1] == row[2] for row in rows)
   print(f"{right}/{count} correct")
   return rows
@@ -170,7 +173,8 @@ def export(plan, estimator):
   spec, data = plan.spec, plan.data
   if not spec.export_dir:
     raise UsageError("--mode=export needs --export_dir=DIR for the SavedModel")
-  path = export_lib.export(estimator, spec.export_dir, data.image_shape, data.standardize)
+  path = export_lib.export(estimator, spec.export_dir, data.image_shape, data.standardize,
+                           plan.record["data"])
   if tuple(spec.export_format) == (portable.SAVED_MODEL,):
     print(f"exported SavedModel: {path}")
     return {portable.SAVED_MODEL: path}
@@ -215,7 +219,8 @@ def train_and_evaluate(plan, estimator):
       eval_input_fn(spec, data), steps=None, throttle_secs=2 if evaluator else 0,
       start_delay_secs=0,
       exporters=export_lib.exporters(data.image_shape, data.standardize, describe,
-                                     export_lib.class_names_asset(estimator)))
+                                     export_lib.assets_extra(estimator, plan.record["data"]),
+                                     plan.record["data"]))
   with _training(plan, hooks["progress"]):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
@@ -277,10 +282,13 @@ def run(spec, data=None):
   """
   if spec.mode not in MODES:
     raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
+  spec = spec.replace(model_dir=spec.model_dir or
+                      spec_lib.default_model_dir(spec.model, spec.dataset))
+  spec, adopted = contract.adopt(spec, record_lib.read(spec.model_dir))
   if data is None:
     data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
-  spec = plan.spec
+  spec, data = plan.spec, plan.data
   if tuple(spec.export_format) != (portable.SAVED_MODEL,) and not spec.export_dir:
     raise UsageError(f"--export_format={','.join(spec.export_format)} needs --export_dir=DIR: "
                      "the files go beside the SavedModel version written there")
@@ -292,7 +300,8 @@ def run(spec, data=None):
       checkpoints.require(spec.model_dir)
     log_path = runlog.attach(spec.model_dir, plan.log_name)
     for line in header.header(spec, data, log_path, plan.precision.header(),
-                              models.get_model(spec.model).describe()):
+                              models.get_model(spec.model).describe(), adopted,
+                              plan.remapped):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:

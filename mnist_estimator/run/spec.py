@@ -18,6 +18,8 @@ from mnist_estimator.head import optimizers
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.models import layers
 
+# The network a command line trains when --model is not given: the tutorial's.
+DEFAULT_MODEL = "cnn"
 # The modes of run.runner.MODES, in --helpshort's order.
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
 # Option.base of a field that no model decides.
@@ -165,9 +167,10 @@ class RunSpec:
   channels: Optional[int] = _option(None, group=D, help=(
       "Your own images: 1 (gray) or 3 (RGB) (default: 3 if any image has colour, else 1)."),
       validator=(lambda c: c in (None, 1, 3), "--channels is 1 or 3"))
-  validation_split: float = _option(0.1, group=D, lower=0.0, upper=0.9, help=(
-      "folder: without DIR/test: the share of each class held out as the test set (seeded "
-      "by --seed)."))
+  validation_split: Optional[float] = _option(None, group=D, lower=0.0, upper=0.9, help=(
+      "Your own images without a test split of their own (no DIR/test, no TEST_GLOB): the "
+      "share of each class held out as the test set, seeded by --seed (default 0.1); refused "
+      "where the data has one."))
   skip_bad_images: bool = _option(False, group=D, help=(
       "Your own images: skip (and count) files that do not decode, instead of refusing."))
   seed: Optional[int] = _option(None, group=M, hparam=True, help=(

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
-from mnist_estimator.data import images as images_lib
+from mnist_estimator.data import folder
 
 
 def options(**values):
@@ -53,8 +53,8 @@ def test_the_decoded_set_is_cached_and_rebuilt_when_a_file_changes(tmp_path, mon
   root = helpers.write_image_folder(tmp_path / "f", per_class=3)
   datasets.load(f"folder:{root}", options=options(validation_split=0.34))
   calls = []
-  real = images_lib.decode_all
-  monkeypatch.setattr(images_lib, "decode_all", lambda *a, **k: calls.append(1) or real(*a, **k))
+  real = folder.decode_files
+  monkeypatch.setattr(folder, "decode_files", lambda *a, **k: calls.append(1) or real(*a, **k))
   datasets.load(f"folder:{root}", options=options(validation_split=0.34))
   assert not calls  # from the cache
   helpers.write_image_folder(tmp_path / "f", per_class=3, seed=9)  # same names, new content

@@ -183,3 +183,13 @@ def test_predict_refuses_a_file_of_another_kind(tmp_path):
       shutil.copy(bad, path)
     code, _, err = helpers.run_predict(path, str(bad))
     helpers.one_error_line(code, err, *words)
+
+
+def test_every_file_says_what_its_input_expects(exported):
+  """The export's data record travels with each file: decoding, polarity, classes."""
+  for name, path in exported[1]["exports"].items():
+    metadata = runtimes.load(path).metadata
+    assert metadata["decoding"]["height"] == 28 and metadata["image_shape"] == [28, 28, 1], name
+    assert metadata["border_mean"] < 0.05, name  # MNIST's dark border: predict inverts paper
+    if name != "saved_model":
+      assert metadata["input"].startswith("float32 [N, 28, 28, 1] in 0..1"), name

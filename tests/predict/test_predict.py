@@ -82,7 +82,9 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
            write_png(tmp_path / "ink.png", 255 - digits[1]),  # dark on white, as drawn
            write_png(tmp_path / "rgb.png", digits[2].repeat(3, -1)),
            write_png(tmp_path / "rgba.png", rgba)]  # black ink on a transparent background
-  images = image_files.load_images(paths, SHAPE)
+  # Inverted where the border is light: the model's training images (MNIST) have a dark one.
+  assert model.border_mean < 0.05
+  images = image_files.load_images(paths, SHAPE, border_mean=model.border_mean)
   assert images.dtype == np.float32 and images.shape == (4, 28, 28, 1)
   np.testing.assert_array_equal(images[0], digits[0] / np.float32(255))
   np.testing.assert_allclose(images, digits / 255.0, atol=1e-6)
@@ -94,6 +96,9 @@ def test_png_round_trip_with_inversion_and_colour(model, sample, tmp_path):
   not_inverted = image_files.load_images(paths[1:2], SHAPE, invert="no")
   np.testing.assert_allclose(not_inverted[0], 1 - digits[1] / 255.0, atol=1e-6)
   forced = image_files.load_images(paths[:1], SHAPE, invert="yes")
+  # Without the training images' polarity (an older export), auto inverts nothing.
+  kept = image_files.load_images(paths[1:2], SHAPE)
+  np.testing.assert_allclose(kept[0], 1 - digits[1] / 255.0, atol=1e-6)
   np.testing.assert_allclose(forced[0], 1 - digits[0] / 255.0, atol=1e-6)
 
 
@@ -238,3 +243,17 @@ def test_plain_tensorflow_loads_the_export(trained, model, sample, tmp_path):
   assert proc.returncode == 0, proc.stderr
   expected = predict_model.predict(model, images)[0].tolist()
   assert json.loads(proc.stdout.splitlines()[-1]) == expected
+
+
+def test_a_bright_image_with_the_training_border_is_not_inverted(model, tmp_path):
+  """Mean brightness is no polarity: a light object on MNIST's dark border stays as it is."""
+  pixels = np.zeros([28, 28, 1], np.uint8)
+  pixels[2:26, 2:26] = 220  # mean 0.65, border black: what a Fashion-MNIST coat looks like
+  path = write_png(tmp_path / "coat.png", pixels)
+  images = image_files.load_images([path], SHAPE, border_mean=model.border_mean)
+  np.testing.assert_allclose(images[0], pixels / 255.0, atol=1e-6)
+  notes = image_files.Notes()
+  paper = write_png(tmp_path / "paper.png", 255 - pixels)  # dark on a white border: inverted
+  image_files.load_files([paper], SHAPE, border_mean=model.border_mean, notes=notes)
+  assert notes.lines() == ["note: inverted 1 image: a light background where the training "
+                           "images' is dark (--invert=no keeps them)"]

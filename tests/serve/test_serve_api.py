@@ -47,7 +47,11 @@ def test_metadata_parses_into_the_serving_protos(served):
   signatures = json_format.ParseDict(body["metadata"]["signature_def"],
                                      get_model_metadata_pb2.SignatureDefMap()).signature_def
   assert set(signatures) == {"serving_default", "predict", "examples:serving_default",
-                             "examples:predict", "examples:classify"}
+                             "examples:predict", "examples:classify",
+                             "image_bytes:serving_default", "image_bytes:predict",
+                             "image_bytes:classify"}
+  assert signatures["image_bytes:predict"].inputs["image_bytes"].dtype == (
+      tf.string.as_datatype_enum)
   images_info = signatures["serving_default"].inputs["images"]
   assert images_info.dtype == tf.float32.as_datatype_enum
   assert [d.size for d in images_info.tensor_shape.dim] == [-1, 28, 28]
@@ -160,3 +164,24 @@ def test_the_page_and_its_files_are_served_and_fetch_nothing_outside(served):
       continue
     with open(os.path.join(app_lib.STATIC_DIR, name), encoding="utf-8") as f:
       assert not re.search(r"https?://|//[a-z0-9-]+\.[a-z]", f.read()), name
+
+
+def _pngs(data, n):
+  """The first n test images as PNG files' bytes."""
+  return [tf.io.encode_png(image).numpy() for image in data.x_test[:n]]
+
+
+def test_png_bytes_as_b64_give_the_pixels_answers(served, small, reference):
+  """image_bytes: TF Serving's {"b64": ...} of PNGs, decoded in the graph as training did."""
+  import base64  # pylint: disable=g-import-not-at-top
+  instances = [{"b64": base64.b64encode(png).decode()} for png in _pngs(small, 5)]
+  code, body = call(served[0], "POST", "/v1/models/mnist:predict",
+                    {"signature_name": "image_bytes:serving_default", "instances": instances})
+  assert code == 200, body
+  assert [p["classes"] for p in body["predictions"]] == reference[0].tolist()
+  np.testing.assert_allclose([p["probabilities"] for p in body["predictions"]], reference[1],
+                             atol=1e-6)
+  code, body = call(served[0], "POST", "/v1/models/mnist:predict",
+                    {"signature_name": "image_bytes:serving_default",
+                     "instances": [{"b64": base64.b64encode(b"not a picture").decode()}]})
+  assert code == 400 and "error" in body, body

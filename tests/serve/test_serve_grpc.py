@@ -286,3 +286,16 @@ def test_regress_on_a_regress_signature():
   response = asyncio.run(regress())
   assert [r.value for r in response.result.regressions] == [0.5, 1.25]
   assert (response.model_spec.name, response.model_spec.version.value) == ("m", 3)
+
+
+def test_png_bytes_as_a_string_tensor_give_the_pixels_answers(stubs, small, reference):
+  """image_bytes over gRPC: a DT_STRING tensor of PNGs, as a TF Serving client sends them."""
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = "mnist"
+  request.model_spec.signature_name = "image_bytes:serving_default"
+  pngs = [tf.io.encode_png(image).numpy() for image in small.x_test[:5]]
+  request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(pngs, dtype=tf.string))
+  response = stubs[0].Predict(request)
+  np.testing.assert_array_equal(tf.make_ndarray(response.outputs["classes"]), reference[0])
+  np.testing.assert_allclose(tf.make_ndarray(response.outputs["probabilities"]), reference[1],
+                             atol=1e-6)
