@@ -47,7 +47,18 @@ def _define(name, flag_values):
     getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
   if option.validator:
     check, message = option.validator
-    flags.register_validator(name, check, message=message, flag_values=flag_values)
+    flags.register_validator(name, _own_message(check), message=message,
+                             flag_values=flag_values)
+
+
+def _own_message(check):
+  """A validator whose UsageError (a precise reason) is absl's message, not the generic one."""
+  def validate(value):
+    try:
+      return check(value)
+    except UsageError as e:
+      raise flags.ValidationError(str(e)) from None
+  return validate
 
 
 def define_flags(flag_values=FLAGS, names=None):

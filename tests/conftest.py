@@ -57,9 +57,10 @@ def sample():
 
 @pytest.fixture(scope="session")
 def small(sample):
-  """A 600/200 cut of the sample: enough for 2-20 step flows, fast to evaluate."""
+  """A 600/200/200 cut of the sample: enough for 2-20 step flows, fast to evaluate."""
   return dataclasses.replace(sample, x_train=sample.x_train[:600], y_train=sample.y_train[:600],
-                             x_test=sample.x_test[:200], y_test=sample.y_test[:200])
+                             x_test=sample.x_test[:200], y_test=sample.y_test[:200],
+                             x_val=sample.x_val[:200], y_val=sample.y_val[:200])
 
 
 @pytest.fixture(scope="session")

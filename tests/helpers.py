@@ -13,7 +13,7 @@ import numpy as np
 from mnist_estimator import flagdefs
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.data import readers, weather
+from mnist_estimator.data import datasets, readers, weather
 from mnist_estimator.run import guard, runner
 from mnist_estimator.run.spec import RunSpec
 from mnist_estimator.tools.cluster import free_ports  # noqa: F401  # for tests that need ports
@@ -89,6 +89,12 @@ def start_module(module, *argv, merge_stderr=True):
   return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=ROOT, env=cli_env(),
                           stdout=subprocess.PIPE, text=True,
                           stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE)
+
+
+def load_whole(name, *args, **kwargs):
+  """datasets.load without a validation cut (--validation_split=0): the loader's own arrays."""
+  kwargs.setdefault("validation_split", 0)
+  return datasets.load(name, *args, **kwargs)
 
 
 def small_spec(model, model_dir, **overrides):

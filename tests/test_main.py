@@ -19,7 +19,9 @@ def test_a_run_prints_the_header_and_keeps_tensorflow_in_its_log(tmp_path):
              "--noreport")
   assert proc.returncode == 0, proc.stderr
   lines = proc.stdout.splitlines()
-  assert lines[0].startswith("train linear on mnist_sample: 5,000 train / 1,000 test images")
+  assert lines[0] == "train linear on mnist_sample"
+  assert ("data: 4,500 train / 500 validation / 1,000 test images of 28x28x1, 10 classes; "
+          "from bundled sample") in proc.stdout
   assert f"model_dir: {model_dir}" in lines and any(
       line.startswith("precision: train step") for line in lines)
   assert "eval on 1000 mnist_sample test images: accuracy" in proc.stdout

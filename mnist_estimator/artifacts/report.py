@@ -196,7 +196,23 @@ def _draw_example(ax, image):
   ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
 
 
-def _worst_png(images, labels, classes, probabilities, indices, path, names=None):
+def error_rows(labels, classes, probabilities, indices, names, files=None):
+  """eval_report.json's worst errors: [{"index", "file" (with files), "label", "label_name",
+  "predicted", "predicted_name", "probability"}], one per index of `worst_errors`.
+  """
+  return [{"index": int(i), **({} if files is None else {"file": str(files[i])}),
+           "label": int(labels[i]), "label_name": names[labels[i]],
+           "predicted": int(classes[i]), "predicted_name": names[classes[i]],
+           "probability": float(probabilities[i, classes[i]])} for i in indices]
+
+
+def _short(path, width=20):
+  """A file's base name for a picture's title, cut in the middle if long."""
+  name = os.path.basename(str(path))
+  return name if len(name) <= width else f"{name[:9]}...{name[-8:]}"
+
+
+def _worst_png(images, labels, classes, probabilities, indices, path, names=None, files=None):
   """Draws the chosen misclassified images (or windows of a series) in a grid, or a note."""
   plt = pyplot()
   if len(indices) == 0:
@@ -223,16 +239,21 @@ def _worst_png(images, labels, classes, probabilities, indices, path, names=None
     predicted = classes[index]
     true_name, predicted_name = ((labels[index], predicted) if names is None
                                  else (names[labels[index]], names[predicted]))
+    where = "" if files is None else f"\n{_short(files[index])}"  # which file to look at
     ax.set_title(f"true {true_name} / pred {predicted_name} "
-                 f"({probabilities[index, predicted]:.2f})", fontsize=8 if names is None else 6)
+                 f"({probabilities[index, predicted]:.2f}){where}",
+                 fontsize=8 if names is None else 6)
   fig.suptitle(f"the {len(indices)} most confident of {int(np.sum(labels != classes))} errors",
                fontsize=11)
   fig.savefig(path, dpi=_DPI)
   plt.close(fig)
 
 
-def write_report(report, images, labels, classes, probabilities, out_dir, k=25):
+def write_report(report, images, labels, classes, probabilities, out_dir, k=25, files=None):
   """Writes eval_report.json, confusion_matrix.png and worst_errors.png into out_dir.
+
+  eval_report.json is `report` with "worst_errors": the k most confident errors (see
+  `error_rows`: index, file, true and predicted class id and name, probability).
 
   Args:
     report: the dict build_report returns for these examples.
@@ -243,19 +264,23 @@ def write_report(report, images, labels, classes, probabilities, out_dir, k=25):
     probabilities: float array [N, n_classes].
     out_dir: output directory, created if needed.
     k: how many of the most confident errors to list and draw.
+    files: the N examples' file paths (a folder's test images), same order as labels, or
+      None; then each error names its file (in the JSON and under its picture).
 
   Returns:
     {"json": path, "confusion_matrix": path, "worst_errors": path}.
 
   Raises:
     UsageError: out_dir cannot be created.
-    ValueError: images and labels differ in number (a caller's bug, not the user's).
+    ValueError: images (or files) and labels differ in number (a caller's bug, not the
+      user's).
   """
   labels = np.asarray(labels).astype(np.int64).reshape(-1)
   classes = np.asarray(classes).astype(np.int64).reshape(-1)
   probabilities = np.asarray(probabilities, dtype=np.float64)
-  if len(images) != len(labels):
-    raise ValueError(f"{len(images)} images but {len(labels)} labels")
+  if len(images) != len(labels) or (files is not None and len(files) != len(labels)):
+    raise ValueError(f"{len(images)} images, {'no' if files is None else len(files)} files "
+                     f"but {len(labels)} labels")
   try:
     os.makedirs(out_dir, exist_ok=True)
   except OSError as e:
@@ -265,12 +290,12 @@ def write_report(report, images, labels, classes, probabilities, out_dir, k=25):
   paths = {name: os.path.join(out_dir, file) for name, file in (
       ("json", "eval_report.json"), ("confusion_matrix", "confusion_matrix.png"),
       ("worst_errors", "worst_errors.png"))}
-  errors = [{"index": int(i), "label": int(labels[i]), "predicted": int(classes[i]),
-             "probability": float(probabilities[i, classes[i]])} for i in indices]
+  names = [row["name"] for row in report["per_class"]]
+  errors = error_rows(labels, classes, probabilities, indices, names, files)
   with open(paths["json"], "w") as f:
     json.dump(dict(report, worst_errors=errors), f, indent=1)
     f.write("\n")
   _confusion_png(report, paths["confusion_matrix"])
-  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"],
-             [row["name"] for row in report["per_class"]])
+  _worst_png(images, labels, classes, probabilities, indices, paths["worst_errors"], names,
+             files)
   return paths

@@ -1,5 +1,6 @@
 """`--dataset=npz:FILE`: your arrays x_train, y_train, x_test, y_test (uint8 or float)."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -36,8 +37,11 @@ def _images(x, where):
 
 
 def _refuse(options, path):
-  """--validation_split and --skip_bad_images do not apply to arrays with their own split."""
-  images_lib.refuse_validation_split(options, f"npz:{path}", "x_test, y_test")
+  """--test_split and --skip_bad_images do not apply to arrays with their own split."""
+  images_lib.refuse_test_split(options, f"npz:{path}", "x_test, y_test")
+  if options.stream == "yes":
+    raise UsageError(f"--stream=yes reads a folder's files as training goes; npz:{path} is "
+                     "one array file, read into memory: drop --stream")
   if options.skip_bad_images:
     raise UsageError(f"--skip_bad_images applies to image files (folder:, tfrecord:); "
                      f"npz:{path} holds pixel arrays: drop --skip_bad_images")
@@ -67,17 +71,18 @@ def _apply(x_train, x_test, options, where):
           f", {', '.join(changed)}")
 
 
-def _labels(a, path, n_train, n_test):
-  """[y_train, y_test] as int64, one class id (0 and up) per image."""
+def _labels(a, path, counts):
+  """[y_<split>] as int64 for each (split, count) of `counts`, one class id (0 and up) each."""
   labels = []
-  for split, count in (("train", n_train), ("test", n_test)):
+  for split, count in counts:
     y = np.asarray(a[f"y_{split}"])
     if y.ndim != 1 or len(y) != count or y.dtype.kind not in "iu":
       raise UsageError(f"{path}[y_{split}] must be {count} integer labels, one per image "
                        f"(it is {y.dtype} {list(y.shape)})")
+    if y.min(initial=0) < 0:
+      raise UsageError(f"{path} holds a negative label; labels are class ids "
+                       "0..n_classes-1")
     labels.append(y.astype(np.int64))
-  if labels[0].min(initial=0) < 0 or labels[1].min(initial=0) < 0:
-    raise UsageError(f"{path} holds a negative label; labels are class ids 0..n_classes-1")
   return labels
 
 
@@ -89,7 +94,7 @@ def load(path, seed=0, options=None):
 
   Raises:
     UsageError: a missing key, images and labels that do not match, bad labels, an option
-      that does not apply (--validation_split, --skip_bad_images).
+      that does not apply (--test_split, --skip_bad_images).
   """
   del seed  # the split is the file's
   options = options or images_lib.ImageOptions()
@@ -99,23 +104,47 @@ def load(path, seed=0, options=None):
     raise UsageError(f"--dataset=npz:{path}: no such file; pass an .npz with x_train, "
                      "y_train, x_test, y_test")
   a = readers.read_npz(path, readers.NPZ_KEYS)
+  n_val = _validation_keys(path, a)
   x_train, x_test = _images(a["x_train"], f"{path}[x_train]"), _images(
       a["x_test"], f"{path}[x_test]")
+  if n_val:  # x_val goes through every step beside x_test, and is split off at the end
+    x_test = np.concatenate([x_test, _images(a["x_val"], f"{path}[x_val]")])
   if x_train.dtype != x_test.dtype:  # one uint8, one float: both as floats in 0..1
     x_train, x_test = (x if x.dtype == np.float32 else x.astype(np.float32) / 255
                        for x in (x_train, x_test))
   if x_train.shape[1:] != x_test.shape[1:]:
-    raise UsageError(f"{path}: x_train images are {list(x_train.shape[1:])}, x_test "
-                     f"{list(x_test.shape[1:])}; save both at one size")
-  labels = _labels(a, path, len(x_train), len(x_test))
+    raise UsageError(f"{path}: x_train images are {list(x_train.shape[1:])}, x_test"
+                     f"{' or x_val' if n_val else ''} {list(x_test.shape[1:])}; save them "
+                     "at one size")
+  labels = _labels(a, path, [("train", len(x_train)), ("test", len(x_test) - n_val)]
+                   + [("val", n_val)] * bool(n_val))
+  labels = [labels[0], np.concatenate(labels[1:])]
   n_classes = int(max(labels[0].max(initial=0), labels[1].max(initial=0))) + 1
   x_train, x_test, changed = _apply(x_train, x_test, options, f"npz:{path}")
   h, w, c = x_train.shape[1:]
-  return images_lib.make_dataset(
-      f"npz:{path}", x_train, labels[0], x_test, labels[1],
+  n_test = len(x_test) - n_val
+  data = images_lib.make_dataset(
+      f"npz:{path}", x_train, labels[0], x_test[:n_test], labels[1][:n_test],
       [str(i) for i in range(n_classes)],
-      f"{path} ({len(x_train):,} / {len(x_test):,} images of {h}x{w}x{c}{changed})")
+      f"{path} ({len(x_train):,} / {n_test:,} images of {h}x{w}x{c}{changed})")
+  if not n_val:
+    return data
+  return dataclasses.replace(data, x_val=x_test[n_test:],
+                             y_val=labels[1][n_test:].astype(np.int32),
+                             validation_source=f"{os.path.basename(path)}'s x_val, y_val")
+
+
+def _validation_keys(path, a):
+  """The number of x_val images (0: none), after reading x_val and y_val into `a` if there."""
+  with np.load(path, allow_pickle=False) as npz:
+    present = [key for key in ("x_val", "y_val") if key in npz.files]
+    if len(present) == 1:
+      raise UsageError(f"{path} has {present[0]} without its pair; save x_val and y_val "
+                       "together, or neither")
+    a.update({key: npz[key] for key in present})
+  return len(a["x_val"]) if present else 0
 
 
 NPZ = DatasetInfo("npz", load, takes_path=True, panel=None,
-                  about="your arrays: an .npz with x_train, y_train, x_test, y_test")
+                  about="your arrays: an .npz with x_train, y_train, x_test, y_test (and "
+                  "x_val, y_val)")

@@ -26,6 +26,19 @@ class Dataset:
   # data.decode.Decoding), which the model_dir record and the SavedModel's image_bytes
   # signature repeat. None for pixel arrays (MNIST's IDX, an npz).
   decoding: Optional[Any] = None
+  # The validation set (train_and_evaluate's evaluations, early stopping, export/best): the
+  # data's own or a cut of the training images (data/validation.py); None: there is none,
+  # and those evaluations use the test set.
+  x_val: Optional[Any] = None
+  y_val: Optional[np.ndarray] = None
+  # Where the validation set came from, for the header ("the last 5,000 training images").
+  validation_source: str = ""
+  # The test images' files (folder:), in x_test's order, so reports can name them.
+  test_files: Optional[tuple] = None
+
+  @property
+  def has_validation(self):
+    return self.y_val is not None and len(self.y_val) > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +53,8 @@ class DatasetInfo:
     dir_flag: the flag of tools/reproduce that points at its files (e.g. mnist_dir).
     panel: the accuracy-curves panel its reproduction rows are drawn in (None: none).
     about: one line for --helpshort and the README.
+    validation: a built-in data set's validation cut, the last N training images (a tenth
+      where it has fewer than 10 x N); None: no validation set unless --validation_split.
     takes_path: named NAME:PATH (folder:DIR, npz:FILE, tfrecord:GLOB); its loader is
       `(path, seed, ImageOptions) -> Dataset`.
   """
@@ -50,6 +65,8 @@ class DatasetInfo:
   panel: Optional[str] = "MNIST / Fashion-MNIST test accuracy"
   about: str = ""
   takes_path: bool = False
+  # The built-in validation cut: the last N training images (None: no cut by default).
+  validation: Optional[int] = None
 
   @property
   def series(self):

@@ -11,6 +11,7 @@ from mnist_estimator.data import fonts
 from mnist_estimator.data import images
 from mnist_estimator.data import mnist
 from mnist_estimator.data import tfrecord
+from mnist_estimator.data import validation
 from mnist_estimator.data import weather
 from mnist_estimator.data.dataset import Dataset  # noqa: F401  # the type every loader returns
 from mnist_estimator.data.dataset import DatasetInfo  # noqa: F401
@@ -48,7 +49,8 @@ def known(name):
       bool(sep) and bool(path) and kind in path_kinds())
 
 
-def load(name, data_dir=None, seed=0, window=None, options=None):
+def load(name, data_dir=None, seed=0, window=None, options=None, validation_split=None,
+         validation_seed=None):
   """Loads a data set by registry name.
 
   Args:
@@ -58,6 +60,10 @@ def load(name, data_dir=None, seed=0, window=None, options=None):
     seed: seed of the fonts train/validation split (0 reproduces the book).
     window: weeks per example of a sequence data set (None: its default).
     options: ImageOptions for a data set of your own (folder:, npz:, tfrecord:).
+    validation_split: the share of each training class held out for validation (None: the
+      data's own validation split, else its built-in cut or 0.1; 0: none); see
+      data/validation.py.
+    validation_seed: the seed of that share's draw (None: `seed`, or the options' seed).
 
   Returns:
     A `Dataset` with uint8 images [N, H, W, 1] (weather: float32 [N, window, 5, 1]) and int32
@@ -68,6 +74,14 @@ def load(name, data_dir=None, seed=0, window=None, options=None):
       image data set.
   """
   entry = info(name)
+  data = _load(entry, name, data_dir, seed, window, options)
+  if validation_seed is None:
+    validation_seed = options.seed if options is not None else seed
+  return validation.apply(data, entry, validation_split, validation_seed)
+
+
+def _load(entry, name, data_dir, seed, window, options):
+  """The data set as its loader gives it (train and test; its own validation split if any)."""
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if entry.takes_path:
     if data_dir:
@@ -93,12 +107,12 @@ def info(name):
   if not known(name):
     raise UsageError(f"Unknown dataset {name!r}; use --dataset with one of: "
                      f"{', '.join(dataset_names())}, or your own as folder:DIR, npz:FILE or "
-                     "tfrecord:TRAIN_GLOB[,TEST_GLOB]")
+                     "tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]")
   return DATASETS[str(name).partition(":")[0] if ":" in str(name) else name]
 
 
 def _refuse_image_options(name, options):
-  """--image_size, --channels, --skip_bad_images and --validation_split: your own data only."""
+  """--image_size, --channels, --skip_bad_images and --test_split: your own data only."""
   if options is None:
     return
   given = [flag for flag, value in (("--image_size", options.image_size),
@@ -107,10 +121,13 @@ def _refuse_image_options(name, options):
   if given:
     raise UsageError(f"{', '.join(given)} apply to your own images (folder:, npz:, tfrecord:), "
                      f"not {name}; drop them")
-  if options.validation_split is not None:
-    raise UsageError(f"--validation_split applies to your own images without a test split "
+  if options.stream == "yes":
+    raise UsageError(f"--stream=yes reads a folder's files as training goes; {name} is read "
+                     "into memory: drop --stream")
+  if options.test_split is not None:
+    raise UsageError(f"--test_split applies to your own images without a test split "
                      f"(folder:, tfrecord:); {name} has its own test set: drop "
-                     "--validation_split")
+                     "--test_split")
 
 
 def majority_accuracy(data):

@@ -1,5 +1,6 @@
 """`--dataset=folder:DIR`: class subfolders of images (Keras' and torchvision's convention)."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -8,20 +9,24 @@ from mnist_estimator.data import decode
 from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
 from mnist_estimator.data import layout as layout_lib
+from mnist_estimator.data import stream
 from mnist_estimator.data.dataset import DatasetInfo
 
 
+TRAIN, TEST, VAL = 0, 1, 2  # a file's split, as the cache keeps it
+
+
 def _listing(tree):
-  """(paths, labels, is_test) of the layout's images, training images first."""
+  """(paths, labels, splits) of the layout's images: TRAIN, TEST or VAL each, train first."""
   names = list(tree.train.classes)
-  paths, labels, is_test = [], [], []
-  for flag, split in ((0, tree.train), (1, tree.test)):
+  paths, labels, splits = [], [], []
+  for flag, split in ((TRAIN, tree.train), (TEST, tree.test), (VAL, tree.val)):
     for k, name in enumerate(names):
       files = split.classes.get(name, []) if split else []
       paths += files
       labels += [k] * len(files)
-      is_test += [flag] * len(files)
-  return paths, np.array(labels, np.int32), np.array(is_test, np.int8)
+      splits += [flag] * len(files)
+  return paths, np.array(labels, np.int32), np.array(splits, np.int8)
 
 
 def decode_files(paths, formats, decoding, skip_bad):
@@ -51,16 +56,32 @@ def decode_files(paths, formats, decoding, skip_bad):
   return out[:done], kept, bad
 
 
-def _build(paths, labels, is_test, bad, options, where):
+def _probe(paths, bad, options, where):
+  """(headers, decoding, bad files) from every file's header, before any pixel is decoded."""
+  headers = headers_lib.probe(paths, headers_lib.converted_files(paths))
+  bad = bad + [(paths[i], why) for i, why in headers.bad]
+  images_lib.check_bad(bad, options.skip_bad_images)
+  return headers, headers_lib.choose(headers, options, where), bad
+
+
+def _streamed(paths, labels, splits, probed, options):
+  """The arrays of a folder read from its files as training goes (data/stream.py)."""
+  headers, decoding, bad = probed
+  good = headers.good()
+  converted = bool(options.channels) and bool(
+      np.any(headers.colour[good] != (options.channels == 3)))
+  return {"x": stream.FileImages([paths[i] for i in good], decoding), "y": labels[good],
+          "split": splits[good], "index": good, "bad": np.array(len(bad)),
+          "resized": np.array(decoding.resized), "converted": np.array(converted)}
+
+
+def _build(paths, labels, splits, bad, options, where, probed=None):
   """The decoded arrays of the folder's files (what the cache keeps).
 
   Every file's header is read first (sizes, colour, which do not read), so the shape, the
   memory check and the bad files are settled before any pixel is decoded.
   """
-  headers = headers_lib.probe(paths, headers_lib.converted_files(paths))
-  bad = bad + [(paths[i], why) for i, why in headers.bad]
-  images_lib.check_bad(bad, options.skip_bad_images)
-  decoding = headers_lib.choose(headers, options, where)
+  headers, decoding, bad = probed or _probe(paths, bad, options, where)
   good = headers.good()
   headers_lib.check_memory(len(good), decoding, where)
   x, kept, decode_bad = decode_files([paths[i] for i in good],
@@ -69,7 +90,7 @@ def _build(paths, labels, is_test, bad, options, where):
   chosen = good[kept]
   converted = bool(options.channels) and bool(
       np.any(headers.colour[good] != (options.channels == 3)))
-  return {"x": x, "y": labels[chosen], "is_test": is_test[chosen],
+  return {"x": x, "y": labels[chosen], "split": splits[chosen], "index": chosen,
           "bad": np.array(len(bad) + len(decode_bad)), "resized": np.array(decoding.resized),
           "converted": np.array(converted)}
 
@@ -88,41 +109,62 @@ def _source(tree, options, arrays):
     parts.append(f"resized to {arrays['x'].shape[1]}x{arrays['x'].shape[2]}")
   if bool(arrays["converted"]):
     parts.append("as gray" if c == 1 else "as RGB")
+  if isinstance(arrays["x"], stream.FileImages):
+    parts.append("streamed from the files")
   return f"{tree.root} ({'; '.join(parts)})"
 
 
-def load(root, seed=0, options=None):
-  """A Dataset of DIR/<class>/**/*.png (DIR/train with DIR/test or DIR/val if there).
+def _arrays(key, paths, labels, splits, bad, options, where):
+  """The folder's arrays: decoded (from the cache, else now) or streamed (--stream)."""
+  build = lambda probed=None: _build(paths, labels, splits, bad, options, where, probed)
+  if options.stream == "no" or (options.stream == "auto" and images_lib.is_cached(key)):
+    return images_lib.cached(key, build)
+  probed = _probe(paths, bad, options, where)
+  if options.stream == "yes" or stream.should_stream(len(probed[0].good()), probed[1]):
+    return _streamed(paths, labels, splits, probed, options)
+  return images_lib.cached(key, lambda: build(probed))
 
-  Without a test folder, --validation_split of each class (seeded) is the test set. Images
+
+def load(root, seed=0, options=None):
+  """A Dataset of DIR/<class>/**/*.png (DIR/train, with DIR/test and DIR/val if there).
+
+  Without a test folder, --test_split of each class (seeded) is the test set. Images
   are decoded by decode.py's ops (as predict and the SavedModel decode them) once, into the
   record cache, keyed by the files' names, sizes and mtimes.
 
   Raises:
     UsageError: a missing or empty folder or class, one class only, a test class with no
       training images, a bad image (unless --skip_bad_images), mixed sizes without
-      --image_size, a set too large for memory, --validation_split beside a test folder.
+      --image_size, a set too large for memory, --test_split beside a test folder.
   """
   options = options or images_lib.ImageOptions(seed=seed)
   root = os.path.abspath(os.path.expanduser(root))
   where = f"folder:{root}"
   tree = layout_lib.read(root)
   if tree.test:
-    images_lib.refuse_validation_split(options, where, tree.test.folder)
-  paths, labels, is_test = _listing(tree)
-  bad = tree.train.bad + (tree.test.bad if tree.test else [])
+    images_lib.refuse_test_split(options, where, tree.test.folder)
+  paths, labels, splits = _listing(tree)
+  bad = sum((split.bad for split in (tree.train, tree.test, tree.val) if split), [])
   key = images_lib.cache_key("folder", root, options.image_size, options.channels,
                              options.skip_bad_images, files=paths + [p for p, _ in bad])
-  arrays = images_lib.cached(key, lambda: _build(paths, labels, is_test, bad, options, root))
-  x, y, test_mask = arrays["x"], arrays["y"], arrays["is_test"].astype(bool)
+  arrays = _arrays(key, paths, labels, splits, bad, options, root)
+  x, y, split = arrays["x"], arrays["y"], arrays["split"]
+  files = np.array(paths, object)[arrays["index"]]
+  train, val = np.flatnonzero(split == TRAIN), np.flatnonzero(split == VAL)
   if tree.test:
-    train, test = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+    test = np.flatnonzero(split == TEST)
   else:
-    train, test = images_lib.stratified_split(y, images_lib.held_out(options), options.seed)
+    keep, test = images_lib.stratified_split(y[train], images_lib.held_out(options),
+                                             options.seed)
+    train, test = train[keep], train[test]
   decoding = decode.Decoding(*x.shape[1:], resized=bool(arrays["resized"]))
-  return images_lib.make_dataset(where, x[train], y[train], x[test], y[test],
+  data = images_lib.make_dataset(where, x[train], y[train], x[test], y[test],
                                  list(tree.train.classes), _source(tree, options, arrays),
                                  decoding)
+  return dataclasses.replace(
+      data, test_files=tuple(files[test]),
+      **({"x_val": x[val], "y_val": y[val], "validation_source": os.path.relpath(
+          tree.val.folder, root) + "/"} if tree.val else {}))
 
 
 FOLDER = DatasetInfo("folder", load, takes_path=True, panel=None,

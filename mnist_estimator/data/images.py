@@ -13,8 +13,8 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data.dataset import Dataset
 
 CACHE_ENV = "MNIST_ESTIMATOR_CACHE"  # the record cache's folder (inputs/records.py)
-CACHE_VERSION = "decode.py-1"  # in every cache key: sets decoded another way are not reused
-DEFAULT_VALIDATION_SPLIT = 0.1
+CACHE_VERSION = "decode.py-2"  # in every cache key: sets decoded another way are not reused
+DEFAULT_TEST_SPLIT = 0.1
 CHUNK = 256  # images per decoding graph run, at most
 _CHUNK_BYTES = 64 * 2**20  # and at most this much decoded: big photos go a few at a time
 _PROGRESS_AFTER = 2.0  # seconds of decoding before a progress line: short ones show none
@@ -25,7 +25,8 @@ class ImageOptions:
   """How to read a data set of your own (the --image_size ... flags)."""
   image_size: Optional[tuple] = None  # (H, W); None: the size every image has
   channels: Optional[int] = None      # 1 or 3; None: 3 if any image has colour
-  validation_split: Optional[float] = None  # None: DEFAULT_VALIDATION_SPLIT where it applies
+  test_split: Optional[float] = None  # None: DEFAULT_TEST_SPLIT where it applies
+  stream: str = "auto"  # a folder: from the files (yes), in memory (no), by its size (auto)
   skip_bad_images: bool = False
   seed: int = 0
 
@@ -39,22 +40,22 @@ def parse_size(text):
 
 
 def held_out(options):
-  """The share of each class held out as the test set: --validation_split, or the default."""
-  return (DEFAULT_VALIDATION_SPLIT if options.validation_split is None
-          else options.validation_split)
+  """The share of each class held out as the test set: --test_split, or the default."""
+  return (DEFAULT_TEST_SPLIT if options.test_split is None
+          else options.test_split)
 
 
-def refuse_validation_split(options, where, why):
-  """Refuses an explicit --validation_split where the data has a test split of its own.
+def refuse_test_split(options, where, why):
+  """Refuses an explicit --test_split where the data has a test split of its own.
 
   Args:
     options: the ImageOptions.
     where: the data set, e.g. "folder:DIR".
     why: what its test split is, e.g. "DIR/test".
   """
-  if options.validation_split is not None:
-    raise UsageError(f"--validation_split={options.validation_split:g} does not apply: "
-                     f"{where} has its own test set ({why}); drop --validation_split")
+  if options.test_split is not None:
+    raise UsageError(f"--test_split={options.test_split:g} does not apply: "
+                     f"{where} has its own test set ({why}); drop --test_split")
 
 
 def check_bad(bad, skip_bad):
@@ -80,8 +81,8 @@ def chunk_size(decoding):
   return max(1, min(CHUNK, _CHUNK_BYTES // max(one, 1)))
 
 
-def progress(total, out=None):
-  """A `progress(done)` for decoding `total` images: a line on stderr once it takes a while.
+def progress(total, out=None, verb="decoding"):
+  """A `progress(done)` for `verb` `total` images: a line on stderr once it takes a while.
 
   On a terminal one live line; otherwise a line at each tenth, so logs stay short.
   """
@@ -95,7 +96,7 @@ def progress(total, out=None):
       return
     shown[0] = tenth
     end, prefix = ("\n" if done >= total or not tty else ""), ("\r" if tty else "")
-    out.write(f"{prefix}decoding {total:,} images: {done:,} ({100 * done // max(total, 1)}%), "
+    out.write(f"{prefix}{verb} {total:,} images: {done:,} ({100 * done // max(total, 1)}%), "
               f"{done / max(elapsed, 1e-6):,.0f} images/s{end}")
     out.flush()
   return show
@@ -110,11 +111,21 @@ def cache_key(*parts, files=()):
   return digest.hexdigest()[:16]
 
 
+def cache_folder():
+  """The record cache's folder: $MNIST_ESTIMATOR_CACHE, else <tmp>/mnist_estimator_cache."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  return os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(),
+                                                   "mnist_estimator_cache")
+
+
+def is_cached(key):
+  """`cached` has the arrays of `key` already (they load without decoding)."""
+  return os.path.isfile(os.path.join(cache_folder(), f"images-{key}.npz"))
+
+
 def cached(key, build):
   """The arrays `build()` returns, kept as an npz in the record cache under `key`."""
-  import tempfile  # pylint: disable=g-import-not-at-top
-  folder = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(),
-                                                     "mnist_estimator_cache")
+  folder = cache_folder()
   path = os.path.join(folder, f"images-{key}.npz")
   if os.path.isfile(path):
     try:
@@ -170,8 +181,9 @@ def make_dataset(name, images, labels, test_images, test_labels, class_names, so
   check_labels(name, labels, test_labels, class_names)
   if not len(test_labels):
     raise UsageError(f"{name} has no test images; add a test split (DIR/test, a TEST_GLOB), "
-                     "or raise --validation_split")
+                     "or raise --test_split")
+  contiguous = lambda x: np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x
   return Dataset(name, tuple(int(d) for d in images.shape[1:]), len(class_names),
-                 np.ascontiguousarray(images), labels, np.ascontiguousarray(test_images),
+                 contiguous(images), labels, contiguous(test_images),
                  test_labels, source, class_names=tuple(map(str, class_names)),
                  decoding=decoding)

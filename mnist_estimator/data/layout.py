@@ -9,7 +9,9 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
 
 TRAIN = "train"
-TEST_NAMES = ("test", "validation", "val")  # the first there is the test set
+TEST = "test"
+VAL_NAMES = ("val", "validation")  # the validation set (one of them)
+SPLIT_NAMES = (TEST, *VAL_NAMES)
 # Files that are clearly not images: ignored (and counted). Any other file that is not an
 # image by its name is looked at: one that starts like an image is refused, not skipped.
 NOT_IMAGES = frozenset(
@@ -39,25 +41,25 @@ class Split:
 
 @dataclasses.dataclass
 class Layout:
-  """The folder's splits: train, and test (None: held out of train)."""
+  """The folder's splits: train, test and val (None: held out of train)."""
   root: str
   train: Split
   test: Optional[Split]
-  unused: list  # split folders not used (val/ beside test/)
+  val: Optional[Split]
   loose: collections.Counter  # files beside the split folders, ignored: extension -> count
 
   def describe(self, held_out):
-    """Which folder became which split, e.g. "train: train/, test: val/"."""
+    """Which folder became which split, e.g. "train: train/, test: test/, validation: val/"."""
     name = lambda split: os.path.relpath(split.folder, self.root) + "/"
     train = "class folders" if self.train.folder == self.root else name(self.train)
     test = name(self.test) if self.test else f"{held_out:.0%} of each class held out"
-    unused = "".join(f", {os.path.basename(u)}/ not used" for u in self.unused)
-    return f"train: {train}, test: {test}{unused}"
+    val = f", validation: {name(self.val)}" if self.val else ""
+    return f"train: {train}, test: {test}{val}"
 
   @property
   def ignored(self):
-    return self.loose + self.train.ignored + (self.test.ignored if self.test else
-                                              collections.Counter())
+    return sum((split.ignored for split in (self.train, self.test, self.val) if split),
+               self.loose)
 
 
 def _entries(folder):
@@ -165,7 +167,7 @@ def _loose(root, entries):
 
 
 def read(root):
-  """The Layout of DIR: train/ with test/ (or val/, validation/), train/ alone, or classes.
+  """The Layout of DIR: train/ with test/ and val/ (or validation/) if there, or classes.
 
   Raises:
     UsageError: not a folder, folders beside train/ that are not a split, a test/ without
@@ -177,17 +179,20 @@ def read(root):
   entries = _entries(root)
   dirs = {e.name.lower(): e.path for e in entries if e.is_dir()}
   if TRAIN not in dirs or not _dirs(dirs[TRAIN]):
-    split_like = [name for name in TEST_NAMES if name in dirs and _dirs(dirs[name])]
+    split_like = [name for name in SPLIT_NAMES if name in dirs and _dirs(dirs[name])]
     if split_like:
       raise UsageError(f"{root} has {split_like[0]}/ with class folders but no train/; put "
                        f"the training class folders in {os.path.join(root, TRAIN)}/")
-    return Layout(root, read_split(root), None, [], collections.Counter())
-  tests = [dirs[name] for name in TEST_NAMES if name in dirs]
-  others = sorted(set(dirs) - {TRAIN, *TEST_NAMES})
+    return Layout(root, read_split(root), None, None, collections.Counter())
+  others = sorted(set(dirs) - {TRAIN, *SPLIT_NAMES})
   if others:
-    raise UsageError(f"{root} holds {TRAIN}/ and also {others[0]}/; keep only train/ and "
-                     "test/ (or val/) there, or pass --dataset=folder:DIR/train")
+    raise UsageError(f"{root} holds {TRAIN}/ and also {others[0]}/; keep only train/, test/ "
+                     "and val/ there, or pass --dataset=folder:DIR/train")
+  vals = [name for name in VAL_NAMES if name in dirs]
+  if len(vals) > 1:
+    raise UsageError(f"{root} holds both val/ and validation/; keep one validation folder")
   ignored = _loose(root, entries)
   train = read_split(dirs[TRAIN])
-  test = read_split(tests[0], list(train.classes)) if tests else None
-  return Layout(root, train, test, tests[1:], ignored)
+  test = read_split(dirs[TEST], list(train.classes)) if TEST in dirs else None
+  val = read_split(dirs[vals[0]], list(train.classes)) if vals else None
+  return Layout(root, train, test, val, ignored)

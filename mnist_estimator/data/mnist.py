@@ -96,9 +96,10 @@ def _load_fashion_mnist(data_dir=None, seed=0):
 
 
 MNIST = DatasetInfo("mnist", _load_mnist,
-                    dir_flag="mnist_dir", about="MNIST: 60,000 / 10,000 handwritten digits")
-SAMPLE = DatasetInfo("mnist_sample", _load_mnist_sample,
+                    dir_flag="mnist_dir", validation=5000,
+                    about="MNIST: 60,000 / 10,000 handwritten digits")
+SAMPLE = DatasetInfo("mnist_sample", _load_mnist_sample, validation=500,
                      about="the bundled 5,000 / 1,000 real-MNIST sample (offline)")
 FASHION_MNIST = DatasetInfo(
     "fashion_mnist", _load_fashion_mnist,
-    dir_flag="fashion_dir", about="Fashion-MNIST: 60,000 / 10,000 clothing images")
+    dir_flag="fashion_dir", validation=5000, about="Fashion-MNIST: 60,000 / 10,000 clothing images")

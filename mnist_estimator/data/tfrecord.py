@@ -1,5 +1,6 @@
-"""`--dataset=tfrecord:TRAIN_GLOB[,TEST_GLOB]`: tf.Examples of encoded images and labels."""
+"""`--dataset=tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]`: tf.Examples of encoded images, labels."""
 
+import dataclasses
 import glob
 import os
 
@@ -186,16 +187,18 @@ def _decode(files, keep, scan, decoding, skip_bad):
   return out[:len(kept)], np.array(kept, np.int64), bad
 
 
-def _build(train_files, test_files, options, where):
+def _build(train_files, test_files, options, where, val_files=()):
   """The decoded arrays of the examples (what the cache keeps); two passes over the files.
 
   The first reads labels, class texts and the images' headers, so sizes, the memory check
   and class names are settled before any pixel is decoded; the second decodes.
   """
-  files = train_files + test_files
+  files = train_files + test_files + list(val_files)
   scan = _scan(train_files, _Scan())
   n_train = len(scan.names)
   _scan(test_files, scan)
+  n_test = len(scan.names) - n_train
+  _scan(val_files, scan)
   if not scan.names:
     raise UsageError(f"{where} holds no examples; {_FIX}")
   headers = scan.headers()
@@ -208,17 +211,18 @@ def _build(train_files, test_files, options, where):
   x, kept, bad = _decode(files, good, scan, decoding, options.skip_bad_images)
   converted = bool(options.channels) and bool(
       np.any(headers.colour[good] != (options.channels == 3)))
-  return {"x": x, "y": np.array(scan.labels, np.int64)[kept], "is_test": kept >= n_train,
+  split = (kept >= n_train).astype(np.int8) + 2 * (kept >= n_train + n_test)  # 0, 1 test, 3 val
+  return {"x": x, "y": np.array(scan.labels, np.int64)[kept], "split": split,
           "class_names": np.array(names), "texts": np.array(any(t is not None for t in scan.texts)),
           "bad": np.array(len(headers.bad) + len(bad)), "resized": np.array(decoding.resized),
           "converted": np.array(converted)}
 
 
-def _source(train_glob, test_glob, count, options, a):
+def _source(train_glob, test_glob, count, options, a, val_glob=""):
   """The source line: the files, which became which split, what was changed."""
   split = (f"train: {train_glob}, test: {test_glob}" if test_glob else
            f"train: {train_glob}, test: {images_lib.held_out(options):.0%} of each class "
-           "held out")
+           "held out") + (f", validation: {val_glob}" if val_glob else "")
   parts = [f"{count} TFRecord file{'s' if count > 1 else ''}", split]
   parts += [f"class names from {TEXT_KEY}"] if bool(a["texts"]) else []
   parts += [f"{int(a['bad']):,} bad examples skipped"] if int(a["bad"]) else []
@@ -228,31 +232,48 @@ def _source(train_glob, test_glob, count, options, a):
 
 
 def load(patterns, seed=0, options=None):
-  """A Dataset of TFRecord tf.Examples; without a TEST_GLOB, --validation_split is held out.
+  """A Dataset of TFRecord tf.Examples: TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]].
+
+  Without a TEST_GLOB, --test_split of each class of train is held out as the test set; a
+  VAL_GLOB is the validation set (else data/validation.py carves one).
 
   Raises:
     UsageError: no file, a damaged file or example, contradicting class texts, mixed sizes
-      without --image_size, a set too large for memory, --validation_split with a TEST_GLOB.
+      without --image_size, a set too large for memory, --test_split with a TEST_GLOB.
   """
   options = options or images_lib.ImageOptions(seed=seed)
   where = f"tfrecord:{patterns}"
-  train_glob, _, test_glob = patterns.partition(",")
+  train_glob, test_glob, val_glob = (patterns.split(",") + ["", ""])[:3]
   train_files = _files(train_glob)
   test_files = _files(test_glob) if test_glob else []
+  val_files = _files(val_glob) if val_glob else []
   if test_glob:
-    images_lib.refuse_validation_split(options, where, test_glob)
+    images_lib.refuse_test_split(options, where, test_glob)
+  if options.stream == "yes":
+    raise UsageError(f"--stream=yes applies to folders of image files; {where} is decoded "
+                     "into memory (its memory check says when it is too large): drop --stream")
   key = images_lib.cache_key("tfrecord", options.image_size, options.channels,
-                             options.skip_bad_images, files=train_files + test_files)
-  a = images_lib.cached(key, lambda: _build(train_files, test_files, options, where))
-  x, y, is_test = a["x"], a["y"], a["is_test"].astype(bool)
+                             options.skip_bad_images, len(train_files), len(test_files),
+                             files=train_files + test_files + val_files)
+  a = images_lib.cached(key, lambda: _build(train_files, test_files, options, where,
+                                            val_files))
+  x, y, split = a["x"], a["y"], a["split"]
+  train, val = np.flatnonzero(split == 0), np.flatnonzero(split == 3)
   if test_files:
-    train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    test = np.flatnonzero(split == 1)
   else:
-    train, test = images_lib.stratified_split(y, images_lib.held_out(options), options.seed)
-  return images_lib.make_dataset(
+    keep, test = images_lib.stratified_split(y[train], images_lib.held_out(options),
+                                             options.seed)
+    train, test = train[keep], train[test]
+  data = images_lib.make_dataset(
       where, x[train], y[train], x[test], y[test], [str(n) for n in a["class_names"]],
-      _source(train_glob, test_glob, len(train_files) + len(test_files), options, a),
+      _source(train_glob, test_glob, len(train_files) + len(test_files) + len(val_files),
+              options, a, val_glob),
       decode.Decoding(*x.shape[1:], resized=bool(a["resized"])))
+  if not len(val):
+    return data
+  return dataclasses.replace(data, x_val=x[val], y_val=y[val].astype(np.int32),
+                             validation_source=val_glob)
 
 
 TFRECORD = DatasetInfo("tfrecord", load, takes_path=True, panel=None,

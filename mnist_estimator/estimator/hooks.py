@@ -122,3 +122,17 @@ def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=
     hooks["log_tensors"] = tf.estimator.LoggingTensorHook(
         tensors={name: LOG_TENSORS[name] for name in log_tensors}, every_n_iter=every_n_iter)
   return hooks
+
+
+class EvalProgressHook(tf.estimator.SessionRunHook):
+  """A progress line on stderr while an evaluation of many images takes a while."""
+
+  def __init__(self, count, batch_size, split="test"):
+    from mnist_estimator.data import images  # pylint: disable=g-import-not-at-top
+    self._count, self._batch_size, self._done = count, batch_size, 0
+    self._show = images.progress(count, verb=f"evaluating the {split} set's")
+
+  def after_run(self, run_context, run_values):
+    del run_context, run_values
+    self._done = min(self._count, self._done + self._batch_size)
+    self._show(self._done)

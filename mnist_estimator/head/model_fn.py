@@ -65,6 +65,8 @@ def model_fn(features, labels, mode, params, config=None):
     return spec
   tf.identity(spec.loss, name=LOSS_NAME)
   summaries.add_train_summaries(layers.image_input(features, params))
+  if params.get("augment"):  # a grid of what training really sees
+    summaries.add_augmented_grid(layers.image_input(features, params))
   chief = config is None or config.is_chief
   hook = summaries.heavy_summary_hook(params.get("histogram_steps"),
                                       config.model_dir if config and chief else None)

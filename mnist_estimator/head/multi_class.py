@@ -48,6 +48,25 @@ def _l2_loss(params):
     return tf.multiply(scale, tf.add_n([tf.nn.l2_loss(v) for v in kernels]), name="loss")
 
 
+def _weighted_cross_entropy(labels, logits, params):
+  """The batch's cross-entropy with params["class_weights"], or None without them.
+
+  As Keras' class_weight: each example's cross-entropy times its class's weight, summed
+  and divided by the batch size (not by the weights' sum), so "balanced" weights, which
+  average 1 over the training set, keep the loss's scale and so the learning rate's.
+  """
+  class_weights = params.get("class_weights")
+  if class_weights is None:
+    return None
+  if len(class_weights) != params["n_classes"]:  # the caller's bug: say so while building
+    raise ValueError(f"{len(class_weights)} class weights for {params['n_classes']} classes")
+  example_weights = tf.gather(tf.constant(class_weights, tf.float32), labels)
+  weighted = tf.compat.v1.losses.sparse_softmax_cross_entropy(
+      labels, logits, weights=example_weights, loss_collection=None,
+      reduction=tf.compat.v1.losses.Reduction.SUM_OVER_BATCH_SIZE)
+  return tf.identity(weighted, name="weighted_cross_entropy")
+
+
 def _train_op(loss, params, ema):
   global_step = tf.compat.v1.train.get_global_step()
   lr = optimizers.learning_rate(params, global_step)
@@ -75,18 +94,20 @@ def build_spec(logits, labels, mode, params):
   """Turns a model's logits into the EstimatorSpec for `mode`.
 
   Named tensors for hooks: `softmax_tensor` (probabilities), `classes`,
-  `cross_entropy`, `train_accuracy` (the batch's accuracy) and
-  `optimizer/learning_rate`. The train summary `accuracy` has the same tag as the
-  eval metric (and `loss` as the eval loss), so TensorBoard overlays the curves.
+  `cross_entropy` (the plain mean, in every mode), `train_accuracy` (the batch's
+  accuracy) and `optimizer/learning_rate`. The train summary `accuracy` has the same tag
+  as the eval metric (and `loss` as the eval loss), so TensorBoard overlays the curves.
   With params["moving_average_decay"], EVAL, PREDICT and the SavedModel use the
-  averaged weights; params["l2"] adds L2 on kernels to the loss.
+  averaged weights; params["l2"] adds L2 on kernels to the loss; params["class_weights"]
+  (n_classes floats) weighs each example's cross-entropy in the TRAIN loss only (then
+  `weighted_cross_entropy`, and the train `loss` is the weighted one).
 
   Args:
     logits: float32 [batch, n_classes].
     labels: int [batch] or [batch, 1] class ids; None in PREDICT.
     mode: a tf.estimator.ModeKeys value.
     params: dict with n_classes, optimizer, learning_rate (and optionally l2,
-      moving_average_decay, lr_decay_rate, lr_decay_steps).
+      moving_average_decay, lr_decay_rate, lr_decay_steps, class_weights).
 
   Returns:
     A tf.estimator.EstimatorSpec.
@@ -102,7 +123,11 @@ def build_spec(logits, labels, mode, params):
   labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
   cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
   cross_entropy = tf.identity(cross_entropy, name="cross_entropy")
-  loss = cross_entropy + _l2_loss(params)
+  # Class weights count in training only (as Keras' class_weight): an evaluation's loss
+  # stays the plain mean cross-entropy, comparable between runs with and without them.
+  weighted = (_weighted_cross_entropy(labels, logits, params)
+              if mode == ModeKeys.TRAIN else None)
+  loss = (cross_entropy if weighted is None else weighted) + _l2_loss(params)
   if mode == ModeKeys.EVAL:
     accuracy = tf.compat.v1.metrics.accuracy(labels, predictions["classes"], name="accuracy")
     return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
@@ -113,5 +138,7 @@ def build_spec(logits, labels, mode, params):
   tf.compat.v1.summary.scalar("accuracy", batch_accuracy)
   # A summary's tag is its op name, so these tags must differ from the tensors' names.
   tf.compat.v1.summary.scalar("losses/cross_entropy", cross_entropy)
+  if weighted is not None:  # what training minimises; losses/cross_entropy is eval's kind
+    tf.compat.v1.summary.scalar("losses/weighted_cross_entropy", weighted)
   return tf.estimator.EstimatorSpec(mode, loss=loss, predictions=predictions,
                                     train_op=_train_op(loss, params, ema))

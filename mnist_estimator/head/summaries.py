@@ -1,4 +1,4 @@
-"""TensorBoard summaries of a training graph: input images, weight histograms, conv filters."""
+"""TensorBoard summaries of a training graph: input images and their grid, weights, filters."""
 
 import math
 
@@ -55,3 +55,43 @@ def add_train_summaries(images, max_images=3):
     if variable.shape.rank == 4:
       tf.compat.v1.summary.image("filters/" + name, filter_grid(variable), max_outputs=1,
                                  collections=[HEAVY])
+
+
+def image_grid(images, max_images=16):
+  """Tiles the first images of a batch into one [1, rows*(H+1), cols*(W+1), C] image.
+
+  Args:
+    images: float [batch, H, W, C] in 0..1, H, W and C known when the graph is built.
+    max_images: cells in the grid (cols = ceil(sqrt(max_images))); a smaller batch
+      leaves black cells, so the grid's size does not depend on the batch.
+
+  Returns:
+    A float32 batch of one grid; a mid-grey 1-pixel line right of and below each cell.
+  """
+  height, width, channels = images.shape.as_list()[1:]
+  cols = int(math.ceil(math.sqrt(max_images)))
+  rows = int(math.ceil(max_images / cols))
+  images = tf.cast(images[:max_images], tf.float32)
+  blank = rows * cols - tf.shape(images)[0]
+  images = tf.pad(images, [[0, blank], [0, 0], [0, 0], [0, 0]])
+  # Grey, not black or white: the cells stay apart on dark (MNIST) and light backgrounds.
+  images = tf.pad(images, [[0, 0], [0, 1], [0, 1], [0, 0]], constant_values=0.5)
+  grid = tf.reshape(images, [rows, cols, height + 1, width + 1, channels])
+  grid = tf.reshape(tf.transpose(grid, [0, 2, 1, 3, 4]),
+                    [rows * (height + 1), cols * (width + 1), channels])
+  return grid[tf.newaxis]
+
+
+def add_augmented_grid(images, max_images=16):
+  """Adds one grid of the (augmented) training images, tag "augmented_images" (HEAVY).
+
+  Args:
+    images: the model's input batch, float [batch, H, W, C] in 0..1.
+    max_images: how many images the grid shows.
+
+  Returns:
+    The grid tensor, [1, rows*(H+1), cols*(W+1), C].
+  """
+  grid = image_grid(images, max_images)
+  tf.compat.v1.summary.image("augmented_images", grid, max_outputs=1, collections=[HEAVY])
+  return grid

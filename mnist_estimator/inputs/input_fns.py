@@ -4,6 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import stream
+from mnist_estimator.data import stream_cache
+from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import records
 
 INPUT_KINDS = ("tfdata", "numpy")
@@ -25,7 +28,8 @@ def _decoder(image_shape, with_labels, dtype=np.uint8):
   return decode
 
 
-def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=True):
+def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=True,
+                    augment=()):
   """Returns an input_fn over a record file.
 
   Args:
@@ -38,6 +42,7 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tr
     seed: shuffle seed, for a reproducible order.
     with_labels: False yields features only, from the same record file as with labels
       (evaluation and the report's predictions share one cached file).
+    augment: --augment's names: training batches are augmented (inputs/augment.py).
 
   Returns:
     A no-argument input_fn returning a tf.data.Dataset.
@@ -58,14 +63,20 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tr
     options = tf.data.Options()
     options.autotune.enabled = False
     ds = ds.batch(batch_size).map(decode, num_parallel_calls=2)
+    if train and augment:
+      ds = augment_lib.augment_dataset(ds, augment, seed)
     return ds.prefetch(2).with_options(options)
 
   return input_fn
 
 
-def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=True):
+def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=True,
+                   augment=()):
   """The tutorial's `numpy_input_fn` (queue runners fed from numpy); same contract as tfdata."""
   del seed  # numpy_input_fn has no seed; its shuffle follows the graph seed
+  if train and augment:
+    raise UsageError("--augment runs in the tf.data pipeline; use --input=tfdata (the "
+                     "default) with it")
   scale = 1.0 if records.record_dtype(images) == np.float32 else 255.0  # float features as is
   x = {"x": images.astype(np.float32) / scale}
   y = None if labels is None or not with_labels else np.asarray(labels, np.int32)
@@ -76,12 +87,24 @@ def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tru
 INPUT_FNS = {"tfdata": tfdata_input_fn, "numpy": numpy_input_fn}
 
 
-def make_input_fn(kind, images, labels, batch_size, train, seed=None, with_labels=True):
+def make_input_fn(kind, images, labels, batch_size, train, seed=None, with_labels=True,
+                  augment=(), cache_decoded=False):
   """Builds an input_fn of the given kind ("tfdata" or "numpy").
 
+  Images streamed from their files (a data.stream.FileImages) are read by tf.data from the
+  files, whatever the kind asks for numpy arrays.
+
   Raises:
-    UsageError: for an unknown kind.
+    UsageError: for an unknown kind, or numpy feeding of streamed images or with --augment.
   """
   if kind not in INPUT_FNS:
     raise UsageError(f"unknown --input {kind!r}; choose from: {', '.join(INPUT_KINDS)}")
-  return INPUT_FNS[kind](images, labels, batch_size, train, seed, with_labels)
+  if isinstance(images, stream.FileImages):
+    if kind != "tfdata":
+      raise UsageError("--input=numpy feeds arrays in memory; these images stream from their "
+                       "files: use --input=tfdata (the default), or --stream=no")
+    return stream.input_fn(images, labels, batch_size, train, seed, with_labels,
+                           augment=(lambda ds: augment_lib.augment_dataset(ds, augment, seed))
+                           if train and augment else None,
+                           cache_dir=stream_cache.cache_folder() if cache_decoded else None)
+  return INPUT_FNS[kind](images, labels, batch_size, train, seed, with_labels, augment)

@@ -1,4 +1,4 @@
-"""Predicts digits in image/data files: predict --saved_model=DIR (or --model_file=F) FILE..."""
+"""Predicts image/data files and folders: predict --saved_model=DIR (or --model_file=F) PATH..."""
 
 import json
 import os
@@ -15,10 +15,13 @@ import numpy as np
 
 from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import images as images_lib
 from mnist_estimator.predict import checks as predict_checks
+from mnist_estimator.predict import folders
 from mnist_estimator.predict import image_files
 from mnist_estimator.predict import model as model_lib
 from mnist_estimator.predict import sequences
+from mnist_estimator.predict import summary as summary_lib
 
 FLAGS = flags.FLAGS
 
@@ -47,64 +50,102 @@ def _json_lines(rows, classes, probs, labels, names):
            "probability": float(probs[n, classes[n]]),
            "probabilities": [float(p) for p in probs[n]]}
     if labels is not None:
-      row["label"] = int(labels[n])
+      row.update(label=int(labels[n]), label_name=names[labels[n]])
     yield json.dumps(row)
 
 
+def _read_inputs(model, paths, labels, folder_labels, invert, resize, notes):
+  """(files, labels or None, where the labels came from): folders walked, files read."""
+  if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
+    folder = next((path for path in paths if os.path.isdir(path)), None)
+    if folder:
+      raise UsageError(f"{folder} is a folder; a sequence model predicts JSON, .npy or .npz "
+                       "files: pass those")
+    files = [image_files.File(path, x, is_data)
+             for path, x, is_data in sequences.load_files(paths, model.image_shape)]
+    found = None
+  else:
+    found = folders.expand(paths, model.class_names, folder_labels)
+    if found.labelled_by and labels:
+      raise UsageError(f"--labels={labels} and the class folders of {found.labelled_by[0]} "
+                       "both give labels; drop --labels, or pass --folder_labels=no")
+    if found.ignored:
+      notes.add(f"ignored {{n}} file{{s}} in the folders that are no images "
+                f"({found.ignored_text()})", sum(found.ignored.values()))
+    # A colour model's photos are scaled to its size; a digit's size matters, so gray ones
+    # of another size are refused unless --resize (or training resized them too).
+    files = image_files.load_files(found.paths, model.image_shape, invert,
+                                   resize or model.image_shape[2] == 3, model.decoding,
+                                   model.border_mean, notes,
+                                   images_lib.progress(len(found.paths)))
+  if found is not None and found.labels is not None:
+    return files, found.labels, f"the class folders of {', '.join(found.labelled_by)}"
+  return files, image_files.load_labels(labels) if labels else None, labels
+
+
+def _show(out, rows, classes, probs, truth, model, as_json, max_lines):
+  """Prints a line per image, then (labels known) accuracy, recall and the confusion table.
+
+  Returns:
+    The summary (summary.build), or None without labels.
+  """
+  names = model.class_names
+  lines = (_json_lines(rows, classes, probs, truth, names) if as_json
+           else _text_lines(rows, classes, probs, truth, max_lines, names))
+  for line in lines:
+    print(line, file=out)
+  if truth is None:
+    return None
+  report = summary_lib.build(truth, classes, probs, names)
+  for line in ([json.dumps(report)] if as_json else summary_lib.text_lines(report)):
+    print(line, file=out)
+  return report
+
+
 def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
-                  batch_size=1000, as_json=False, max_lines=100, out=None):
+                  batch_size=1000, as_json=False, max_lines=100, out=None,
+                  folder_labels="auto"):
   """What the command line does: predicts the files' images and prints the results.
 
   Args:
     saved_model: as for `load_model`: a SavedModel or export dir, or a .tflite or .onnx file.
-    paths: the files, as for `load_images` (as are invert and resize); for a sequence model
-      (weather) JSON lists of rows or .npy/.npz arrays, as for `sequences.load_files`.
+    paths: files, as for `load_images` (as are invert and resize), and folders, walked for
+      image files (folders.expand); for a sequence model (weather) JSON lists of rows or
+      .npy/.npz arrays, as for `sequences.load_files`.
     labels: an optional `load_labels` file with the labels of all the images, in order.
     batch_size: images per model call.
     as_json: print every image as a JSON line instead of at most max_lines text lines.
     out: the stream to print to (default sys.stdout).
+    folder_labels: whether a folder's subfolders are classes (labels): auto, yes or no.
 
   Returns:
-    {"classes", "probabilities", "accuracy" (None without labels), "count"}.
+    {"classes", "probabilities", "accuracy" (None without labels), "count", "labels",
+    "report" (summary.build: per-class recall, confusion matrix; None without labels)}.
 
   Raises:
-    UsageError: no files, or a bad SavedModel, file or labels file.
+    UsageError: no files, a bad SavedModel, file, folder or labels file.
   """
   out = out or sys.stdout
   if not paths:
-    raise UsageError("no files to predict; pass image or data files after the flags, e.g. "
-                     "--saved_model=DIR a.png t10k-images-idx3-ubyte.gz")
+    raise UsageError("no files to predict; pass image or data files or folders after the "
+                     "flags, e.g. --saved_model=DIR a.png t10k-images-idx3-ubyte.gz digits/")
   model = model_lib.load_model(saved_model)
   notes = image_files.Notes()
-  if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
-    files = [image_files.File(path, x, is_data)
-             for path, x, is_data in sequences.load_files(paths, model.image_shape)]
-  else:
-    # A colour model's photos are scaled to its size; a digit's size matters, so gray ones
-    # of another size are refused unless --resize (or training resized them too).
-    files = image_files.load_files(paths, model.image_shape, invert,
-                                   resize or model.image_shape[2] == 3, model.decoding,
-                                   model.border_mean, notes)
-  truth = image_files.load_labels(labels) if labels else None
+  files, truth, source = _read_inputs(model, paths, labels, folder_labels, invert, resize,
+                                      notes)
   count = sum(len(f.images) for f in files)
   if truth is not None and len(truth) != count:
     raise UsageError(f"{labels} holds {len(truth)} labels but the files hold {count} images; "
                      "pass the labels of exactly these files")
-  predict_checks.check_labels(truth, model.n_classes, labels)
+  predict_checks.check_labels(truth, model.n_classes, source)
   predict_checks.check_blank(files)
   for line in notes.lines():
     print(line, file=sys.stderr)
   classes, probs = _predict(model, files, batch_size)
   rows = [(f.path, i, f.is_data) for f in files for i in range(len(f.images))]
-  lines = (_json_lines(rows, classes, probs, truth, model.class_names) if as_json
-           else _text_lines(rows, classes, probs, truth, max_lines, model.class_names))
-  for line in lines:
-    print(line, file=out)
-  accuracy = float(np.mean(classes == truth)) if truth is not None and count else None
-  if accuracy is not None:
-    print(json.dumps({"accuracy": accuracy, "count": count}) if as_json
-          else f"accuracy {accuracy:.4f} on {count} images", file=out)
-  return {"classes": classes, "probabilities": probs, "accuracy": accuracy, "count": count}
+  report = _show(out, rows, classes, probs, truth, model, as_json, max_lines)
+  return {"classes": classes, "probabilities": probs, "count": count, "labels": truth,
+          "accuracy": report and report["accuracy"], "report": report}
 
 
 def _predict(model, files, batch_size):
@@ -139,8 +180,8 @@ def define_flags():
   flags.DEFINE_string("model_file", None, "A .tflite or .onnx file of --export_format "
                       "(run by TFLite or onnxruntime, not TF's SavedModel loader).")
   flags.DEFINE_bool("json", False, "Print one JSON object per image (file, index, class, "
-                    "probability, probabilities[, label]) and, with --labels, a final "
-                    '{"accuracy", "count"} line.')
+                    "probability, probabilities[, label]) and, with labels, a final "
+                    '{"accuracy", "count", "per_class", "confusion_matrix", ...} line.')
   flags.DEFINE_enum("invert", "auto", image_files.INVERT_CHOICES,
                     "auto: invert an image file whose border is clearly the other way than "
                     "the training images' (MNIST is a white digit on black: dark ink on paper "
@@ -151,7 +192,14 @@ def define_flags():
                     "refusing them (MNIST digits fill the middle 20x20 of 28x28: pad yours); "
                     "a model trained with --image_size resizes without it.")
   flags.DEFINE_string("labels", None, "IDX labels file, .npy, or .npz (y_test) with the labels "
-                      "of all the images; then also print the accuracy.")
+                      "of all the images; then also print the accuracy, each class's recall "
+                      "and the confusion matrix. A folder's class folders give them too.")
+  flags.DEFINE_enum("folder_labels", "auto", folders.LABELS_CHOICES,
+                    "A FOLDER argument is walked for images (hidden files skipped, other "
+                    "files ignored). auto: if a subfolder is named as a class of the model, "
+                    "every subfolder must be one and gives its images' labels (another is "
+                    "refused); else no labels. yes: the subfolders must be classes. no: "
+                    "folder names are no labels.")
   flags.DEFINE_integer("batch_size", 1000, "Images per model call.", lower_bound=1)
   flags.DEFINE_integer("max_lines", 100, "At most this many per-image text lines.",
                        lower_bound=0)
@@ -169,7 +217,8 @@ def main(argv):
       raise UsageError(f"--model_file={FLAGS.model_file} is not a file; pass a .tflite or "
                        ".onnx from --export_format (a SavedModel folder goes to --saved_model)")
     predict_files(FLAGS.saved_model or FLAGS.model_file, argv[1:], FLAGS.labels, FLAGS.invert,
-                  FLAGS.resize, FLAGS.batch_size, FLAGS.json, FLAGS.max_lines)
+                  FLAGS.resize, FLAGS.batch_size, FLAGS.json, FLAGS.max_lines,
+                  folder_labels=FLAGS.folder_labels)
 
 
 def run():

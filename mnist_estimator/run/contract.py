@@ -11,7 +11,6 @@ import dataclasses
 
 import numpy as np
 
-from mnist_estimator import models
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode as decode_lib
 from mnist_estimator.run import spec as spec_lib
@@ -19,7 +18,7 @@ from mnist_estimator.run import spec as spec_lib
 TRAINING_MODES = ("train", "train_and_evaluate")
 # What says which data a model reads, and how (the held-out split follows the seed).
 DATA_FIELDS = ("dataset", "data_dir", "window", "image_size", "channels", "validation_split",
-               "skip_bad_images", "seed")
+               "test_split", "skip_bad_images", "seed", "stream")
 _BORDER_SAMPLE = 2000  # training images whose border gives the polarity
 
 
@@ -34,11 +33,11 @@ def settings(spec):
           for name in adopted_fields() for value in [getattr(spec, name)]}
 
 
-def _default(model, name):
-  """The value field `name` has when its flag is not given, for `model`."""
+def _default(model, name, dataset):
+  """The value field `name` has when its flag is not given, for `model` on `dataset`."""
   option = spec_lib.option(name)
   if option.model_defaulted:
-    value = models.get_model(model).defaults.get(name, option.base)
+    value = spec_lib.defaults(model, dataset)[name]
     return tuple(value) if isinstance(value, (list, tuple)) else value
   field = spec_lib.RunSpec.__dataclass_fields__[name]
   return field.default
@@ -65,17 +64,18 @@ def adopt(spec, found):
   if recorded.get("model") and model != recorded["model"] and model == spec_lib.DEFAULT_MODEL:
     model = recorded["model"]
   changes, taken = {}, ["model"] if model != spec.model else []
+  dataset = spec.dataset  # as given: the defaults the spec was built with
   for name in adopted_fields():
     if name == "model" or name not in recorded:
       continue
     value = getattr(spec, name)
-    if _same(value, _default(spec.model, name)) and not _same(value, recorded[name]):
+    if _same(value, _default(spec.model, name, dataset)) and not _same(value, recorded[name]):
       changes[name] = tuple(recorded[name]) if isinstance(recorded[name], list) else \
           recorded[name]
       taken.append(name)
   if model != spec.model:  # the other model's defaults for what neither side names
-    kept = {name: getattr(spec, name) for name in spec_lib.field_names()
-            if name != "model" and not _same(getattr(spec, name), _default(spec.model, name))}
+    kept = {name: getattr(spec, name) for name in spec_lib.field_names() if name != "model"
+            and not _same(getattr(spec, name), _default(spec.model, name, dataset))}
     spec = spec_lib.RunSpec.for_model(model, **{**kept, **changes})
   else:
     spec = spec.replace(**changes)
@@ -88,7 +88,9 @@ def data_record(data):
     return {"class_names": class_names(data), "image_shape": list(data.image_shape),
             "source": data.source, "dataset": data.name}
   decoding = data.decoding or decode_lib.Decoding(*data.image_shape)
-  sample = data.x_train[:_BORDER_SAMPLE]
+  # Streamed images are decoded for this: a few hundred tell the polarity as well.
+  sample = np.asarray(data.x_train[:_BORDER_SAMPLE if isinstance(data.x_train, np.ndarray)
+                                   else _BORDER_SAMPLE // 8])
   return {"class_names": class_names(data), "image_shape": list(data.image_shape),
           "decoding": decoding.as_dict(), "border_mean": decode_lib.border_mean(sample),
           "source": data.source, "dataset": data.name}
@@ -120,8 +122,9 @@ def match_classes(model_dir, found, data):
         f"{data.name} has {_listed(names)} ({what}); name the class folders as in training, "
         "or train this data into another --model_dir")
   order = np.array([recorded.index(name) for name in names], np.int32)
+  y_val = None if data.y_val is None else order[data.y_val]
   return dataclasses.replace(data, y_train=order[data.y_train], y_test=order[data.y_test],
-                             class_names=tuple(recorded)), True
+                             y_val=y_val, class_names=tuple(recorded)), True
 
 
 def _listed(names):

@@ -1,11 +1,12 @@
 """The lines a run starts with: what trains on what, the changed settings, precision, paths."""
 
+from mnist_estimator.data import validation as validation_lib
 from mnist_estimator.run import spec as spec_lib
 
 
 def changed_settings(spec):
   """`name=value` for every setting that differs from the model's defaults, in field order."""
-  defaults = spec_lib.RunSpec.for_model(spec.model)
+  defaults = spec_lib.RunSpec.for_model(spec.model, dataset=spec.dataset)
   changed = []
   for name in spec_lib.field_names():
     value = getattr(spec, name)
@@ -18,8 +19,42 @@ def _shown(value):
   return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def header(spec, data, log_path=None, precision=None, model=None, adopted=(), remapped=False):
-  """The lines a run starts with.
+def opening(spec, adopted=()):
+  """The lines a run prints before it reads its data (which may take a while to decode).
+
+  Args:
+    spec: the RunSpec.
+    adopted: the settings taken from the model_dir's training run (run/contract.py).
+  """
+  changed = changed_settings(spec)
+  lines = [f"{spec.mode} {spec.model} on {spec.dataset}",
+           "settings: " + (", ".join(changed) if changed else f"{spec.model}'s defaults")]
+  if (spec_lib.own_data(spec.dataset) and spec.mode in ("train", "train_and_evaluate")
+      and spec_lib.models.get_model(spec.model).registered):
+    recipe = spec_lib.defaults(spec.model, spec.dataset)
+    lines.append(f"own-data recipe where no flag says otherwise: {recipe['optimizer']} at "
+                 f"{recipe['learning_rate']:g}, batch {recipe['batch_size']}, "
+                 f"{spec_lib.OWN_DATA_EPOCHS} epochs ({spec.model}'s seed settings suit its "
+                 "seed's data)")
+  if adopted:
+    taken = ", ".join(f"{name}={_shown(getattr(spec, name))}" for name in adopted)
+    lines.append(f"from the model_dir's training run: {taken}")
+  lines.append(f"model_dir: {spec.model_dir}")
+  return lines
+
+
+def training(spec, train_images):
+  """How long training runs: "3 epochs = 1,260 steps of 100" (or the other way round)."""
+  per_epoch = max(1, -(-train_images // spec.batch_size))
+  if spec.epochs:
+    return (f"training: {spec.epochs} epoch{'s' * (spec.epochs != 1)} = {spec.steps:,} steps "
+            f"of {spec.batch_size} ({per_epoch:,} per epoch)")
+  return (f"training: {spec.steps:,} steps of {spec.batch_size} = "
+          f"{spec.steps / per_epoch:,.1f} epochs of {train_images:,} images")
+
+
+def header(spec, data, log_path=None, precision=None, model=None, remapped=False, extra=()):
+  """The lines a run prints once its data is read (after `opening`).
 
   Args:
     spec: the RunSpec.
@@ -27,30 +62,29 @@ def header(spec, data, log_path=None, precision=None, model=None, adopted=(), re
     log_path: where TensorFlow's own log goes, if anywhere.
     precision: a line saying which precision runs and why, if known.
     model: what a model of your own is (a logits function or a full model_fn), if it is one.
-    adopted: the settings taken from the model_dir's training run (run/contract.py).
     remapped: the data's classes were put in the trained order, matched by name.
+    extra: more lines of the run (augmentation, class weights), after the training line.
 
   Returns:
     A list of text lines.
   """
   h, w, c = data.image_shape
-  changed = changed_settings(spec)
-  lines = [f"{spec.mode} {spec.model} on {data.name}: {len(data.y_train):,} train / "
-           f"{len(data.y_test):,} test images of {h}x{w}x{c}, {data.n_classes} classes; "
-           f"from {data.source}",
-           "settings: " + (", ".join(changed) if changed else f"{spec.model}'s defaults")]
-  if adopted:
-    taken = ", ".join(f"{name}={_shown(getattr(spec, name))}" for name in adopted)
-    lines.append(f"from the model_dir's training run: {taken}")
+  val = f"{len(data.y_val):,} validation / " if data.has_validation else ""
+  lines = [f"data: {len(data.y_train):,} train / {val}{len(data.y_test):,} test images of "
+           f"{h}x{w}x{c}, {data.n_classes} classes; from {data.source}"]
+  if spec.mode in ("train", "train_and_evaluate"):
+    lines.append("validation: " + validation_lib.describe(data))
   if data.class_names:
     shown = ", ".join(map(str, data.class_names[:20]))
     lines.append(f"classes: {shown}" + (", ..." if len(data.class_names) > 20 else "")
                  + (" (matched to the trained order by name)" if remapped else ""))
+  if spec.mode in ("train", "train_and_evaluate"):
+    lines.append(training(spec, len(data.y_train)))
+  lines += list(extra)
   if model:
     lines.append(f"model: {model}")
   if precision:
     lines.append(f"precision: {precision}")
-  lines.append(f"model_dir: {spec.model_dir}")
   if log_path:
     lines.append(f"log: {log_path} (-v to show it here)")
   return lines

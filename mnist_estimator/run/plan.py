@@ -10,6 +10,8 @@ from mnist_estimator.data import datasets
 from mnist_estimator.data.datasets import Dataset
 from mnist_estimator.estimator import config as est_config
 from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.head import class_weights
+from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.run import contract
 from mnist_estimator.run import spec as spec_lib
 
@@ -66,6 +68,13 @@ def params(spec, data, precision=None):
   values = model_params(spec, data.image_shape, data.n_classes, len(data.y_train), precision)
   if data.class_names:  # the classify signature's labels (else "0".."n-1")
     values["class_names"] = [str(name) for name in data.class_names]
+  if spec.class_weight and spec.mode in TRAINING_MODES:
+    if models.get_model(spec.model).kind == "model_fn":
+      raise UsageError(f"--class_weight weighs the loss of the shared head; {spec.model} is a "
+                       "full model_fn with its own loss: weigh it there, or drop "
+                       "--class_weight")
+    values["class_weights"] = class_weights.resolve(spec.class_weight, data.y_train,
+                                                    contract.class_names(data))
   return values
 
 
@@ -103,14 +112,16 @@ def graph_record(spec, data):
 
 
 def load_data(spec):
-  """The spec's data set (its --data_dir, --window, and the options of your own images)."""
+  """The spec's data set (its --data_dir, --window, the options of your own images, and the
+  validation set)."""
   options = datasets.ImageOptions(
       image_size=datasets.parse_size(spec.image_size) if spec.image_size else None,
-      channels=spec.channels, validation_split=spec.validation_split,
-      skip_bad_images=spec.skip_bad_images, seed=spec.seed or 0)
+      channels=spec.channels, test_split=spec.test_split,
+      skip_bad_images=spec.skip_bad_images, seed=spec.seed or 0, stream=spec.stream)
   plain = options == datasets.ImageOptions(seed=spec.seed or 0)
   return datasets.load(spec.dataset, spec.data_dir, window=spec.window,
-                       options=None if plain and ":" not in spec.dataset else options)
+                       options=None if plain and ":" not in spec.dataset else options,
+                       validation_split=spec.validation_split, validation_seed=spec.seed or 0)
 
 
 def train_precision(spec, info):
@@ -133,6 +144,14 @@ def check_inputs(info, data):
     raise UsageError(f"--model={info.name} reads windows of a series (--dataset=weather), not "
                      f"{'x'.join(map(str, data.image_shape))} images of {data.name}; use an "
                      "image model (cnn, dnn, ...)")
+
+
+def check_augment(spec, data):
+  """--augment's names, and images to augment (a series' standardised features are not)."""
+  augment_lib.check(spec.augment)
+  if spec.augment and data.standardize is not None:
+    raise UsageError(f"--augment transforms images; {data.name} is a series of standardised "
+                     "features: drop --augment")
 
 
 def run_config(spec, precision):
@@ -165,6 +184,9 @@ def make(spec, data):
                      "feeds one device)")
   info = models.get_model(spec.model)
   check_inputs(info, data)
+  check_augment(spec, data)
+  if spec.epochs:  # --epochs: train until the step that ends the last of them
+    spec = spec.replace(steps=spec.epochs * max(1, -(-len(data.y_train) // spec.batch_size)))
   precision = train_precision(spec, info)
   found = record_lib.read(spec.model_dir)
   data, remapped = contract.match_classes(spec.model_dir, found, data)

@@ -14,13 +14,17 @@ from mnist_estimator import portable
 from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import stream
+from mnist_estimator.data import stream_cache
 from mnist_estimator.estimator import checkpoints
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
 from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.estimator import weights
+from mnist_estimator.head import class_weights
 from mnist_estimator.head import model_fn as model_fn_lib
+from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.run import contract
 from mnist_estimator.run import guard
@@ -30,6 +34,10 @@ from mnist_estimator.run import records
 from mnist_estimator.run import spec as spec_lib
 
 
+# Streamed test images the exports are checked on: decoded into memory for the check.
+_STREAMED_CHECK = 2000
+
+
 def estimator_for(spec, data):
   """The Estimator a run of `spec` on `data` would use (for callers that predict with it)."""
   return plan_lib.estimator(plan_lib.make(spec, data))
@@ -37,13 +45,17 @@ def estimator_for(spec, data):
 
 def train_input_fn(spec, data):
   return input_fns.make_input_fn(spec.input, data.x_train, data.y_train, spec.batch_size,
-                                 train=True, seed=spec.seed)
+                                 train=True, seed=spec.seed, augment=spec.augment,
+                                 cache_decoded=spec.cache_decoded)
 
 
-def eval_input_fn(spec, data, with_labels=True):
-  """The test set's input_fn; without labels for predict (the same cached record file)."""
-  return input_fns.make_input_fn(spec.input, data.x_test, data.y_test, spec.eval_batch_size,
-                                 train=False, with_labels=with_labels)
+def eval_input_fn(spec, data, with_labels=True, split="test"):
+  """The input_fn of the test (or "validation") set; without labels for predict."""
+  images, labels = (data.x_val, data.y_val) if split == "validation" else (data.x_test,
+                                                                           data.y_test)
+  return input_fns.make_input_fn(spec.input, images, labels, spec.eval_batch_size,
+                                 train=False, with_labels=with_labels,
+                                 cache_decoded=spec.cache_decoded)
 
 
 def train_hooks(plan, stream=None):
@@ -92,8 +104,11 @@ def train(plan, estimator):
 
 def evaluate(plan, estimator):
   """Evaluates on every test example once, prints the metrics (and report); returns them."""
-  metrics = estimator.evaluate(eval_input_fn(plan.spec, plan.data))
-  print(format_metrics(metrics, len(plan.data.y_test), plan.data.name))
+  data = plan.data
+  hooks = [hooks_lib.EvalProgressHook(len(data.y_test), plan.spec.eval_batch_size,
+                                      "test")]
+  metrics = estimator.evaluate(eval_input_fn(plan.spec, data), hooks=hooks)
+  print(format_metrics(metrics, len(data.y_test), data.name))
   if plan.spec.report:
     write_eval_report(plan, estimator)
   return metrics
@@ -111,16 +126,17 @@ def write_eval_report(plan, estimator):
                                    data.class_names)
   out_dir = os.path.join(spec.model_dir, "eval_report")
   paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
-                                  out_dir)
+                                  out_dir, files=data.test_files)
   print(report_lib.format_table(report))
   print(f"eval report: {paths['json']}")
   return report
 
 
-def format_metrics(metrics, count, dataset_name):
-  """One line: accuracy, loss and global step of an evaluation."""
-  return (f"eval on {count} {dataset_name} test images: accuracy {metrics['accuracy']:.4f}, "
-          f"loss {metrics['loss']:.4f}, global_step {metrics['global_step']}")
+def format_metrics(metrics, count, dataset_name, split="test"):
+  """One line: accuracy, loss and global step of an evaluation of the test (or validation) set."""
+  return (f"eval on {count} {dataset_name} {split} images: accuracy "
+          f"{metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, global_step "
+          f"{metrics['global_step']}")
 
 
 def predict(plan, estimator):
@@ -181,8 +197,11 @@ def export(plan, estimator):
   from mnist_estimator.portable import exports  # pylint: disable=g-import-not-at-top  # converters
   from mnist_estimator.portable import verify  # pylint: disable=g-import-not-at-top
   shape = data.image_shape
-  sample = verify.representative(data.x_train, spec.representative_examples, spec.seed or 0)
-  test = (verify.serving_inputs(data.x_test, shape, data.standardize), data.y_test)
+  sample = np.asarray(verify.representative(data.x_train, spec.representative_examples,
+                                            spec.seed or 0))  # streamed images: decoded now
+  count = len(data.y_test) if isinstance(data.x_test, np.ndarray) else _STREAMED_CHECK
+  test = (verify.serving_inputs(np.asarray(data.x_test[:count]), shape, data.standardize),
+          data.y_test[:count])
   return exports.export_formats(
       path, spec.export_format, verify.serving_inputs(sample, shape, data.standardize), test,
       spec.verify_export)
@@ -195,40 +214,45 @@ def _exported(files):
 
 
 def train_and_evaluate(plan, estimator):
-  """tf.estimator.train_and_evaluate with an evaluation at every checkpoint.
+  """tf.estimator.train_and_evaluate on the validation set, then the test set once.
 
-  With spec.eval_every_steps the checkpoints (and so the evaluations) come every N
-  steps, not tf.estimator's default of at most every 600 s; spec.early_stopping_steps
-  stops training once eval accuracy has not improved for that many steps. Each
-  evaluation feeds model_dir/export/best (highest accuracy) and export/latest.
+  Evaluations follow checkpoints: with spec.eval_every_steps every N steps, else tf.estimator's
+  default of at most every 600 s. Each evaluates the validation set (the test set where the
+  data has none), prints a line, and feeds early stopping (spec.early_stopping_steps),
+  model_dir/export/best (highest accuracy) and export/latest; TensorBoard shows them as
+  "eval_validation". The final evaluation, and the report, are on the test set.
   """
   spec, data = plan.spec, plan.data
+  split, name = ("validation", "validation") if data.has_validation else ("test", None)
+  count = len(data.y_val if data.has_validation else data.y_test)
   hooks = train_hooks(plan)
   if spec.early_stopping_steps:
     hooks["early_stopping"] = tf.estimator.experimental.stop_if_no_increase_hook(
         estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
-        run_every_secs=None, run_every_steps=spec.eval_every_steps or 100)
+        eval_dir=estimator.eval_dir(name), run_every_secs=None,
+        run_every_steps=spec.eval_every_steps or 100)
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=list(hooks.values()))
   evaluator = plan.config.task_type == "evaluator"
-  describe = (lambda metrics: format_metrics(metrics, len(data.y_test), data.name)
-              ) if evaluator else None  # an evaluator task's caller gets no metrics
+  describe = lambda metrics: format_metrics(metrics, count, data.name, split)
   # An evaluator task polls for new checkpoints every throttle_secs: at 0 it spun a core
   # (and logged a warning per turn) while waiting; locally 0 evaluates at every checkpoint.
   eval_spec = tf.estimator.EvalSpec(
-      eval_input_fn(spec, data), steps=None, throttle_secs=2 if evaluator else 0,
-      start_delay_secs=0,
+      eval_input_fn(spec, data, split=split), steps=None, name=name,
+      throttle_secs=2 if evaluator else 0, start_delay_secs=0,
       exporters=export_lib.exporters(data.image_shape, data.standardize, describe,
                                      export_lib.assets_extra(estimator, plan.record["data"]),
                                      plan.record["data"]))
   with _training(plan, hooks["progress"]):
     # Locally: (metrics, export results); a cluster task returns None.
     metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
-  if metrics:
-    print(format_metrics(metrics, len(data.y_test), data.name))
-  # The report predicts in this process: locally, or on the evaluator of a cluster (the
-  # chief's session would need workers that have already left).
-  if spec.report and ((plan.local and plan.chief) or evaluator):
+  # The test set once, at the end, with the report: locally, or on the evaluator of a
+  # cluster (the chief's session would need workers that have already left).
+  if not ((plan.local and plan.chief) or evaluator):
+    return metrics
+  if data.has_validation or not metrics:
+    return evaluate(plan, estimator)
+  if spec.report:  # the last evaluation was of the test set already
     write_eval_report(plan, estimator)
   return metrics
 
@@ -270,6 +294,40 @@ def _source_changed(plan):
                      "source") from e
 
 
+@contextlib.contextmanager
+def _stream_errors(data):
+  """A streamed image that no longer reads or decodes: one UsageError naming the file."""
+  try:
+    yield
+  except tf.errors.OpError as e:
+    streamed = [x for x in (data.x_train, data.x_val, data.x_test)
+                if isinstance(x, stream.FileImages)]
+    if not streamed:
+      raise
+    every = stream.FileImages(sum((x.paths for x in streamed), ()), streamed[0].decoding)
+    raise stream.explain(every, e) from e
+
+
+def _extra_lines(plan):
+  """The header's lines on augmentation and class weights, when a training run has them."""
+  spec, lines = plan.spec, []
+  if not plan.training:
+    return lines
+  if spec.augment:
+    lines.append(f"augment: {augment_lib.describe(spec.augment)} (training images only)")
+  if isinstance(plan.data.x_train, stream.FileImages):
+    lines.append("images: streamed from the files" + (
+        f", decoded shards cached in {stream_cache.cache_folder()}" if spec.cache_decoded else
+        " (--cache_decoded keeps them decoded for later epochs and runs)"))
+  elif spec.cache_decoded:
+    lines.append("--cache_decoded: not used, the images are decoded in memory (and cached "
+                 "as a record file)")
+  if plan.params.get("class_weights"):
+    lines.append("class weights: " + class_weights.describe(
+        plan.params["class_weights"], contract.class_names(plan.data), spec.class_weight))
+  return lines
+
+
 def run(spec, data=None):
   """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
 
@@ -285,6 +343,12 @@ def run(spec, data=None):
   spec = spec.replace(model_dir=spec.model_dir or
                       spec_lib.default_model_dir(spec.model, spec.dataset))
   spec, adopted = contract.adopt(spec, record_lib.read(spec.model_dir))
+  opening = header.opening(spec, adopted)
+  # Your own data may take a while to decode (and says so): the opening comes first. A
+  # built-in set loads in a moment: an error about the flags stays the only line.
+  early = spec_lib.own_data(spec.dataset)
+  for line in opening if early else ():
+    print(line, flush=True)
   if data is None:
     data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
@@ -299,15 +363,19 @@ def run(spec, data=None):
     if not plan.training:
       checkpoints.require(spec.model_dir)
     log_path = runlog.attach(spec.model_dir, plan.log_name)
+    for line in opening:
+      if not early:
+        print(line)
+      logging.info(line)
     for line in header.header(spec, data, log_path, plan.precision.header(),
-                              models.get_model(spec.model).describe(), adopted,
-                              plan.remapped):
+                              models.get_model(spec.model).describe(), plan.remapped,
+                              _extra_lines(plan)):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:
       records.write_flags(spec)
       records.write_hparams(spec)
-    with _source_changed(plan):
+    with _source_changed(plan), _stream_errors(data):
       result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
     # In a cluster the chief alone exports, so one run leaves one SavedModel.
     if spec.export_dir and plan.training and plan.chief:

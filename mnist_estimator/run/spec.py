@@ -15,11 +15,18 @@ from mnist_estimator.data import datasets
 from mnist_estimator.estimator import config as est_config
 from mnist_estimator.estimator import hooks
 from mnist_estimator.head import optimizers
+from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.models import layers
 
 # The network a command line trains when --model is not given: the tutorial's.
 DEFAULT_MODEL = "cnn"
+# A seed model on data of your own (folder:, npz:, tfrecord:) trains with this recipe where
+# no flag says otherwise: the seeds' settings suit their data (cnn's SGD at 0.001 scored
+# chance on a folder after 300 steps), Keras' fit defaults suit most image folders.
+OWN_DATA_RECIPE = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 32,
+                   "lr_decay_rate": 1.0, "lr_decay_steps": 0, "moving_average_decay": 0.0}
+OWN_DATA_EPOCHS = 10
 # The modes of run.runner.MODES, in --helpshort's order.
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
 # Option.base of a field that no model decides.
@@ -81,6 +88,11 @@ def _known_model(name):
   return name in models.MODELS or models.custom.is_import_path(name)
 
 
+def _known_augment(names):
+  augment_lib.check(names or ())  # its UsageError says which entry and why
+  return True
+
+
 def _known_dataset(name):
   return datasets.known(name)
 
@@ -119,8 +131,8 @@ class RunSpec:
                                  hparam=True, param=True)
   batch_size: int = _option(group=T, help="Training batch size.", lower=1, base=100,
                             hparam=True)
-  steps: int = _option(group=T, help="Train until this global step.", lower=1, base=1000,
-                       hparam=True)
+  steps: int = _option(group=T, help="Train until this global step (or give --epochs).",
+                       lower=1, base=1000, hparam=True)
   dropout: float = _option(group=M, help="Dropout rate in TRAIN mode.", lower=0, upper=0.99,
                            base=0.0, hparam=True, param=True)
   hidden_units: Sequence[int] = _option(
@@ -142,6 +154,10 @@ class RunSpec:
                                  hparam=True, param=True)
   lr_decay_steps: int = _option(group=T, help="Steps per decay stair; 0 = one epoch.", lower=0,
                                 base=0, hparam=True, param=True)
+  epochs: Optional[int] = _option(None, group=T, lower=1, hparam=True, help=(
+      "Train for N passes over the training set (instead of --steps): until global step "
+      "N x ceil(train images / --batch_size). Your own data trains "
+      f"{OWN_DATA_EPOCHS} epochs unless --steps or --epochs is given."))
   mode: str = _option("train", group=M, choices=MODES, header=True, help=(
       "train (then evaluate), evaluate, train_and_evaluate, predict (the first "
       "--num_predictions test images), weights (list / save) or export."))
@@ -150,11 +166,12 @@ class RunSpec:
       "at start."))
   dataset: str = _option("mnist", group=D, help=(
       f"Data set: {', '.join(datasets.dataset_names())}; or your own: folder:DIR (class "
-      "subfolders of PNG/JPEG/BMP/GIF, DIR/train and DIR/test if there), npz:FILE (x_train, "
-      "y_train, x_test, y_test), tfrecord:TRAIN_GLOB[,TEST_GLOB] (tf.Examples with "
-      "image/encoded, image/class/label)."), hparam=True, header=True,
+      "subfolders of images; DIR/train, DIR/test and DIR/val if there), npz:FILE (x_train, "
+      "y_train, x_test, y_test; x_val, y_val if there), tfrecord:TRAIN_GLOB[,TEST_GLOB"
+      "[,VAL_GLOB]] (tf.Examples with image/encoded, image/class/label)."), hparam=True,
+      header=True,
       validator=(_known_dataset, "--dataset takes a registered name (see --helpshort) or "
-                 "folder:DIR, npz:FILE or tfrecord:TRAIN_GLOB[,TEST_GLOB]"))
+                 "folder:DIR, npz:FILE or tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]"))
   data_dir: Optional[str] = _option(None, group=D, header=True, help=(
       "Folder with the data set's files (MNIST: the four IDX files, gzip or raw, or "
       "mnist.npz); default: the tf.keras cache."))
@@ -168,9 +185,33 @@ class RunSpec:
       "Your own images: 1 (gray) or 3 (RGB) (default: 3 if any image has colour, else 1)."),
       validator=(lambda c: c in (None, 1, 3), "--channels is 1 or 3"))
   validation_split: Optional[float] = _option(None, group=D, lower=0.0, upper=0.9, help=(
-      "Your own images without a test split of their own (no DIR/test, no TEST_GLOB): the "
-      "share of each class held out as the test set, seeded by --seed (default 0.1); refused "
-      "where the data has one."))
+      "The share of each class of the training images held out as the validation set, "
+      "seeded by --seed: train_and_evaluate's evaluations, early stopping and export/best "
+      "use it, the final evaluation is on the test set. Default: the data's own (a val/ "
+      "folder, an npz's x_val, a third tfrecord glob), else the built-in cut (mnist, "
+      "fashion_mnist: the last 5,000 training images; mnist_sample: the last 500), else "
+      "0.1; fonts and weather: none. 0 = no validation set (evaluations use the test set)."))
+  test_split: Optional[float] = _option(None, group=D, lower=0.0, upper=0.9, help=(
+      "Your own images without a test split (no DIR/test, no TEST_GLOB): the share of each "
+      "class held out as the test set, seeded by --seed (default 0.1); refused where the "
+      "data has one."))
+  augment: Sequence[str] = _option((), group=D, hparam=True, param=True, help=(
+      "Augment the training images (never evaluation's), seeded by --seed: a comma list "
+      "from: " + ", ".join(augment_lib.NAMES) + " (inputs/augment.py)."),
+      validator=(_known_augment, "--augment takes a comma list of: "
+                 + ", ".join(augment_lib.NAMES) + " (each may be NAME:STRENGTH, e.g. "
+                 "shift:0.15)"))
+  class_weight: Optional[str] = _option(None, group=T, hparam=True, help=(
+      "Weigh each class in the training loss: balanced (n / (classes x count), as Keras and "
+      "sklearn) or a FILE of name:weight lines (unlisted classes 1)."))
+  stream: str = _option("auto", group=D, choices=("auto", "yes", "no"), help=(
+      "Your folder's images: read from the files while training (yes), or decoded into "
+      "memory once (no); auto streams a folder whose decoded images would not fit in "
+      "memory comfortably (over 1 GiB or a quarter of the free memory)."))
+  cache_decoded: bool = _option(False, group=D, help=(
+      "Streamed images: keep them decoded and resized in TFRecord shards in the cache "
+      "folder ($MNIST_ESTIMATOR_CACHE, else <tmp>/mnist_estimator_cache), so later epochs "
+      "and runs read those instead of decoding the files again."))
   skip_bad_images: bool = _option(False, group=D, help=(
       "Your own images: skip (and count) files that do not decode, instead of refusing."))
   seed: Optional[int] = _option(None, group=M, hparam=True, help=(
@@ -258,17 +299,21 @@ class RunSpec:
       TypeError: for a name that is not a RunSpec field.
     """
     defaulted = model_defaulted()
-    values = {name: option(name).base for name in defaulted}
-    own = models.get_model(model).defaults
-    unknown = sorted(set(own) - set(defaulted))
-    if unknown:  # a model of the user's names a setting that is not one a model decides
-      raise UsageError(f"--model={model}'s defaults name {', '.join(unknown)}; a model sets "
-                       f"only: {', '.join(defaulted)}")
-    values.update(own)
+    dataset = overrides.get("dataset") or RunSpec.__dataclass_fields__["dataset"].default
+    values = defaults(model, dataset)
+    given = {key for key, value in overrides.items() if value is not None}
+    if {"steps", "epochs"} <= given:
+      raise UsageError(f"--steps={overrides['steps']} and --epochs={overrides['epochs']} both "
+                       "say how long to train; give one of them")
+    info = models.get_model(model)
+    if (own_data(dataset) and not {"steps", "epochs"} & given
+        and (info.registered or "steps" not in info.defaults)):
+      overrides = {**overrides, "epochs": OWN_DATA_EPOCHS}
     values.update({key: value for key, value in overrides.items()
                    if value is not None or key not in defaulted})
     values["hidden_units"] = tuple(int(unit) for unit in values["hidden_units"])
     values["log_tensors"] = tuple(values.get("log_tensors", ()))
+    values["augment"] = tuple(item.strip() for item in values.get("augment") or () if item)
     values["export_format"] = tuple(values.get("export_format") or (portable.SAVED_MODEL,))
     return cls(model=model, **values)
 
@@ -295,6 +340,34 @@ def names_with(role):
 def model_defaulted():
   """The fields the chosen model decides unless given (their flags default to None)."""
   return names_with("model_defaulted")
+
+
+def own_data(dataset):
+  """A data set of the user's own (folder:, npz:, tfrecord:), which the seeds never saw."""
+  return datasets.known(dataset) and datasets.info(dataset).takes_path
+
+
+def defaults(model, dataset):
+  """The model-defaulted fields' values for `model` on `dataset`, when no flag gives them.
+
+  The base values, then the model's own defaults; on data of your own a seed model's training
+  settings give way to OWN_DATA_RECIPE (a model of yours keeps those it names).
+
+  Raises:
+    UsageError: for an unknown model, or a model of yours whose defaults name other fields.
+  """
+  defaulted = model_defaulted()
+  values = {name: option(name).base for name in defaulted}
+  info = models.get_model(model)
+  unknown = sorted(set(info.defaults) - set(defaulted))
+  if unknown:  # a model of the user's names a setting that is not one a model decides
+    raise UsageError(f"--model={model}'s defaults name {', '.join(unknown)}; a model sets "
+                     f"only: {', '.join(defaulted)}")
+  values.update(info.defaults)
+  if own_data(dataset):
+    values.update({name: value for name, value in OWN_DATA_RECIPE.items()
+                   if info.registered or name not in info.defaults})
+  return values
 
 
 def default_model_dir(model, dataset):

@@ -100,7 +100,10 @@ def command(target, model_dir, steps, evals, data_dirs):
           f"--flagfile={paths.flagfile(target.name)}",
           f"--model_dir={model_dir}", f"--steps={steps}", "--mode=train_and_evaluate",
           f"--save_checkpoints_steps={max(1, steps // evals)}", "--keep_checkpoint_max=2",
-          f"--log_every_n_iter={min(500, max(1, steps // 5))}"]  # short runs log a rate too
+          f"--log_every_n_iter={min(500, max(1, steps // 5))}",  # short runs log a rate too
+          # The seeds trained on every training image and published test-set curves: no
+          # validation cut, so the periodic evaluations are of the test set, as theirs were.
+          "--validation_split=0"]
   if data_dirs.get(target.dataset):
     argv.append(f"--data_dir={data_dirs[target.dataset]}")
   return argv

@@ -123,8 +123,10 @@ def test_write_report_writes_json_and_two_pictures(tmp_path):
   with open(paths["json"]) as f:
     written = json.load(f)
   assert written.pop("worst_errors") == [
-      {"index": 6, "label": 2, "predicted": 0, "probability": pytest.approx(0.9)},
-      {"index": 2, "label": 0, "predicted": 1, "probability": pytest.approx(0.6)}]
+      {"index": 6, "label": 2, "label_name": "2", "predicted": 0, "predicted_name": "0",
+       "probability": pytest.approx(0.9)},
+      {"index": 2, "label": 0, "label_name": "0", "predicted": 1, "predicted_name": "1",
+       "probability": pytest.approx(0.6)}]
   assert written == got
   helpers.read_png(paths["confusion_matrix"])
   helpers.read_png(paths["worst_errors"])
@@ -167,3 +169,47 @@ def test_rgb_errors_are_drawn_in_colour(tmp_path):
   paths = report.write_report(built, images, labels, classes, probabilities, str(tmp_path))
   pixels = helpers.read_png(paths["worst_errors"])
   assert ((pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.2).mean() > 0.05
+
+
+def _titles(monkeypatch):
+  """The titles of every figure report draws, read as each is closed."""
+  titles = []
+  real = report.pyplot()
+
+  class Recording:
+    def __getattr__(self, name):
+      return getattr(real, name)
+
+    def close(self, fig):
+      titles.extend(ax.get_title() for ax in fig.axes if ax.get_title())
+      real.close(fig)
+
+  monkeypatch.setattr(report, "pyplot", Recording)
+  return titles
+
+
+def test_worst_errors_name_their_files_and_classes(tmp_path, monkeypatch):
+  titles = _titles(monkeypatch)
+  files = [f"test/{name}/img_{i:04d}.png" for i, name in
+           enumerate(["cat", "cat", "cat", "dog", "dog", "eel", "eel", "eel"])]
+  got = report.build_report(LABELS, CLASSES, PROBABILITIES, 3, ["cat", "dog", "eel"])
+  paths = report.write_report(got, _images(8, np.uint8), LABELS, CLASSES, PROBABILITIES,
+                              str(tmp_path), k=3, files=files)
+  with open(paths["json"]) as f:
+    errors = json.load(f)["worst_errors"]
+  assert errors[0] == {"index": 6, "file": files[6], "label": 2, "label_name": "eel",
+                       "predicted": 0, "predicted_name": "cat",
+                       "probability": pytest.approx(0.9)}
+  assert [(e["file"], e["label_name"], e["predicted_name"]) for e in errors[1:]] == [
+      (files[2], "cat", "dog"), (files[7], "eel", "cat")]
+  assert titles[-3:] == ["true eel / pred cat (0.90)\nimg_0006.png",
+                         "true cat / pred dog (0.60)\nimg_0002.png",
+                         "true eel / pred cat (0.50)\nimg_0007.png"]
+  report.write_report(got, _images(8, np.uint8), LABELS, CLASSES, PROBABILITIES,
+                      str(tmp_path), k=1)  # no files: names only
+  assert titles[-1] == "true eel / pred cat (0.90)"
+  with pytest.raises(ValueError, match="8 images, 2 files but 8 labels"):
+    report.write_report(got, _images(8, np.uint8), LABELS, CLASSES, PROBABILITIES,
+                        str(tmp_path), files=files[:2])
+  # A long file name is cut in the middle rather than overflowing its cell.
+  assert report._short("dir/a_very_long_file_name_indeed.png") == "a_very_lo...deed.png"

@@ -19,6 +19,9 @@ _SHARED_FASHION = os.path.join(ROOT, "..", "shared", "data", "fashion_mnist")
 _IDX = readers.IDX_FILES
 
 
+load = helpers.load_whole  # the loaders' own arrays: no validation cut
+
+
 def assert_usage_error(fn, *fragments):
   with pytest.raises(UsageError) as info:
     fn()
@@ -58,7 +61,7 @@ def test_read_idx_gzip_detected_by_suffix_or_magic(tmp_path):
 @pytest.mark.parametrize("gz", [True, False])
 def test_mnist_from_idx_dir(tmp_path, gz):
   arrays = write_mnist_dir(tmp_path, gz=gz)
-  ds = datasets.load("mnist", str(tmp_path))
+  ds = load("mnist", str(tmp_path))
   assert_matches(ds, arrays)
   assert ds.name == "mnist" and ds.n_classes == 10
   assert ds.source == f"IDX files in {tmp_path}"
@@ -67,7 +70,7 @@ def test_mnist_from_idx_dir(tmp_path, gz):
 def test_mixed_gz_and_raw_files(tmp_path):
   arrays = write_mnist_dir(tmp_path, gz=True, skip=_IDX[1:2])
   write_idx(tmp_path / _IDX[1], arrays[1], gz=False)
-  assert_matches(datasets.load("fashion_mnist", str(tmp_path)), arrays)
+  assert_matches(load("fashion_mnist", str(tmp_path)), arrays)
 
 
 @pytest.mark.parametrize("filename,name", [("mnist.npz", "mnist"), ("whatever.npz", "mnist"),
@@ -75,7 +78,7 @@ def test_mixed_gz_and_raw_files(tmp_path):
 def test_npz_dir(tmp_path, filename, name):
   arrays = fake_mnist()
   np.savez(tmp_path / filename, **dict(zip(readers.NPZ_KEYS, arrays)))
-  ds = datasets.load(name, str(tmp_path))
+  ds = load(name, str(tmp_path))
   assert_matches(ds, arrays)
   assert ds.name == name and filename in ds.source
 
@@ -132,7 +135,7 @@ def test_label_out_of_range(tmp_path):
   arrays = list(fake_mnist())
   arrays[3][2] = 10
   write_mnist_dir(tmp_path, arrays)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "t10k-labels-idx1-ubyte.gz",
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "t10k-labels-idx1-ubyte.gz",
                      "label 10 at index 2", "[0, 10)")
 
 
@@ -140,7 +143,7 @@ def test_count_mismatch(tmp_path):
   arrays = list(fake_mnist())
   arrays[1] = arrays[1][:-1]
   write_mnist_dir(tmp_path, arrays)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "train-images-idx3-ubyte.gz",
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "train-images-idx3-ubyte.gz",
                      "12 images", "11 labels")
 
 
@@ -148,46 +151,46 @@ def test_wrong_image_size(tmp_path):
   arrays = list(fake_mnist())
   arrays[0] = np.zeros((12, 32, 32), np.uint8)
   write_mnist_dir(tmp_path, arrays)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "32x32", "28x28")
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "32x32", "28x28")
 
 
 def test_swapped_images_and_labels(tmp_path):
   arrays = list(fake_mnist())
   arrays[0], arrays[1] = arrays[1], arrays[0]
   write_mnist_dir(tmp_path, arrays)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "train-images-idx3-ubyte.gz",
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "train-images-idx3-ubyte.gz",
                      "swapped")
 
 
 def test_missing_one_idx_file(tmp_path):
   write_mnist_dir(tmp_path, skip=("t10k-labels-idx1-ubyte",))
-  message = assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), tmp_path,
+  message = assert_usage_error(lambda: load("mnist", str(tmp_path)), tmp_path,
                                "only some", "missing t10k-labels-idx1-ubyte[.gz]")
   assert "train-labels" not in message
 
 
 def test_nonexistent_data_dir(tmp_path):
   missing = str(tmp_path / "no_such_dir")
-  assert_usage_error(lambda: datasets.load("mnist", missing), missing, "does not exist",
+  assert_usage_error(lambda: load("mnist", missing), missing, "does not exist",
                      "train-images-idx3-ubyte[.gz]", "mnist.npz")
 
 
 def test_data_dir_without_data(tmp_path):
   (tmp_path / "readme.txt").write_text("hi")
-  assert_usage_error(lambda: datasets.load("fashion_mnist", str(tmp_path)), "holds no",
+  assert_usage_error(lambda: load("fashion_mnist", str(tmp_path)), "holds no",
                      "fashion-mnist.npz", "t10k-images-idx3-ubyte[.gz]")
 
 
 def test_several_npz_files(tmp_path):
   for name in ("a.npz", "b.npz"):
     np.savez(tmp_path / name, x=np.zeros(1))
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "several", "a.npz", "b.npz")
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "several", "a.npz", "b.npz")
 
 
 def test_npz_missing_keys(tmp_path):
   arrays = fake_mnist()
   np.savez(tmp_path / "mnist.npz", x_train=arrays[0], y_train=arrays[1])
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "mnist.npz",
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "mnist.npz",
                      "x_test, y_test", "it has: x_train, y_train")
 
 
@@ -195,24 +198,24 @@ def test_npz_wrong_dims_and_labels(tmp_path):
   x_train, y_train, x_test, y_test = fake_mnist()
   path = tmp_path / "mnist.npz"
   np.savez(path, x_train=x_train.reshape(12, -1), y_train=y_train, x_test=x_test, y_test=y_test)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "[x_train]", "(12, 784)")
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "[x_train]", "(12, 784)")
   np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=-np.ones(5, np.int64))
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "[y_test]", "label -1")
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "[y_test]", "label -1")
   np.savez(path, x_train=x_train, y_train=y_train[:3], x_test=x_test, y_test=y_test)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "12 images", "3 labels")
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "12 images", "3 labels")
 
 
 @pytest.mark.parametrize("content", [b"this is not a zip file", b"PK\x03\x04broken zip"])
 def test_npz_not_a_zip(tmp_path, content):
   (tmp_path / "mnist.npz").write_bytes(content)
-  assert_usage_error(lambda: datasets.load("mnist", str(tmp_path)), "mnist.npz",
+  assert_usage_error(lambda: load("mnist", str(tmp_path)), "mnist.npz",
                      "not a readable .npz")
 
 
 def test_unknown_name_lists_allowed_names():
   assert datasets.dataset_names() == ["fashion_mnist", "fonts", "mnist", "mnist_sample",
                                       "weather"]
-  assert_usage_error(lambda: datasets.load("cifar10"), "'cifar10'",
+  assert_usage_error(lambda: load("cifar10"), "'cifar10'",
                      "fashion_mnist, fonts, mnist, mnist_sample, weather")
 
 
@@ -224,7 +227,7 @@ def test_mnist_falls_back_to_sample_with_warning(monkeypatch):
   monkeypatch.setitem(mnist._KERAS_LOADERS, "mnist", _raise_offline)
   warnings = []
   monkeypatch.setattr(mnist.logging, "warning", lambda msg, *args: warnings.append(msg % args))
-  ds = datasets.load("mnist")
+  ds = load("mnist")
   assert ds.name == "mnist" and len(ds.y_train) == 5000 and len(ds.y_test) == 1000
   assert ds.source.startswith("bundled sample")
   assert len(warnings) == 1
@@ -243,7 +246,7 @@ def test_mnist_uses_keras_when_it_works(monkeypatch):
   monkeypatch.setitem(mnist._KERAS_LOADERS, "mnist",
                       lambda: ((x_train, y_train), (x_test, y_test)))
   _as_published(monkeypatch, "mnist", (x_train, y_train, x_test, y_test))
-  ds = datasets.load("mnist", data_dir="")
+  ds = load("mnist", data_dir="")
   assert_matches(ds, (x_train, y_train, x_test, y_test))
   assert "tf.keras" in ds.source
 
@@ -253,7 +256,7 @@ def test_a_wrong_keras_cache_is_named_not_used(name, monkeypatch):
   x_train, y_train, x_test, y_test = fake_mnist()
   monkeypatch.setitem(mnist._KERAS_LOADERS, name,
                       lambda: ((x_train, y_train), (x_test, y_test)))
-  assert_usage_error(lambda: datasets.load(name), "~/.keras/datasets", "SHA-256",
+  assert_usage_error(lambda: load(name), "~/.keras/datasets", "SHA-256",
                      "train-images-idx3-ubyte", "delete the cached files")
 
 
@@ -261,11 +264,11 @@ def test_own_idx_files_under_the_standard_names_are_announced(tmp_path, monkeypa
   arrays = write_mnist_dir(tmp_path)
   warnings = []
   monkeypatch.setattr(mnist.logging, "warning", lambda msg, *args: warnings.append(msg % args))
-  datasets.load("mnist", str(tmp_path))
+  load("mnist", str(tmp_path))
   assert len(warnings) == 4 and "is not the published mnist file (SHA-256" in warnings[0]
   _as_published(monkeypatch, "mnist", arrays)
   warnings.clear()
-  datasets.load("mnist", str(tmp_path))
+  load("mnist", str(tmp_path))
   assert not warnings
 
 
@@ -273,19 +276,19 @@ def test_debian_fashion_mnist_is_read_and_checked(tmp_path, monkeypatch):
   arrays = write_mnist_dir(tmp_path)
   monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST", str(tmp_path))
   monkeypatch.setitem(mnist._KERAS_LOADERS, "fashion_mnist", _raise_offline)
-  assert_usage_error(lambda: datasets.load("fashion_mnist"), str(tmp_path), "not the published")
+  assert_usage_error(lambda: load("fashion_mnist"), str(tmp_path), "not the published")
   _as_published(monkeypatch, "fashion_mnist", arrays)
-  assert_matches(datasets.load("fashion_mnist"), arrays)
+  assert_matches(load("fashion_mnist"), arrays)
 
 
 def test_fashion_mnist_offline_is_a_usage_error(monkeypatch):
   monkeypatch.setitem(mnist._KERAS_LOADERS, "fashion_mnist", _raise_offline)
-  assert_usage_error(lambda: datasets.load("fashion_mnist"), "Fashion-MNIST", "URL fetch failure",
+  assert_usage_error(lambda: load("fashion_mnist"), "Fashion-MNIST", "URL fetch failure",
                      "--data_dir")
 
 
 def test_mnist_sample():
-  ds = datasets.load("mnist_sample", data_dir="/ignored")
+  ds = load("mnist_sample", data_dir="/ignored")
   assert (len(ds.y_train), len(ds.y_test)) == (5000, 1000)
   assert ds.x_train.shape == (5000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
   assert ds.image_shape == (28, 28, 1) and ds.n_classes == 10
@@ -307,7 +310,7 @@ def write_fonts(folder, n=50, labels=None):
 def test_fonts_split(tmp_path):
   images, labels = write_fonts(tmp_path)
   state = np.random.get_state()
-  ds = datasets.load("fonts", str(tmp_path))
+  ds = load("fonts", str(tmp_path))
   assert np.all(np.random.get_state()[1] == state[1])  # the global RNG is untouched
   np.random.seed(0)  # what the book does
   perm = np.random.permutation(50)
@@ -316,22 +319,22 @@ def test_fonts_split(tmp_path):
                  hw=(36, 36))
   assert (len(ds.y_train), len(ds.y_test)) == (45, 5)
   assert ds.name == "fonts" and ds.n_classes == 5
-  again = datasets.load("fonts", str(tmp_path))
+  again = load("fonts", str(tmp_path))
   np.testing.assert_array_equal(again.y_test, ds.y_test)
-  other = datasets.load("fonts", str(tmp_path), seed=1)
+  other = load("fonts", str(tmp_path), seed=1)
   assert not np.array_equal(other.x_test, ds.x_test)
 
 
 def test_fonts_needs_data_dir(tmp_path):
-  assert_usage_error(lambda: datasets.load("fonts"), "data_with_labels.npz", "--data_dir")
-  assert_usage_error(lambda: datasets.load("fonts", str(tmp_path)),
+  assert_usage_error(lambda: load("fonts"), "data_with_labels.npz", "--data_dir")
+  assert_usage_error(lambda: load("fonts", str(tmp_path)),
                      os.path.join(str(tmp_path), "data_with_labels.npz"), "does not exist",
                      "--data_dir")
 
 
 def test_fonts_label_out_of_range(tmp_path):
   write_fonts(tmp_path, labels=np.full(50, 5, np.uint8))
-  assert_usage_error(lambda: datasets.load("fonts", str(tmp_path)), "[arr_1]", "label 5",
+  assert_usage_error(lambda: load("fonts", str(tmp_path)), "[arr_1]", "label 5",
                      "[0, 5)")
 
 
@@ -344,7 +347,7 @@ def test_import_does_not_load_tensorflow():
 
 @pytest.mark.skipif(not os.path.isdir(_SHARED_MNIST), reason="full MNIST not on this machine")
 def test_full_mnist_from_shared_dir():
-  ds = datasets.load("mnist", _SHARED_MNIST)
+  ds = load("mnist", _SHARED_MNIST)
   arrays = (ds.x_train[..., 0], ds.y_train, ds.x_test[..., 0], ds.y_test)
   assert not checksums.mismatches("mnist", dict(zip(_IDX, arrays)))  # the published digests
   assert (len(ds.y_train), len(ds.y_test)) == (60000, 10000)
@@ -360,6 +363,6 @@ def test_read_idx_huge_header_dims(tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir(_SHARED_FASHION), reason="Fashion-MNIST not here")
 def test_full_fashion_mnist_matches_the_published_digests():
-  ds = datasets.load("fashion_mnist", _SHARED_FASHION)
+  ds = load("fashion_mnist", _SHARED_FASHION)
   arrays = (ds.x_train[..., 0], ds.y_train, ds.x_test[..., 0], ds.y_test)
   assert not checksums.mismatches("fashion_mnist", dict(zip(_IDX, arrays)))

@@ -9,6 +9,7 @@ import pytest
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
 from mnist_estimator.data import decode
+from mnist_estimator.data import stream
 from mnist_estimator.data import headers
 
 
@@ -60,7 +61,7 @@ def test_training_pixels_are_decode_of_each_file(tmp_path, kind, resized):
   sizes = ((12, 16), (20, 14)) if resized else ((12, 16),)
   paths = _folder(tmp_path / "f", kind, sizes)
   chosen = options(image_size=(10, 12)) if resized else options()
-  data = datasets.load(f"folder:{tmp_path / 'f'}", options=chosen)
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}", options=chosen)
   decoding = decode.Decoding(*data.image_shape, resized=resized)
   for split, x in (("train", data.x_train), ("test", data.x_test)):
     expected = [decode.decode(decode.file_bytes(p), decoding).numpy() for p in paths[split]]
@@ -70,20 +71,20 @@ def test_training_pixels_are_decode_of_each_file(tmp_path, kind, resized):
 
 def test_a_16_bit_png_keeps_its_levels(tmp_path):
   _folder(tmp_path / "f", "png 16-bit")
-  data = datasets.load(f"folder:{tmp_path / 'f'}")
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}")
   assert data.image_shape == (12, 16, 1)
   assert len(np.unique(data.x_train)) > 100  # not 0 and 255 only
 
 
 def test_an_image_size_equal_to_the_files_is_not_a_resize(tmp_path):
   _folder(tmp_path / "f", "png rgb")
-  data = datasets.load(f"folder:{tmp_path / 'f'}", options=options(image_size=(12, 16)))
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}", options=options(image_size=(12, 16)))
   assert not data.decoding.resized and "resized" not in data.source
 
 
 def test_channels_convert_as_decode_does_and_the_source_says_so(tmp_path):
   paths = _folder(tmp_path / "f", "png rgb")
-  data = datasets.load(f"folder:{tmp_path / 'f'}", options=options(channels=1))
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}", options=options(channels=1))
   assert data.image_shape == (12, 16, 1) and "as gray" in data.source
   expected = decode.decode(decode.file_bytes(paths["test"][0]), data.decoding).numpy()
   np.testing.assert_array_equal(data.x_test[0], expected)
@@ -93,19 +94,23 @@ def _never(*args, **kwargs):
   raise AssertionError("decoded before the memory check")
 
 
-def test_a_set_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+def test_a_set_too_large_for_memory_streams_or_is_refused_before_decoding(tmp_path,
+                                                                          monkeypatch):
   _folder(tmp_path / "f", "jpeg rgb", sizes=((300, 400),))
   monkeypatch.setattr(headers, "memory_available", lambda: 2 * 2**20)  # 2 MiB
   monkeypatch.setattr(decode, "decode_files_keeping", _never)
+  streamed = helpers.load_whole(f"folder:{tmp_path / 'f'}")  # --stream=auto: from the files
+  assert isinstance(streamed.x_train, stream.FileImages) and "streamed" in streamed.source
   with pytest.raises(UsageError) as error:
-    datasets.load(f"folder:{tmp_path / 'f'}")
+    helpers.load_whole(f"folder:{tmp_path / 'f'}", options=options(stream="no"))
   message = str(error.value)
   assert "8 images" in message and "300x400x3" in message and "--image_size=" in message
   h, w = map(int, message.split("--image_size=")[1].split()[0].split("x"))
   assert abs(h / w - 0.75) < 0.05 and 8 * h * w * 3 * 3 <= 2**20  # the aspect; it fits
   monkeypatch.undo()
   monkeypatch.setattr(headers, "memory_available", lambda: 2 * 2**20)
-  data = datasets.load(f"folder:{tmp_path / 'f'}", options=options(image_size=(h, w)))
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}", options=options(image_size=(h, w),
+                                                                        stream="no"))
   assert data.image_shape == (h, w, 3)  # memory follows the decoded size
 
 
@@ -124,11 +129,11 @@ def test_damaged_image_data_is_one_line_naming_the_file(tmp_path):
   with open(paths["train"][1], "wb") as f:
     f.write(data[:60])  # the header reads; the pixels do not
   with pytest.raises(UsageError) as error:
-    datasets.load(f"folder:{tmp_path / 'f'}")
+    helpers.load_whole(f"folder:{tmp_path / 'f'}")
   message = str(error.value)
   assert paths["train"][1] in message and "--skip_bad_images" in message
   assert "\n" not in message and not any(w in message for w in ("[[", "Op:", "node", "Graph"))
-  data = datasets.load(f"folder:{tmp_path / 'f'}", options=options(skip_bad_images=True))
+  data = helpers.load_whole(f"folder:{tmp_path / 'f'}", options=options(skip_bad_images=True))
   assert len(data.y_train) == 5 and "1 bad files skipped" in data.source
 
 

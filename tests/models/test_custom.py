@@ -141,7 +141,7 @@ def test_every_built_in_model_runs_on_rgb_images_or_says_why(name, tmp_path):
   root = helpers.write_image_folder(tmp_path / "f", per_class=5, size=(12, 10))
   run = RunSpec.for_model(name, dataset=f"folder:{root}", model_dir=str(tmp_path / "m"), steps=2,
                           batch_size=5, precision="fp32", report=False, seed=1,
-                          validation_split=0.2)
+                          test_split=0.2)
   if models.get_model(name).inputs == "series":
     with pytest.raises(UsageError, match="reads windows of a series"):
       runner.run(run)

@@ -20,15 +20,17 @@ def spec_for(model_dir, **overrides):
   return RunSpec.for_model("linear", **values)
 
 
-def eval_steps(model_dir):
-  acc = event_accumulator.EventAccumulator(os.path.join(model_dir, "eval"))
+def eval_steps(model_dir, folder="eval"):
+  acc = event_accumulator.EventAccumulator(os.path.join(model_dir, folder))
   acc.Reload()
   return [e.step for e in acc.Scalars("accuracy")]
 
 
 def test_evaluates_every_n_steps_and_exports_best_and_latest(small, tmp_path):
   result = runner.run(spec_for(tmp_path, steps=20, eval_every_steps=10), small)
-  assert eval_steps(str(tmp_path)) == [10, 20]
+  # Every 10 steps on the validation set; the test set once, at the end.
+  assert eval_steps(str(tmp_path), "eval_validation") == [10, 20]
+  assert eval_steps(str(tmp_path)) == [20]
   assert result["metrics"]["global_step"] == 20
   best = os.listdir(tmp_path / "export" / "best")
   latest = os.listdir(tmp_path / "export" / "latest")

@@ -1,0 +1,271 @@
+"""Images streamed from their files: a lazy array of paths and its input_fn."""
+
+import hashlib
+import os
+import tempfile
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from mnist_estimator.common import causes
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import decode
+from mnist_estimator.data import headers as headers_lib
+from mnist_estimator.data import images as images_lib
+
+STREAM_LIMIT = 2**30  # decoded bytes above which a set streams (or a quarter of free memory)
+_PARALLEL = os.cpu_count() or 2  # fixed, as autotune is off (see _options)
+_LABEL = 4  # bytes of a record's label (int32, little-endian) before its path or pixels
+
+
+class FileImages:
+  """uint8 images [N, H, W, C] held as file paths, decoded only when asked (numpy-like).
+
+  `x[i]` decodes one image; `x[a:b]`, `x[indices]` and `x[mask]` are FileImages over those
+  files (nothing decoded); `np.asarray(x)` decodes all of them, for small selections only.
+  """
+
+  def __init__(self, paths: Sequence[str], decoding: decode.Decoding):
+    self._paths = tuple(os.fspath(p) for p in paths)
+    self._decoding = decoding
+
+  paths = property(lambda self: self._paths)
+  decoding = property(lambda self: self._decoding)
+  dtype = property(lambda self: np.dtype(np.uint8))
+  ndim = property(lambda self: 4)
+  shape = property(lambda self: (len(self), self._decoding.height, self._decoding.width,
+                                 self._decoding.channels))
+
+  def __len__(self):
+    return len(self._paths)
+
+  def __repr__(self):
+    return f"FileImages({len(self):,} files, shape={self.shape})"
+
+  def __getitem__(self, index):
+    if isinstance(index, (int, np.integer)):
+      if not -len(self) <= index < len(self):
+        raise IndexError(f"index {index} is out of range for {len(self)} images")
+      return self.decode([int(index)])[0]
+    if isinstance(index, slice):
+      return FileImages(self._paths[index], self._decoding)
+    return self.take(index)
+
+  def take(self, indices) -> "FileImages":
+    """The images at `indices` (ints, or a boolean mask of len(self)), not decoded."""
+    indices = np.asarray(indices)
+    if indices.dtype == bool:
+      if indices.shape != (len(self),):
+        raise IndexError(f"a mask of {indices.shape} for {len(self)} images")
+      indices = np.flatnonzero(indices)
+    if indices.size and indices.dtype.kind not in "iu":
+      raise IndexError(f"images are indexed by ints or a mask, not {indices.dtype}")
+    return FileImages([self._paths[i] for i in indices.reshape(-1).tolist()], self._decoding)
+
+  def decode(self, indices=None) -> np.ndarray:
+    """uint8 [n, H, W, C] of all the images, or of `indices` (as decode.decode_files).
+
+    Raises:
+      UsageError: a file that cannot be read or decoded, naming it.
+    """
+    paths = self._paths if indices is None else self.take(indices).paths
+    return decode.decode_files(list(paths), self._decoding)
+
+  def __array__(self, dtype=None, copy=None):
+    del copy  # numpy 2's argument: the decoded array is always new
+    images = self.decode()
+    return images if dtype is None else images.astype(dtype)
+
+
+def memory_bytes(count: int, decoding: decode.Decoding) -> int:
+  """Bytes of `count` images decoded as `decoding` says (uint8 [count, H, W, C])."""
+  return int(count) * decoding.height * decoding.width * decoding.channels
+
+
+def should_stream(count: int, decoding: decode.Decoding, limit: Optional[int] = None) -> bool:
+  """True if `count` images decoded as `decoding` says should stream rather than sit in RAM.
+
+  Args:
+    count: the images.
+    decoding: how they are decoded.
+    limit: decoded bytes kept in memory at most; None: STREAM_LIMIT or a quarter of
+      MemAvailable, whichever is smaller (the in-memory route's peak grew by 2.7 times the
+      decoded bytes: the arrays, their splits, the npz and record caches written).
+
+  Returns:
+    Whether memory_bytes(count, decoding) exceeds the limit.
+  """
+  if limit is None:
+    free = headers_lib.memory_available()
+    limit = min(STREAM_LIMIT, free // 4) if free else STREAM_LIMIT
+  return memory_bytes(count, decoding) > limit
+
+
+def input_fn(images: FileImages, labels, batch_size: int, train: bool,
+             seed: Optional[int] = None, with_labels: bool = True,
+             augment: Optional[Callable] = None, cache_dir: Optional[str] = None):
+  """An input_fn decoding `images`' files as it goes: memory does not grow with their number.
+
+  Args:
+    images: the FileImages.
+    labels: int [N] (class ids), or None for a predict input_fn.
+    batch_size: images per batch.
+    train: shuffle (seeded, anew each pass) and repeat forever; otherwise one pass in order,
+      every image exactly once (the last batch may be smaller).
+    seed: the shuffle seed.
+    with_labels: False yields features only.
+    augment: None, or `dataset -> dataset` over the batches ({"x": float32 0..1}, labels) (or
+      {"x": ...} alone), applied before prefetch.
+    cache_dir: None, or a folder of decoded shards (stream_cache.build_cache, run here if
+      they are not there): then every pass and later run reads pixels, not files.
+
+  Returns:
+    A no-argument input_fn returning a tf.data.Dataset: {"x": float32 [B, H, W, C] in 0..1}
+    and int32 labels [B] (with_labels and labels given), or the features alone.
+
+  Raises:
+    UsageError: building the cache met a file that does not read or decode (`explain`).
+  """
+  keep_labels = with_labels and labels is not None
+  labels = _labels(images, labels)
+  if cache_dir:
+    # Here, not at the top: stream_cache imports this module.
+    from mnist_estimator.data import stream_cache  # pylint: disable=g-import-not-at-top
+    shards = stream_cache.build_cache(images, labels, cache_dir, shuffled=train)
+    source = lambda: stream_cache._from_shards(shards, images.decoding, batch_size, train, seed)
+  else:
+    listing = _write_listing(images.paths, labels, _cache_root())
+    source = lambda: _from_files(listing, images, batch_size, train, seed)
+
+  def make():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    def finish(pixels, label):
+      features = {"x": tf.cast(pixels, tf.float32) / 255.0}
+      return (features, label) if keep_labels else features
+    ds = source().map(finish, num_parallel_calls=_PARALLEL)
+    ds = augment(ds) if augment is not None else ds
+    return ds.prefetch(2).with_options(_options())
+  return make
+
+
+def explain(images: FileImages, error) -> UsageError:
+  """The UsageError for a tf.errors.OpError raised while streaming `images`: the file named.
+
+  A file gone since the folder was listed: NotFoundError, which names it. A WebP/TIFF/PPM file
+  PIL cannot read: UnknownError carrying decode.file_bytes' UsageError. Damaged data:
+  InvalidArgumentError ("jpeg::Uncompress failed...") naming no file, so the files are
+  decoded again, a chunk at a time, until one fails (find_bad).
+
+  Args:
+    images: the FileImages of the input_fn that failed.
+    error: the tf.errors.OpError that Estimator.train, evaluate or predict raised.
+
+  Returns:
+    The UsageError to raise.
+  """
+  text = str(getattr(error, "message", error))
+  for line in text.splitlines():
+    if line.startswith("UsageError: "):
+      return UsageError(line[len("UsageError: "):])
+  why = causes.tf_error_line(text)
+  if "ReadFile" in text:
+    return UsageError(f"an image file cannot be read any more ({why}); restore it, or run "
+                      "again so the folder is listed anew")
+  bad = find_bad(images) if "DecodeImage" in text else None
+  if bad:
+    return UsageError(f"{bad[0]} does not decode as an image ({bad[1]}); remove or replace "
+                      "it, then run again")
+  return UsageError(f"reading {len(images):,} images failed ({why}); if it names a cache "
+                    "file, delete that folder; run again")
+
+
+def find_bad(images: FileImages) -> Optional[tuple]:
+  """(path, reason) of the first file that does not read or decode, or None (all do)."""
+  step = images_lib.chunk_size(images.decoding)
+  show = images_lib.progress(len(images), verb="checking")
+  for start in range(0, len(images), step):
+    part = images.paths[start:start + step]
+    _, bad = decode.decode_files_keeping(part, images.decoding, step)
+    if bad:
+      return bad[0]
+    show(start + len(part))
+  return None
+
+
+def _labels(images, labels):
+  """int32 [N] of the labels (zeros for None): a record's label field is always there."""
+  if not isinstance(images, FileImages):
+    raise TypeError(f"stream.input_fn takes FileImages, not {type(images).__name__}")
+  labels = np.zeros(len(images), np.int32) if labels is None else np.asarray(labels, np.int32)
+  if labels.shape != (len(images),):
+    raise ValueError(f"{len(images)} images but labels of shape {labels.shape}")
+  return labels
+
+
+def _options():
+  """Autotune off, as inputs/input_fns.py: it made closing a session wait idle for 2-17 s."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return options
+
+
+def _split(records, batched):
+  """(int32 labels, payloads) of records of a little-endian int32 label then bytes."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  label = tf.io.decode_raw(tf.strings.substr(records, 0, _LABEL), tf.int32, little_endian=True)
+  rest = tf.strings.substr(records, _LABEL, -1)  # -1: to the end
+  return (label[:, 0] if batched else label[0]), rest
+
+
+def _from_files(listing, images, batch_size, train, seed):
+  """Batches (uint8 [B, H, W, C], int32 [B]) decoded from the files the listing names."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # Paths from a file, not a constant: the graph (graph.pbtxt, each checkpoint's .meta)
+  # stays small however many files there are.
+  ds = tf.data.TFRecordDataset(listing)
+  if train:  # a list of names is small: shuffled whole, each pass reads every file once
+    ds = ds.shuffle(max(len(images), 1), seed=seed, reshuffle_each_iteration=True).repeat()
+  pil = "|".join(e.lstrip(".") for e in decode.CONVERTED_EXTENSIONS)
+  # Only if there are WebP, TIFF or PPM files: PIL converts them (decode.file_bytes) under
+  # the GIL, in a Python op; TF reads the rest. As fast as TF alone for JPEGs (measured).
+  some_pil = any(p.lower().endswith(decode.CONVERTED_EXTENSIONS) for p in images.paths)
+
+  def load(record):
+    label, path = _split(record, batched=False)
+    by_pil = lambda: tf.reshape(tf.numpy_function(
+        lambda p: np.array(decode.file_bytes(os.fsdecode(p)), object), [path], tf.string,
+        stateful=False), [])
+    by_tf = lambda: tf.io.read_file(path)
+    converted = tf.strings.regex_full_match(tf.strings.lower(path), rf".*\.({pil})")
+    data = tf.cond(converted, by_pil, by_tf) if some_pil else by_tf()
+    return decode.decode(data, images.decoding), label
+  return ds.map(load, num_parallel_calls=_PARALLEL).batch(batch_size)
+
+
+def _cache_root():
+  """The record cache's folder (images.py's and inputs/records.py's)."""
+  return os.environ.get(images_lib.CACHE_ENV) or os.path.join(tempfile.gettempdir(),
+                                                              "mnist_estimator_cache")
+
+
+def _write_listing(paths, labels, folder):
+  """The path of a TFRecord file of (label, path) records, written once per content."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha1(labels.tobytes())
+  for name in paths:  # one name at a time: no copy of the whole list as one string
+    digest.update(os.fsencode(name) + b"\0")
+  path = os.path.join(folder, f"listing-{digest.hexdigest()[:16]}.tfrecord")
+  if not os.path.isfile(path):
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for name, label in zip(paths, labels.tolist()):
+        writer.write(_record(label, os.fsencode(name)))
+    os.replace(tmp, path)  # atomic: a concurrent run never reads half a listing
+  return path
+
+
+def _record(label, payload):
+  return int(label).to_bytes(_LABEL, "little", signed=True) + payload
