@@ -50,8 +50,10 @@ def _refuse(options, path):
 def _reshaped(x, decoding, chunk=1024):
   """The images with decode.py's channel and size steps (as a decoded file gets them)."""
   out = np.empty((len(x), decoding.height, decoding.width, decoding.channels), x.dtype)
+  show = images_lib.progress(len(x), verb="resizing")
   for start in range(0, len(x), chunk):
     out[start:start + chunk] = decode.convert(x[start:start + chunk], decoding).numpy()
+    show(min(start + chunk, len(x)))
   return out
 
 

@@ -159,6 +159,8 @@ def decode_files(paths, decoding: Decoding, batch: int = 256) -> np.ndarray:
   images, bad = decode_files_keeping(paths, decoding, batch)
   if bad:
     path, why = bad[0]
+    if why.startswith("cannot read "):  # gone or unreadable: not a matter of its format
+      raise UsageError(why)
     raise UsageError(f"{path} does not decode as an image ({why}); pass {FORMATS} files")
   return images
 

@@ -1,6 +1,11 @@
 """The lines a run starts with: what trains on what, the changed settings, precision, paths."""
 
+from mnist_estimator.data import stream
+from mnist_estimator.data import stream_cache
 from mnist_estimator.data import validation as validation_lib
+from mnist_estimator.head import class_weights
+from mnist_estimator.inputs import augment as augment_lib
+from mnist_estimator.run import contract
 from mnist_estimator.run import spec as spec_lib
 
 
@@ -10,6 +15,8 @@ def changed_settings(spec):
   changed = []
   for name in spec_lib.field_names():
     value = getattr(spec, name)
+    if value is None and name == "epochs":  # --steps given instead: that one is shown
+      continue
     if not spec_lib.option(name).header and value != getattr(defaults, name):
       changed.append(f"{name}={_shown(value)}")
   return changed
@@ -87,4 +94,24 @@ def header(spec, data, log_path=None, precision=None, model=None, remapped=False
     lines.append(f"precision: {precision}")
   if log_path:
     lines.append(f"log: {log_path} (-v to show it here)")
+  return lines
+
+
+def extra_lines(plan):
+  """The header's lines on augmentation and class weights, when a training run has them."""
+  spec, lines = plan.spec, []
+  if not plan.training:
+    return lines
+  if spec.augment:
+    lines.append(f"augment: {augment_lib.describe(spec.augment)} (training images only)")
+  if isinstance(plan.data.x_train, stream.FileImages):
+    lines.append("images: streamed from the files" + (
+        f", decoded shards cached in {stream_cache.cache_folder()}" if spec.cache_decoded else
+        " (--cache_decoded keeps them decoded for later epochs and runs)"))
+  elif spec.cache_decoded:
+    lines.append("--cache_decoded: not used, the images are decoded in memory (and cached "
+                 "as a record file)")
+  if plan.params.get("class_weights"):
+    lines.append("class weights: " + class_weights.describe(
+        plan.params["class_weights"], contract.class_names(plan.data), spec.class_weight))
   return lines

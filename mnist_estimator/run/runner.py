@@ -15,18 +15,16 @@ from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import stream
-from mnist_estimator.data import stream_cache
 from mnist_estimator.estimator import checkpoints
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
 from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.estimator import weights
-from mnist_estimator.head import class_weights
 from mnist_estimator.head import model_fn as model_fn_lib
-from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.run import contract
+from mnist_estimator.run import evaluation
 from mnist_estimator.run import guard
 from mnist_estimator.run import header
 from mnist_estimator.run import plan as plan_lib
@@ -49,13 +47,10 @@ def train_input_fn(spec, data):
                                  cache_decoded=spec.cache_decoded)
 
 
-def eval_input_fn(spec, data, with_labels=True, split="test"):
-  """The input_fn of the test (or "validation") set; without labels for predict."""
-  images, labels = (data.x_val, data.y_val) if split == "validation" else (data.x_test,
-                                                                           data.y_test)
-  return input_fns.make_input_fn(spec.input, images, labels, spec.eval_batch_size,
-                                 train=False, with_labels=with_labels,
-                                 cache_decoded=spec.cache_decoded)
+# The test (or validation) set's input_fn, as evaluate and the report read it.
+eval_input_fn = evaluation.eval_input_fn
+evaluate = evaluation.evaluate
+format_metrics = evaluation.format_metrics
 
 
 def train_hooks(plan, stream=None):
@@ -100,63 +95,6 @@ def train(plan, estimator):
   with _training(plan, hooks["progress"]):
     estimator.train(train_input_fn(plan.spec, plan.data), hooks=list(hooks.values()),
                     max_steps=plan.spec.steps)
-
-
-def evaluate(plan, estimator):
-  """Evaluates on every test example once, prints the metrics (and report); returns them."""
-  data = plan.data
-  hooks = [hooks_lib.EvalProgressHook(len(data.y_test), plan.spec.eval_batch_size,
-                                      "test")]
-  metrics = estimator.evaluate(eval_input_fn(plan.spec, data), hooks=hooks)
-  print(format_metrics(metrics, len(data.y_test), data.name))
-  if plan.spec.report:
-    write_eval_report(plan, estimator)
-  return metrics
-
-
-def write_eval_report(plan, estimator):
-  """Predicts the test set and writes model_dir/eval_report/ (JSON, confusion matrix, errors)."""
-  from mnist_estimator.artifacts import report as report_lib  # pylint: disable=g-import-not-at-top  # matplotlib: only to draw
-  spec, data = plan.spec, plan.data
-  predictions = list(estimator.predict(eval_input_fn(spec, data, with_labels=False),
-                                       yield_single_examples=False))
-  classes = np.concatenate([p["classes"] for p in predictions])
-  probabilities = np.concatenate([p["probabilities"] for p in predictions])
-  report = report_lib.build_report(data.y_test, classes, probabilities, data.n_classes,
-                                   data.class_names)
-  out_dir = os.path.join(spec.model_dir, "eval_report")
-  paths = report_lib.write_report(report, data.x_test, data.y_test, classes, probabilities,
-                                  out_dir, files=data.test_files)
-  print(report_lib.format_table(report))
-  print(f"eval report: {paths['json']}")
-  return report
-
-
-def format_metrics(metrics, count, dataset_name, split="test"):
-  """One line: accuracy, loss and global step of an evaluation of the test (or validation) set."""
-  return (f"eval on {count} {dataset_name} {split} images: accuracy "
-          f"{metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}, global_step "
-          f"{metrics['global_step']}")
-
-
-def predict(plan, estimator):
-  """Predicts the first spec.num_predictions test images; prints and returns the rows."""
-  spec, data = plan.spec, plan.data
-  count = min(spec.num_predictions, len(data.x_test))
-  input_fn = input_fns.make_input_fn(spec.input, data.x_test[:count], None,
-                                     spec.eval_batch_size, train=False)
-  rows = []
-  names = contract.class_names(data)  # a folder's names, else the class ids
-  width = max(5, *(len(name) for name in names))
-  print(f"{'index':>5}  {'label':>{width}}  {'class':>{width}}  probability")
-  for i, pred in enumerate(estimator.predict(input_fn)):
-    label = int(data.y_test[i])
-    cls = int(pred["classes"])
-    rows.append((i, label, cls, float(pred["probabilities"][cls])))
-    print(f"{i:>5}  {names[label]:>{width}}  {names[cls]:>{width}}  {rows[-1][3]:.4f}")
-  right = sum(row[1] == row[2] for row in rows)
-  print(f"{right}/{count} correct")
-  return rows
 
 
 def show_weights(plan, estimator):
@@ -253,7 +191,7 @@ def train_and_evaluate(plan, estimator):
   if data.has_validation or not metrics:
     return evaluate(plan, estimator)
   if spec.report:  # the last evaluation was of the test set already
-    write_eval_report(plan, estimator)
+    evaluation.write_eval_report(plan, estimator)
   return metrics
 
 
@@ -267,7 +205,7 @@ MODES = {
     "train": _train,
     "evaluate": lambda plan, est: {"metrics": evaluate(plan, est)},
     "train_and_evaluate": lambda plan, est: {"metrics": train_and_evaluate(plan, est)},
-    "predict": lambda plan, est: {"predictions": predict(plan, est)},
+    "predict": lambda plan, est: {"predictions": evaluation.predict(plan, est)},
     "weights": show_weights,
     "export": lambda plan, est: _exported(export(plan, est)),
 }
@@ -306,26 +244,6 @@ def _stream_errors(data):
       raise
     every = stream.FileImages(sum((x.paths for x in streamed), ()), streamed[0].decoding)
     raise stream.explain(every, e) from e
-
-
-def _extra_lines(plan):
-  """The header's lines on augmentation and class weights, when a training run has them."""
-  spec, lines = plan.spec, []
-  if not plan.training:
-    return lines
-  if spec.augment:
-    lines.append(f"augment: {augment_lib.describe(spec.augment)} (training images only)")
-  if isinstance(plan.data.x_train, stream.FileImages):
-    lines.append("images: streamed from the files" + (
-        f", decoded shards cached in {stream_cache.cache_folder()}" if spec.cache_decoded else
-        " (--cache_decoded keeps them decoded for later epochs and runs)"))
-  elif spec.cache_decoded:
-    lines.append("--cache_decoded: not used, the images are decoded in memory (and cached "
-                 "as a record file)")
-  if plan.params.get("class_weights"):
-    lines.append("class weights: " + class_weights.describe(
-        plan.params["class_weights"], contract.class_names(plan.data), spec.class_weight))
-  return lines
 
 
 def run(spec, data=None):
@@ -369,7 +287,7 @@ def run(spec, data=None):
       logging.info(line)
     for line in header.header(spec, data, log_path, plan.precision.header(),
                               models.get_model(spec.model).describe(), plan.remapped,
-                              _extra_lines(plan)):
+                              header.extra_lines(plan)):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:

@@ -207,7 +207,7 @@ class RunSpec:
   stream: str = _option("auto", group=D, choices=("auto", "yes", "no"), help=(
       "Your folder's images: read from the files while training (yes), or decoded into "
       "memory once (no); auto streams a folder whose decoded images would not fit in "
-      "memory comfortably (over 1 GiB or a quarter of the free memory)."))
+      "memory comfortably (over 512 MiB decoded, or a quarter of the free memory)."))
   cache_decoded: bool = _option(False, group=D, help=(
       "Streamed images: keep them decoded and resized in TFRecord shards in the cache "
       "folder ($MNIST_ESTIMATOR_CACHE, else <tmp>/mnist_estimator_cache), so later epochs "

@@ -13,6 +13,7 @@ import tensorflow as tf
 from mnist_estimator import flagdefs
 from mnist_estimator.common import precision as precision_lib
 from mnist_estimator.estimator import export as export_lib
+from mnist_estimator.estimator import interrupts
 from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.head import model_fn as model_fn_lib
 from mnist_estimator.predict import model as predict_model
@@ -91,7 +92,10 @@ def time_estimator(plan, input_fn, warmup, steps, hooks=()):
   record_lib.write(spec.model_dir, plan.record)
   estimator = plan_lib.estimator(plan)
   timer = StepTimer(warmup, steps)
-  estimator.train(input_fn, hooks=[timer, *hooks], max_steps=warmup + steps)
+  try:
+    estimator.train(input_fn, hooks=[timer, *hooks], max_steps=warmup + steps)
+  finally:  # the product's hooks put in SIGINT/SIGTERM handlers: give Ctrl-C back
+    interrupts.restore()
   # The timer counts session.run calls; they are steps only if training started at step 0.
   if timer.ended is None or estimator.get_variable_value("global_step") != warmup + steps:
     raise RuntimeError(f"training in {spec.model_dir} did not run steps 1..{warmup + steps}; "

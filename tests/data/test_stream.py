@@ -196,9 +196,9 @@ def test_should_stream_above_the_limit_or_a_quarter_of_free_memory(monkeypatch):
   assert not stream.should_stream(1000, photo, limit=150_528_000)
   assert stream.should_stream(1001, photo, limit=150_528_000)
   monkeypatch.setattr(stream.headers_lib, "memory_available", lambda: 64 * 2**30)
-  assert not stream.should_stream(7000, photo) and stream.should_stream(7200, photo)  # 1 GiB
-  monkeypatch.setattr(stream.headers_lib, "memory_available", lambda: 2 * 2**30)
-  assert not stream.should_stream(3500, photo) and stream.should_stream(3600, photo)  # 512 MB
+  assert not stream.should_stream(3500, photo) and stream.should_stream(3600, photo)  # 512 MiB
+  monkeypatch.setattr(stream.headers_lib, "memory_available", lambda: 2**30)
+  assert not stream.should_stream(1750, photo) and stream.should_stream(1800, photo)  # 256 MiB
   monkeypatch.setattr(stream.headers_lib, "memory_available", lambda: None)
   assert stream.should_stream(7200, photo) and not stream.should_stream(60000, stream.decode
                                                                         .Decoding(28, 28, 1))

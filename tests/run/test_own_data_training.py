@@ -194,3 +194,33 @@ def test_the_eval_report_names_the_files_of_the_worst_errors(tmp_path):
   assert worst and all(row["file"].startswith(root) for row in worst)
   for row in worst:  # the file's folder is its true class
     assert row["file"].split("/")[-2] == row["label_name"] != row["predicted_name"]
+
+
+def test_a_streamed_folder_trains_evaluates_exports_and_predicts(tmp_path, capsys):
+  root = helpers.write_image_folder(tmp_path / "f", per_class=12)
+  spec = RunSpec.for_model("linear", dataset=f"folder:{root}", steps=4, stream="yes",
+                           mode="train_and_evaluate", eval_every_steps=2, precision="fp32",
+                           model_dir=str(tmp_path / "m"), export_dir=str(tmp_path / "e"),
+                           seed=0)
+  result = runner.run(spec)
+  out = capsys.readouterr().out
+  assert "streamed from the files" in out and "images: streamed from the files" in out
+  assert out.count("validation images: accuracy") == 2 and "test images: accuracy" in out
+  memory = runner.run(spec.replace(mode="evaluate", stream="no", export_dir=None))
+  assert memory["metrics"]["accuracy"] == result["metrics"]["accuracy"]  # the same pixels
+  rows = runner.run(spec.replace(mode="predict", export_dir=None))["predictions"]
+  assert [row[0] for row in rows] == [0, 1, 2]  # the 3 test images (a tenth of 12 per class)
+
+
+def test_a_streamed_file_gone_mid_run_is_one_error_naming_it(tmp_path):
+  import os  # pylint: disable=g-import-not-at-top
+  root = helpers.write_image_folder(tmp_path / "f", per_class=6)
+  spec = RunSpec.for_model("linear", dataset=f"folder:{root}", steps=2, stream="yes",
+                           precision="fp32", model_dir=str(tmp_path / "m"), report=False)
+  data = runner.plan_lib.load_data(spec)
+  gone = data.x_test.paths[0]
+  os.remove(gone)  # read by the evaluation after training
+  with pytest.raises(UsageError, match=rf"an image file cannot be read any more \(.*"
+                                       rf"{os.path.basename(gone)}; No such file.*run again so "
+                                       "the folder is listed anew"):
+    runner.run(spec, data)

@@ -208,3 +208,14 @@ def test_primitive_times_of_a_real_step():
   kinds = {row["primitive"] for row in figures["rows"]}
   assert kinds & {"matmul", "inner_product"}, figures["rows"]
   assert figures["ms_per_step"] > 0 and all(row["ms"] >= 0 for row in figures["rows"])
+
+
+def test_the_benchmark_gives_ctrl_c_back(result):
+  """The cli variant trains with main's hooks, SIGINT/SIGTERM handlers among them: they were
+  left in, so a later in-process run (the SIGTERM test) saw a stale handler and lost its
+  signal, and an API user's Ctrl-C set a flag nobody read."""
+  import signal  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.estimator import interrupts  # pylint: disable=g-import-not-at-top
+  assert "cli" in result["variants"]
+  for signum in interrupts.SIGNALS:
+    assert signal.getsignal(signum) is not interrupts._handler  # pylint: disable=protected-access
