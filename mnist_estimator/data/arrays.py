@@ -105,8 +105,8 @@ def load(path, seed=0, options=None):
   if not os.path.isfile(path):
     raise UsageError(f"--dataset=npz:{path}: no such file; pass an .npz with x_train, "
                      "y_train, x_test, y_test")
-  a = readers.read_npz(path, readers.NPZ_KEYS)
-  n_val = _validation_keys(path, a)
+  a = readers.read_npz(path, readers.NPZ_KEYS, optional=("x_val", "y_val"))
+  n_val = _validation_count(path, a)
   x_train, x_test = _images(a["x_train"], f"{path}[x_train]"), _images(
       a["x_test"], f"{path}[x_test]")
   if n_val:  # x_val goes through every step beside x_test, and is split off at the end
@@ -136,14 +136,12 @@ def load(path, seed=0, options=None):
                              validation_source=f"{os.path.basename(path)}'s x_val, y_val")
 
 
-def _validation_keys(path, a):
-  """The number of x_val images (0: none), after reading x_val and y_val into `a` if there."""
-  with np.load(path, allow_pickle=False) as npz:
-    present = [key for key in ("x_val", "y_val") if key in npz.files]
-    if len(present) == 1:
-      raise UsageError(f"{path} has {present[0]} without its pair; save x_val and y_val "
-                       "together, or neither")
-    a.update({key: npz[key] for key in present})
+def _validation_count(path, a):
+  """The number of x_val images in the arrays `a` (0: none); one of the pair alone is refused."""
+  present = [key for key in ("x_val", "y_val") if key in a]
+  if len(present) == 1:
+    raise UsageError(f"{path} has {present[0]} without its pair; save x_val and y_val "
+                     "together, or neither")
   return len(a["x_val"]) if present else 0
 
 

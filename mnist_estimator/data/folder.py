@@ -68,8 +68,7 @@ def _streamed(paths, labels, splits, probed, options):
   """The arrays of a folder read from its files as training goes (data/stream.py)."""
   headers, decoding, bad = probed
   good = headers.good()
-  converted = bool(options.channels) and bool(
-      np.any(headers.colour[good] != (options.channels == 3)))
+  converted = headers.converted(good, options.channels)
   return {"x": stream.FileImages([paths[i] for i in good], decoding), "y": labels[good],
           "split": splits[good], "index": good, "bad": np.array(len(bad)),
           "resized": np.array(decoding.resized), "converted": np.array(converted)}
@@ -88,8 +87,7 @@ def _build(paths, labels, splits, bad, options, where, probed=None):
                                      [headers.formats[i] for i in good], decoding,
                                      options.skip_bad_images)
   chosen = good[kept]
-  converted = bool(options.channels) and bool(
-      np.any(headers.colour[good] != (options.channels == 3)))
+  converted = headers.converted(good, options.channels)
   return {"x": x, "y": labels[chosen], "split": splits[chosen], "index": chosen,
           "bad": np.array(len(bad) + len(decode_bad)), "resized": np.array(decoding.resized),
           "converted": np.array(converted)}

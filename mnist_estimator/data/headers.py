@@ -39,6 +39,10 @@ class Headers:
     """Indices of the images whose headers read."""
     return np.setdiff1d(np.arange(len(self.formats)), [i for i, _ in self.bad])
 
+  def converted(self, indices, channels):
+    """--channels changes the colour of some image at `indices` (gray to RGB or back)."""
+    return bool(channels) and bool(np.any(self.colour[indices] != (channels == 3)))
+
 
 def _gray_palette(image):
   """True if every entry of a P image's palette is gray (read from the header, not pixels)."""
@@ -133,10 +137,7 @@ def choose(headers, options, where):
 
 
 def memory_available():
-  """Bytes of memory available to a new allocation (MemAvailable), or None if unknown.
-
-  As run/guard.py's, which sits above the data layer.
-  """
+  """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
   try:
     with open("/proc/meminfo") as f:
       for line in f:

@@ -108,15 +108,19 @@ def check_split(x, y, n_classes, hw, x_src, y_src):
   return np.ascontiguousarray(x.astype(np.uint8, copy=False)[..., np.newaxis]), y.astype(np.int32)
 
 
-def read_npz(path, keys):
-  """Returns {key: array} for `keys` from an .npz file, or raises UsageError."""
+def read_npz(path, keys, optional=()):
+  """Returns {key: array} for `keys` (and those of `optional` it has) from an .npz file.
+
+  Raises:
+    UsageError: a key missing, or a file that is not an npz.
+  """
   try:
     with np.load(path, allow_pickle=False) as npz:
       missing = [k for k in keys if k not in npz.files]
       if missing:
         raise UsageError(f"{path} lacks the key(s) {', '.join(missing)} (it has: "
                          f"{', '.join(npz.files) or 'none'}); save it with {', '.join(keys)}")
-      return {k: npz[k] for k in keys}
+      return {k: npz[k] for k in (*keys, *optional) if k in npz.files}
   except UsageError:
     raise
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, AttributeError,

@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-import tempfile
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -137,7 +136,7 @@ def input_fn(images: FileImages, labels, batch_size: int, train: bool,
     shards = stream_cache.build_cache(images, labels, cache_dir, shuffled=train)
     source = lambda: stream_cache._from_shards(shards, images.decoding, batch_size, train, seed)
   else:
-    listing = _write_listing(images.paths, labels, _cache_root())
+    listing = _write_listing(images.paths, labels, images_lib.cache_folder())
     source = lambda: _from_files(listing, images, batch_size, train, seed)
 
   def make():
@@ -245,12 +244,6 @@ def _from_files(listing, images, batch_size, train, seed):
     data = tf.cond(converted, by_pil, by_tf) if some_pil else by_tf()
     return decode.decode(data, images.decoding), label
   return ds.map(load, num_parallel_calls=_PARALLEL).batch(batch_size)
-
-
-def _cache_root():
-  """The record cache's folder (images.py's and inputs/records.py's)."""
-  return os.environ.get(images_lib.CACHE_ENV) or os.path.join(tempfile.gettempdir(),
-                                                              "mnist_estimator_cache")
 
 
 def _write_listing(paths, labels, folder):

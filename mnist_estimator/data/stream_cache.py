@@ -21,7 +21,7 @@ _COMPLETE = "COMPLETE"  # a cache folder's marker, written last: its shards and 
 
 def cache_folder() -> str:
   """The cache_dir of --cache_decoded: "shards" in the record cache's folder."""
-  return os.path.join(stream._cache_root(), "shards")
+  return os.path.join(images_lib.cache_folder(), "shards")
 
 
 def build_cache(images: stream.FileImages, labels, cache_dir: str,

@@ -209,8 +209,7 @@ def _build(train_files, test_files, options, where, val_files=()):
   good = headers.good()
   headers_lib.check_memory(len(good), decoding, where)
   x, kept, bad = _decode(files, good, scan, decoding, options.skip_bad_images)
-  converted = bool(options.channels) and bool(
-      np.any(headers.colour[good] != (options.channels == 3)))
+  converted = headers.converted(good, options.channels)
   split = (kept >= n_train).astype(np.int8) + 2 * (kept >= n_train + n_test)  # 0, 1 test, 3 val
   return {"x": x, "y": np.array(scan.labels, np.int64)[kept], "split": split,
           "class_names": np.array(names), "texts": np.array(any(t is not None for t in scan.texts)),

@@ -7,6 +7,7 @@ import numpy as np
 
 from mnist_estimator.common import lock
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.estimator import checkpoints
 
 # Floats held per input pixel by a training step (activations, gradients, optimizer work),
@@ -38,22 +39,10 @@ def _check_flagfile(path):
                      f"offset {e.start}); save it as UTF-8 (iconv -f latin1 -t utf8)") from None
 
 
-def memory_available():
-  """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except (OSError, ValueError):
-    pass
-  return None
-
-
 def check_sizes(spec, data):
   """Refuses batch sizes whose tensors cannot fit in memory, before TF allocates them."""
   per_image = int(np.prod(data.image_shape)) * 4 * _FLOATS_PER_PIXEL
-  free = memory_available()
+  free = headers_lib.memory_available()
   if not free:
     return
   for flag, value in (("batch_size", spec.batch_size), ("eval_batch_size",
