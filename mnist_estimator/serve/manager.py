@@ -78,6 +78,10 @@ class ModelManager:
       except Exception as e:  # pylint: disable=broad-except  # polling must not die
         logging.warning("polling %s: %s", self.base_path, e)
 
+  def names(self):
+    """The names of the models served (sorted)."""
+    return [self.name]
+
   def get(self, name, version=None, label=None):
     """The served Servable of model `name` (at `version`, or its version labelled `label`).
 
