@@ -11,6 +11,7 @@ from absl import flags
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
+from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import server
 
@@ -21,11 +22,22 @@ def define_flags():
   """The server's flags (TF Serving's names where it has one)."""
   flags.DEFINE_string("model_dir", None, "A training model_dir: serves DIR/export/best "
                       "(else its newest export).")
-  flags.DEFINE_string("saved_model", None, "A TF Serving base path of numbered SavedModel "
-                      "versions (e.g. an --export_dir), or one SavedModel directory.")
+  flags.DEFINE_string("model_base_path", None, "A TF Serving base path of numbered SavedModel "
+                      "versions (e.g. an --export_dir), or one SavedModel directory. May be "
+                      "empty or missing at start: its versions are served as they appear.")
+  flags.DEFINE_string("saved_model", None, "The same as --model_base_path.")
+  flags.DEFINE_string("model_config_file", None, "Several models: TF Serving's text-format "
+                      "ModelServerConfig (model_config_list { config { name base_path "
+                      "model_version_policy version_labels } }).")
+  flags.DEFINE_float("model_config_file_poll_wait_seconds", 0, "How often to read "
+                     "--model_config_file again and apply it when it changed (0: never).",
+                     lower_bound=0)
+  flags.DEFINE_bool("allow_version_labels_for_unavailable_models", False, "Let a version label "
+                    "name a version that is not (yet) served.")
   flags.DEFINE_string("model_file", None, "A .tflite or .onnx file of --export_format, "
                       "served as its one version by TFLite or onnxruntime.")
-  flags.DEFINE_string("model_name", "mnist", "The model's name in /v1/models/NAME.")
+  flags.DEFINE_string("model_name", "mnist", "The model's name in /v1/models/NAME (not with "
+                      "--model_config_file, which names its models).")
   flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
   flags.DEFINE_integer("port", 8500, "Port of the gRPC API (TF Serving's --port; 0: no gRPC).",
                        lower_bound=0, upper_bound=65535)
@@ -34,8 +46,9 @@ def define_flags():
   flags.DEFINE_integer("grpc_max_threads", grpc_service.DEFAULT_MAX_THREADS, "gRPC calls handled "
                        "at once (TF Serving's default: 4 per CPU); more wait their turn.",
                        lower_bound=1)
-  flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for a new "
-                     "version (0: never).", lower_bound=0)
+  flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to read the base paths "
+                     "and load or unload versions as they appear or go (0: never).",
+                     lower_bound=0)
   flags.DEFINE_bool("enable_batching", True, "Batch concurrent requests.")
   flags.DEFINE_integer("max_batch_size", 64, "Rows in one batch.", lower_bound=1)
   flags.DEFINE_integer("batch_timeout_micros", 1000, "How long a batch waits to fill.",
@@ -63,7 +76,7 @@ def main(argv):
                          FLAGS.grpc_max_threads, FLAGS.max_body_bytes)
     _check_ports(ports)
     sockets = [server.listen(ports.host, ports.rest)] if ports.rest else None
-    base = server.base_path(FLAGS.model_dir, FLAGS.saved_model, FLAGS.model_file)
+    models = _models()
     options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                     FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -71,21 +84,63 @@ def main(argv):
         intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
         inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
     asgi, manager, batcher = server.build(
-        base, FLAGS.model_name, FLAGS.file_system_poll_wait_seconds,
-        options if FLAGS.enable_batching else None, FLAGS.num_batch_threads, FLAGS.max_body_bytes,
-        session_config)
+        poll_seconds=FLAGS.file_system_poll_wait_seconds,
+        batch_options=options if FLAGS.enable_batching else None,
+        threads=FLAGS.num_batch_threads, max_body_bytes=FLAGS.max_body_bytes,
+        session_config=session_config, models=models,
+        allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models)
+    watcher = None
+    if FLAGS.model_config_file:
+      watcher = config_lib.FileWatcher(FLAGS.model_config_file,
+                                       FLAGS.model_config_file_poll_wait_seconds, manager.reload)
+      watcher.start()
 
     def started(grpc_port, stop):
       del stop  # SIGINT and SIGTERM stop the server
       where = [f"gRPC on {ports.host}:{grpc_port}"] if grpc_port else []
       if ports.rest:
         where.append(f"REST and the page on http://{_url_host(ports.host)}:{ports.rest}/")
-      print(f"serving {FLAGS.model_name} (version {manager.get(FLAGS.model_name).version}) "
-            f"from {base}: {', '.join(where)}", flush=True)
+      for line in _serving_lines(manager):
+        print(line, flush=True)
+      print(f"listening: {', '.join(where)}", flush=True)
     try:
       server.run(asgi, manager, batcher, ports, sockets, started)
     finally:
+      if watcher:
+        watcher.stop()
       manager.stop()
+
+
+def _models():
+  """The models to serve: --model_config_file's, or the one model of the other flags.
+
+  Raises:
+    UsageError: no model, or more than one way to name them.
+  """
+  given = [f"--{k}" for k in ("model_config_file", "model_base_path", "saved_model",
+                               "model_dir", "model_file") if FLAGS[k].value]
+  if FLAGS.model_config_file:
+    if len(given) > 1:
+      raise UsageError(f"pass --model_config_file alone, without {', '.join(given[1:])}: it "
+                       "names every model and its base path")
+    return config_lib.read_file(FLAGS.model_config_file)
+  if FLAGS.model_base_path and FLAGS.saved_model:
+    raise UsageError("pass --model_base_path or --saved_model (the same flag), not both")
+  base = server.base_path(FLAGS.model_dir, FLAGS.model_base_path or FLAGS.saved_model,
+                          FLAGS.model_file)
+  return config_lib.single(FLAGS.model_name, base)
+
+
+def _serving_lines(manager):
+  """A line per model: its versions served and where from, or that it waits for one."""
+  for model in manager.models():
+    served = manager.served_versions(model.name)
+    if served:
+      what = "version" + ("s " if len(served) > 1 else " ") + ", ".join(map(str, served))
+      yield f"serving {model.name} ({what}) from {model.base_path}"
+    else:
+      yield (f"serving {model.name}: no version in {model.base_path} yet; NOT_FOUND until one "
+             f"appears ({model.policy.describe()} is served)")
 
 
 def _check_ports(ports):

@@ -1,69 +1,49 @@
-"""Model versions as TF Serving keeps them: a base path of numbered SavedModels, polled."""
+"""The models served, as TF Serving's ServerCore keeps them: a config, versions polled, reloads."""
 
 import threading
 
 from absl import logging
 
-from mnist_estimator.common import saved_model
-from mnist_estimator.common.errors import UsageError
-from mnist_estimator.serve import servable as servable_lib
+from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import status
+from mnist_estimator.serve import versions as versions_lib
 
 
 class ModelManager:
-  """Serves the newest version under a base path and swaps in newer ones without a gap.
+  """Serves the models of a ModelServerConfig (or one model), following their base paths.
 
-  Like TF Serving's default version policy (latest 1): a new version is loaded beside the old
-  one, then becomes the served one; requests already holding the old version finish on it.
+  Every `poll_seconds` each model's base path is read again and its versions loaded and
+  unloaded as its version policy says (serve.versions). `reload(models)` applies a new config
+  as TF Serving's HandleReloadConfigRequest does: new models are loaded before it returns,
+  models no longer listed are unloaded (their status stays, END), labels are checked.
+
+  Attributes:
+    name: the first model's name (the page's default model).
+    poll_seconds: how often the base paths are read (0: only at start and reload).
   """
 
-  def __init__(self, name, base_path, poll_seconds=1.0, session_config=None, loader=None):
-    self.name = name
-    self.base_path = base_path
+  def __init__(self, name=None, base_path=None, poll_seconds=1.0, session_config=None,
+               loader=None, models=None, allow_labels_for_unavailable=False):
+    self._models = list(models) if models else config_lib.single(name, base_path)
+    self.name = self._models[0].name if self._models else name
     self.poll_seconds = poll_seconds
-    self._session_config = session_config
-    self._loader = loader or servable_lib.Servable
-    self._current = None
-    self._failed = {}  # version -> the error of its last load attempt
-    self._lock = threading.Lock()
+    self._loader = loader or versions_lib.default_loader(session_config)
+    self._allow_unavailable_labels = allow_labels_for_unavailable
+    self._versions = {}  # name -> ModelVersions, removed models too (their status stays)
+    self._reload_lock = threading.Lock()
+    self._listeners = []
     self._stop = threading.Event()
     self._thread = None
 
-  def load_newest(self):
-    """Loads the newest version if it is not the one served; returns True if it swapped.
+  def start(self):
+    """Loads what is on disk now, then polls every poll_seconds.
 
     Raises:
-      UsageError: if nothing is served yet and there is no loadable version.
+      ApiError: a version label names a version that is not served.
     """
-    versions = saved_model.versions(self.base_path)
-    if not versions and self._current is None:
-      raise UsageError(f"no SavedModel in {self.base_path}: a TF Serving base path holds "
-                       "numbered versions (e.g. export/best/<timestamp>); export one first")
-    newest = max(versions, default=None)
-    current = self._current
-    if newest is None or (current and newest <= current.version):
-      return False
-    try:
-      servable = self._loader(versions[newest], newest, self._session_config)
-      servable.warm_up()
-    except Exception as e:  # pylint: disable=broad-except  # a half-written export: keep serving
-      reason = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
-      if self._failed.get(newest) != reason:  # retried at every poll, logged once
-        logging.warning("cannot load version %d of %s: %s", newest, self.name, reason)
-      self._failed[newest] = reason
-      if current is None:
-        raise UsageError(f"cannot load {versions[newest]}: {reason}") from e
-      return False
-    with self._lock:
-      self._current = servable
-    logging.info("serving %s version %d from %s", self.name, newest, versions[newest])
-    return True  # the old Servable closes its Session when its last request drops it
-
-  def start(self):
-    """Loads the newest version now, then polls for newer ones every poll_seconds."""
-    self.load_newest()
+    self.reload(self._models)
     if self.poll_seconds > 0:
-      self._thread = threading.Thread(target=self._poll, name="version-poll", daemon=True)
+      self._thread = threading.Thread(target=self._poll_loop, name="version-poll", daemon=True)
       self._thread.start()
 
   def stop(self):
@@ -71,52 +51,117 @@ class ModelManager:
     if self._thread:
       self._thread.join(timeout=10)
 
-  def _poll(self):
-    while not self._stop.wait(self.poll_seconds):
-      try:
-        self.load_newest()
-      except Exception as e:  # pylint: disable=broad-except  # polling must not die
-        logging.warning("polling %s: %s", self.base_path, e)
+  def add_listener(self, listener):
+    """Calls listener() after any version is loaded or unloaded (metrics, health)."""
+    self._listeners.append(listener)
 
-  def names(self):
-    """The names of the models served (sorted)."""
-    return [self.name]
-
-  def get(self, name, version=None, label=None):
-    """The served Servable of model `name` (at `version`, or its version labelled `label`).
+  def reload(self, models):
+    """Serves `models` (a list of config.ModelConfig) from now on.
 
     Raises:
-      ApiError: INVALID_ARGUMENT for no name or a version label (none is defined: TF Serving's
-        answer to an unknown label), NOT_FOUND for another model or a version not served.
+      ApiError: FAILED_PRECONDITION for a label of a version not available (TF Serving's text,
+        server_core.cc UpdateModelVersionLabelMap); the models are loaded all the same.
+    """
+    with self._reload_lock:
+      listed = {m.name for m in models}
+      for model in models:
+        current = self._versions.get(model.name)
+        if current is None:
+          self._versions[model.name] = versions_lib.ModelVersions(model, self._loader)
+        else:
+          current.model, current.active = model, True
+      for name, versions in self._versions.items():
+        if name not in listed:
+          versions.active = False
+      self._models = list(models)
+      if models:
+        self.name = models[0].name
+      self.poll()
+      self._check_labels(models)
+
+  def _check_labels(self, models):
+    if self._allow_unavailable_labels:
+      return
+    for model in models:
+      served = self._versions[model.name].served
+      for _, version in model.labels:
+        if version not in served:
+          raise status.ApiError(status.FAILED_PRECONDITION, "Request to assign label to "
+                                f"version {version} of model {model.name}, which is not "
+                                "currently available for inference")
+
+  def poll(self):
+    """Reads every base path once; True if a version was loaded or unloaded."""
+    changed = False
+    for versions in list(self._versions.values()):
+      try:
+        changed |= versions.poll()
+      except Exception as e:  # pylint: disable=broad-except  # polling must not die
+        logging.warning("polling %s: %s", versions.model.base_path, e)
+    if changed:
+      for listener in self._listeners:
+        listener()
+    return changed
+
+  def _poll_loop(self):
+    while not self._stop.wait(self.poll_seconds):
+      self.poll()
+
+  def models(self):
+    """The models configured now (config.ModelConfig), in config order."""
+    return list(self._models)
+
+  def names(self):
+    """The names of the models configured now (sorted)."""
+    return sorted(m.name for m in self._models)
+
+  def available(self, name):
+    """True if model `name` is configured and has a version served."""
+    versions = self._versions.get(name)
+    return bool(versions and versions.active and versions.served)
+
+  def served_versions(self, name):
+    """The versions of model `name` served now (sorted; empty if none or not configured)."""
+    versions = self._versions.get(name)
+    return sorted(versions.served) if versions and versions.active else []
+
+  def get(self, name, version=None, label=None):
+    """The servable of model `name` (at `version`, its `label`'s version, or the newest).
+
+    Raises:
+      ApiError: INVALID_ARGUMENT for no name, both a version and a label, or an unknown label;
+        NOT_FOUND for a model or version not served (TF Serving's texts).
     """
     _check_spec(name, version, label)
-    current = self._current
-    wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
-    if name != self.name or current is None or (
-        version is not None and int(version) != current.version):
+    versions = self._versions.get(name)
+    if versions is None or not versions.active:
+      wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+      if label is not None:
+        raise status.bad_request(f"Unrecognized servable version label: {label}")
       raise status.not_found(f"Servable not found for request: {wanted}")
-    return current
+    return versions.get(version, label)
 
   def status(self, name, version=None):
-    """GetModelStatusResponse as JSON, the shape TF Serving's REST API returns.
+    """GetModelStatusResponse as JSON; labels are not looked at (as TF Serving's GetModelStatus).
 
-    As in TF Serving's GetModelStatus, a version label is not looked at: all versions are listed.
+    Raises:
+      ApiError: NOT_FOUND (also for an empty name, as get_model_status_impl.cc has no check).
     """
-    _check_spec(name, version, None)
-    current = self._current
-    if name != self.name or current is None:
+    versions = self._versions.get(name)
+    if versions is None:
+      if version is not None:
+        raise status.not_found(f"Could not find version {version} of model {name}")
       raise status.not_found(f"Could not find any versions of model {name}")
-    if version is not None and int(version) != current.version:
-      raise status.not_found(f"Could not find version {version} of model {name}")
-    return {"model_version_status": [{
-        "version": str(current.version), "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""}}]}
+    return versions.status(version)
 
   def metadata(self, name, version=None, label=None):
     """GetModelMetadataResponse as JSON: model_spec and the signature_def map."""
     servable = self.get(name, version, label)
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
-            "metadata": {"signature_def": servable.signature_def_map()}}
+    response = {"model_spec": {"name": name, "signature_name": "",
+                               "version": str(servable.version)},
+                "metadata": {"signature_def": servable.signature_def_map()}}
+    response["metadata"].update(servable.extra_metadata())
+    return response
 
 
 def _check_spec(name, version, label):
@@ -126,5 +171,3 @@ def _check_spec(name, version, label):
   if label is not None and version is not None:
     raise status.bad_request(f"Both model version ({version}) and model version label ({label}) "
                              "cannot be supplied.")
-  if label is not None:
-    raise status.bad_request(f"Unrecognized servable version label: {label}")

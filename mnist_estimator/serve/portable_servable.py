@@ -7,7 +7,6 @@ import numpy as np
 from google.protobuf import json_format
 
 from mnist_estimator.common import saved_model
-from mnist_estimator.serve import manager as manager_lib
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 MODEL_FILE_SUFFIXES = (".tflite", ".onnx")
@@ -100,30 +99,12 @@ class PortableServable:
     for signature in self.signatures.values():
       signature.warm_up()
 
+  def extra_metadata(self):
+    """What TF Serving's metadata lacks: model_file, the format and the file's own tensors."""
+    return {"model_file": self.runner.describe()}
+
   def close(self):
     self.runner.close()
-
-
-class FileManager(manager_lib.ModelManager):
-  """Serves one model file as the only version (a file has no numbered versions to poll)."""
-
-  def __init__(self, name, path, threads=None):
-    super().__init__(name, path, poll_seconds=0,
-                     loader=lambda p, v, _: PortableServable(p, v, threads))
-
-  def load_newest(self):
-    if self._current is not None:
-      return False
-    servable = self._loader(self.base_path, file_version(self.base_path), None)
-    servable.warm_up()
-    self._current = servable
-    return True
-
-  def metadata(self, *args, **kwargs):
-    """TF Serving's metadata, and model_file: the format and the file's own tensors."""
-    response = super().metadata(*args, **kwargs)
-    response["metadata"]["model_file"] = self._current.runner.describe()
-    return response
 
 
 def onnx_file(servable):

@@ -38,5 +38,9 @@ class Servable:
     for signature in self.signatures.values():
       signature.warm_up()
 
+  def extra_metadata(self):
+    """Fields beside signature_def in the metadata answer (none for a SavedModel)."""
+    return {}
+
   def close(self):
     self._loaded.close()

@@ -13,9 +13,11 @@ from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
+from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import manager as manager_lib
 from mnist_estimator.serve import portable_servable
+from mnist_estimator.serve import status
 
 
 def base_path(model_dir=None, saved_model=None, model_file=None):
@@ -50,18 +52,25 @@ def base_path(model_dir=None, saved_model=None, model_file=None):
   return max(bases, key=lambda b: max(saved_model_lib.versions(b)))
 
 
-def build(base, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
-          max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None):
-  """(app, manager, batcher) serving the newest version under `base`; polling has started.
+def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
+          max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None, models=None,
+          allow_labels_for_unavailable=False):
+  """(app, manager, batcher) serving `base` as `model_name`, or `models`; polling has started.
 
-  A .tflite or .onnx `base` is served as its one version, by TFLite or onnxruntime.
+  `base` is a TF Serving base path (numbered SavedModels) or a .tflite/.onnx file; `models`
+  (config.ModelConfig, e.g. from a --model_config_file) replace it.
+
+  Raises:
+    UsageError: a version label names a version that is not served.
   """
-  if portable_servable.is_model_file(base):
-    runtime_threads = session_config.intra_op_parallelism_threads if session_config else None
-    manager = portable_servable.FileManager(model_name, base, runtime_threads or None)
-  else:
-    manager = manager_lib.ModelManager(model_name, base, poll_seconds, session_config)
-  manager.start()
+  models = models or config_lib.single(model_name, base)
+  manager = manager_lib.ModelManager(poll_seconds=poll_seconds, session_config=session_config,
+                                     models=models,
+                                     allow_labels_for_unavailable=allow_labels_for_unavailable)
+  try:
+    manager.start()
+  except status.ApiError as e:
+    raise UsageError(e.message) from e
   batcher = batching.Batcher(batch_options, threads)
   return app_lib.make_app(manager, batcher, max_body_bytes), manager, batcher
 

@@ -72,5 +72,6 @@ def test_the_server_process_serves_grpc_and_rest(tiny_export):
     process.terminate()
     out = process.communicate(timeout=30)[0]
   assert process.returncode == 0, out
-  assert (f"serving digits (version 1) from {tiny_export}: gRPC on 127.0.0.1:{port}, REST and "
-          f"the page on http://127.0.0.1:{rest_port}/") in out
+  assert f"serving digits (version 1) from {tiny_export}\n" in out
+  assert (f"listening: gRPC on 127.0.0.1:{port}, REST and the page on "
+          f"http://127.0.0.1:{rest_port}/") in out
