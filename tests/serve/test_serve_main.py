@@ -1,10 +1,12 @@
 """`python -m mnist_estimator.serve`: one-line usage errors, and a real server process."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import grpc
@@ -75,3 +77,58 @@ def test_the_server_process_serves_grpc_and_rest(tiny_export):
   assert f"serving digits (version 1) from {tiny_export}\n" in out
   assert (f"listening: gRPC on 127.0.0.1:{port}, REST and the page on "
           f"http://127.0.0.1:{rest_port}/") in out
+
+
+def test_a_busy_grpc_port_is_refused():
+  """Without SO_REUSEPORT off, a second server bound the port too and took half the clients."""
+  import asyncio  # pylint: disable=g-import-not-at-top
+
+  async def second_server(port):
+    await server._start_grpc(None, None, server.Ports(grpc=port, rest=0))
+
+  first = grpc.server(__import__("concurrent.futures").futures.ThreadPoolExecutor(1))
+  port = first.add_insecure_port("127.0.0.1:0")
+  first.start()
+  try:
+    with pytest.raises(UsageError, match=f"cannot listen for gRPC on 127.0.0.1:{port}"):
+      asyncio.run(second_server(port))
+  finally:
+    first.stop(None)
+
+
+def _get(url):
+  try:
+    with urllib.request.urlopen(url, timeout=5) as r:
+      return r.status, r.read()
+  except urllib.error.HTTPError as e:
+    return e.code, e.read()
+
+
+def test_the_server_starts_on_an_empty_base_path_and_serves_what_appears(tmp_path, tiny_export):
+  """A sidecar copies the model in after the server started: NOT_FOUND until then."""
+  base, rest_port = tmp_path / "models" / "digits", _free_port()
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-m", "mnist_estimator.serve", f"--model_base_path={base}", "--port=0",
+       f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0.2"], env=ENV,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  url = f"http://127.0.0.1:{rest_port}/v1/models/mnist"
+  try:
+    deadline = time.monotonic() + 120
+    while True:
+      try:
+        code, body = _get(url)
+        break
+      except OSError:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.3)
+    assert code == 404 and b"Could not find any versions of model mnist" in body
+    shutil.copytree(os.path.join(tiny_export, "1"), base / "3")
+    while _get(url)[0] != 200:
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    assert b'"version":"3"' in _get(url)[1].replace(b" ", b"")
+  finally:
+    process.terminate()
+    out = process.communicate(timeout=30)[0]
+  assert process.returncode == 0, out
+  assert f"serving mnist: no version in {base} yet; NOT_FOUND until one appears" in out
