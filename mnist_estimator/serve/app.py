@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 import urllib.parse
 import zlib
 
@@ -32,6 +33,11 @@ _POST_PATH = re.compile(rf"/v1/models/(?P<name>[^/:]+){_VERSION}:(?P<verb>classi
 _GET_PATH = re.compile(rf"/v1/models(?:/(?P<name>[^/:]+))?{_VERSION}(?:/(?P<sub>metadata))?",
                        re.IGNORECASE | re.ASCII)
 _VERBS = ("predict", "classify", "regress")
+_API_NAMES = {"predict": "predict", "classify": "classify", "regress": "regress",
+              "metadata": "get_model_metadata", "status": "get_model_status"}
+_CORS_HEADERS = [(b"access-control-allow-origin", b"*"),
+                 (b"access-control-allow-methods", b"POST, GET"),
+                 (b"access-control-allow-headers", b"Content-Type")]
 
 
 def json_response(content, code=200):
@@ -71,27 +77,46 @@ class Api:
   the hot path, which costs a third of a single-image request's CPU time.
   """
 
-  def __init__(self, manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+  def __init__(self, manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False,
+               metrics=None):
     self.manager = manager
     self.batcher = batcher
     self.max_body_bytes = max_body_bytes
+    self.metrics = metrics  # serve.metrics.Metrics, or None
+    # TF Serving's AddCORSHeaders (http_rest_api_util.cc), with --rest_api_enable_cors_support.
+    self._extra_headers = _CORS_HEADERS if cors else []
 
   async def __call__(self, scope, receive, send):
+    start, where = time.perf_counter(), {}
     try:
-      code, content = 200, await self._models(scope, receive)
+      code, content = 200, await self._models(scope, receive, where)
     except status.ApiError as e:
       code, content = e.status, {"error": e.message}
+      where["code"] = e.code
     except Exception as e:  # pylint: disable=broad-except  # a bug: answer 500 and go on
       error = status.internal(e)
       code, content = error.status, {"error": error.message}
-    body = rest.dumps(content)
+      where["code"] = error.code
+    body = b"" if content is None else rest.dumps(content)
     await send({"type": "http.response.start", "status": code, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+        *self._extra_headers]})
     await send({"type": "http.response.body", "body": body})
+    if self.metrics is not None and "api" in where:
+      self.metrics.request(where["model"], where["api"], "REST", where.get("code", "OK"),
+                           time.perf_counter() - start)
 
-  async def _models(self, scope, receive):
+  async def _models(self, scope, receive, where):
+    """The answer's content (None: no body); `where` gets the model and API for the metrics."""
     path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    if scope["method"] == "OPTIONS":  # a CORS preflight, as TF Serving's http_server.cc
+      origin = dict(scope["headers"]).get(b"origin", b"")
+      if not re.search(rb"https?://", origin):
+        raise status.ApiError(status.FAILED_PRECONDITION,
+                              "Origin header is missing in CORS preflight")
+      return None
     name, version, label, verb = parse_path(scope["method"], path)
+    where.update(model=name, api=_API_NAMES[verb])
     if verb == "status":
       return self.manager.status(name, version)  # TF Serving's GetModelStatus ignores labels
     if verb == "metadata":
@@ -203,16 +228,32 @@ def page_model_endpoint(manager):
   return page_model
 
 
+def page_models_endpoint(manager):
+  """GET /page/models: the models the page can pick (those with a version served now)."""
+
+  async def page_models(request):
+    del request  # unused
+    models = []
+    for name in manager.names():
+      try:
+        models.append({"name": name, "version": str(manager.get(name).version)})
+      except status.ApiError:  # nothing served yet (or any more): not offered
+        continue
+    return json_response({"models": models, "default": manager.name})
+  return page_models
+
+
 def onnx_endpoint(manager):
-  """GET /model.onnx: the served version as ONNX, for the page's "in this browser" mode."""
+  """GET /model.onnx?name=NAME: the served version of model NAME (the default model without
+  one) as ONNX, for the page's "in this browser" mode."""
 
   async def model_onnx(request):
-    del request  # unused
     try:
-      servable = manager.get(manager.name)
+      name = request.query_params.get("name") or manager.name
+      servable = manager.get(name)
       path = portable_servable.onnx_file(servable)
       if path is None:
-        raise status.not_found(f"version {servable.version} has no ONNX file beside it; "
+        raise status.not_found(f"version {servable.version} of {name} has no ONNX file beside it; "
                                "export one with --export_format=saved_model,onnx")
     except status.ApiError as e:
       return json_response({"error": e.message}, e.status)
@@ -232,11 +273,12 @@ async def _server_error(request, error):
   return json_response({"error": error.message}, error.status)
 
 
-def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False):
   """The ASGI app: /v1/... to the API, the rest (page, static files, 404s) to Starlette."""
-  api = Api(manager, batcher, max_body_bytes)
+  api = Api(manager, batcher, max_body_bytes, cors)
   site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
                            Route("/page/model", page_model_endpoint(manager)),
+                           Route("/page/models", page_models_endpoint(manager)),
                            Route("/model.onnx", onnx_endpoint(manager)),
                            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})

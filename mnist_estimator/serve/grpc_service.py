@@ -3,15 +3,19 @@
 import asyncio
 import functools
 import os
+import time
 
 import grpc
+from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import inference_pb2
+from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
+from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import grpc_protos as protos
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
@@ -28,28 +32,49 @@ def _rpc(method):
 
   @functools.wraps(method)
   async def handler(self, request, context):
+    start, code, message = time.perf_counter(), "OK", ""
     try:
       return await asyncio.wait_for(self._limited(method, request), context.time_remaining())
     except status.ApiError as e:
-      await context.abort(grpc.StatusCode[e.code], e.message)
+      code, message = e.code, e.message
     except asyncio.TimeoutError:
-      await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+      code, message = status.DEADLINE_EXCEEDED, "Deadline Exceeded"
     except Exception as e:  # pylint: disable=broad-except  # a bug: INTERNAL, serve on
-      await context.abort(grpc.StatusCode.INTERNAL, status.internal(e).message)
+      code, message = status.INTERNAL, status.internal(e).message
+    finally:
+      self.record(method.__name__, request, code, time.perf_counter() - start)
+    await context.abort(grpc.StatusCode[code], message)
   return handler
 
 
-class _Service:
-  """What both services hold: the manager, the batcher and the limit of RPCs at once."""
+# The API label of each RPC in the metrics (TF Serving's names for them).
+_API_NAMES = {"Predict": "predict", "Classify": "classify", "Regress": "regress",
+              "MultiInference": "multi_inference", "GetModelMetadata": "get_model_metadata",
+              "GetModelStatus": "get_model_status"}
 
-  def __init__(self, manager, batcher, limit):
+
+class _Service:
+  """What both services hold: the manager, the batcher, the limit of RPCs at once, the metrics."""
+
+  def __init__(self, manager, batcher, limit, metrics=None):
     self.manager = manager
     self.batcher = batcher
     self._limit = limit
+    self.metrics = metrics
 
   async def _limited(self, method, request):
     async with self._limit:
       return await method(self, request)
+
+  def record(self, rpc, request, code, seconds):
+    """Counts an RPC and its latency (serve.metrics), by model and API."""
+    if self.metrics is None or rpc not in _API_NAMES:
+      return
+    if hasattr(request, "tasks"):
+      model = request.tasks[0].model_spec.name if request.tasks else ""
+    else:
+      model = request.model_spec.name
+    self.metrics.request(model, _API_NAMES[rpc], "GRPC", code, seconds)
 
   def servable(self, model_spec):
     return self.manager.get(*protos.spec_of(model_spec))
@@ -147,7 +172,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
 
 
 class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
-  """GetModelStatus; HandleReloadConfigRequest is UNIMPLEMENTED (one model, from the flags)."""
+  """GetModelStatus and HandleReloadConfigRequest (TF Serving's model_service_impl.cc)."""
 
   @_rpc
   async def GetModelStatus(self, request):  # pylint: disable=invalid-name
@@ -157,8 +182,19 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
 
   @_rpc
   async def HandleReloadConfigRequest(self, request):  # pylint: disable=invalid-name
-    raise status.ApiError(status.UNIMPLEMENTED, "this server serves the one model of its "
-                          "--model_dir or --saved_model and takes no ModelServerConfig")
+    """Serves the request's ModelServerConfig; its outcome is in the response's status, as there.
+
+    New models are loaded before the answer (in a thread: loading takes a while and the event
+    loop serves on meanwhile).
+    """
+    response = model_management_pb2.ReloadConfigResponse()
+    try:
+      models = config_lib.from_proto(request.config)
+      await asyncio.get_running_loop().run_in_executor(None, self.manager.reload, models)
+    except status.ApiError as e:
+      response.status.error_code = error_codes_pb2.Code.Value(e.code)
+      response.status.error_message = e.message
+    return response
 
 
 def _require_spec(request):
@@ -183,7 +219,8 @@ def _as(result, kind):
                                            result=result.regression_result)
 
 
-def make_server(manager, batcher, max_threads=DEFAULT_MAX_THREADS, max_message_bytes=32 << 20):
+def make_server(manager, batcher, max_threads=DEFAULT_MAX_THREADS, max_message_bytes=32 << 20,
+                metrics=None):
   """A grpc.aio server with both services; make it in the running loop, add a port, start it.
 
   Args:
@@ -191,15 +228,19 @@ def make_server(manager, batcher, max_threads=DEFAULT_MAX_THREADS, max_message_b
     batcher: the Batcher REST uses too.
     max_threads: RPCs handled at once (TF Serving's --grpc_max_threads); more wait their turn.
     max_message_bytes: larger request messages get RESOURCE_EXHAUSTED before they are parsed.
+    metrics: a serve.metrics.Metrics counting the RPCs, or None.
 
   Returns:
     The grpc.aio.Server.
   """
+  # gRPC's default SO_REUSEPORT lets a second server bind a busy port and take half the
+  # clients between two models: off, a busy port fails to bind (one error line at start).
   server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
-                                    ("grpc.max_send_message_length", MAX_SEND_BYTES)])
+                                    ("grpc.max_send_message_length", MAX_SEND_BYTES),
+                                    ("grpc.so_reuseport", 0)])
   limit = asyncio.Semaphore(max_threads)
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-      PredictionService(manager, batcher, limit), server)
+      PredictionService(manager, batcher, limit, metrics), server)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-      ModelService(manager, batcher, limit), server)
+      ModelService(manager, batcher, limit, metrics), server)
   return server

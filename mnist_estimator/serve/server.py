@@ -54,7 +54,7 @@ def base_path(model_dir=None, saved_model=None, model_file=None):
 
 def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
           max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None, models=None,
-          allow_labels_for_unavailable=False):
+          allow_labels_for_unavailable=False, cors=False):
   """(app, manager, batcher) serving `base` as `model_name`, or `models`; polling has started.
 
   `base` is a TF Serving base path (numbered SavedModels) or a .tflite/.onnx file; `models`
@@ -72,7 +72,7 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   except status.ApiError as e:
     raise UsageError(e.message) from e
   batcher = batching.Batcher(batch_options, threads)
-  return app_lib.make_app(manager, batcher, max_body_bytes), manager, batcher
+  return app_lib.make_app(manager, batcher, max_body_bytes, cors), manager, batcher
 
 
 def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):

@@ -190,9 +190,17 @@ def _spec_errors(stubs, small):
       (stubs[0].GetModelMetadata, metadata, Code.NOT_FOUND, "Latest(nope)"),
       (stubs[1].GetModelStatus, status_request, Code.NOT_FOUND,
        "Could not find any versions of model nope"),
-      (stubs[1].HandleReloadConfigRequest, model_management_pb2.ReloadConfigRequest(),
-       Code.UNIMPLEMENTED, "ModelServerConfig"),
   ]
+
+
+def test_a_reload_without_a_model_config_list_is_refused_in_its_status(stubs):
+  """model_service_impl.cc: the gRPC call is OK, the ReloadConfigResponse's status says why."""
+  answer = stubs[1].HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(),
+                                              timeout=30)
+  assert answer.status.error_code == Code.INVALID_ARGUMENT.value[0]
+  assert answer.status.error_message == (
+      "ServerModelConfig type not supported by HandleReloadConfigRequest. Only ModelConfigList "
+      "is currently supported")
 
 
 def test_refused_requests_get_tf_servings_codes(stubs, small):

@@ -65,8 +65,8 @@ def _states(manager, name="mnist"):
           for s in manager.status(name)["model_version_status"]]
 
 
-def _fake_manager(base, policy=config.Policy(), labels=()):
-  model = config.ModelConfig("mnist", str(base), policy, labels)
+def _fake_manager(base, policy=None, labels=()):
+  model = config.ModelConfig("mnist", str(base), policy or config.Policy(), labels)
   manager = manager_lib.ModelManager(models=[model], poll_seconds=0, loader=_Fake)
   manager.start()
   return manager

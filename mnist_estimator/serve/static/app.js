@@ -1,8 +1,11 @@
 // Draw-a-digit (or, for an RGB model, a photo): the model's input, sent to TF Serving's predict
 // API ("on the server") or run by onnxruntime-web on the served version's ONNX file ("in this browser").
+// With several models served, a picker switches among them (?model=NAME keeps the choice).
 "use strict";
 
-const MODEL = document.querySelector('meta[name="model-name"]').content;
+const DEFAULT_MODEL = document.querySelector('meta[name="model-name"]').content;
+let MODEL = DEFAULT_MODEL;  // the picked model: its input, class names, REST path and ONNX file
+const onnxUrl = (name) => `/model.onnx?name=${encodeURIComponent(name)}`;
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
 const seen = document.getElementById("seen");
@@ -19,16 +22,20 @@ function clearPad() {
   pad.dataset.answers = "0";
 }
 
-// Drawing with pointer events (mouse, pen and touch alike).
-let drawing = false;
+// Drawing with pointer events (mouse, pen and touch alike); one pointer at a time (a second
+// finger neither draws nor ends the stroke). touch-action: none keeps the page from scrolling.
+let drawing = false, strokePointer = null;
 function padPoint(event) {
   const box = pad.getBoundingClientRect();
   return [(event.clientX - box.left) * pad.width / box.width,
           (event.clientY - box.top) * pad.height / box.height];
 }
 pad.addEventListener("pointerdown", (event) => {
-  if (isPhotoModel()) return;  // an RGB model takes photos, not drawings
+  if (isPhotoModel() || drawing) return;  // an RGB model takes photos, not drawings
+  if (event.pointerType === "mouse" && event.button !== 0) return;
+  event.preventDefault();  // no text selection, no emulated mouse events after a touch
   drawing = true;
+  strokePointer = event.pointerId;
   pad.setPointerCapture(event.pointerId);
   const [x, y] = padPoint(event);
   ctx.strokeStyle = "#fff";
@@ -43,20 +50,22 @@ pad.addEventListener("pointerdown", (event) => {
   ctx.moveTo(x, y);
 });
 pad.addEventListener("pointermove", (event) => {
-  if (!drawing) return;
+  if (!drawing || event.pointerId !== strokePointer) return;
   const [x, y] = padPoint(event);
   ctx.lineTo(x, y);
   ctx.stroke();
   ctx.beginPath();
   ctx.moveTo(x, y);
 });
-function endStroke() {
-  if (!drawing) return;
+function endStroke(event) {
+  if (!drawing || event.pointerId !== strokePointer) return;
   drawing = false;
+  strokePointer = null;
   classify();
 }
-pad.addEventListener("pointerup", endStroke);
-pad.addEventListener("pointercancel", endStroke);
+for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
+  pad.addEventListener(type, endStroke);
+}
 
 // The served model's input: [H, W, C] and its class names, from /page/model at start and
 // whenever a version is swapped in (the status line polls it). MNIST's until then.
@@ -182,34 +191,35 @@ function showPrediction(probabilities) {
   label.textContent = top >= 0 ? `${name} (${(100 * probabilities[top]).toFixed(1)}%)` : "–";
   label.dataset.digit = top >= 0 ? String(top) : "";
   label.dataset.class = name;
+  if (top < 0) delete label.dataset.model;
   document.getElementById("error").textContent = "";
 }
 
 // "in this browser": onnxruntime-web (bundled in /static/ort/) on /model.onnx, the ONNX file
 // exported beside the served version; one thread, as a page that is not cross-origin isolated
 // gets no SharedArrayBuffer.
-let onnxSession = null, onnxVersion = null;
+let onnxSession = null, onnxKey = null;
 function where() {
   return document.querySelector('input[name="where"]:checked').value;
 }
 
-// The session of the version the server serves now (a new version is fetched once, as the
-// server swaps it in).
-async function browserSession() {
-  const head = await fetch("/model.onnx", {method: "HEAD"});
-  if (!head.ok) throw new Error("the served version has no ONNX file");
-  const version = head.headers.get("x-model-version");
-  if (!onnxSession || version !== onnxVersion) {
+// The session of the picked model's version the server serves now (a new version, or another
+// model, is fetched once, as the server swaps it in or the picker switches).
+async function browserSession(name) {
+  const head = await fetch(onnxUrl(name), {method: "HEAD"});
+  if (!head.ok) throw new Error(`model "${name}": the served version has no ONNX file`);
+  const key = `${name}\n${head.headers.get("x-model-version")}`;
+  if (!onnxSession || key !== onnxKey) {
     ort.env.wasm.wasmPaths = "/static/ort/";
     ort.env.wasm.numThreads = 1;
-    onnxVersion = version;
-    onnxSession = ort.InferenceSession.create("/model.onnx", {executionProviders: ["wasm"]});
+    onnxKey = key;
+    onnxSession = ort.InferenceSession.create(onnxUrl(name), {executionProviders: ["wasm"]});
   }
   return onnxSession;
 }
 
-async function browserPredict(image) {
-  const session = await browserSession();
+async function browserPredict(image, name) {
+  const session = await browserSession(name);
   const [H, W, C] = MODEL_INFO.input_shape;  // the export's own: [n, H, W] grey, [n, H, W, 3] RGB
   const input = new ort.Tensor("float32", Float32Array.from(image.flat(2)),
                                C === 3 ? [1, H, W, 3] : [1, H, W]);
@@ -217,8 +227,8 @@ async function browserPredict(image) {
   return Array.from(outputs.probabilities.data);
 }
 
-async function serverPredict(image) {
-  const response = await fetch(`/v1/models/${encodeURIComponent(MODEL)}:predict`, {
+async function serverPredict(image, name) {
+  const response = await fetch(`/v1/models/${encodeURIComponent(name)}:predict`, {
     method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify({instances: [image]}),
   });
@@ -235,11 +245,13 @@ async function classify() {
   if (!image) { showPrediction(null); return; }
   showSeen(image);
   const ticket = ++pending;
-  const mode = where();
+  const mode = where(), name = MODEL;
   try {
-    const probabilities = await (mode === "browser" ? browserPredict(image) : serverPredict(image));
-    if (ticket !== pending) return;  // a newer stroke has asked again
+    const probabilities = await (mode === "browser" ? browserPredict(image, name)
+                                                    : serverPredict(image, name));
+    if (ticket !== pending) return;  // a newer stroke (or another model) has asked again
     showPrediction(probabilities);
+    document.getElementById("prediction").dataset.model = name;  // whose answer it is
     window.lastProbabilities = probabilities;  // for tests: the two modes agree
     pad.dataset.where = mode;
     pad.dataset.answers = String(Number(pad.dataset.answers || 0) + 1);  // for tests
@@ -248,19 +260,27 @@ async function classify() {
   }
 }
 
-// The toggle: on when onnxruntime-web is bundled and the served version has an ONNX file.
+// The toggle: on when onnxruntime-web is bundled and the picked model's served version has an
+// ONNX file; off (back to the server) for a model without one.
 async function setUpWhere() {
+  const name = MODEL;
   const note = document.getElementById("where-note");
   const browser = document.querySelector('input[name="where"][value="browser"]');
+  const off = (text) => {
+    if (name !== MODEL) return;  // the picker has moved on
+    if (browser.checked) document.querySelector('input[name="where"][value="server"]').checked = true;
+    browser.disabled = true;
+    note.textContent = text;
+  };
   if (typeof ort === "undefined") {
-    note.textContent = "onnxruntime-web is not bundled: `make install` (with npm) copies it in";
+    off("onnxruntime-web is not bundled: `make install` (with npm) copies it in");
     return;
   }
   try {
-    const response = await fetch("/model.onnx", {method: "HEAD"});
+    const response = await fetch(onnxUrl(name), {method: "HEAD"});
+    if (name !== MODEL) return;
     if (!response.ok) {
-      note.textContent = "the served version has no ONNX file: export it with " +
-        "--export_format=saved_model,onnx";
+      off("the served version has no ONNX file: export it with --export_format=saved_model,onnx");
       return;
     }
     const size = Number(response.headers.get("content-length") || 0);
@@ -268,7 +288,7 @@ async function setUpWhere() {
     note.textContent = `in this browser: onnxruntime-web on model.onnx (${(size / 1e6).toFixed(1)} MB` +
       `, version ${response.headers.get("x-model-version")})`;
   } catch (error) {
-    note.textContent = `no ONNX model: ${error.message}`;
+    off(`no ONNX model: ${error.message}`);
   }
 }
 for (const radio of document.querySelectorAll('input[name="where"]')) {
@@ -322,9 +342,11 @@ function loadPhoto(file) {
 // The page's model: input shape and class names. A new shape or new names (another version
 // swapped in) rebuild the bars and switch between drawing and photo mode.
 async function loadModelInfo() {
-  const response = await fetch(`/page/model?name=${encodeURIComponent(MODEL)}`);
+  const name = MODEL;
+  const response = await fetch(`/page/model?name=${encodeURIComponent(name)}`);
   const info = await response.json();
   if (!response.ok) throw new Error(info.error || response.statusText);
+  if (name !== MODEL) return;  // the picker has moved on
   const changed = JSON.stringify(info.input_shape) !== JSON.stringify(MODEL_INFO.input_shape) ||
     JSON.stringify(info.class_names) !== JSON.stringify(MODEL_INFO.class_names);
   MODEL_INFO = info;
@@ -346,10 +368,12 @@ async function loadModelInfo() {
 
 async function showModelStatus() {
   const line = document.getElementById("model-status");
+  const name = MODEL;
   try {
     await loadModelInfo();
-    const response = await fetch(`/v1/models/${encodeURIComponent(MODEL)}`);
+    const response = await fetch(`/v1/models/${encodeURIComponent(name)}`);
     const body = await response.json();
+    if (name !== MODEL) return;  // the picker has moved on
     const versions = (body.model_version_status || []).map((v) => `${v.version} ${v.state}`);
     const [H, W, C] = MODEL_INFO.input_shape;
     line.textContent = response.ok
@@ -357,9 +381,51 @@ async function showModelStatus() {
         `${MODEL_INFO.class_names.length} classes`
       : `model "${MODEL}": ${body.error}`;
   } catch (error) {
-    line.textContent = `model "${MODEL}": ${error.message}`;
+    if (name === MODEL) line.textContent = `model "${name}": ${error.message}`;
   }
 }
+
+// The picker: the models with a version served now (/page/models), the server's default first
+// picked (or the page URL's ?model=NAME); hidden when there is one.
+const picker = document.getElementById("model");
+async function setUpPicker() {
+  let listed;
+  try {
+    const response = await fetch("/page/models");
+    if (!response.ok) return;
+    listed = await response.json();
+  } catch (error) {
+    return;  // a server without the list: its one model
+  }
+  const names = listed.models.map((m) => m.name);
+  picker.textContent = "";
+  for (const name of names) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;  // a model's name: text, never HTML
+    picker.appendChild(option);
+  }
+  const asked = new URLSearchParams(location.search).get("model");
+  MODEL = [asked, MODEL, listed.default].find((n) => names.includes(n)) || MODEL;
+  picker.value = MODEL;
+  document.getElementById("model-picker").hidden = names.length < 2;
+}
+
+// Another model: its input and classes (new ones rebuild the page and clear the pad), its ONNX
+// file, and the drawing still on the pad asked of it.
+async function pickModel(name) {
+  MODEL = name;
+  pending++;  // an answer still on its way is the other model's: dropped
+  showPrediction(null);
+  const url = new URL(location.href);
+  url.searchParams.set("model", name);
+  history.replaceState(null, "", url);
+  document.getElementById("model-status").textContent = `loading model "${name}"…`;
+  document.getElementById("where-note").textContent = "looking for the ONNX model…";
+  await Promise.all([showModelStatus(), setUpWhere()]);
+  if (name === MODEL && lastImage) classify();
+}
+picker.addEventListener("change", () => pickModel(picker.value));
 
 document.getElementById("clear").addEventListener("click", clearPad);
 document.getElementById("upload").addEventListener("change", (event) => {
@@ -368,5 +434,4 @@ document.getElementById("upload").addEventListener("change", (event) => {
 });
 buildBars();
 clearPad();
-showModelStatus();
-setUpWhere();
+setUpPicker().then(() => { showModelStatus(); setUpWhere(); });
