@@ -57,6 +57,8 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("num_batch_threads", 2, "Threads running batches (or single requests "
                        "with --noenable_batching).", lower_bound=1)
+  flags.DEFINE_bool("rest_api_enable_cors_support", False, "Add CORS headers to REST answers "
+                    "(Access-Control-Allow-Origin: *), so a page on another origin may call it.")
   flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger REST bodies "
                        "get 413 before they are read, larger gRPC messages RESOURCE_EXHAUSTED "
                        "(TF Serving takes gRPC messages up to 2 GiB).", lower_bound=1)
@@ -88,7 +90,8 @@ def main(argv):
         batch_options=options if FLAGS.enable_batching else None,
         threads=FLAGS.num_batch_threads, max_body_bytes=FLAGS.max_body_bytes,
         session_config=session_config, models=models,
-        allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models)
+        allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models,
+        cors=FLAGS.rest_api_enable_cors_support)
     watcher = None
     if FLAGS.model_config_file:
       watcher = config_lib.FileWatcher(FLAGS.model_config_file,
@@ -119,6 +122,8 @@ def _models():
   """
   given = [f"--{k}" for k in ("model_config_file", "model_base_path", "saved_model",
                                "model_dir", "model_file") if FLAGS[k].value]
+  if FLAGS["model_name"].present:
+    given.append("--model_name")
   if FLAGS.model_config_file:
     if len(given) > 1:
       raise UsageError(f"pass --model_config_file alone, without {', '.join(given[1:])}: it "
