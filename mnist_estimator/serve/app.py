@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
+from mnist_estimator.serve import health
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import rest
@@ -273,14 +274,38 @@ async def _server_error(request, error):
   return json_response({"error": error.message}, error.status)
 
 
-def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False):
-  """The ASGI app: /v1/... to the API, the rest (page, static files, 404s) to Starlette."""
-  api = Api(manager, batcher, max_body_bytes, cors)
-  site = Starlette(routes=[Route("/", page_endpoint(manager.name)),
-                           Route("/page/model", page_model_endpoint(manager)),
-                           Route("/page/models", page_models_endpoint(manager)),
-                           Route("/model.onnx", onnx_endpoint(manager)),
-                           Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
+def ready_endpoint(manager):
+  """GET /ready: 200 when every model configured has a version served, else 503 naming them."""
+
+  async def ready(request):
+    del request  # unused
+    code, content = health.readiness(manager)
+    return json_response(content, code)
+  return ready
+
+
+def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False, metrics=None,
+             metrics_path=None):
+  """The ASGI app: /v1/... to the API, the rest (page, static files, 404s) to Starlette.
+
+  Args:
+    manager: the ModelManager.
+    batcher: the Batcher.
+    max_body_bytes: larger bodies get 413.
+    cors: add TF Serving's CORS headers to the API's answers.
+    metrics: a serve.metrics.Metrics counting the API's requests, or None.
+    metrics_path: where Prometheus reads `metrics` (--monitoring_config_file's path), or None.
+  """
+  api = Api(manager, batcher, max_body_bytes, cors, metrics)
+  routes = [Route("/", page_endpoint(manager.name)),
+            Route("/page/model", page_model_endpoint(manager)),
+            Route("/page/models", page_models_endpoint(manager)),
+            Route("/model.onnx", onnx_endpoint(manager)),
+            Route("/ready", ready_endpoint(manager)),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
+  if metrics is not None and metrics_path:
+    routes.insert(0, Route(metrics_path, metrics.endpoint()))
+  site = Starlette(routes=routes,
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
   async def app(scope, receive, send):

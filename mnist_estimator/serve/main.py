@@ -13,6 +13,7 @@ from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
 from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import grpc_service
+from mnist_estimator.serve import monitoring
 from mnist_estimator.serve import server
 
 FLAGS = flags.FLAGS
@@ -57,6 +58,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("num_batch_threads", 2, "Threads running batches (or single requests "
                        "with --noenable_batching).", lower_bound=1)
+  flags.DEFINE_string("monitoring_config_file", None, "TF Serving's text-format "
+                      "MonitoringConfig: prometheus_config { enable: true path: "
+                      "'/monitoring/prometheus/metrics' } shows the metrics on the REST port.")
   flags.DEFINE_bool("rest_api_enable_cors_support", False, "Add CORS headers to REST answers "
                     "(Access-Control-Allow-Origin: *), so a page on another origin may call it.")
   flags.DEFINE_integer("max_body_bytes", app_lib.DEFAULT_MAX_BODY_BYTES, "Larger REST bodies "
@@ -79,6 +83,12 @@ def main(argv):
     _check_ports(ports)
     sockets = [server.listen(ports.host, ports.rest)] if ports.rest else None
     models = _models()
+    metrics_path = None
+    if FLAGS.monitoring_config_file:
+      metrics_path = monitoring.read_file(FLAGS.monitoring_config_file).prometheus_path
+      if metrics_path and not ports.rest:
+        raise UsageError("--monitoring_config_file shows the metrics on the REST port, and "
+                         "--rest_api_port=0 turns it off: give a REST port")
     options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                     FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -91,7 +101,7 @@ def main(argv):
         threads=FLAGS.num_batch_threads, max_body_bytes=FLAGS.max_body_bytes,
         session_config=session_config, models=models,
         allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models,
-        cors=FLAGS.rest_api_enable_cors_support)
+        cors=FLAGS.rest_api_enable_cors_support, metrics_path=metrics_path)
     watcher = None
     if FLAGS.model_config_file:
       watcher = config_lib.FileWatcher(FLAGS.model_config_file,

@@ -32,6 +32,7 @@ class ModelManager:
     self._versions = {}  # name -> ModelVersions, removed models too (their status stays)
     self._reload_lock = threading.Lock()
     self._listeners = []
+    self.metrics = None  # the server's serve.metrics.Metrics, set by serve.server.build
     self._stop = threading.Event()
     self._thread = None
 
@@ -77,6 +78,8 @@ class ModelManager:
       if models:
         self.name = models[0].name
       self.poll()
+      for listener in self._listeners:  # also a model gone, though no version changed
+        listener()
       self._check_labels(models)
 
   def _check_labels(self, models):
@@ -114,6 +117,10 @@ class ModelManager:
   def names(self):
     """The names of the models configured now (sorted)."""
     return sorted(m.name for m in self._models)
+
+  def known_names(self):
+    """Every model name seen since start, also of models no longer configured (a set)."""
+    return set(self._versions)
 
   def available(self, name):
     """True if model `name` is configured and has a version served."""

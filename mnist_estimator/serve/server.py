@@ -15,7 +15,9 @@ from mnist_estimator.serve import app as app_lib
 from mnist_estimator.serve import batching
 from mnist_estimator.serve import config as config_lib
 from mnist_estimator.serve import grpc_service
+from mnist_estimator.serve import health
 from mnist_estimator.serve import manager as manager_lib
+from mnist_estimator.serve import metrics as metrics_lib
 from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import status
 
@@ -54,11 +56,12 @@ def base_path(model_dir=None, saved_model=None, model_file=None):
 
 def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
           max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None, models=None,
-          allow_labels_for_unavailable=False, cors=False):
+          allow_labels_for_unavailable=False, cors=False, metrics_path=None):
   """(app, manager, batcher) serving `base` as `model_name`, or `models`; polling has started.
 
   `base` is a TF Serving base path (numbered SavedModels) or a .tflite/.onnx file; `models`
-  (config.ModelConfig, e.g. from a --model_config_file) replace it.
+  (config.ModelConfig, e.g. from a --model_config_file) replace it. The manager's `metrics`
+  count every request, batch and version; `metrics_path` shows them to Prometheus on REST.
 
   Raises:
     UsageError: a version label names a version that is not served.
@@ -67,12 +70,37 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   manager = manager_lib.ModelManager(poll_seconds=poll_seconds, session_config=session_config,
                                      models=models,
                                      allow_labels_for_unavailable=allow_labels_for_unavailable)
+  batcher = None
+  metrics = metrics_lib.Metrics(queue_length=lambda: batcher.queued_rows if batcher else 0)
+  manager.metrics = metrics
+  manager.add_listener(lambda: _count_versions(manager, metrics))
   try:
     manager.start()
   except status.ApiError as e:
     raise UsageError(e.message) from e
-  batcher = batching.Batcher(batch_options, threads)
-  return app_lib.make_app(manager, batcher, max_body_bytes, cors), manager, batcher
+  _count_versions(manager, metrics)
+  batcher = batching.Batcher(batch_options, threads)  # OBSERVER_PENDING
+  app = app_lib.make_app(manager, batcher, max_body_bytes, cors, metrics, metrics_path)
+  return app, manager, batcher
+
+
+def _count_versions(manager, metrics):
+  """The versions-available gauge of each model (removed models leave it)."""
+  names = set(manager.names())
+  for name in names:
+    metrics.versions(name, len(manager.served_versions(name)))
+  for name in manager.known_names() - names:
+    metrics.forget(name)
+
+
+class _BatchObserver:
+  """The batcher's rows per batch, to the metrics, by the model of the batch's servable."""
+
+  def __init__(self, metrics):
+    self._metrics = metrics
+
+  def batch(self, servable, rows):
+    self._metrics.batch(getattr(servable, "model_name", ""), rows)
 
 
 def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
@@ -129,6 +157,8 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
       await _serve_rest(rest_server, rest_sockets, lambda: started and started(bound, stop))
   finally:
     if grpc_server is not None:
+      if hasattr(grpc_server, "health"):
+        grpc_server.health.shutdown()  # NOT_SERVING first: load balancers stop sending
       await grpc_server.stop(grace=5)
     for sig, handler in handlers.items():
       signal.signal(sig, handler)
@@ -137,7 +167,12 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
 async def _start_grpc(manager, batcher, ports):
   """(the started grpc.aio server, its bound port)."""
   grpc_server = grpc_service.make_server(manager, batcher, ports.grpc_max_threads,
-                                         ports.max_message_bytes)
+                                         ports.max_message_bytes,
+                                         getattr(manager, "metrics", None))
+  if manager is not None:  # the standard health service, answered from the models served
+    checker = health.add_to_server(grpc_server, manager)
+    manager.add_listener(checker.changed)
+    grpc_server.health = checker
   try:
     bound = grpc_server.add_insecure_port(f"{ports.host}:{ports.grpc}")
   except RuntimeError:

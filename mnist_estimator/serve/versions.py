@@ -99,6 +99,7 @@ class ModelVersions:
     self._set_states({version: VersionState(LOADING)})
     try:
       servable = self._loader(path, version)
+      servable.model_name = self.model.name  # for the metrics of its batches
       servable.warm_up()
     except Exception as e:  # pylint: disable=broad-except  # a half-written copy: serve on
       self._tried[version] = stamp
