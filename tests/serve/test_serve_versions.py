@@ -251,3 +251,18 @@ def test_versions_follow_the_disk_under_load(tmp_path, tiny_export):
   assert {code for _, code, _ in load.answers} - {"NOT_FOUND", 404} <= {200, 1, 2}
   assert all(message == "Servable not found for request: Latest(mnist)"
              for _, code, message in load.answers if code in ("NOT_FOUND", 404))
+
+
+def test_labels_for_unavailable_versions_when_allowed(tmp_path):
+  """--allow_version_labels_for_unavailable_models: a label may name a version still to come."""
+  base = tmp_path / "base"
+  _version(base, 1)
+  model = config.ModelConfig("mnist", str(base), config.Policy("all"), (("next", 2),))
+  manager = manager_lib.ModelManager(models=[model], poll_seconds=0, loader=_Fake,
+                                     allow_labels_for_unavailable=True)
+  manager.start()
+  with pytest.raises(status.ApiError, match=r"Specific\(mnist, 2\)"):
+    manager.get("mnist", label="next")
+  _version(base, 2)
+  manager.poll()
+  assert manager.get("mnist", label="next").version == 2
