@@ -82,26 +82,7 @@ def main(argv):
                          FLAGS.grpc_max_threads, FLAGS.max_body_bytes)
     _check_ports(ports)
     sockets = [server.listen(ports.host, ports.rest)] if ports.rest else None
-    models = _models()
-    metrics_path = None
-    if FLAGS.monitoring_config_file:
-      metrics_path = monitoring.read_file(FLAGS.monitoring_config_file).prometheus_path
-      if metrics_path and not ports.rest:
-        raise UsageError("--monitoring_config_file shows the metrics on the REST port, and "
-                         "--rest_api_port=0 turns it off: give a REST port")
-    options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
-                                    FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    session_config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
-        inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
-    asgi, manager, batcher = server.build(
-        poll_seconds=FLAGS.file_system_poll_wait_seconds,
-        batch_options=options if FLAGS.enable_batching else None,
-        threads=FLAGS.num_batch_threads, max_body_bytes=FLAGS.max_body_bytes,
-        session_config=session_config, models=models,
-        allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models,
-        cors=FLAGS.rest_api_enable_cors_support, metrics_path=metrics_path)
+    asgi, manager, batcher = _build(_models(), _metrics_path(ports))
     watcher = None
     if FLAGS.model_config_file:
       watcher = config_lib.FileWatcher(FLAGS.model_config_file,
@@ -122,6 +103,38 @@ def main(argv):
       if watcher:
         watcher.stop()
       manager.stop()
+
+
+def _build(models, metrics_path):
+  """server.build with the flags' batching, threads and options."""
+  options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
+                                  FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  session_config = tf.compat.v1.ConfigProto(
+      intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,
+      inter_op_parallelism_threads=FLAGS.tensorflow_inter_op_parallelism)
+  return server.build(
+      poll_seconds=FLAGS.file_system_poll_wait_seconds,
+      batch_options=options if FLAGS.enable_batching else None,
+      threads=FLAGS.num_batch_threads, max_body_bytes=FLAGS.max_body_bytes,
+      session_config=session_config, models=models,
+      allow_labels_for_unavailable=FLAGS.allow_version_labels_for_unavailable_models,
+      cors=FLAGS.rest_api_enable_cors_support, metrics_path=metrics_path)
+
+
+def _metrics_path(ports):
+  """Where --monitoring_config_file shows the metrics on REST (None: nowhere).
+
+  Raises:
+    UsageError: the file is bad, or asks for metrics with REST turned off.
+  """
+  if not FLAGS.monitoring_config_file:
+    return None
+  path = monitoring.read_file(FLAGS.monitoring_config_file).prometheus_path
+  if path and not ports.rest:
+    raise UsageError("--monitoring_config_file shows the metrics on the REST port, and "
+                     "--rest_api_port=0 turns it off: give a REST port")
+  return path
 
 
 def _models():

@@ -132,3 +132,51 @@ def test_the_server_starts_on_an_empty_base_path_and_serves_what_appears(tmp_pat
     out = process.communicate(timeout=30)[0]
   assert process.returncode == 0, out
   assert f"serving mnist: no version in {base} yet; NOT_FOUND until one appears" in out
+
+
+def _start(args, rest_port):
+  """A server process of `args`, once its REST port answers (or a failed test)."""
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, "-m", "mnist_estimator.serve", "--port=0", f"--rest_api_port={rest_port}",
+       *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.monotonic() + 120
+  while True:
+    try:
+      _get(f"http://127.0.0.1:{rest_port}/ready")
+      return process
+    except OSError:
+      if process.poll() is not None or time.monotonic() > deadline:
+        process.kill()
+        raise AssertionError(process.communicate()[0]) from None
+      time.sleep(0.3)
+
+
+def test_the_config_files_flags(tmp_path, tiny_export):
+  """--model_config_file (re-read), --monitoring_config_file and CORS, end to end."""
+  for name in ("a", "b"):
+    shutil.copytree(os.path.join(tiny_export, "1"), tmp_path / name / "1")
+  models = tmp_path / "models.config"
+  models.write_text(f"model_config_list {{ config {{ name: 'a' base_path: '{tmp_path / 'a'}' }} }}")
+  (tmp_path / "monitoring.config").write_text("prometheus_config { enable: true }")
+  rest_port = _free_port()
+  url = f"http://127.0.0.1:{rest_port}"
+  process = _start([f"--model_config_file={models}", "--model_config_file_poll_wait_seconds=0.2",
+                    f"--monitoring_config_file={tmp_path / 'monitoring.config'}",
+                    "--rest_api_enable_cors_support"], rest_port)
+  try:
+    assert _get(f"{url}/v1/models/a")[0] == 200 and _get(f"{url}/v1/models/b")[0] == 404
+    models.write_text(models.read_text().replace(
+        "} }", f"}} config {{ name: 'b' base_path: '{tmp_path / 'b'}' }} }}"))
+    deadline = time.monotonic() + 60
+    while _get(f"{url}/v1/models/b")[0] != 200:
+      assert time.monotonic() < deadline
+      time.sleep(0.2)
+    code, body = _get(f"{url}/monitoring/prometheus/metrics")
+    assert code == 200 and b'model_name="b"' in body
+    with urllib.request.urlopen(f"{url}/v1/models/a", timeout=5) as r:
+      assert r.headers["Access-Control-Allow-Origin"] == "*"
+  finally:
+    process.terminate()
+    out = process.communicate(timeout=30)[0]
+  assert process.returncode == 0, out
+  assert f"serving a (version 1) from {tmp_path / 'a'}" in out
