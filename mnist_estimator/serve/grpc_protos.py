@@ -1,5 +1,7 @@
 """TF Serving's protos <-> this server: TensorProtos, Input (tf.Examples), results, model specs."""
 
+import math
+
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import tensor_pb2
@@ -8,6 +10,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import regression_pb2
 
+from mnist_estimator.serve import inference
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
@@ -35,23 +38,104 @@ def fill_spec(model_spec, name, version, signature_name=None):
     model_spec.signature_name = signature_name
 
 
-def to_array(key, proto, spec):
-  """A request's TensorProto as the array the signature input `spec` takes.
+# TF's DataTypeString where it is not tf.DType.name (types.cc): Session::Run's words.
+_TF_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "half"}
+
+
+def predict_feeds(signature, request):
+  """{input key: array} of a PredictRequest, checked as TF Serving's RunPredict checks it.
+
+  In predict_util.cc's order: the input count (VerifyRequestInputsSize), each input by name
+  and parsed (tensorflow/cc/saved_model/util.cc GetInputValues), the output_filter, then the
+  dtypes as Session::Run checks its feeds (FunctionCallFrame::SetArgs). The shape is the
+  session's to take or refuse. NaN and Infinity are refused on purpose, as on REST.
 
   Raises:
-    ApiError: INVALID_ARGUMENT for another dtype, a malformed proto, a shape the signature does
-      not take, or NaN/Infinity (refused on purpose, as on REST).
+    ApiError: INVALID_ARGUMENT with TF Serving's text.
   """
-  want = spec.dtype.as_datatype_enum
-  if proto.dtype != want:
-    got = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "DT_INVALID"
-    raise status.bad_request(f"Expects arg for input '{key}' to be {spec.dtype.name} but {got} "
-                             "is provided")
+  given = sorted(request.inputs)
+  if len(given) != len(signature.inputs):  # fewer would do with defaults: no export has them
+    extra = sorted(set(given) - set(signature.inputs))
+    missing = sorted(set(signature.inputs) - set(given))
+    raise status.bad_request(
+        f"input size does not match signature: {len(given)}!={len(signature.inputs)} "
+        f"len({{{','.join(given)}}}) != len({{{','.join(signature.inputs)}}}). Sent extra: "
+        f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
+  arrays = {}
+  for key, spec in signature.inputs.items():
+    if key not in request.inputs:
+      feed = spec.tensor.name if spec.tensor is not None else key
+      error = status.bad_request("")
+      # Set after ApiError's one-line cleanup, which would cut the text's trailing space.
+      error.message = (
+          f"Signature input alias: {key}(feed name: {feed}) not found in request and no "
+          f"default value provided. Inputs expected to be in the request {{{','.join(given)}}}"
+          ", or default input alias set: ")
+      raise error
+    arrays[key] = _parse(key, request.inputs[key])
+  inference.select_outputs(signature, {}, request.output_filter)
+  for i, (key, spec) in enumerate(signature.inputs.items()):
+    proto_dtype = request.inputs[key].dtype
+    if proto_dtype != spec.dtype.as_datatype_enum:
+      raise status.bad_request(f"Expects arg[{i}] to be {_type_name(spec.dtype)} but "
+                               f"{_type_name(tf.dtypes.as_dtype(proto_dtype))} is provided")
+  return {k: rest.check_tensor(a, signature.inputs[k]) for k, a in arrays.items()}
+
+
+def _parse(key, proto):
+  """Tensor::FromProto of a request input; its failure is util.cc's "tensor parsing error"."""
   try:
-    array = tf.make_ndarray(proto)
-  except (ValueError, TypeError) as e:
-    raise status.bad_request(f"input '{key}' is not a valid TensorProto: {e}") from e
-  return rest.check_tensor(array, spec)
+    if not proto.dtype:
+      raise TypeError("DT_INVALID")
+    return tf.make_ndarray(proto)
+  except (ValueError, TypeError, KeyError) as e:
+    raise status.bad_request(f"tensor parsing error: {key}") from e
+
+
+def _type_name(dtype):
+  return _TF_TYPE_NAMES.get(dtype.name, dtype.name)
+
+
+def multi_inference_spec(request):
+  """The ModelSpec a MultiInferenceRequest is served by: its first task's (all share the model
+  and the version of that spec, multi_inference_helper.cc).
+
+  Raises:
+    ApiError: INVALID_ARGUMENT for no tasks or no name, as ServerCore answers a spec without a
+      name (server_core.cc ServableRequestFromModelSpec).
+  """
+  if not request.tasks or not request.tasks[0].model_spec.name:
+    raise status.bad_request("ModelSpec has no name specified.")
+  return request.tasks[0].model_spec
+
+
+def multi_inference_tasks(servable, request):
+  """[(method, signature)] of a MultiInferenceRequest's tasks, checked as multi_inference.cc
+  checks them, task by task in its order.
+
+  Raises:
+    ApiError: INVALID_ARGUMENT (UNIMPLEMENTED for a method other than classify/regress).
+  """
+  model, seen, tasks = request.tasks[0].model_spec.name, set(), []
+  for task in request.tasks:
+    if not task.model_spec.name:
+      raise status.bad_request("Found ModelSpec with an empty model name.")
+    if task.model_spec.name != model:
+      raise status.bad_request("All ModelSpecs in a MultiInferenceRequest must access the same "
+                               "model name.")
+    name = task.model_spec.signature_name or inference.DEFAULT_SIGNATURE
+    if name in seen:
+      raise status.bad_request(f"Duplicate evaluation of signature: {name}")
+    seen.add(name)
+    signature = servable.signatures.get(name)
+    if signature is None:
+      raise status.bad_request(f"Requested signature not found in model graph: {name}")
+    if task.method_name not in (inference.CLASSIFY, inference.REGRESS):
+      raise status.ApiError(status.UNIMPLEMENTED,
+                            f"Unsupported signature method_name: {task.method_name}")
+    inference.check_method(signature, task.method_name)
+    tasks.append((task.method_name, signature))
+  return tasks
 
 
 def tensor_proto(array):
@@ -80,7 +164,17 @@ def serialized_input(input_proto):
     examples, context = [], None
   if not examples:
     raise status.bad_request("Input is empty.")
+  for example in [*examples, *([context] if context is not None else [])]:
+    _check_finite(example)
   return tf_examples.serialized_examples(examples, context)
+
+
+def _check_finite(example):
+  """NaN and Infinity in float features are refused on purpose, as REST classify refuses them
+  (README: pixels are in 0..1; TF Serving would hand them to the model)."""
+  for name, feature in example.features.feature.items():
+    if feature.HasField("float_list") and not all(map(math.isfinite, feature.float_list.value)):
+      raise status.bad_request(f"feature '{name}' holds NaN or Infinity")
 
 
 def classification_result(scores, classes):

@@ -88,18 +88,9 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
     _require_spec(request)
     servable = self.servable(request.model_spec)
     signature = inference.predict_signature(servable, request.model_spec.signature_name)
-    extra = sorted(set(request.inputs) - set(signature.inputs))
-    missing = sorted(set(signature.inputs) - set(request.inputs))
-    if extra or missing:
-      raise status.bad_request(
-          f"input size does not match signature: {len(request.inputs)}!="
-          f"{len(signature.inputs)} len({{{','.join(sorted(request.inputs))}}}) != "
-          f"len({{{','.join(signature.inputs)}}}). Sent extra: {{{','.join(extra)}}}. Missing "
-          f"but required: {{{','.join(missing)}}}.")
-    feeds = {k: protos.to_array(k, request.inputs[k], spec) for k, spec in
-             signature.inputs.items()}
-    size = max(a.shape[0] if a.ndim else 1 for a in feeds.values())
-    outputs = await self.batcher.run(servable, signature, feeds, size)
+    feeds = protos.predict_feeds(signature, request)
+    outputs = await self.batcher.run(servable, signature, feeds,
+                                     inference.batch_rows(signature, feeds))
     outputs = inference.select_outputs(signature, outputs, request.output_filter)
     response = predict_pb2.PredictResponse()
     protos.fill_spec(response.model_spec, request.model_spec.name, servable.version,
@@ -126,37 +117,33 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
     """Runs a classify or regress request into an InferenceResult."""
     servable = self.servable(request.model_spec)
     signature = inference.method_signature(servable, request.model_spec.signature_name, method)
-    serialized = protos.serialized_input(request.input)
+    await self._infer(servable, signature, method, protos.serialized_input(request.input),
+                      result)
+    protos.fill_spec(result.model_spec, request.model_spec.name, servable.version,
+                     signature.name)
+
+  async def _infer(self, servable, signature, method, serialized, result):
+    """Runs serialized tf.Examples through a classify or regress signature into `result`."""
     if method == inference.CLASSIFY:
       result.classification_result.CopyFrom(protos.classification_result(
           *await inference.classify(self.batcher, servable, signature, serialized)))
     else:
       result.regression_result.CopyFrom(protos.regression_result(
           await inference.regress(self.batcher, servable, signature, serialized)))
-    protos.fill_spec(result.model_spec, request.model_spec.name, servable.version,
-                     signature.name)
 
   @_rpc
   async def MultiInference(self, request):  # pylint: disable=invalid-name
-    tasks = request.tasks
-    names = {t.model_spec.name for t in tasks}
-    if "" in names:
-      raise status.bad_request("Found ModelSpec with an empty model name.")
-    if len(names) > 1:
-      raise status.bad_request("All ModelSpecs in a MultiInferenceRequest must access the same "
-                               "model name.")
-    signatures = [t.model_spec.signature_name or "serving_default" for t in tasks]
-    for name in signatures:
-      if signatures.count(name) > 1:
-        raise status.bad_request(f"Duplicate evaluation of signature: {name}")
-    for task in tasks:
-      if task.method_name not in (inference.CLASSIFY, inference.REGRESS):
-        raise status.ApiError(status.UNIMPLEMENTED,
-                              f"Unsupported signature method_name: {task.method_name}")
+    # As TF Serving's RunMultiInferenceWithServerCore: the first task's spec picks the version,
+    # every task is checked before the input is read (multi_inference.cc).
+    servable = self.servable(protos.multi_inference_spec(request))
+    tasks = protos.multi_inference_tasks(servable, request)
+    serialized = protos.serialized_input(request.input)
     response = inference_pb2.MultiInferenceResponse()
-    for task in tasks:  # one after the other, each through the batcher
-      task_request = _TaskRequest(task.model_spec, request.input)
-      await self._run(task_request, task.method_name, response.results.add())
+    for (method, signature), task in zip(tasks, request.tasks):  # each through the batcher
+      result = response.results.add()
+      await self._infer(servable, signature, method, serialized, result)
+      protos.fill_spec(result.model_spec, task.model_spec.name, servable.version,
+                       signature.name)
     return response
 
   @_rpc
@@ -200,14 +187,6 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
 def _require_spec(request):
   if not request.HasField("model_spec"):
     raise status.bad_request("Missing ModelSpec")
-
-
-class _TaskRequest:
-  """A MultiInference task seen as a classify/regress request (model_spec + input)."""
-
-  def __init__(self, model_spec, input_proto):
-    self.model_spec = model_spec
-    self.input = input_proto
 
 
 def _as(result, kind):

@@ -1,11 +1,14 @@
 """What REST and gRPC share: TF Serving's signature checks, and runs through the one batcher."""
 
+import sys
+
 import numpy as np
 
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 
 CLASSIFY = servable_lib.CLASSIFY_METHOD
+DEFAULT_SIGNATURE = servable_lib.DEFAULT_SIGNATURE
 REGRESS = servable_lib.REGRESS_METHOD
 _KINDS = {CLASSIFY: "classification", REGRESS: "regression"}
 
@@ -36,16 +39,29 @@ def method_signature(servable, name, method):
   signature = servable.signatures.get(name)
   if signature is None:
     raise status.bad_request(f"No signature was found with the name: {name}")
+  check_method(signature, method)
+  return signature
+
+
+def check_method(signature, method):
+  """TF Serving's PreProcessClassification/Regression checks of a found signature.
+
+  Raises:
+    ApiError: INVALID_ARGUMENT for another method, or not one input.
+  """
   if signature.method_name != method:
     raise status.bad_request(f"Expected {_KINDS[method]} signature method_name to be {method}. "
                              f"Was: {signature.method_name}")
   if len(signature.inputs) != 1:
     raise status.bad_request("Expected one input Tensor.")
-  return signature
 
 
 def select_outputs(signature, outputs, output_filter):
-  """The outputs named in a PredictRequest's output_filter (all if empty), as TF Serving checks."""
+  """The outputs named in a PredictRequest's output_filter (all if empty), as TF Serving checks.
+
+  predict_util.cc's PreProcessPrediction checks the filter before Session::Run: call this with
+  outputs={} first to check a request, then on the outputs.
+  """
   if not output_filter:
     return outputs
   seen = set()
@@ -56,31 +72,63 @@ def select_outputs(signature, outputs, output_filter):
     if alias in seen:
       raise status.bad_request(f"duplicate output tensor alias: {alias}")
     seen.add(alias)
-  return {alias: outputs[alias] for alias in output_filter}
+  return {alias: outputs[alias] for alias in output_filter if alias in outputs}
+
+
+# The batcher's row count for a request it must not merge with others: it runs alone (a size at
+# or over max_batch_size does), as no request has this many rows.
+ALONE = sys.maxsize
+
+
+def batch_rows(signature, feeds):
+  """The rows the batcher may merge `feeds` by, or ALONE.
+
+  The batcher concatenates on axis 0 and hands each request its rows of the outputs. That holds
+  only for inputs shaped as the signature declares, with a free batch axis; the session also
+  runs other shapes (a [28, 28] image has no batch axis, a [1, 784] one would not concatenate
+  with [n, 28, 28] ones): those run alone.
+  """
+  rows = set()
+  for key, array in feeds.items():
+    shape = signature.inputs[key].shape
+    if (shape is None or not shape or shape[0] is not None or array.ndim != len(shape)
+        or any(want not in (None, got) for want, got in zip(shape[1:], array.shape[1:]))):
+      return ALONE
+    rows.add(array.shape[0])
+  return rows.pop() if len(rows) == 1 else ALONE
 
 
 async def classify(batcher, servable, signature, serialized):
   """(scores [n, k] or None, classes [n, k] of bytes or None) of serialized tf.Examples."""
-  if not len(serialized):
-    raise status.bad_request("Input is empty.")
-  outputs = await batcher.run(servable, signature, {next(iter(signature.inputs)): serialized},
-                              len(serialized))
-  scores, classes = outputs.get("scores"), outputs.get("classes")
-  if scores is None and classes is None:
-    raise status.bad_request('Expected classification signature outputs to contain at least '
-                             'one of "classes" or "scores".')
-  n = len(serialized)
-  return (None if scores is None else np.asarray(scores).reshape(n, -1),
-          None if classes is None else np.asarray(classes).reshape(n, -1))
+  return classify_outputs(await batcher.run(servable, signature, _examples_feed(
+      signature, serialized), len(serialized)), len(serialized))
 
 
 async def regress(batcher, servable, signature, serialized):
   """The [n] float values a regress signature gives for serialized tf.Examples."""
+  return regress_outputs(await batcher.run(servable, signature, _examples_feed(
+      signature, serialized), len(serialized)), len(serialized))
+
+
+def _examples_feed(signature, serialized):
   if not len(serialized):
     raise status.bad_request("Input is empty.")
-  outputs = await batcher.run(servable, signature, {next(iter(signature.inputs)): serialized},
-                              len(serialized))
+  return {next(iter(signature.inputs)): serialized}
+
+
+def classify_outputs(outputs, n):
+  """(scores, classes) of a classify signature's outputs for n examples (classifier.cc)."""
+  scores, classes = outputs.get("scores"), outputs.get("classes")
+  if scores is None and classes is None:
+    raise status.bad_request('Expected classification signature outputs to contain at least '
+                             'one of "classes" or "scores".')
+  return (None if scores is None else np.asarray(scores).reshape(n, -1),
+          None if classes is None else np.asarray(classes).reshape(n, -1))
+
+
+def regress_outputs(outputs, n):
+  """The [n] values of a regress signature's outputs (regressor.cc)."""
   values = outputs.get("outputs")
-  if values is None or values.size != len(serialized):
-    raise status.bad_request(f"Expected output batch size to be {len(serialized)}.")
-  return np.asarray(values, np.float32).reshape(len(serialized))
+  if values is None or values.size != n:
+    raise status.bad_request(f"Expected output batch size to be {n}.")
+  return np.asarray(values, np.float32).reshape(n)

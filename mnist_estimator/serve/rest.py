@@ -7,6 +7,7 @@ import json
 import numpy as np
 import orjson
 
+from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 
 
@@ -35,11 +36,15 @@ def parse_body(body):
 
 
 def predict_feeds(request, signature):
-  """{input key: array} for a predict request, its row count and whether it is row format.
+  """{input key: array} for a predict request, its batch rows (inference.batch_rows) and
+  whether it is row format.
+
+  As TF Serving's FillPredictRequestFromJson, the shape is not checked against the signature:
+  the session takes the tensor or answers it.
 
   Raises:
-    ApiError: 400 for a request TF Serving would refuse, a NaN, or a shape or dtype the
-      signature does not take.
+    ApiError: 400 for a request TF Serving would refuse, values not of the signature's dtype,
+      or a NaN.
   """
   if ("instances" in request) == ("inputs" in request):
     raise status.bad_request("Missing 'inputs' or 'instances' key" if "inputs" not in request
@@ -69,10 +74,7 @@ def predict_feeds(request, signature):
       raise status.bad_request(f"'inputs' must be an object keyed by {', '.join(specs)}")
     row_format = False
   feeds = {k: to_array(columns[k], specs[k]) for k in specs}
-  sizes = {a.shape[0] if a.ndim else 1 for a in feeds.values()}
-  if row_format and len(sizes) > 1:
-    raise status.bad_request("instances have inputs with different batch sizes")
-  return feeds, max(sizes), row_format
+  return feeds, inference.batch_rows(signature, feeds), row_format
 
 
 def _named_inputs(value, specs):
@@ -109,15 +111,17 @@ def to_array(value, spec):
 def check_tensor(array, spec):
   """`array` if the signature input `spec` takes it (REST and gRPC).
 
+  Its shape is the session's to take or refuse, as in TF Serving (predict_util.cc hands the
+  tensor to Session::Run): a [1, 784] or an empty batch runs where the graph runs it. A model
+  file's runtime (portable_servable: no Session, no tensor) keeps the declared shape.
+
   Raises:
-    ApiError: INVALID_ARGUMENT for NaN or Infinity (refused on purpose: pixels are in 0..1),
-      no values, or another shape.
+    ApiError: INVALID_ARGUMENT for NaN or Infinity (refused on purpose: pixels are in 0..1,
+      README), or a model file's input of another shape.
   """
   if spec.dtype.is_floating and not np.isfinite(array).all():
     raise status.bad_request(f"input '{spec.key}' holds NaN or Infinity")
-  if array.size == 0:
-    raise status.bad_request(f"input '{spec.key}' is empty")
-  if spec.shape is not None and (array.ndim != len(spec.shape) or any(
+  if spec.tensor is None and spec.shape is not None and (array.ndim != len(spec.shape) or any(
       want is not None and want != got for want, got in zip(spec.shape, array.shape))):
     want = ", ".join("-1" if d is None else str(d) for d in spec.shape)
     raise status.bad_request(f"input '{spec.key}' has shape {list(array.shape)}; the "

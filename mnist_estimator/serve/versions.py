@@ -10,6 +10,7 @@ from mnist_estimator.common import saved_model
 from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
+from mnist_estimator.serve import warmup
 
 AVAILABLE, LOADING, END = "AVAILABLE", "LOADING", "END"
 
@@ -101,9 +102,14 @@ class ModelVersions:
       servable = self._loader(path, version)
       servable.model_name = self.model.name  # for the metrics of its batches
       servable.warm_up()
+      replayed = warmup.replay(servable)  # a bad record fails the load, as in TF Serving
+      if replayed:
+        logging.info("replayed %d warmup records of version %d of %s", replayed, version,
+                     self.model.name)
     except Exception as e:  # pylint: disable=broad-except  # a half-written copy: serve on
       self._tried[version] = stamp
-      message = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+      message = e.message if isinstance(e, status.ApiError) else (
+          f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}")
       logging.warning("cannot load version %d of %s from %s: %s", version, self.model.name, path,
                       message)
       self._set_states({version: VersionState(END, _error_code(e), message)})
@@ -168,7 +174,9 @@ def _stamp(path):
 
 
 def _error_code(error):
-  """The canonical code's name of a load error (TensorFlow's own, else UNKNOWN)."""
+  """The canonical code's name of a load error (TensorFlow's own or a warmup's, else UNKNOWN)."""
+  if isinstance(error, status.ApiError):
+    return error.code
   code = getattr(error, "error_code", None)
   if isinstance(code, int):
     from tensorflow.core.protobuf import error_codes_pb2  # pylint: disable=g-import-not-at-top

@@ -175,10 +175,11 @@ def _spec_errors(stubs, small):
       (stubs[0].Predict, labelled, Code.INVALID_ARGUMENT, "Unrecognized servable version label"),
       (stubs[0].Predict, _predict_request(x, ""), Code.INVALID_ARGUMENT, "no name specified"),
       (stubs[0].Predict, predict_pb2.PredictRequest(), Code.INVALID_ARGUMENT, "Missing ModelSpec"),
+      # Session::Run's own answers (predict_util.cc checks no shape; function.cc SetArgs).
       (stubs[0].Predict, _predict_request(x[:, :27]), Code.INVALID_ARGUMENT,
-       "has shape [1, 27, 28]"),
+       "Input to reshape is a tensor with 756 values"),
       (stubs[0].Predict, _predict_request(x.astype(np.float64)), Code.INVALID_ARGUMENT,
-       "to be float32 but float64"),
+       "Expects arg[0] to be float but double is provided"),
       (stubs[0].Predict, _predict_request(x + np.nan), Code.INVALID_ARGUMENT, "NaN or Infinity"),
       (stubs[0].Predict, _predict_request(x, signature="nope"), Code.FAILED_PRECONDITION,
        'Serving signature key "nope" not found.'),

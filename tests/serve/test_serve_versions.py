@@ -266,3 +266,30 @@ def test_labels_for_unavailable_versions_when_allowed(tmp_path):
   _version(base, 2)
   manager.poll()
   assert manager.get("mnist", label="next").version == 2
+
+
+def test_warmup_records_are_replayed_at_load_and_a_bad_one_fails_it(tmp_path, tiny_export):
+  """saved_model_warmup.cc: assets.extra/tf_serving_warmup_requests runs before a version serves."""
+  from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+  base = tmp_path / "base"
+  for v in (1, 2):
+    shutil.copytree(os.path.join(tiny_export, "1"), base / str(v))
+  good = prediction_log_pb2.PredictionLog()
+  good.predict_log.request.CopyFrom(_predict_request([[0.5] * 28] * 28))
+  bad = prediction_log_pb2.PredictionLog()
+  bad.predict_log.request.CopyFrom(_predict_request([[0.5] * 28] * 28))
+  bad.predict_log.request.inputs["images"].dtype = tf.float64.as_datatype_enum
+  for v, records in ((1, [good, good]), (2, [good, bad])):
+    (base / str(v) / "assets.extra").mkdir(exist_ok=True)  # class_names.txt may be there
+    with tf.io.TFRecordWriter(str(base / str(v) / "assets.extra" /
+                                  "tf_serving_warmup_requests")) as f:
+      for record in records:
+        f.write(record.SerializeToString())
+  manager = manager_lib.ModelManager(models=[config.ModelConfig("mnist", str(base),
+                                                                config.Policy("all"))],
+                                     poll_seconds=0)
+  manager.start()
+  assert manager.served_versions("mnist") == [1]
+  failed = manager.status("mnist", 2)["model_version_status"][0]
+  assert failed["state"] == "END" and failed["status"]["error_code"] == "INVALID_ARGUMENT"
+  assert failed["status"]["error_message"] == "tensor parsing error: images"  # predict_util.cc
