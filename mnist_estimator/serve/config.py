@@ -165,7 +165,10 @@ class FileWatcher:
       self._thread.start()
 
   def stop(self):
+    """Stops polling, after a load under way (a thread killed inside TensorFlow aborts)."""
     self._stop.set()
+    if self._thread.is_alive():
+      self._thread.join(timeout=60)
 
   def _loop(self):
     while not self._stop.wait(self.poll_seconds):

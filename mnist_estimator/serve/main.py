@@ -56,6 +56,11 @@ def define_flags():
                        lower_bound=0)
   flags.DEFINE_integer("max_enqueued_batches", 100, "Queue bound, in batches (503 past it).",
                        lower_bound=1)
+  flags.DEFINE_bool("enable_large_batch_splitting", True, "Cut a request of more than "
+                    "--max_batch_size rows into pieces of that size that queue like requests "
+                    "(all must fit the queue, else 503, unless the queue is empty); false "
+                    "refuses it as TF Serving does: 400 'Task size N is larger than maximum "
+                    "input batch size M'.")
   flags.DEFINE_integer("num_batch_threads", 2, "Threads running batches (or single requests "
                        "with --noenable_batching).", lower_bound=1)
   flags.DEFINE_string("monitoring_config_file", None, "TF Serving's text-format "
@@ -108,7 +113,8 @@ def main(argv):
 def _build(models, metrics_path):
   """server.build with the flags' batching, threads and options."""
   options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
-                                  FLAGS.max_enqueued_batches, FLAGS.num_batch_threads)
+                                  FLAGS.max_enqueued_batches, FLAGS.num_batch_threads,
+                                  FLAGS.enable_large_batch_splitting)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   session_config = tf.compat.v1.ConfigProto(
       intra_op_parallelism_threads=FLAGS.tensorflow_intra_op_parallelism,

@@ -48,9 +48,10 @@ class ModelManager:
       self._thread.start()
 
   def stop(self):
+    """Stops polling, after a load under way (a thread killed inside TensorFlow aborts)."""
     self._stop.set()
     if self._thread:
-      self._thread.join(timeout=10)
+      self._thread.join(timeout=60)
 
   def add_listener(self, listener):
     """Calls listener() after any version is loaded or unloaded (metrics, health)."""

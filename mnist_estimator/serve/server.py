@@ -79,7 +79,7 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   except status.ApiError as e:
     raise UsageError(e.message) from e
   _count_versions(manager, metrics)
-  batcher = batching.Batcher(batch_options, threads)  # OBSERVER_PENDING
+  batcher = batching.Batcher(batch_options, threads, observer=_BatchObserver(metrics))
   app = app_lib.make_app(manager, batcher, max_body_bytes, cors, metrics, metrics_path)
   return app, manager, batcher
 

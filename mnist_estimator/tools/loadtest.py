@@ -1,4 +1,8 @@
-"""`make loadtest`: req/s and p50/p99 of single-image predicts, REST and gRPC, batching on/off."""
+"""`make loadtest`: req/s and p50/p99 of single-image predicts, REST and gRPC, batching on/off.
+
+Then one large request (--large_rows images) per server and API: its latency and the server's
+RSS before and after.
+"""
 
 import json
 import os
@@ -18,6 +22,7 @@ from absl import flags
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.tools import loadtest_grpc
+from mnist_estimator.tools import loadtest_large
 
 FLAGS = flags.FLAGS
 HOST = "127.0.0.1"  # traffic only ever goes to this machine
@@ -58,7 +63,13 @@ def define_flags():
   flags.DEFINE_integer("rounds", 3, "Interleaved rounds; the table shows medians.", lower_bound=1)
   flags.DEFINE_list("server_args", [], "Extra flags for the batching server, e.g. "
                     "--max_batch_size=32,--batch_timeout_micros=500.")
-  flags.DEFINE_string("json_out", None, "Also write every measurement here.")
+  flags.DEFINE_integer("large_rows", 10000, "Images of the one large gRPC and REST predict per "
+                       "server (0: none). The servers get room for it: --max_body_bytes, and "
+                       "--max_enqueued_batches=N for batching, unless --server_args sets them.",
+                       lower_bound=0)
+  flags.DEFINE_string("json_out", None, "Also write every measurement here: {\"load\": "
+                      "{model: {api: {mode: {clients: [runs]}}}}, \"large\": {model/mode: "
+                      "the large request}}.")
   flags.DEFINE_bool("compare_backends", False, "Instead: time one call of the SavedModel at batch "
                     "1 and 64 through tf.saved_model.load and through a Session (what serves).")
   flags.DEFINE_bool("verbose", False, "Show tracebacks instead of one-line errors.")
@@ -103,6 +114,10 @@ class ServerProcess:
           self.stop()
           raise UsageError(f"the server did not start; see {log_path}") from None
         time.sleep(0.3)
+
+  def rss_mb(self):
+    """The server's resident memory now, in MB (Linux /proc)."""
+    return loadtest_large.rss_mb(self._process.pid)
 
   def stop(self):
     self._process.terminate()
@@ -242,32 +257,50 @@ def main(argv):
     if not apis or set(apis) - {"rest", "grpc"}:
       raise UsageError(f"--apis={','.join(FLAGS.apis)}: give rest, grpc or rest,grpc")
     clients = [int(c) for c in FLAGS.clients]
+    bodies = loadtest_large.large_bodies(FLAGS.large_rows) if FLAGS.large_rows else None
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
       script = {"path": os.path.join(tmp, "post.lua"), "body": os.path.join(tmp, "body.json"),
                 "grpc": loadtest_grpc.predict_request_bytes(test_image())}
       write_body(script["body"])
-      servers = {}
+      servers, large = {}, {}
       try:
         for model in models:
-          base = FLAGS.saved_model or export_model(model, os.path.join(tmp, model))
-          servers[model] = {}
-          servers[model]["batching"] = ServerProcess(base, FLAGS.server_args,
-                                                     os.path.join(tmp, f"{model}-on.log"))
-          servers[model]["baseline"] = ServerProcess(base, ["--noenable_batching"],
-                                                     os.path.join(tmp, f"{model}-off.log"))
+          servers[model] = _servers(model, tmp, bodies)
         results = measure(servers, apis, clients, FLAGS.rounds, FLAGS.seconds, FLAGS.requests,
                           script)
+        for model, modes in servers.items():
+          for mode, server in modes.items():
+            if bodies:
+              large[model, mode] = loadtest_large.large_request(server, bodies)
       finally:
         for modes in servers.values():
           for server in modes.values():
             server.stop()
-    print(f"\nmedians of {FLAGS.rounds} interleaved rounds, each <= {FLAGS.seconds:g} s and "
-          f"<= {FLAGS.requests} requests, single 28x28 images, on {HOST} (REST: wrk; gRPC: "
-          "a Python asyncio client):\n")
-    print(table(results, clients))
-    if FLAGS.json_out:
-      with open(FLAGS.json_out, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+    _report(results, clients, large)
+
+
+def _servers(model, tmp, bodies):
+  """{"batching": with --server_args, "baseline": --noenable_batching} of one model."""
+  base = FLAGS.saved_model or export_model(model, os.path.join(tmp, model))
+  on = FLAGS.server_args + loadtest_large.room_for(bodies, FLAGS.server_args)
+  off = ["--noenable_batching"] + loadtest_large.room_for(bodies, [], batching=False)
+  return {"batching": ServerProcess(base, on, os.path.join(tmp, f"{model}-on.log")),
+          "baseline": ServerProcess(base, off, os.path.join(tmp, f"{model}-off.log"))}
+
+
+def _report(results, clients, large):
+  print(f"\nmedians of {FLAGS.rounds} interleaved rounds, each <= {FLAGS.seconds:g} s and "
+        f"<= {FLAGS.requests} requests, single 28x28 images, on {HOST} (REST: wrk; gRPC: "
+        "a Python asyncio client):\n")
+  print(table(results, clients))
+  if large:
+    print(f"\none request of {FLAGS.large_rows:,} random 28x28 images per server, gRPC then "
+          "REST, and the server's resident memory:\n")
+    print(loadtest_large.large_table(large, FLAGS.large_rows))
+  if FLAGS.json_out:
+    with open(FLAGS.json_out, "w", encoding="utf-8") as f:
+      json.dump({"load": results, "large": {f"{m}/{mode}": r for (m, mode), r in large.items()}},
+                f, indent=1)
 
 
 def run():

@@ -1,11 +1,13 @@
 """The load test's pieces: bounded wrk and gRPC runs against a live server, and the table."""
 
+import os
 import shutil
+import types
 
 import numpy as np
 import pytest
 
-from mnist_estimator.tools import loadtest, loadtest_grpc
+from mnist_estimator.tools import loadtest, loadtest_grpc, loadtest_large
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="no wrk: apt-get install -y wrk")
@@ -36,3 +38,26 @@ def test_table_gives_medians_and_the_speedup():
   lines = loadtest.table({"mlp": {"rest": modes, "grpc": modes}}, [32]).splitlines()
   assert lines[-2:] == ["| mlp | REST | 32 | 2,000 | 10.0 | 40.0 | 450 | 55.0 | 85.0 | 4.4 |",
                         "| mlp | gRPC | 32 | 2,000 | 10.0 | 40.0 | 450 | 55.0 | 85.0 | 4.4 |"]
+
+
+def test_the_large_request_row_times_both_apis_and_reads_the_rss(served):
+  bodies = loadtest_large.large_bodies(300)  # a 300-row piece of the 10,000-image row
+  server = types.SimpleNamespace(url=served.url, grpc_target=served.grpc,
+                                 rss_mb=lambda: loadtest_large.rss_mb(os.getpid()))
+  result = loadtest_large.large_request(server, bodies, settle=0)
+  assert result["grpc_s"] > 0 and result["rest_s"] > 0
+  assert all(result[k] > 0 for k in ("rss_before_mb", "rss_after_grpc_mb", "rss_after_mb",
+                                     "rss_settled_mb"))
+  lines = loadtest_large.large_table({("cnn", "batching"): result}, 300, settle=0).splitlines()
+  assert lines[0].startswith("| model | batching | rows | gRPC s | REST s | RSS before MB")
+  assert lines[-1].startswith("| cnn | on | 300 | ")
+
+
+def test_the_servers_get_room_for_the_large_request_unless_told():
+  bodies = {"json": b"x" * 100, "grpc": b"y" * 50, "rows": 10000}
+  assert loadtest_large.room_for(bodies, []) == [f"--max_body_bytes={100 + (1 << 20)}",
+                                                 "--max_enqueued_batches=10000"]
+  assert loadtest_large.room_for(bodies, ["--max_enqueued_batches=7", "--max_body_bytes=9"]) == []
+  assert loadtest_large.room_for(bodies, [], batching=False) == [
+      f"--max_body_bytes={100 + (1 << 20)}"]
+  assert loadtest_large.room_for(None, []) == []

@@ -168,7 +168,7 @@ def test_the_config_files_flags(tmp_path, tiny_export):
     models.write_text(models.read_text().replace(
         "} }", f"}} config {{ name: 'b' base_path: '{tmp_path / 'b'}' }} }}"))
     deadline = time.monotonic() + 60
-    while _get(f"{url}/v1/models/b")[0] != 200:
+    while b'"AVAILABLE"' not in _get(f"{url}/v1/models/b")[1]:  # 200 from LOADING on
       assert time.monotonic() < deadline
       time.sleep(0.2)
     code, body = _get(f"{url}/monitoring/prometheus/metrics")

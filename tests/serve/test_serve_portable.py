@@ -12,6 +12,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.portable import convert
+from mnist_estimator.portable import runtimes
 from mnist_estimator.portable import verify
 from mnist_estimator.serve import batching, server
 
@@ -129,3 +130,24 @@ def test_model_file_errors(files, tmp_path):
   with pytest.raises(UsageError, match="is not a .tflite or .onnx file"):
     server.base_path(model_file=str(tmp_path / "gone.onnx"))
   assert server.base_path(model_file=files["onnx"]) == files["onnx"]
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "tflite_int8", "onnx"])
+def test_a_large_batch_runs_in_chunks_with_one_batchs_answers(files, fmt):
+  runner = runtimes.load(files[fmt])
+  x = np.random.default_rng(0).random([runtimes.CHUNK_ROWS * 2 + 7, 28, 28], np.float32)
+  sizes = []
+  run = runner._run  # pylint: disable=protected-access
+
+  def counted(batch):
+    sizes.append(len(batch))
+    return run(batch)
+  runner._run = counted  # pylint: disable=protected-access
+  chunked = runner.run(x)
+  assert sizes == [runtimes.CHUNK_ROWS, runtimes.CHUNK_ROWS, 7]
+  runner.chunk_rows = len(x)
+  whole = runner.run(x)
+  assert sizes[3:] == [len(x)]
+  for key in ("classes", "probabilities"):
+    np.testing.assert_array_equal(chunked[key], whole[key])
+  runner.close()

@@ -1,0 +1,160 @@
+"""The batcher's tasks: a request cut into pieces, TF Serving's queue errors, a batch's run."""
+
+import asyncio
+import ctypes
+import ctypes.util
+import dataclasses
+import functools
+
+import numpy as np
+
+from mnist_estimator.common import causes
+from mnist_estimator.serve import status
+
+
+@dataclasses.dataclass
+class Task:
+  """Rows of one request waiting in the queue: the whole request or one piece of it.
+
+  size: the rows it adds to a batch (a request that must run alone: more than any batch);
+  weight: the rows it holds in the queue; rows: the rows the session sees.
+  """
+  servable: object
+  signature: object
+  feeds: dict
+  size: int
+  future: asyncio.Future
+  enqueued: float
+  weight: int = 0
+  rows: int = 0
+
+  def __post_init__(self):
+    self.weight = self.weight or self.size
+    self.rows = self.rows or self.size
+
+  @property
+  def key(self):
+    return id(self.servable), self.signature.name
+
+
+def run_signature(signature, feeds):
+  """Runs a signature; a TensorFlow error is the client's (400), as in TF Serving."""
+  try:
+    return signature.run(feeds)
+  except Exception as e:  # pylint: disable=broad-except  # tf.errors.* and numpy feed errors
+    raise status.bad_request(causes.tf_error_line(getattr(e, "message", None) or str(e))) from e
+
+
+def splittable(feeds, size):
+  """Whether every input has `size` rows on axis 0 (callers pass a huge size for the rest)."""
+  return all(np.ndim(array) and len(array) == size for array in feeds.values())
+
+
+def rows_of(feeds):
+  """The rows a request holds as the session sees them (1 for an input without axis 0)."""
+  return max((len(array) if np.ndim(array) else 1 for array in feeds.values()), default=1)
+
+
+def pieces(feeds, size, limit):
+  """`feeds` as consecutive slices of at most `limit` rows: [(rows, feeds), ...] (views)."""
+  if size <= limit:
+    return [(size, feeds)]  # as given: a request's own shapes are the session's to judge
+  return [(min(limit, size - start), {k: v[start:start + limit] for k, v in feeds.items()})
+          for start in range(0, size, limit)]
+
+
+def concatenate(outputs):
+  """The pieces' output dicts joined back in order along the rows."""
+  if len(outputs) == 1:
+    return outputs[0]
+  return {k: np.concatenate([out[k] for out in outputs]) for k in outputs[0]}
+
+
+def run_in_chunks(signature, feeds, size, limit):
+  """Runs `feeds` `limit` rows at a time (one after the other) and joins the outputs.
+
+  Why: one session run of 10,000 CNN rows leaves ~2 GB in TensorFlow's CPU allocator (oneDNN
+  on), which malloc_trim does not return; runs of 256 rows add ~50 MB and take no longer.
+  """
+  if size <= limit or not splittable(feeds, size):
+    return run_signature(signature, feeds)
+  return concatenate([run_signature(signature, part) for _, part in pieces(feeds, size, limit)])
+
+
+def too_large(size, limit):
+  """TF Serving's refusal of a task above max_batch_size when splitting is off.
+
+  The words and code of Queue::ValidateBatchTaskQueueCapacity (tensorflow/core/kernels/
+  batching_util/shared_batch_scheduler.h, TF 2.15, which TF Serving 2.15.1 builds on).
+  """
+  return status.ApiError(status.INVALID_ARGUMENT,
+                         f"Task size {size} is larger than maximum input batch size {limit}")
+
+
+def queue_full(size, queued, options):
+  """TF Serving's UNAVAILABLE for a task that does not fit the queue (shared_batch_scheduler.h).
+
+  The queue is counted in rows, as that scheduler's SchedulingCapacity: `queued` rows fill
+  ceil(queued / max_batch_size) batches, the last one open.
+  """
+  limit, most = options.max_batch_size, options.max_enqueued_batches
+  batches = max(1, -(-queued // limit))
+  open_rows = queued - (batches - 1) * limit
+  prefix = "The batch scheduling queue to which this task was submitted is full"
+  if not options.enable_large_batch_splitting:
+    return status.ApiError(status.UNAVAILABLE, f"{prefix}; currently {batches} batches enqueued"
+                           f" and max_enqueued_batches is {most}")
+  return status.ApiError(
+      status.UNAVAILABLE,
+      f"{prefix}; task size is {size} but scheduling capacity is only "
+      f"{max(0, limit * most - queued)} (num_enqueued_batches={batches}, max_enqueued_batches="
+      f"{most}, open_batch_size={open_rows}, max_execution_batch_size={limit})")
+
+
+@functools.lru_cache(maxsize=1)
+def _libc_malloc_trim():
+  try:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+  except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+    return None
+
+
+def trim_malloc():
+  """glibc's malloc_trim(0): returns the free heap of every arena to the OS (else a no-op)."""
+  trim = _libc_malloc_trim()
+  if trim is not None:
+    trim(0)
+
+
+def run_batch(batch, loop):
+  """Runs one batch in a worker thread and resolves each task's future on the event loop."""
+  results = []
+  try:
+    if len(batch) == 1:
+      results = [(batch[0], batch[0].signature.run(batch[0].feeds), None)]
+    else:
+      feeds = {k: np.concatenate([t.feeds[k] for t in batch]) for k in batch[0].feeds}
+      outputs = batch[0].signature.run(feeds)
+      start = 0
+      for task in batch:
+        rows = slice(start, start + task.size)
+        results.append((task, {k: v[rows] for k, v in outputs.items()}, None))
+        start += task.size
+  except Exception:  # pylint: disable=broad-except  # one bad task must not fail the others
+    results = []
+    for task in batch:
+      try:
+        results.append((task, run_signature(task.signature, task.feeds), None))
+      except status.ApiError as e:
+        results.append((task, None, e))
+  loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results):
+  for task, outputs, error in results:
+    if task.future.done():  # the client went away, or another piece of its request failed
+      continue
+    if error is not None:
+      task.future.set_exception(error)
+    else:
+      task.future.set_result(outputs)
