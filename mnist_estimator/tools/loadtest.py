@@ -23,6 +23,7 @@ from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.tools import loadtest_grpc
 from mnist_estimator.tools import loadtest_large
+from mnist_estimator.tools import loadtest_metrics
 
 FLAGS = flags.FLAGS
 HOST = "127.0.0.1"  # traffic only ever goes to this machine
@@ -191,12 +192,28 @@ def measure(servers, apis, clients, rounds, seconds, requests, script):
       for model, modes in servers.items():
         for api in apis:
           for mode, server in modes.items():
-            result = one_run(api, server, c, seconds, requests, script)
+            result = _counted_run(api, server, c, seconds, requests, script)
             results[model][api][mode][c].append(result)
             print(f"{model:5s} {api:4s} {mode:9s} clients={c:3d} {result['rps']:8.1f} req/s  "
                   f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  errors "
                   f"{result['errors']}", flush=True)
   return results
+
+
+def _counted_run(api, server, clients, seconds, requests, script):
+  """one_run, and the server's request count over it (its Prometheus metrics) checked.
+
+  Raises:
+    UsageError: the server's count is not what the client sent.
+  """
+  before = loadtest_metrics.counted(server.url, api)
+  result = one_run(api, server, clients, seconds, requests, script)
+  time.sleep(0.2)  # wrk's last in-flight requests are answered
+  result["counted"] = loadtest_metrics.counted(server.url, api) - before
+  problem = loadtest_metrics.check(api, result, result["counted"], clients)
+  if problem:
+    raise UsageError(f"metrics check: {problem}")
+  return result
 
 
 def table(results, clients):
@@ -282,8 +299,9 @@ def main(argv):
 def _servers(model, tmp, bodies):
   """{"batching": with --server_args, "baseline": --noenable_batching} of one model."""
   base = FLAGS.saved_model or export_model(model, os.path.join(tmp, model))
-  on = FLAGS.server_args + loadtest_large.room_for(bodies, FLAGS.server_args)
-  off = ["--noenable_batching"] + loadtest_large.room_for(bodies, [], batching=False)
+  metrics = loadtest_metrics.monitoring_args(tmp)
+  on = FLAGS.server_args + loadtest_large.room_for(bodies, FLAGS.server_args) + metrics
+  off = ["--noenable_batching"] + loadtest_large.room_for(bodies, [], batching=False) + metrics
   return {"batching": ServerProcess(base, on, os.path.join(tmp, f"{model}-on.log")),
           "baseline": ServerProcess(base, off, os.path.join(tmp, f"{model}-off.log"))}
 
@@ -293,6 +311,11 @@ def _report(results, clients, large):
         f"<= {FLAGS.requests} requests, single 28x28 images, on {HOST} (REST: wrk; gRPC: "
         "a Python asyncio client):\n")
   print(table(results, clients))
+  runs = [r for apis in results.values() for modes in apis.values() for by_clients in
+          modes.values() for rs in by_clients.values() for r in rs]
+  print(f"\nmetrics check: in all {len(runs)} measurements the servers' "
+        f"{loadtest_metrics.REQUEST_COUNT} equals the requests the clients sent "
+        f"({sum(r['counted'] for r in runs):,.0f} counted)")
   if large:
     print(f"\none request of {FLAGS.large_rows:,} random 28x28 images per server, gRPC then "
           "REST, and the server's resident memory:\n")

@@ -61,3 +61,26 @@ def test_the_servers_get_room_for_the_large_request_unless_told():
   assert loadtest_large.room_for(bodies, [], batching=False) == [
       f"--max_body_bytes={100 + (1 << 20)}"]
   assert loadtest_large.room_for(None, []) == []
+
+
+def test_the_metrics_check_counts_what_the_clients_sent(tiny_export, tmp_path):
+  """make loadtest's check: the server's request_count over a run equals the client's count."""
+  from mnist_estimator.serve import batching, server  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.tools import loadtest_metrics  # pylint: disable=g-import-not-at-top
+  app, manager, batcher = server.build(tiny_export, poll_seconds=0, metrics_path=loadtest_metrics
+                                       .PATH, batch_options=batching.BatchOptions())
+  with server.BackgroundServer(app, manager, batcher) as background:
+    fake = types.SimpleNamespace(url=background.url, grpc_target=background.grpc_target)
+    script = {"path": str(tmp_path / "post.lua"), "body": str(tmp_path / "body.json"),
+              "grpc": loadtest_grpc.predict_request_bytes(np.zeros([28, 28], np.float32))}
+    loadtest.write_body(script["body"])
+    apis = ["grpc"] + (["rest"] if shutil.which("wrk") else [])
+    for api in apis:
+      result = loadtest._counted_run(api, fake, 4, 2, 40, script)  # pylint: disable=protected-access
+      assert result["counted"] >= 40
+    assert loadtest_metrics.check("grpc", {"requests": 40, "errors": 2}, 42, 4) is None
+    assert "counted 41" in loadtest_metrics.check("grpc", {"requests": 40, "errors": 2}, 41, 4)
+    assert loadtest_metrics.check("rest", {"requests": 40, "errors": 0}, 43, 4) is None
+    assert loadtest_metrics.check("rest", {"requests": 40, "errors": 0}, 45, 4) is not None
+  manager.stop()
+  batcher.close()
