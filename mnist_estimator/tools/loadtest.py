@@ -314,8 +314,9 @@ def _report(results, clients, large):
   runs = [r for apis in results.values() for modes in apis.values() for by_clients in
           modes.values() for rs in by_clients.values() for r in rs]
   print(f"\nmetrics check: in all {len(runs)} measurements the servers' "
-        f"{loadtest_metrics.REQUEST_COUNT} equals the requests the clients sent "
-        f"({sum(r['counted'] for r in runs):,.0f} counted)")
+        f"{loadtest_metrics.REQUEST_COUNT} equals the requests the clients sent (REST: plus "
+        f"up to one in flight per wrk connection; {sum(r['counted'] for r in runs):,.0f} "
+        "counted)")
   if large:
     print(f"\none request of {FLAGS.large_rows:,} random 28x28 images per server, gRPC then "
           "REST, and the server's resident memory:\n")
