@@ -108,6 +108,9 @@ def test_metrics_count_what_was_sent(tiny_export, tmp_path):
   assert latency[(("API", "predict"), ("entrypoint", "GRPC"), ("model_name", "mnist"))] == 4
   assert _samples(families, "mnist_estimator_serve_model_versions_available") == {
       (("model_name", "mnist"),): 1}
+  batches = _samples(families, ":tensorflow:serving:batching_session:processed_batch_size",
+                     ":tensorflow:serving:batching_session:processed_batch_size_sum")
+  assert batches == {(("model_name", "mnist"),): 5 * 1 + 4 * 3}  # every row went in a batch
 
 
 def test_health_and_readiness_follow_the_versions(tiny_export, tmp_path):
