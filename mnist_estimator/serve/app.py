@@ -1,6 +1,5 @@
 """The Starlette app: TF Serving's /v1/models REST API and the draw-a-digit page."""
 
-import os
 import re
 import time
 import urllib.parse
@@ -8,21 +7,18 @@ import zlib
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse
-from starlette.responses import HTMLResponse
-from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 
 from mnist_estimator.serve import health
 from mnist_estimator.serve import inference
-from mnist_estimator.serve import portable_servable
+from mnist_estimator.serve import page
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
 
-STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+STATIC_DIR = page.STATIC_DIR
 DEFAULT_MAX_BODY_BYTES = 32 << 20  # a batch of ~4,000 images as JSON
 
 # TF Serving's paths (http_rest_api_util.cc): all of /v1/ goes to the API, case-insensitively;
@@ -41,8 +37,6 @@ _CORS_HEADERS = [(b"access-control-allow-origin", b"*"),
                  (b"access-control-allow-headers", b"Content-Type")]
 
 
-def json_response(content, code=200):
-  return Response(rest.dumps(content), code, media_type="application/json")
 
 
 def parse_path(method, path):
@@ -186,92 +180,15 @@ def _gunzip(body, limit, too_large):
   return data
 
 
-def page_endpoint(model_name):
-  """The draw-a-digit page, with the served model's name filled in."""
-
-  async def page(request):
-    del request  # unused
-    with open(os.path.join(STATIC_DIR, "index.html"), encoding="utf-8") as f:
-      html = f.read()
-    return HTMLResponse(html.replace("{{MODEL_NAME}}", model_name))
-  return page
-
-
-def page_info(servable):
-  """What the page needs of a servable (SavedModel or model file): serving_default's image
-  shape [H, W, C] and the class names.
-
-  Raises:
-    ApiError: 400 when serving_default takes no images of a fixed size (a series model).
-  """
-  signature = inference.predict_signature(servable, "", status.INVALID_ARGUMENT)
-  shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
-  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
-    raise status.bad_request(f"the page needs a model of images; {signature.name} takes "
-                             f"{shape}: use the REST API")
-  height, width = shape[1:3]
-  channels = shape[3] if len(shape) == 4 else 1
-  n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
-                    if k == "probabilities" and s.shape), 10)
-  return {"version": str(servable.version), "input_shape": [height, width, channels],
-          "class_names": servable.class_names or [str(k) for k in range(n_classes)]}
-
-
-def page_model_endpoint(manager):
-  """/page/model?name=NAME: the served version's image shape and class names, for the page."""
-
-  async def page_model(request):
-    try:
-      servable = manager.get(request.query_params.get("name", manager.name))
-      return json_response(page_info(servable))
-    except status.ApiError as e:
-      return json_response({"error": e.message}, e.status)
-  return page_model
-
-
-def page_models_endpoint(manager):
-  """GET /page/models: the models the page can pick (those with a version served now)."""
-
-  async def page_models(request):
-    del request  # unused
-    models = []
-    for name in manager.names():
-      try:
-        models.append({"name": name, "version": str(manager.get(name).version)})
-      except status.ApiError:  # nothing served yet (or any more): not offered
-        continue
-    return json_response({"models": models, "default": manager.name})
-  return page_models
-
-
-def onnx_endpoint(manager):
-  """GET /model.onnx?name=NAME: the served version of model NAME (the default model without
-  one) as ONNX, for the page's "in this browser" mode."""
-
-  async def model_onnx(request):
-    try:
-      name = request.query_params.get("name") or manager.name
-      servable = manager.get(name)
-      path = portable_servable.onnx_file(servable)
-      if path is None:
-        raise status.not_found(f"version {servable.version} of {name} has no ONNX file beside it; "
-                               "export one with --export_format=saved_model,onnx")
-    except status.ApiError as e:
-      return json_response({"error": e.message}, e.status)
-    return FileResponse(path, media_type="application/octet-stream",
-                        headers={"X-Model-Version": str(servable.version)})
-  return model_onnx
-
-
 async def _http_error(request, error):
   del request  # unused
-  return json_response({"error": " ".join(str(error.detail).split())}, error.status_code)
+  return page.json_response({"error": " ".join(str(error.detail).split())}, error.status_code)
 
 
 async def _server_error(request, error):
   del request  # unused
   error = status.internal(error)
-  return json_response({"error": error.message}, error.status)
+  return page.json_response({"error": error.message}, error.status)
 
 
 def ready_endpoint(manager):
@@ -280,7 +197,7 @@ def ready_endpoint(manager):
   async def ready(request):
     del request  # unused
     code, content = health.readiness(manager)
-    return json_response(content, code)
+    return page.json_response(content, code)
   return ready
 
 
@@ -297,10 +214,10 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False
     metrics_path: where Prometheus reads `metrics` (--monitoring_config_file's path), or None.
   """
   api = Api(manager, batcher, max_body_bytes, cors, metrics)
-  routes = [Route("/", page_endpoint(manager.name)),
-            Route("/page/model", page_model_endpoint(manager)),
-            Route("/page/models", page_models_endpoint(manager)),
-            Route("/model.onnx", onnx_endpoint(manager)),
+  routes = [Route("/", page.page_endpoint(manager.name)),
+            Route("/page/model", page.page_model_endpoint(manager)),
+            Route("/page/models", page.page_models_endpoint(manager)),
+            Route("/model.onnx", page.onnx_endpoint(manager)),
             Route("/ready", ready_endpoint(manager)),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
   if metrics is not None and metrics_path:

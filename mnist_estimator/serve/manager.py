@@ -24,7 +24,7 @@ class ModelManager:
 
   def __init__(self, name=None, base_path=None, poll_seconds=1.0, session_config=None,
                loader=None, models=None, allow_labels_for_unavailable=False):
-    self._models = list(models) if models else config_lib.single(name, base_path)
+    self._models = list(models) if models is not None else config_lib.single(name, base_path)
     self.name = self._models[0].name if self._models else name
     self.poll_seconds = poll_seconds
     self._loader = loader or versions_lib.default_loader(session_config)
@@ -66,15 +66,17 @@ class ModelManager:
     """
     with self._reload_lock:
       listed = {m.name for m in models}
+      known = dict(self._versions)  # replaced whole: the poll thread reads it without a lock
       for model in models:
-        current = self._versions.get(model.name)
+        current = known.get(model.name)
         if current is None:
-          self._versions[model.name] = versions_lib.ModelVersions(model, self._loader)
+          known[model.name] = versions_lib.ModelVersions(model, self._loader)
         else:
           current.model, current.active = model, True
-      for name, versions in self._versions.items():
+      for name, versions in known.items():
         if name not in listed:
           versions.active = False
+      self._versions = known
       self._models = list(models)
       if models:
         self.name = models[0].name

@@ -66,7 +66,7 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   Raises:
     UsageError: a version label names a version that is not served.
   """
-  models = models or config_lib.single(model_name, base)
+  models = models if models is not None else config_lib.single(model_name, base)
   manager = manager_lib.ModelManager(poll_seconds=poll_seconds, session_config=session_config,
                                      models=models,
                                      allow_labels_for_unavailable=allow_labels_for_unavailable)

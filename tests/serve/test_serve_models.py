@@ -177,3 +177,12 @@ def test_policies_and_labels_are_read_from_the_proto():
   m, n = config.from_proto(proto)
   assert m.policy == config.Policy("latest", 3) and m.labels == ()
   assert n.policy == config.Policy("specific", versions=(2, 4)) and n.label_map == {"x": 4}
+
+
+def test_a_config_of_no_models_serves_none_until_one_is_added(bases):
+  """An empty model_config_list is a config TF Serving takes: nothing served, nothing waited on."""
+  app, manager, batcher = server.build(models=[], poll_seconds=0)
+  del app, batcher
+  assert manager.names() == [] and not manager.available("a")
+  manager.reload([config.ModelConfig("a", str(bases / "a"))])
+  assert manager.served_versions("a") == [2]

@@ -1,0 +1,95 @@
+"""The draw-a-digit page's endpoints: the page, its models, their input shapes, ONNX files."""
+
+import os
+
+from starlette.responses import FileResponse
+from starlette.responses import HTMLResponse
+from starlette.responses import Response
+
+from mnist_estimator.serve import inference
+from mnist_estimator.serve import portable_servable
+from mnist_estimator.serve import rest
+from mnist_estimator.serve import status
+
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+
+
+def json_response(content, code=200):
+  return Response(rest.dumps(content), code, media_type="application/json")
+
+
+def page_endpoint(model_name):
+  """The draw-a-digit page, with the served model's name filled in."""
+
+  async def page(request):
+    del request  # unused
+    with open(os.path.join(STATIC_DIR, "index.html"), encoding="utf-8") as f:
+      html = f.read()
+    return HTMLResponse(html.replace("{{MODEL_NAME}}", model_name))
+  return page
+
+
+def page_info(servable):
+  """What the page needs of a servable (SavedModel or model file): serving_default's image
+  shape [H, W, C] and the class names.
+
+  Raises:
+    ApiError: 400 when serving_default takes no images of a fixed size (a series model).
+  """
+  signature = inference.predict_signature(servable, "", status.INVALID_ARGUMENT)
+  shape = next(iter(signature.inputs.values())).shape if len(signature.inputs) == 1 else None
+  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+    raise status.bad_request(f"the page needs a model of images; {signature.name} takes "
+                             f"{shape}: use the REST API")
+  height, width = shape[1:3]
+  channels = shape[3] if len(shape) == 4 else 1
+  n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
+                    if k == "probabilities" and s.shape), 10)
+  return {"version": str(servable.version), "input_shape": [height, width, channels],
+          "class_names": servable.class_names or [str(k) for k in range(n_classes)]}
+
+
+def page_model_endpoint(manager):
+  """/page/model?name=NAME: the served version's image shape and class names, for the page."""
+
+  async def page_model(request):
+    try:
+      servable = manager.get(request.query_params.get("name", manager.name))
+      return json_response(page_info(servable))
+    except status.ApiError as e:
+      return json_response({"error": e.message}, e.status)
+  return page_model
+
+
+def page_models_endpoint(manager):
+  """GET /page/models: the models the page can pick (those with a version served now)."""
+
+  async def page_models(request):
+    del request  # unused
+    models = []
+    for name in manager.names():
+      try:
+        models.append({"name": name, "version": str(manager.get(name).version)})
+      except status.ApiError:  # nothing served yet (or any more): not offered
+        continue
+    return json_response({"models": models, "default": manager.name})
+  return page_models
+
+
+def onnx_endpoint(manager):
+  """GET /model.onnx?name=NAME: the served version of model NAME (the default model without
+  one) as ONNX, for the page's "in this browser" mode."""
+
+  async def model_onnx(request):
+    try:
+      name = request.query_params.get("name") or manager.name
+      servable = manager.get(name)
+      path = portable_servable.onnx_file(servable)
+      if path is None:
+        raise status.not_found(f"version {servable.version} of {name} has no ONNX file beside it; "
+                               "export one with --export_format=saved_model,onnx")
+    except status.ApiError as e:
+      return json_response({"error": e.message}, e.status)
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"X-Model-Version": str(servable.version)})
+  return model_onnx
