@@ -76,7 +76,7 @@ def test_the_metrics_check_counts_what_the_clients_sent(tiny_export, tmp_path):
     loadtest.write_body(script["body"])
     apis = ["grpc"] + (["rest"] if shutil.which("wrk") else [])
     for api in apis:
-      result = loadtest._counted_run(api, fake, 4, 2, 40, script)  # pylint: disable=protected-access
+      result = loadtest._counted_run(api, fake, 4, 1, 40, script)  # pylint: disable=protected-access
       assert result["counted"] >= 40
     assert loadtest_metrics.check("grpc", {"requests": 40, "errors": 2}, 42, 4) is None
     assert "counted 41" in loadtest_metrics.check("grpc", {"requests": 40, "errors": 2}, 41, 4)

@@ -104,36 +104,6 @@ def _get(url):
     return e.code, e.read()
 
 
-def test_the_server_starts_on_an_empty_base_path_and_serves_what_appears(tmp_path, tiny_export):
-  """A sidecar copies the model in after the server started: NOT_FOUND until then."""
-  base, rest_port = tmp_path / "models" / "digits", _free_port()
-  process = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, "-m", "mnist_estimator.serve", f"--model_base_path={base}", "--port=0",
-       f"--rest_api_port={rest_port}", "--file_system_poll_wait_seconds=0.2"], env=ENV,
-      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  url = f"http://127.0.0.1:{rest_port}/v1/models/mnist"
-  try:
-    deadline = time.monotonic() + 120
-    while True:
-      try:
-        code, body = _get(url)
-        break
-      except OSError:
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.3)
-    assert code == 404 and b"Could not find any versions of model mnist" in body
-    shutil.copytree(os.path.join(tiny_export, "1"), base / "3")
-    while _get(url)[0] != 200:
-      assert time.monotonic() < deadline
-      time.sleep(0.2)
-    assert b'"version":"3"' in _get(url)[1].replace(b" ", b"")
-  finally:
-    process.terminate()
-    out = process.communicate(timeout=30)[0]
-  assert process.returncode == 0, out
-  assert f"serving mnist: no version in {base} yet; NOT_FOUND until one appears" in out
-
-
 def _start(args, rest_port):
   """A server process of `args`, once its REST port answers (or a failed test)."""
   process = subprocess.Popen(  # pylint: disable=consider-using-with
@@ -152,27 +122,33 @@ def _start(args, rest_port):
 
 
 def test_the_config_files_flags(tmp_path, tiny_export):
-  """--model_config_file (re-read), --monitoring_config_file and CORS, end to end."""
-  for name in ("a", "b"):
-    shutil.copytree(os.path.join(tiny_export, "1"), tmp_path / name / "1")
+  """--model_config_file (re-read), --monitoring_config_file and CORS, end to end; model b's
+  base path is empty at start (a sidecar copies it in later): NOT_FOUND until then."""
+  shutil.copytree(os.path.join(tiny_export, "1"), tmp_path / "a" / "1")
   models = tmp_path / "models.config"
-  models.write_text(f"model_config_list {{ config {{ name: 'a' base_path: '{tmp_path / 'a'}' }} }}")
+  entry = "config {{ name: '{0}' base_path: '{1}' }}"
+  models.write_text(f"model_config_list {{ {entry.format('a', tmp_path / 'a')} "
+                    f"{entry.format('b', tmp_path / 'b')} }}")
   (tmp_path / "monitoring.config").write_text("prometheus_config { enable: true }")
   rest_port = _free_port()
   url = f"http://127.0.0.1:{rest_port}"
   process = _start([f"--model_config_file={models}", "--model_config_file_poll_wait_seconds=0.2",
+                    "--file_system_poll_wait_seconds=0.2",
                     f"--monitoring_config_file={tmp_path / 'monitoring.config'}",
                     "--rest_api_enable_cors_support"], rest_port)
   try:
-    assert _get(f"{url}/v1/models/a")[0] == 200 and _get(f"{url}/v1/models/b")[0] == 404
+    assert _get(f"{url}/v1/models/a")[0] == 200
+    code, body = _get(f"{url}/v1/models/b")
+    assert code == 404 and b"Could not find any versions of model b" in body
+    assert _get(f"{url}/ready")[0] == 503
+    shutil.copytree(os.path.join(tiny_export, "1"), tmp_path / "b" / "3")
+    _wait_available(f"{url}/v1/models/b")
+    assert _get(f"{url}/ready")[0] == 200
     models.write_text(models.read_text().replace(
-        "} }", f"}} config {{ name: 'b' base_path: '{tmp_path / 'b'}' }} }}"))
-    deadline = time.monotonic() + 60
-    while b'"AVAILABLE"' not in _get(f"{url}/v1/models/b")[1]:  # 200 from LOADING on
-      assert time.monotonic() < deadline
-      time.sleep(0.2)
+        " }", f" }} {entry.format('c', tmp_path / 'a')}", 1))
+    _wait_available(f"{url}/v1/models/c")
     code, body = _get(f"{url}/monitoring/prometheus/metrics")
-    assert code == 200 and b'model_name="b"' in body
+    assert code == 200 and b'model_name="c"' in body
     with urllib.request.urlopen(f"{url}/v1/models/a", timeout=5) as r:
       assert r.headers["Access-Control-Allow-Origin"] == "*"
   finally:
@@ -180,3 +156,12 @@ def test_the_config_files_flags(tmp_path, tiny_export):
     out = process.communicate(timeout=30)[0]
   assert process.returncode == 0, out
   assert f"serving a (version 1) from {tmp_path / 'a'}" in out
+  assert (f"serving b: no version in {tmp_path / 'b'} yet; NOT_FOUND until one appears (the "
+          "newest version is served)") in out
+
+
+def _wait_available(url):
+  deadline = time.monotonic() + 60
+  while b'"AVAILABLE"' not in _get(url)[1]:  # 200 from LOADING on
+    assert time.monotonic() < deadline
+    time.sleep(0.2)
