@@ -40,6 +40,16 @@ def metadata(path):
     return {}
 
 
+def image_input_key(inputs):
+  """The input a serving signature takes images on: "images", else its only input, else None.
+
+  One choice for predict, the exports' check and the server's page.
+  """
+  if IMAGES_KEY in inputs:
+    return IMAGES_KEY
+  return next(iter(inputs)) if len(inputs) == 1 else None
+
+
 def listdir(path):
   """os.listdir, or [] where the folder is missing or unreadable."""
   try:

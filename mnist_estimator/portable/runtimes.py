@@ -98,8 +98,8 @@ class SavedModelRunner(Runner):
       raise UsageError(f"{self.path} has no serving_default signature returning probabilities;"
                        " export it with mnist_estimator (--export_dir)")
     self._signature = signature
-    self.input_key = (saved_model_lib.IMAGES_KEY if saved_model_lib.IMAGES_KEY in signature.inputs
-                      else next(iter(signature.inputs)))
+    self.input_key = (saved_model_lib.image_input_key(signature.inputs)
+                      or next(iter(signature.inputs)))
     self.input_shape = list(signature.inputs[self.input_key].shape)
     self.n_classes = signature.outputs["probabilities"].shape[-1]
     self.inputs = [Tensor(k, s.np_dtype.__name__, s.shape) for k, s in signature.inputs.items()]

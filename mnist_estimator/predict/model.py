@@ -86,8 +86,7 @@ def load_model(saved_model_dir):
     raise UsageError(f"{path} has no serving_default signature returning classes and "
                      "probabilities; export it with mnist_estimator (--export_dir)")
   inputs = signature.inputs
-  key = (saved_model.IMAGES_KEY if saved_model.IMAGES_KEY in inputs
-         else next(iter(inputs)) if len(inputs) == 1 else None)
+  key = saved_model.image_input_key(inputs)
   shape = inputs[key].shape if key else None
   if not shape or len(shape) not in (3, 4) or None in shape[1:]:
     raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "

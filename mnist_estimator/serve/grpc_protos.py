@@ -11,7 +11,6 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import regression_pb2
 
 from mnist_estimator.serve import inference
-from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
 
@@ -79,7 +78,7 @@ def predict_feeds(signature, request):
     if proto_dtype != spec.dtype.as_datatype_enum:
       raise status.bad_request(f"Expects arg[{i}] to be {_type_name(spec.dtype)} but "
                                f"{_type_name(tf.dtypes.as_dtype(proto_dtype))} is provided")
-  return {k: rest.check_tensor(a, signature.inputs[k]) for k, a in arrays.items()}
+  return {k: inference.check_tensor(a, signature.inputs[k]) for k, a in arrays.items()}
 
 
 def _parse(key, proto):
