@@ -145,6 +145,6 @@ def _validation_count(path, a):
   return len(a["x_val"]) if present else 0
 
 
-NPZ = DatasetInfo("npz", load, takes_path=True, panel=None,
+NPZ = DatasetInfo("npz", load, takes_path=True, panel=None, usage="npz:FILE",
                   about="your arrays: an .npz with x_train, y_train, x_test, y_test (and "
                   "x_val, y_val)")

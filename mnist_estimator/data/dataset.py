@@ -57,6 +57,7 @@ class DatasetInfo:
       where it has fewer than 10 x N); None: no validation set unless --validation_split.
     takes_path: named NAME:PATH (folder:DIR, npz:FILE, tfrecord:GLOB); its loader is
       `(path, seed, ImageOptions) -> Dataset`.
+    usage: how a NAME:PATH one is written, e.g. "folder:DIR" (help and errors say it).
   """
   name: str
   load: Callable[..., Dataset]
@@ -67,6 +68,7 @@ class DatasetInfo:
   takes_path: bool = False
   # The built-in validation cut: the last N training images (None: no cut by default).
   validation: Optional[int] = None
+  usage: str = ""
 
   @property
   def series(self):

@@ -42,6 +42,24 @@ def path_kinds():
   return [name for name, entry in DATASETS.items() if entry.takes_path]
 
 
+def own_forms():
+  """How the NAME:PATH kinds are written: "folder:DIR, npz:FILE or tfrecord:..." (for errors)."""
+  forms = [DATASETS[kind].usage for kind in path_kinds()]
+  return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else "".join(forms)
+
+
+def own_kinds():
+  """The NAME:PATH kinds as a reader sees them in a sentence: "folder:, npz:, tfrecord:"."""
+  return ", ".join(f"{kind}:" for kind in path_kinds())
+
+
+def help_text():
+  """--dataset's help, from the registry: each data set's name or form and its one line."""
+  builtin = "; ".join(f"{name} - {DATASETS[name].about}" for name in dataset_names())
+  own = "; ".join(f"{DATASETS[kind].usage} - {DATASETS[kind].about}" for kind in path_kinds())
+  return f"Data set: {builtin}. Or your own: {own}."
+
+
 def known(name):
   """A built-in name, or NAME:PATH of a kind that takes a path."""
   kind, sep, path = str(name).partition(":")
@@ -106,8 +124,7 @@ def info(name):
   """
   if not known(name):
     raise UsageError(f"Unknown dataset {name!r}; use --dataset with one of: "
-                     f"{', '.join(dataset_names())}, or your own as folder:DIR, npz:FILE or "
-                     "tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]")
+                     f"{', '.join(dataset_names())}, or your own as {own_forms()}")
   return DATASETS[str(name).partition(":")[0] if ":" in str(name) else name]
 
 
@@ -119,7 +136,7 @@ def _refuse_image_options(name, options):
                                     ("--channels", options.channels),
                                     ("--skip_bad_images", options.skip_bad_images)) if value]
   if given:
-    raise UsageError(f"{', '.join(given)} apply to your own images (folder:, npz:, tfrecord:), "
+    raise UsageError(f"{', '.join(given)} apply to your own images ({own_kinds()}), "
                      f"not {name}; drop them")
   if options.stream == "yes":
     raise UsageError(f"--stream=yes reads a folder's files as training goes; {name} is read "

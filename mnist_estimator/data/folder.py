@@ -165,5 +165,5 @@ def load(root, seed=0, options=None):
           tree.val.folder, root) + "/"} if tree.val else {}))
 
 
-FOLDER = DatasetInfo("folder", load, takes_path=True, panel=None,
+FOLDER = DatasetInfo("folder", load, takes_path=True, panel=None, usage="folder:DIR",
                      about="your images: DIR/<class>/*.png (DIR/train, DIR/test or val if there)")

@@ -276,4 +276,5 @@ def load(patterns, seed=0, options=None):
 
 
 TFRECORD = DatasetInfo("tfrecord", load, takes_path=True, panel=None,
+                       usage="tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]",
                        about="your tf.Examples: image/encoded, image/class/label (and text)")

@@ -39,6 +39,11 @@ def format_names():
   return list(FORMATS)
 
 
+def help_text():
+  """--export_format's list, from the registry: each format's name and its one line."""
+  return "; ".join(f"{f.name} - {f.about}" for f in FORMATS.values())
+
+
 def parse_formats(names):
   """The Formats named in `names` (a comma list or a sequence), in order, without repeats.
 

@@ -164,14 +164,9 @@ class RunSpec:
   model_dir: Optional[str] = _option(None, group=M, header=True, help=(
       "Checkpoints and summaries; default <tmp>/mnist_estimator/<model>-<dataset>, printed "
       "at start."))
-  dataset: str = _option("mnist", group=D, help=(
-      f"Data set: {', '.join(datasets.dataset_names())}; or your own: folder:DIR (class "
-      "subfolders of images; DIR/train, DIR/test and DIR/val if there), npz:FILE (x_train, "
-      "y_train, x_test, y_test; x_val, y_val if there), tfrecord:TRAIN_GLOB[,TEST_GLOB"
-      "[,VAL_GLOB]] (tf.Examples with image/encoded, image/class/label)."), hparam=True,
-      header=True,
-      validator=(_known_dataset, "--dataset takes a registered name (see --helpshort) or "
-                 "folder:DIR, npz:FILE or tfrecord:TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]]"))
+  dataset: str = _option("mnist", group=D, help=datasets.help_text(), hparam=True, header=True,
+                         validator=(_known_dataset, "--dataset takes a registered name (see "
+                                    f"--helpshort) or {datasets.own_forms()}"))
   data_dir: Optional[str] = _option(None, group=D, header=True, help=(
       "Folder with the data set's files (MNIST: the four IDX files, gzip or raw, or "
       "mnist.npz); default: the tf.keras cache."))
@@ -249,8 +244,8 @@ class RunSpec:
   export_dir: Optional[str] = _option(None, group=E, help=(
       "Export a SavedModel under this folder after training (and with --mode=export)."))
   export_format: Sequence[str] = _option((portable.SAVED_MODEL,), group=E, help=(
-      "What --export_dir gets: saved_model, tflite, tflite_int8, onnx (comma-separated); each "
-      "file beside the SavedModel version, checked against it on the test set."),
+      f"What --export_dir gets, comma-separated: {portable.help_text()}; each file beside "
+      "the SavedModel version, checked against it on the test set."),
       validator=(_known_formats,
                  f"--export_format takes names from: {', '.join(portable.FORMATS)}"))
   representative_examples: int = _option(500, group=E, lower=1, help=(
