@@ -9,7 +9,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
 from mnist_estimator.data.datasets import Dataset
 from mnist_estimator.estimator import config as est_config
-from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.estimator import checkpoint_shapes as record_lib
 from mnist_estimator.head import class_weights
 from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.run import contract
@@ -31,6 +31,8 @@ class Plan:
     record: this run's graph, settings and data as the model_dir record keeps them.
     found: the record model_dir already holds, or None.
     remapped: the data's labels were put in the record's class order (matched by name).
+    model: the model's registry entry (models.get_model), looked up once per run.
+    data_kind: "images" or "series", the data set's kind (its registry entry's).
   """
   spec: spec_lib.RunSpec
   data: Dataset
@@ -40,6 +42,8 @@ class Plan:
   record: dict
   found: Optional[dict]
   remapped: bool = False  # the data's classes were put in the recorded order, by name
+  model: Any = None
+  data_kind: str = "images"
 
   @property
   def training(self):
@@ -63,13 +67,16 @@ class Plan:
     return f"mnist_estimator-{self.config.task_type}{self.config.task_id}.log"
 
 
-def params(spec, data, precision=None):
-  """The model_fn's params of spec on data (see model_params), with its class names."""
+def params(spec, data, precision=None, info=None):
+  """The model_fn's params of spec on data (see model_params), with its class names.
+
+  `info` is the model's registry entry (looked up when None).
+  """
   values = model_params(spec, data.image_shape, data.n_classes, len(data.y_train), precision)
   if data.class_names:  # the classify signature's labels (else "0".."n-1")
     values["class_names"] = [str(name) for name in data.class_names]
   if spec.class_weight and spec.mode in TRAINING_MODES:
-    if models.get_model(spec.model).kind == "model_fn":
+    if (info or models.get_model(spec.model)).kind == "model_fn":
       raise UsageError(f"--class_weight weighs the loss of the shared head; {spec.model} is a "
                        "full model_fn with its own loss: weigh it there, or drop "
                        "--class_weight")
@@ -98,14 +105,17 @@ def model_params(spec, image_shape, n_classes, train_examples, precision=None):
   return values
 
 
-def graph_record(spec, data):
-  """What shapes the variables (fields marked `record`, and the data's shape)."""
+def graph_record(spec, data, info=None):
+  """What shapes the variables (fields marked `record`, and the data's shape).
+
+  `info` is the model's registry entry (looked up when None).
+  """
   record = {}
   for name in spec_lib.names_with("record"):
     option = spec_lib.option(name)
     record[option.record] = option.record_value(getattr(spec, name))
   record.update(image_shape=list(data.image_shape), n_classes=data.n_classes)
-  info = models.get_model(spec.model)
+  info = info or models.get_model(spec.model)
   if not info.registered:  # told apart from the graph keys: see record_lib.ADVISORY
     record["source_sha256"] = models.custom.source_sha256(info.source)
   return record
@@ -137,9 +147,14 @@ def train_precision(spec, info):
   return precision
 
 
+def data_kind(data):
+  """"images" or "series": the kind of the data set's registry entry (images if unregistered)."""
+  return datasets.info(data.name).kind if datasets.known(data.name) else "images"
+
+
 def check_inputs(info, data):
   """Refuses a model that cannot read this kind of data (the weather RNNs need a series)."""
-  kind = datasets.info(data.name).kind if datasets.known(data.name) else "images"
+  kind = data_kind(data)
   if info.inputs == "series" and kind != "series":
     raise UsageError(f"--model={info.name} reads windows of a series (--dataset=weather), not "
                      f"{'x'.join(map(str, data.image_shape))} images of {data.name}; use an "
@@ -190,12 +205,12 @@ def make(spec, data):
   precision = train_precision(spec, info)
   found = record_lib.read(spec.model_dir)
   data, remapped = contract.match_classes(spec.model_dir, found, data)
-  record = dict(graph_record(spec, data), settings=contract.settings(spec),
+  record = dict(graph_record(spec, data, info), settings=contract.settings(spec),
                 data=contract.data_record(data))
   record_lib.check(spec.model_dir, found, record, training=spec.mode in TRAINING_MODES)
   return Plan(spec=spec, data=data, precision=precision, config=run_config(spec, precision),
-              params=params(spec, data, precision), record=record, found=found,
-              remapped=remapped)
+              params=params(spec, data, precision, info), record=record, found=found,
+              remapped=remapped, model=info, data_kind=data_kind(data))
 
 
 def estimator(plan):

@@ -9,7 +9,6 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from mnist_estimator import models
 from mnist_estimator import portable
 from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
@@ -19,7 +18,7 @@ from mnist_estimator.estimator import checkpoints
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
-from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.estimator import checkpoint_shapes as record_lib
 from mnist_estimator.estimator import weights
 from mnist_estimator.head import model_fn as model_fn_lib
 from mnist_estimator.inputs import input_fns
@@ -28,7 +27,7 @@ from mnist_estimator.run import evaluation
 from mnist_estimator.run import guard
 from mnist_estimator.run import header
 from mnist_estimator.run import plan as plan_lib
-from mnist_estimator.run import records
+from mnist_estimator.run import history
 from mnist_estimator.run import spec as spec_lib
 
 
@@ -223,7 +222,7 @@ def _source_changed(plan):
     new = plan.record.get("source_sha256")
     if not old or not new or old == new:
       raise
-    info = models.get_model(plan.spec.model)
+    info = plan.model
     cause = (str(e).split(" (", 1)[-1].split(")")[0] if isinstance(e, UsageError)
              else causes.tf_error_line(getattr(e, "message", None) or str(e)))
     raise UsageError(f"{info.source} changed since {plan.spec.model_dir} was trained (SHA-256 "
@@ -286,13 +285,13 @@ def run(spec, data=None):
         print(line)
       logging.info(line)
     for line in header.header(spec, data, log_path, plan.precision.header(),
-                              models.get_model(spec.model).describe(), plan.remapped,
+                              plan.model.describe(), plan.remapped,
                               header.extra_lines(plan)):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:
-      records.write_flags(spec)
-      records.write_hparams(spec)
+      history.write_flags(spec)
+      history.write_hparams(spec)
     with _source_changed(plan), _stream_errors(data):
       result = {"model_dir": spec.model_dir, **MODES[spec.mode](plan, estimator)}
     # In a cluster the chief alone exports, so one run leaves one SavedModel.
