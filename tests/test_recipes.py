@@ -13,7 +13,7 @@ from mnist_estimator.data.dataset import DatasetInfo
 from mnist_estimator.models import layers
 from mnist_estimator.run import header
 from mnist_estimator.run import plan as plan_lib
-from mnist_estimator.run import records
+from mnist_estimator.run import history as records
 from mnist_estimator.run import runner
 from mnist_estimator.run import spec as spec_lib
 from mnist_estimator.run.spec import RunSpec

@@ -15,7 +15,7 @@ from mnist_estimator.data import decode
 TF_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP")
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "F")
 # The decoded set is in memory about three times at once: the array, then the record file's
-# rows made from it and their bytes, hashed (inputs/records.py).
+# rows made from it and their bytes, hashed (inputs/record_cache.py).
 _COPIES = 3
 _LONG_SIDE = 256  # the largest side suggested for --image_size: the models here are small
 

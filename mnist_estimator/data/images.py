@@ -12,7 +12,7 @@ import numpy as np
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data.dataset import Dataset
 
-CACHE_ENV = "MNIST_ESTIMATOR_CACHE"  # the record cache's folder (inputs/records.py)
+CACHE_ENV = "MNIST_ESTIMATOR_CACHE"  # the record cache's folder (inputs/record_cache.py)
 CACHE_VERSION = "decode.py-2"  # in every cache key: sets decoded another way are not reused
 DEFAULT_TEST_SPLIT = 0.1
 CHUNK = 256  # images per decoding graph run, at most

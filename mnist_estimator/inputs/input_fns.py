@@ -7,7 +7,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import stream
 from mnist_estimator.data import stream_cache
 from mnist_estimator.inputs import augment as augment_lib
-from mnist_estimator.inputs import records
+from mnist_estimator.inputs import record_cache
 
 INPUT_KINDS = ("tfdata", "numpy")
 
@@ -47,8 +47,8 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tr
   Returns:
     A no-argument input_fn returning a tf.data.Dataset.
   """
-  path = records.write_records(images, labels)
-  dtype = records.record_dtype(images)
+  path = record_cache.write_records(images, labels)
+  dtype = record_cache.record_dtype(images)
   record_bytes = (1 + int(np.prod(images.shape[1:]))) * np.dtype(dtype).itemsize
   decode = _decoder(tuple(images.shape[1:]), labels is not None and with_labels, dtype)
   count = len(images)
@@ -77,7 +77,7 @@ def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tru
   if train and augment:
     raise UsageError("--augment runs in the tf.data pipeline; use --input=tfdata (the "
                      "default) with it")
-  scale = 1.0 if records.record_dtype(images) == np.float32 else 255.0  # float features as is
+  scale = 1.0 if record_cache.record_dtype(images) == np.float32 else 255.0  # float features as is
   x = {"x": images.astype(np.float32) / scale}
   y = None if labels is None or not with_labels else np.asarray(labels, np.int32)
   return tf.compat.v1.estimator.inputs.numpy_input_fn(

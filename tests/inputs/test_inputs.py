@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.inputs import input_fns as inputs
-from mnist_estimator.inputs import records
+from mnist_estimator.inputs import record_cache as records
 
 
 def read_all(input_fn, batches=None):

@@ -8,7 +8,7 @@ import pytest
 from mnist_estimator import flagdefs
 from mnist_estimator.common import progress as progress_lib
 from mnist_estimator.run import header as console
-from mnist_estimator.run import records as runrecord
+from mnist_estimator.run import history as runrecord
 from mnist_estimator.run import spec as spec_lib
 from mnist_estimator.run.spec import RunSpec
 

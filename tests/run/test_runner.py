@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mnist_estimator import models
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.estimator import record as record_lib
+from mnist_estimator.estimator import checkpoint_shapes as record_lib
 from mnist_estimator.estimator import weights
 from mnist_estimator.run import runner
 from mnist_estimator.run import spec as spec_lib

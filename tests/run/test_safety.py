@@ -314,7 +314,7 @@ def test_full_disk_while_checkpointing(small_disk):
 
 
 def test_damaged_record_cache_is_rebuilt(small, tmp_path, monkeypatch):
-  from mnist_estimator.inputs import records  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.inputs import record_cache as records  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv(records.CACHE_ENV, str(tmp_path))
   path = records.write_records(small.x_test, small.y_test)
   good = open(path, "rb").read()
