@@ -11,10 +11,12 @@ MODEL_DIR ?= /tmp/mnist_estimator/$(MODEL)-mnist_sample
 # (the tutorial's settings on the full MNIST).
 TRAIN_ARGS ?= --optimizer=adam --learning_rate=0.001
 ARGS ?=
-# The full data sets beside the checkout (never committed); the tools take them from here.
+# The full data sets beside the checkout (never committed); the benchmarks take them from here.
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install lock train test lint tensorboard sample reproduce bench clean
+.PHONY: install lock train test lint tensorboard sample serve clean
+# benchmarks/ (bench*, loadtest*, reproduce) runs from the checkout: `python -m benchmarks.X`.
+.PHONY: reproduce bench bench-portable bench-cluster loadtest
 
 # Every package `make install` puts in the venv, with its version and hashes, for Python 3.9-3.11:
 # requirements/lock.txt, made by `make lock` from pyproject.toml's ranges (main and [dev]) and
@@ -81,7 +83,7 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope $(TEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check mnist_estimator tests scripts
+	$(VENV)/bin/ruff check mnist_estimator tests scripts benchmarks
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir $(MODEL_DIR) --host 127.0.0.1
@@ -90,28 +92,26 @@ tensorboard: install
 # REPRODUCE_ARGS="--quick" for a smoke check, "--models=cnn,mlp" for a subset.
 REPRODUCE_ARGS ?=
 reproduce: install
-	$(PY) -m mnist_estimator.tools.reproduce --mnist_dir=$(SHARED_DATA)/mnist \
+	$(PY) -m benchmarks.reproduce --mnist_dir=$(SHARED_DATA)/mnist \
 	  --fashion_dir=$(SHARED_DATA)/fashion_mnist $(REPRODUCE_ARGS)
 
 # Speed: compute bound, our tf.data path, numpy_input_fn and Keras fit side by side, plus
 # startup and SavedModel serving; BENCH_ARGS="--model=keras_cnn" or "--time_to_accuracy".
 BENCH_ARGS ?=
 bench: install
-	$(PY) -m mnist_estimator.tools.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
+	$(PY) -m benchmarks.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
 
 # Every --export_format of cnn and mlp against the SavedModel, in one interleaved run (the
 # README's table); PORTABLE_ARGS="--quick" for a smoke run, "--model_dirs=cnn=DIR,mlp=DIR" to reuse.
 PORTABLE_ARGS ?=
-.PHONY: bench_portable
-bench_portable: install
-	$(PY) scripts/bench_portable.py --data_dir=$(SHARED_DATA)/mnist $(PORTABLE_ARGS)
+bench-portable: install
+	$(PY) -m benchmarks.bench_portable --data_dir=$(SHARED_DATA)/mnist $(PORTABLE_ARGS)
 
 # The cluster's two engines, interleaved: the local launcher against Ray (a private Ray per job):
 # wall time, peak memory, the chief's steps/s, medians of rounds, as a Markdown table.
 BENCH_CLUSTER_ARGS ?= --rounds=3 --workers=1 --evaluator --steps=2000
-.PHONY: bench-cluster
 bench-cluster: install
-	$(PY) scripts/bench_cluster.py $(BENCH_CLUSTER_ARGS)
+	$(PY) -m benchmarks.bench_cluster $(BENCH_CLUSTER_ARGS)
 
 # Re-cut the bundled sample from the full MNIST IDX files.
 sample: install
@@ -125,7 +125,6 @@ clean:
 # API and the draw-a-digit page on http://127.0.0.1:8501/ (--rest_api_port) for MODEL_DIR's best
 # (else newest) export, exporting its latest checkpoint first if it has none; or
 # SERVE_ARGS="--saved_model=BASE --port=8500 --rest_api_port=8501".
-.PHONY: serve loadtest
 SERVE_ARGS ?=
 serve: install
 	@test -n "$(SERVE_ARGS)" || test -d $(MODEL_DIR)/export || $(PY) -m mnist_estimator.main \
@@ -139,4 +138,4 @@ serve: install
 LOADTEST_ARGS ?=
 loadtest: install
 	@command -v wrk >/dev/null || { echo "error: wrk not found: apt-get install -y wrk" >&2; exit 1; }
-	$(PY) -m mnist_estimator.tools.loadtest $(LOADTEST_ARGS)
+	$(PY) -m benchmarks.loadtest $(LOADTEST_ARGS)

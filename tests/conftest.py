@@ -81,8 +81,8 @@ def pytest_terminal_summary(terminalreporter, config):
 # The longest modules, started first: under xdist's --dist loadscope a module runs whole on one
 # worker, and one of these drawn last by the random order left the other worker idle for
 # up to a minute at the end of the suite.
-_LONGEST_FIRST = ("tests/tools/test_cluster_ray.py", "tests/tools/test_bench.py",
-                  "tests/tools/test_cluster.py", "tests/run/test_runner.py")
+_LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/benchmarks/test_bench.py",
+                  "tests/cluster/test_cluster.py", "tests/run/test_runner.py")
 
 
 @pytest.hookimpl(trylast=True)

@@ -16,7 +16,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets, readers, weather
 from mnist_estimator.run import guard, runner
 from mnist_estimator.run.spec import RunSpec
-from mnist_estimator.tools.cluster import free_ports  # noqa: F401  # for tests that need ports
+from mnist_estimator.cluster.tf_config import free_ports  # noqa: F401  # for tests that need ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -50,7 +50,7 @@ class DatasetInfo:
     load: `(data_dir, seed) -> Dataset`; a series takes `(data_dir, seed, window)`.
     kind: "images" (uint8 pixels) or "series" (float windows of a time series: they take
       --window, the SavedModel takes raw `sequences`, the report draws them as lines).
-    dir_flag: the flag of tools/reproduce that points at its files (e.g. mnist_dir).
+    dir_flag: the flag of benchmarks/reproduce that points at its files (e.g. mnist_dir).
     panel: the accuracy-curves panel its reproduction rows are drawn in (None: none).
     about: one line for --helpshort and the README.
     validation: a built-in data set's validation cut, the last N training images (a tenth

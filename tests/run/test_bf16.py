@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from helpers import write_weather  # pylint: disable=g-bad-import-order
 
+from benchmarks import bench_lib
 from mnist_estimator import models
 from mnist_estimator.common import precision
 from mnist_estimator.estimator import config as est_config
@@ -23,7 +24,6 @@ from mnist_estimator.inputs import input_fns as inputs
 from mnist_estimator.predict import model as predict_model
 from mnist_estimator.run import plan, runner
 from mnist_estimator.run.spec import RunSpec
-from mnist_estimator.tools import bench_lib
 
 ModeKeys = tf.estimator.ModeKeys
 NATIVE = precision.resolve("auto").native

@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from mnist_estimator.tools import loadtest, loadtest_grpc, loadtest_large
+from benchmarks import loadtest, loadtest_grpc, loadtest_large
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="no wrk: apt-get install -y wrk")
@@ -66,7 +66,7 @@ def test_the_servers_get_room_for_the_large_request_unless_told():
 def test_the_metrics_check_counts_what_the_clients_sent(tiny_export, tmp_path):
   """make loadtest's check: the server's request_count over a run equals the client's count."""
   from mnist_estimator.serve import batching, server  # pylint: disable=g-import-not-at-top
-  from mnist_estimator.tools import loadtest_metrics  # pylint: disable=g-import-not-at-top
+  from benchmarks import loadtest_metrics  # pylint: disable=g-import-not-at-top
   app, manager, batcher = server.build(tiny_export, poll_seconds=0, metrics_path=loadtest_metrics
                                        .PATH, batch_options=batching.BatchOptions())
   with server.BackgroundServer(app, manager, batcher) as background:

@@ -72,7 +72,7 @@ def listing(folder, limit=200):
 class TaskRunner:
   """Runs one task's `python -m mnist_estimator.main` in a session of its own on this node.
 
-  Made a Ray actor by the driver (tools/cluster_ray.py); plain Python, so testable alone.
+  Made a Ray actor by the driver (cluster/ray_engine.py); plain Python, so testable alone.
   """
 
   def __init__(self, label):

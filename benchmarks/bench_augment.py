@@ -1,6 +1,6 @@
 """--augment, measured: test accuracy and training speed with and without it, interleaved seeds.
 
-python scripts/bench_augment.py --data_dir=../shared/data/fashion_mnist --steps=3000 --seeds=3
+python -m benchmarks.bench_augment --data_dir=../shared/data/fashion_mnist --steps=3000 --seeds=3
 
 Each seed trains --model (cnn) on --dataset (fashion_mnist) once per variant: without
 augmentation, then with each --augment (repeat the flag to compare several), the order
@@ -122,7 +122,8 @@ def table(results, args):
 
 def main(argv):
   args, extra = parse_args(argv)
-  print(f"command: {shlex.join([sys.executable, os.path.relpath(__file__, ROOT), *argv])}")
+  this = [sys.executable, "-m", "benchmarks.bench_augment", *argv]
+  print(f"command: {shlex.join(this)}")
   print(f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}")
   print(f"cpu: {cpu()}", flush=True)
   variants = [NONE] + [v for v in args.augment if v != NONE]

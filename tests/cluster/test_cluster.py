@@ -12,17 +12,18 @@ import cluster_helpers
 import helpers
 import pytest
 
-from mnist_estimator.tools import cluster
+from mnist_estimator.cluster import main as cluster
+from mnist_estimator.cluster import tf_config
 
 
 def test_tasks_and_tf_config():
-  spec = cluster.cluster_spec(workers=2, ps=1)
+  spec = tf_config.cluster_spec(workers=2, ps=1)
   assert len(spec["chief"]) == 1 and len(spec["worker"]) == 2 and len(spec["ps"]) == 1
   addresses = spec["chief"] + spec["worker"] + spec["ps"]
   assert len(set(addresses)) == 4 and all(a.startswith("127.0.0.1:") for a in addresses)
-  labels = [label for label, _ in cluster.tasks(spec, evaluator=True)]
+  labels = [label for label, _ in tf_config.tasks(spec, evaluator=True)]
   assert labels == ["chief", "worker0", "worker1", "ps0", "evaluator"]
-  assert cluster.tasks(spec, True)[-1][1]["task"] == {"type": "evaluator", "index": 0}
+  assert tf_config.tasks(spec, True)[-1][1]["task"] == {"type": "evaluator", "index": 0}
 
 
 def progress_steps(out, label):
@@ -76,7 +77,7 @@ def _fake_task(code, delay, line):
 def test_cluster_names_the_task_that_died(dies, capsys):
   import threading  # pylint: disable=g-import-not-at-top
 
-  from mnist_estimator.tools import cluster_watch  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.cluster import watch as cluster_watch  # pylint: disable=g-import-not-at-top
   tasks = cluster_watch.Tasks()
   for label in ("chief", "worker0", "ps0"):
     tasks.procs[label] = (_fake_task(3, 0.5, f"{label} last words") if label == dies
@@ -97,7 +98,7 @@ def test_sigterm_to_the_launcher_stops_its_tasks(tmp_path):
   script = tmp_path / "launch.py"
   script.write_text(
       "import subprocess, sys, threading\n"
-      "from mnist_estimator.tools import cluster, cluster_watch\n"
+      "from mnist_estimator.cluster import main as cluster, watch as cluster_watch\n"
       "tasks = cluster_watch.Tasks()\n"
       "for label in ('chief', 'ps0'):\n"
       "  tasks.procs[label] = subprocess.Popen([sys.executable, '-c', "

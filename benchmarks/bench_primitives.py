@@ -1,9 +1,10 @@
 """Where a training step's time goes: oneDNN's own timing of each primitive (ONEDNN_VERBOSE)."""
 
 import collections
-import os
 import subprocess
 import sys
+
+from benchmarks import paths
 
 _MARK = "=== timed steps ==="
 
@@ -25,9 +26,9 @@ def primitive_times(model, batch_size, precision, steps=5, warmup=3, timeout=600
     dict with ms_per_step (the sum over primitives) and rows, largest first: primitive,
     impl, kind, shape, ms (per step).
   """
-  argv = [sys.executable, "-m", "mnist_estimator.tools.bench_primitives", model,
+  argv = [sys.executable, "-m", "benchmarks.bench_primitives", model,
           str(batch_size), precision, str(steps), str(warmup)]
-  env = dict(os.environ, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
+  env = paths.child_env(ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="3")
   out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                        check=True).stdout
   return dict(parse(out.split(_MARK, 1)[-1], steps), precision=precision)

@@ -19,11 +19,11 @@ import urllib.request
 from absl import app
 from absl import flags
 
+from benchmarks import loadtest_grpc
+from benchmarks import loadtest_large
+from benchmarks import loadtest_metrics
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import loadtest_grpc
-from mnist_estimator.tools import loadtest_large
-from mnist_estimator.tools import loadtest_metrics
 
 FLAGS = flags.FLAGS
 HOST = "127.0.0.1"  # traffic only ever goes to this machine
@@ -328,7 +328,7 @@ def _report(results, clients, large):
 
 
 def run():
-  """`python -m mnist_estimator.tools.loadtest`."""
+  """`python -m benchmarks.loadtest`."""
   define_flags()
   app.run(main)
 

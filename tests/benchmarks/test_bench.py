@@ -6,14 +6,14 @@ import sys
 
 import pytest
 
+from benchmarks import bench
+from benchmarks import bench_lib
+from benchmarks import bench_report
+from benchmarks import bench_variants
+from benchmarks import keras_models
 from mnist_estimator.common import precision
 from mnist_estimator.run import plan
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import bench
-from mnist_estimator.tools import bench_lib
-from mnist_estimator.tools import bench_report
-from mnist_estimator.tools import bench_variants
-from mnist_estimator.tools import keras_models
 
 BATCH = 16
 TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=10, warmup_steps=3, startup=False,
@@ -190,7 +190,7 @@ onednn_verbose,create:cache_hit,cpu,matmul,brg:avx512_core_bf16,undef,src_bf16::
 
 
 def test_primitive_lines_are_summed_per_step_and_ranked():
-  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  from benchmarks import bench_primitives  # pylint: disable=g-import-not-at-top
   figures = dict(bench_primitives.parse(_VERBOSE, steps=2), precision="bf16")
   assert figures["ms_per_step"] == pytest.approx(22.0)  # (18.5 + 17.5 + 8) / 2; no creation
   first = figures["rows"][0]
@@ -203,7 +203,7 @@ def test_primitive_lines_are_summed_per_step_and_ranked():
 
 def test_primitive_times_of_a_real_step():
   """A child process with ONEDNN_VERBOSE=1: the mlp's matmuls are there, timed."""
-  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  from benchmarks import bench_primitives  # pylint: disable=g-import-not-at-top
   figures = bench_primitives.primitive_times("mlp", 16, "fp32", steps=2, warmup=1)
   kinds = {row["primitive"] for row in figures["rows"]}
   assert kinds & {"matmul", "inner_product"}, figures["rows"]

@@ -1,6 +1,6 @@
 """Your own images, timed: decoding a 60,000-PNG folder, and training from it against MNIST.
 
-python scripts/bench_folder.py --mnist_dir=../shared/data/mnist --folder=/tmp/mnist_png
+python -m benchmarks.bench_folder --mnist_dir=../shared/data/mnist --folder=/tmp/mnist_png
 
 Writes MNIST's training and test images as DIR/train/<digit>/*.png and DIR/test/<digit>/*.png
 (once), decodes the folder with an empty cache (images/s), then times the CLI's training
@@ -23,8 +23,8 @@ from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
 cli.import_tensorflow()
 
+from benchmarks import bench  # pylint: disable=g-import-not-at-top
 from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
-from mnist_estimator.tools import bench  # pylint: disable=g-import-not-at-top
 
 
 def write_folder(mnist, folder):

@@ -7,10 +7,10 @@ import sys
 import helpers
 import numpy as np
 
+from benchmarks import paths
+from benchmarks import reproduce
 from mnist_estimator import flagdefs
 from mnist_estimator.data import datasets
-from mnist_estimator.tools import paths
-from mnist_estimator.tools import reproduce
 
 
 def fonts_dir(tmp_path):

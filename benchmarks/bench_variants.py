@@ -8,13 +8,14 @@ import sys
 import tempfile
 from typing import Optional
 
+from benchmarks import bench_lib
+from benchmarks import keras_models
+from benchmarks import paths
 from mnist_estimator.common import precision as precision_lib
 from mnist_estimator.inputs import input_fns
 from mnist_estimator.run import plan as plan_lib
 from mnist_estimator.run import runner
 from mnist_estimator.run.spec import RunSpec
-from mnist_estimator.tools import bench_lib
-from mnist_estimator.tools import keras_models
 
 # The product's progress hook formats its lines as a run does, but shows none of them.
 _DEVNULL = open(os.devnull, "w")  # pylint: disable=consider-using-with
@@ -109,7 +110,7 @@ def _keras_default(config, steps) -> Optional[dict]:
   """
   with tempfile.TemporaryDirectory() as folder:
     out = os.path.join(folder, "keras.json")
-    argv = [sys.executable, "-m", "mnist_estimator.tools.bench", "--variants=keras",
+    argv = [sys.executable, "-m", "benchmarks.bench", "--variants=keras",
             "--repeats=1", "--nostartup", "--noserving", "--nograph", f"--out={out}",
             f"--model={config.model}", f"--dataset={config.dataset}",
             f"--steps={steps}", f"--warmup_steps={config.warmup_steps}",
@@ -117,7 +118,7 @@ def _keras_default(config, steps) -> Optional[dict]:
     argv += [f"--{name}={getattr(config, name)}" for name in
              ("data_dir", "batch_size", "intra_op_threads", "inter_op_threads")
              if getattr(config, name)]
-    env = dict(os.environ, **{precision_lib.ONEDNN_ENV: ""})
+    env = paths.child_env(**{precision_lib.ONEDNN_ENV: ""})
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
       raise RuntimeError(f"keras_default failed ({done.returncode}): {done.stderr[-800:]}")

@@ -41,7 +41,7 @@ def alive(pid):
 
 
 class Launched:
-  """`python -m mnist_estimator.tools.cluster ARGV`, its output read line by line as it runs.
+  """`python -m mnist_estimator.cluster ARGV`, its output read line by line as it runs.
 
   Every wait has a deadline that holds even when the job prints nothing (a hung job fails its
   test instead of hanging the suite); kill() ends whatever is left of it.
@@ -50,7 +50,7 @@ class Launched:
 
   def __init__(self, *argv, env=None):
     self.proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_estimator.tools.cluster", *argv], cwd=helpers.ROOT,
+        [sys.executable, "-m", "mnist_estimator.cluster", *argv], cwd=helpers.ROOT,
         env=env or helpers.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     self.lines = []

@@ -84,7 +84,7 @@ class RayOptions:
     runtime_envs: {kind or "": a Ray runtime_env dict}; a kind's own merged over "".
     max_restarts: how many times the whole job may be relaunched after a task dies.
     placement_timeout_secs: how long the tasks may wait for a node.
-    grace_secs: how long the others may run after the chief ends (cluster_watch).
+    grace_secs: how long the others may run after the chief ends (cluster/watch.py).
   """
   address: Optional[str] = None
   task_cpus: float = 1.0

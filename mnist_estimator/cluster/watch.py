@@ -12,7 +12,7 @@ class Tasks:
   """The launched tasks by label, with each one's last line of output.
 
   `procs` maps a label to anything with Popen's poll(): a local subprocess, or a Ray
-  task's handle (tools/cluster_ray.py) whose poll() brings its new lines through emit().
+  task's handle (cluster/ray_engine.py) whose poll() brings its new lines through emit().
   """
 
   def __init__(self):

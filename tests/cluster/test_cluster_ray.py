@@ -1,4 +1,4 @@
-"""tools.cluster --engine=ray on a real local Ray cluster, loopback only: train, faults, storage."""
+"""The cluster with --engine=ray on a real local Ray, loopback only: train, faults, storage."""
 
 import contextlib
 import os
@@ -20,7 +20,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from mnist_estimator.tools import cluster  # noqa: E402  # pylint: disable=g-import-not-at-top
+from mnist_estimator.cluster import tf_config  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_AUTH_MODE": "token"}
@@ -30,7 +30,7 @@ MLP = ["--model=mlp", "--dataset=mnist_sample", "--precision=fp32", "--noreport"
 
 
 def _free_ports(count):
-  return cluster.free_ports(count)
+  return tf_config.free_ports(count)
 
 
 def _env(**extra):

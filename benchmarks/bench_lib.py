@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from mnist_estimator import flagdefs
 from mnist_estimator.common import precision as precision_lib
+from mnist_estimator.estimator import checkpoint_shapes as record_lib
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import interrupts
-from mnist_estimator.estimator import record as record_lib
 from mnist_estimator.head import model_fn as model_fn_lib
 from mnist_estimator.predict import model as predict_model
 from mnist_estimator.run import plan as plan_lib

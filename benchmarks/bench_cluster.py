@@ -1,8 +1,8 @@
 """The cluster on its two engines, timed: local launcher vs Ray, interleaved, medians of rounds.
 
-python scripts/bench_cluster.py --rounds=3 --workers=1 --evaluator --steps=2000
+python -m benchmarks.bench_cluster --rounds=3 --workers=1 --evaluator --steps=2000
 
-Each round runs `python -m mnist_estimator.tools.cluster` once per engine (the order
+Each round runs `python -m mnist_estimator.cluster` once per engine (the order
 alternates between rounds) on a fresh model_dir, and measures the wall time of the whole
 command, the peak memory of its process tree (proportional set size, summed every 0.2 s;
 with a private Ray its gcs_server, raylet and actors are in that tree), and the chief's
@@ -68,7 +68,7 @@ def _tree(pid):
 def run_once(engine, args, model_dir):
   """{"wall_s", "peak_gib", "steps_per_sec"} of one cluster command (an error if it fails)."""
   threads = max(1, round(args.task_cpus))
-  command = [sys.executable, "-m", "mnist_estimator.tools.cluster", f"--engine={engine}",
+  command = [sys.executable, "-m", "mnist_estimator.cluster", f"--engine={engine}",
              f"--workers={args.workers}", f"--ps={args.ps}",
              "--evaluator" if args.evaluator else "--noevaluator"]
   if engine == "ray":

@@ -8,11 +8,11 @@ import signal
 import uuid
 
 import mnist_estimator
+from mnist_estimator.cluster import ray_task
+from mnist_estimator.cluster import task_flags as cluster_flags
+from mnist_estimator.cluster import tf_config as cluster
+from mnist_estimator.cluster import watch as cluster_watch
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import tf_config as cluster
-from mnist_estimator.tools import cluster_flags
-from mnist_estimator.tools import cluster_watch
-from mnist_estimator.tools import ray_task
 
 # Ray's switch for clusters of one machine (documented for Windows and macOS): at 0 its node
 # address is 127.0.0.1; on Linux it is otherwise the host's address, even for a private Ray.

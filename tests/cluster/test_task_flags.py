@@ -10,9 +10,9 @@ from cluster_helpers import alive
 import pytest
 
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import cluster
-from mnist_estimator.tools import cluster_flags
-from mnist_estimator.tools import ray_task
+from mnist_estimator.cluster import ray_task
+from mnist_estimator.cluster import task_flags as cluster_flags
+from mnist_estimator.cluster import tf_config as cluster
 
 
 def test_task_flags_make_shared_paths_absolute_and_set_threads(tmp_path, monkeypatch):
@@ -71,9 +71,8 @@ def test_tf_config_from_reported_addresses_matches_the_local_launchers():
 
 
 def test_ray_only_flags_are_refused_with_the_local_engine():
-  from mnist_estimator.tools import cluster as cluster_main  # pylint: disable=g-import-not-at-top
   import helpers  # pylint: disable=g-import-not-at-top
-  proc = helpers.run_module(cluster_main.__name__, "--max_restarts=1", "--", "--model=mlp",
+  proc = helpers.run_module("mnist_estimator.cluster", "--max_restarts=1", "--", "--model=mlp",
                             timeout=60)
   assert proc.returncode == 2
   assert "error: --max_restarts only work with --engine=ray" in proc.stderr
@@ -121,7 +120,7 @@ def test_a_task_dies_with_its_runner(tmp_path):
   script.write_text(
       "import sys, time\n"
       f"sys.path.insert(0, {os.getcwd()!r})\n"
-      "from mnist_estimator.tools import ray_task\n"
+      "from mnist_estimator.cluster import ray_task\n"
       "runner = ray_task.TaskRunner('ps0')\n"
       "print(runner.start(['-c', 'import time; time.sleep(60)'], {}), flush=True)\n"
       "time.sleep(60)\n")

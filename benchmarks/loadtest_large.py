@@ -4,8 +4,8 @@ import json
 import time
 import urllib.request
 
+from benchmarks import loadtest_grpc
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import loadtest_grpc
 
 
 def rss_mb(pid):

@@ -1,6 +1,6 @@
 """Peak memory of a folder of photos, streamed from the files or decoded into memory (issue #28).
 
-python scripts/bench_stream.py [--counts=600,6000] [--routes=stream,cached,memory]
+python -m benchmarks.bench_stream [--counts=600,6000] [--routes=stream,cached,memory]
 
 Writes 6,000 800x600 JPEG photos (smooth random colours with texture, ~120 KB each, as a
 camera's) in 10 class folders under --folder once, and the first 60 of each class as a

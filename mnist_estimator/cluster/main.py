@@ -1,4 +1,4 @@
-"""Launches a TF_CONFIG cluster: `cluster [--engine=ray] --workers=2 --ps=1 --evaluator -- ...`."""
+"""The cluster launcher: its flags, the local engine (subprocesses), main."""
 
 import json
 import os
@@ -12,17 +12,14 @@ from absl import flags
 
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.tools import cluster_flags
-from mnist_estimator.tools import cluster_watch
-from mnist_estimator.tools import paths
-from mnist_estimator.tools.tf_config import cluster_spec  # noqa: F401  # the launcher's API
-from mnist_estimator.tools.tf_config import free_ports  # noqa: F401
-from mnist_estimator.tools.tf_config import labels  # noqa: F401
-from mnist_estimator.tools.tf_config import spec_from  # noqa: F401
-from mnist_estimator.tools.tf_config import tasks  # noqa: F401
+from mnist_estimator.cluster import task_flags as cluster_flags
+from mnist_estimator.cluster import tf_config
+from mnist_estimator.cluster import watch as cluster_watch
 
 FLAGS = flags.FLAGS
 ENGINES = ("local", "ray")
+# Where this package is imported from (a checkout or site-packages): each task imports the same.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def define_flags():
@@ -55,19 +52,19 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
   """Starts every task, streams their output with task prefixes, stops them all at the end.
 
   Returns:
-    The exit code: 0, or that of the first task that failed (see cluster_watch.watch).
+    The exit code: 0, or that of the first task that failed (see watch.watch).
   """
-  spec = cluster_spec(workers, ps)
+  spec = tf_config.cluster_spec(workers, ps)
   watched = cluster_watch.Tasks()
   procs = watched.procs
-  for label, tf_config in tasks(spec, evaluator):
-    python_path = filter(None, [paths.REPO_ROOT, os.environ.get("PYTHONPATH")])
-    env = dict(os.environ, TF_CONFIG=json.dumps(tf_config),
+  for label, task_config in tf_config.tasks(spec, evaluator):
+    python_path = filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")])
+    env = dict(os.environ, TF_CONFIG=json.dumps(task_config),
                PYTHONPATH=os.pathsep.join(python_path))
     procs[label] = subprocess.Popen(
         [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
          *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    task = tf_config["task"]
+    task = task_config["task"]
     where = f" on {spec[task['type']][task['index']]}" if task["type"] in spec else ""
     print(f"[cluster] {label}{where}, pid {procs[label].pid}", flush=True)  # as the Ray engine
     threading.Thread(target=watched.stream, args=(label, procs[label]), daemon=True).start()
@@ -104,14 +101,14 @@ def _ray_only_flags():
 def main(argv):
   with cli.one_line_errors(FLAGS.verbose):
     if FLAGS.engine == "ray":
-      from mnist_estimator.tools import cluster_ray  # pylint: disable=g-import-not-at-top
+      from mnist_estimator.cluster import ray_engine  # pylint: disable=g-import-not-at-top
       options = cluster_flags.RayOptions(
           address=FLAGS.address, task_cpus=FLAGS.task_cpus,
           resources=cluster_flags.parse_resources(FLAGS.task_resources),
           runtime_envs=cluster_flags.parse_runtime_envs(FLAGS.runtime_env),
           max_restarts=FLAGS.max_restarts, placement_timeout_secs=FLAGS.placement_timeout_secs,
           grace_secs=FLAGS.grace_secs)
-      code = cluster_ray.launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, options)
+      code = ray_engine.launch(argv[1:], FLAGS.workers, FLAGS.ps, FLAGS.evaluator, options)
     elif _ray_only_flags():
       raise UsageError(f"{', '.join(_ray_only_flags())} only work with --engine=ray; add "
                        "--engine=ray or drop them")

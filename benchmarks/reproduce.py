@@ -16,10 +16,10 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
+from benchmarks import paths
 from mnist_estimator import flagdefs
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
-from mnist_estimator.tools import paths
 
 
 

@@ -57,7 +57,7 @@ def _graph_lines(result):
 
 
 def _primitive_lines(result):
-  from mnist_estimator.tools import bench_primitives  # pylint: disable=g-import-not-at-top
+  from benchmarks import bench_primitives  # pylint: disable=g-import-not-at-top
   return [bench_primitives.summary_line(f) for f in result.get("primitives") or []]
 
 

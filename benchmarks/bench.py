@@ -1,4 +1,4 @@
-"""Training-speed benchmark: `python -m mnist_estimator.tools.bench --model=cnn`."""
+"""Training-speed benchmark: `python -m benchmarks.bench --model=cnn`."""
 
 import dataclasses
 import os
@@ -17,18 +17,18 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+from benchmarks import bench_lib
+from benchmarks import bench_primitives
+from benchmarks import bench_report
+from benchmarks import bench_variants
+from benchmarks import keras_models
+from benchmarks import paths
 from mnist_estimator import flagdefs
 from mnist_estimator import models
 from mnist_estimator.common import cli
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
 from mnist_estimator.run import plan as plan_lib
-from mnist_estimator.tools import bench_lib
-from mnist_estimator.tools import bench_primitives
-from mnist_estimator.tools import bench_report
-from mnist_estimator.tools import bench_variants
-from mnist_estimator.tools import keras_models
-from mnist_estimator.tools import paths
 
 VARIANTS = tuple(bench_variants.VARIANTS)
 FLAGS = flags.FLAGS
@@ -268,7 +268,7 @@ def main(argv):
 
 
 def run():
-  """Entry point: `python -m mnist_estimator.tools.bench`."""
+  """Entry point: `python -m benchmarks.bench`."""
   define_flags()
   app.run(main)
 

@@ -1,8 +1,8 @@
 """Each export format against its SavedModel, for the cnn and the mlp: the README's table.
 
-python scripts/bench_portable.py --data_dir=../shared/data/mnist             (trains both)
-python scripts/bench_portable.py --data_dir=../shared/data/mnist --model_dirs=cnn=DIR,mlp=DIR
-python scripts/bench_portable.py --quick                               (a smoke run, the sample)
+python -m benchmarks.bench_portable --data_dir=../shared/data/mnist  (trains both)
+python -m benchmarks.bench_portable --data_dir=../shared/data/mnist --model_dirs=cnn=DIR,mlp=DIR
+python -m benchmarks.bench_portable --quick  (a smoke run, the sample)
 
 Trains each model (--steps of Adam at 0.001 on full MNIST; a --model_dirs entry trained by a run
 of its own is exported as its flags.txt says, without training), exports it in every format

@@ -1,0 +1,1 @@
+"""Benchmarks, load tests and reproduction, run from the checkout: `python -m benchmarks.bench`."""

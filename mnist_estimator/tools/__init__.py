@@ -1,1 +1,0 @@
-"""Tools around the core: benchmarks, reproduction, the cluster launcher, load tests."""
