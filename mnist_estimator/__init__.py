@@ -15,3 +15,19 @@ _precision.enable_onednn()
 GRPC_FORK_ENV = {"GRPC_ENABLE_FORK_SUPPORT": "0"}
 for _name, _value in GRPC_FORK_ENV.items():
   _os.environ.setdefault(_name, _value)
+
+# The Python API (api.py), imported on first use: `import mnist_estimator` stays light (no
+# TensorFlow) until a notebook calls mnist_estimator.train(...).
+_API = ("train", "evaluate", "export", "predict", "run", "settings", "load_data", "make_spec",
+        "Result", "Predictions")
+
+
+def __getattr__(name):
+  if name in _API:
+    from mnist_estimator import api  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+    return getattr(api, name)
+  raise AttributeError(f"module 'mnist_estimator' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted({*globals(), *_API})

@@ -9,11 +9,12 @@ cli.import_tensorflow()  # first: its start-up lines go to the run log, not the 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from mnist_estimator import api
 from mnist_estimator import flagdefs
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.run import guard
-from mnist_estimator.run import runner
+from mnist_estimator.run import spec as spec_lib
 
 flagdefs.define_flags()
 flags.adopt_module_key_flags(flagdefs)
@@ -26,7 +27,8 @@ def main(argv):
     if len(argv) > 1:
       raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag "
                        "(see --helpshort)")
-    runner.run(flagdefs.run_spec())
+    settings = {name: flags.FLAGS[name].value for name in spec_lib.field_names()}
+    api.MODES[settings["mode"]](**settings)  # the Python API, which a notebook calls too
 
 
 def run():
