@@ -92,7 +92,5 @@ def model_label(model: Any) -> str:
                      "method or nested function)")
   label = f"{module_name}:{name}"
   # A notebook cell run again defines a new function under the same name: use that one.
-  loaded = custom._LOADED.get(label)  # pylint: disable=protected-access
-  if loaded and loaded[0] is not model:
-    del custom._LOADED[label]  # pylint: disable=protected-access
+  custom.forget_if_replaced(label, model)
   return label

@@ -25,6 +25,13 @@ _ATTR = "mnist_estimator_model"  # what the decorators set: {"kind": ..., "defau
 _LOADED = {}  # import path -> (function, kind, defaults, source): each module imported once
 
 
+def forget_if_replaced(label, function):
+  """Forgets what `label` loaded if it is no longer `function` (a notebook cell run again)."""
+  loaded = _LOADED.get(label)
+  if loaded and loaded[0] is not function:
+    del _LOADED[label]
+
+
 def logits(**defaults):
   """Marks `fn(features, mode, params) -> logits`; `defaults` as a registry line's."""
   return _mark("logits", defaults)
