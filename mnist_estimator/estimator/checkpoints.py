@@ -60,9 +60,9 @@ def _state(model_dir):
     state = None
   if state is None or not state.model_checkpoint_path:
     return None, f"the checkpoint state file {path} is garbled"
+  # get_checkpoint_state already joins a relative entry to model_dir (itself maybe relative to
+  # the working folder): joining again named rel/m/rel/m/model.ckpt-N for --model_dir=rel/m.
   prefix = state.model_checkpoint_path
-  if not os.path.isabs(prefix):
-    prefix = os.path.join(model_dir, prefix)
   if not glob.glob(glob.escape(prefix) + ".*"):
     return None, f"the checkpoint state file {path} names {prefix}, which is not on disk"
   return prefix, None

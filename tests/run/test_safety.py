@@ -181,6 +181,16 @@ def test_train_after_rebuilt_state_continues(trained, tmp_path):
   assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-5")
 
 
+def test_a_relative_model_dir_state_file_is_read_as_written(trained, tmp_path, monkeypatch):
+  """get_checkpoint_state joins a relative entry to the model_dir itself: not joined twice."""
+  shutil.copytree(trained, tmp_path / "rel" / "m")
+  monkeypatch.chdir(tmp_path)
+  announced = []
+  prefix = checkpoints.ensure("rel/m", announce=announced.append)
+  assert not announced  # no "names rel/m/rel/m/model.ckpt-N, which is not on disk; rebuilt"
+  assert prefix is None or os.path.exists(f"{prefix}.index")
+
+
 def test_non_utf8_model_dir(tmp_path):
   # How Python hands main an argument of bytes that are not UTF-8.
   arg = os.fsdecode(b"--model_dir=" + os.fsencode(str(tmp_path)) + b"/caf\xe9")
