@@ -1,5 +1,6 @@
-"""Your own model and data, end to end: examples/README.md's commands, then the same through
-evaluate, export, predict and the server for both kinds of model and three kinds of data."""
+"""Your own model and data, end to end: the README's (and examples/README.md's) commands, then
+the same through evaluate, export, predict and the server for both kinds of model and three
+kinds of data."""
 
 import os
 import re
@@ -24,11 +25,22 @@ CNN = f"{EXAMPLES}/nets.py:small_cnn"
 MODEL_FN = f"{EXAMPLES}/nets.py:linear_model_fn"
 
 
+def _first_block(text):
+  """The commands of the first code block of `text`, a command a line."""
+  block = re.search(r"```\n(.*?)```", text, re.S).group(1)
+  return [shlex.split(line, comments=True) for line in block.strip().splitlines()]
+
+
 def readme_commands():
-  """The first code block of examples/README.md, a command a line."""
+  """The README's own-model commands, which must be examples/README.md's: the front door's
+  example and the example's own page run the same two commands."""
+  with open(os.path.join(helpers.ROOT, "README.md")) as f:
+    section = re.search(r"^## Your own model and data\n(.*?)^## ", f.read(), re.S | re.M)
+  assert section, "README.md has no '## Your own model and data' section"
+  commands = _first_block(section.group(1))
   with open(os.path.join(EXAMPLES, "README.md")) as f:
-    block = re.search(r"```\n(.*?)```", f.read(), re.S).group(1)
-  return [shlex.split(line) for line in block.strip().splitlines()]
+    assert _first_block(f.read()) == commands, "README.md and examples/README.md differ"
+  return commands
 
 
 def test_the_readme_commands_run_as_written(tmp_path):
