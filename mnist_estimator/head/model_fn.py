@@ -74,7 +74,15 @@ def model_fn(features, labels, mode, params, config=None):
 
 
 class CheckpointMismatch(UsageError):
-  """model_dir's checkpoint holds variables of other shapes than this graph's."""
+  """model_dir's checkpoint holds variables of other shapes than this graph's.
+
+  Attributes:
+    differences: the first variables that differ, "name [saved] there, [built] here; ...".
+  """
+
+  def __init__(self, message, differences=""):
+    super().__init__(message)
+    self.differences = differences
 
 
 def _check_checkpoint_shapes(config):
@@ -92,9 +100,10 @@ def _check_checkpoint_shapes(config):
             for v in tf.compat.v1.global_variables()
             if v.op.name in saved and list(saved[v.op.name]) != v.shape.as_list()]
   if differ:
+    differences = "; ".join(differ[:3])
     raise CheckpointMismatch(f"--model_dir {model_dir} holds a checkpoint of another network "
-                             f"({'; '.join(differ[:3])}); use another --model_dir or the "
-                             "network it was trained with")
+                             f"({differences}); use another --model_dir or the network it "
+                             "was trained with", differences)
 
 
 def _shape_text(image_shape):

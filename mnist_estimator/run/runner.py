@@ -223,7 +223,7 @@ def _source_changed(plan):
     if not old or not new or old == new:
       raise
     info = plan.model
-    cause = (str(e).split(" (", 1)[-1].split(")")[0] if isinstance(e, UsageError)
+    cause = (e.differences if isinstance(e, model_fn_lib.CheckpointMismatch)
              else causes.tf_error_line(getattr(e, "message", None) or str(e)))
     raise UsageError(f"{info.source} changed since {plan.spec.model_dir} was trained (SHA-256 "
                      f"{old[:12]}... there, {new[:12]}... now) and its checkpoint no longer "
