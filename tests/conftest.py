@@ -82,7 +82,10 @@ def pytest_terminal_summary(terminalreporter, config):
 # worker, and one of these drawn last by the random order left the other worker idle for
 # up to a minute at the end of the suite.
 _LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/benchmarks/test_bench.py",
-                  "tests/cluster/test_cluster.py", "tests/run/test_runner.py")
+                  "tests/cluster/test_cluster.py", "tests/test_api.py", "tests/run/test_runner.py",
+                  "tests/serve/test_serve_browser.py", "tests/run/test_safety.py",
+                  "tests/predict/test_predict.py", "tests/serve/test_serve_main.py",
+                  "tests/predict/test_predict_folder.py", "tests/test_docs.py")
 
 
 @pytest.hookimpl(trylast=True)
