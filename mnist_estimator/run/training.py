@@ -1,0 +1,115 @@
+"""Training: its input_fn and hooks, a NaN loss, the speed record; train, train_and_evaluate."""
+
+import contextlib
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_estimator.common.errors import UsageError
+from mnist_estimator.estimator import checkpoint_shapes as record_lib
+from mnist_estimator.estimator import export as export_lib
+from mnist_estimator.estimator import hooks as hooks_lib
+from mnist_estimator.estimator import interrupts
+from mnist_estimator.inputs import input_fns
+from mnist_estimator.run import evaluation
+
+eval_input_fn = evaluation.eval_input_fn
+evaluate = evaluation.evaluate
+format_metrics = evaluation.format_metrics
+
+
+def train_input_fn(spec, data):
+  return input_fns.make_input_fn(spec.input, data.x_train, data.y_train, spec.batch_size,
+                                 train=True, seed=spec.seed, augment=spec.augment,
+                                 cache_decoded=spec.cache_decoded)
+
+
+def train_hooks(plan, stream=None):
+  """The training hooks of a run, by name (estimator.hooks.train_hooks, and the record).
+
+  In a cluster only the chief writes the steps/s summaries.
+  """
+  spec = plan.spec
+  hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
+                                spec.model_dir if plan.chief else None, spec.profile_steps,
+                                spec.steps, stream)
+  hooks["record"] = record_lib.RecordHook(spec.model_dir, plan.record)
+  return hooks
+
+
+@contextlib.contextmanager
+def _training(plan, progress):
+  """Turns a NaN loss into a UsageError; records time and speed in model_dir/train_stats.json."""
+  spec = plan.spec
+  start = time.time()
+  try:
+    yield
+    interrupts.check()  # a signal stopped training: say so, exit 130/143
+  except tf.compat.v1.train.NanLossDuringTrainingError:
+    raise UsageError(f"the loss became NaN while training {spec.model}; lower "
+                     f"--learning_rate (now {spec.learning_rate}); checkpoints before "
+                     "the failure are kept") from None
+  finally:
+    interrupts.restore()  # whatever ended training (check() already did on success)
+  if progress.steps_per_sec and plan.chief:  # something was trained
+    rate = float(np.median(progress.steps_per_sec))
+    stats = {"seconds": round(time.time() - start, 2), "steps_per_sec": round(rate, 2),
+             "images_per_sec": round(rate * spec.batch_size, 1), "batch_size": spec.batch_size,
+             "target_step": spec.steps}
+    with open(os.path.join(spec.model_dir, "train_stats.json"), "w") as f:
+      json.dump(stats, f, indent=2)
+
+
+def train(plan, estimator):
+  """Trains until global step spec.steps (a finished run is not trained again)."""
+  hooks = train_hooks(plan)
+  with _training(plan, hooks["progress"]):
+    estimator.train(train_input_fn(plan.spec, plan.data), hooks=list(hooks.values()),
+                    max_steps=plan.spec.steps)
+
+
+def train_and_evaluate(plan, estimator):
+  """tf.estimator.train_and_evaluate on the validation set, then the test set once.
+
+  Evaluations follow checkpoints: with spec.eval_every_steps every N steps, else tf.estimator's
+  default of at most every 600 s. Each evaluates the validation set (the test set where the
+  data has none), prints a line, and feeds early stopping (spec.early_stopping_steps),
+  model_dir/export/best (highest accuracy) and export/latest; TensorBoard shows them as
+  "eval_validation". The final evaluation, and the report, are on the test set.
+  """
+  spec, data = plan.spec, plan.data
+  split, name = ("validation", "validation") if data.has_validation else ("test", None)
+  count = len(data.y_val if data.has_validation else data.y_test)
+  hooks = train_hooks(plan)
+  if spec.early_stopping_steps:
+    hooks["early_stopping"] = tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
+        eval_dir=estimator.eval_dir(name), run_every_secs=None,
+        run_every_steps=spec.eval_every_steps or 100)
+  train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
+                                      hooks=list(hooks.values()))
+  evaluator = plan.config.task_type == "evaluator"
+  describe = lambda metrics: format_metrics(metrics, count, data.name, split)
+  # An evaluator task polls for new checkpoints every throttle_secs: at 0 it spun a core
+  # (and logged a warning per turn) while waiting; locally 0 evaluates at every checkpoint.
+  eval_spec = tf.estimator.EvalSpec(
+      eval_input_fn(spec, data, split=split), steps=None, name=name,
+      throttle_secs=2 if evaluator else 0, start_delay_secs=0,
+      exporters=export_lib.exporters(data.image_shape, data.standardize, describe,
+                                     export_lib.assets_extra(estimator, plan.record["data"]),
+                                     plan.record["data"]))
+  with _training(plan, hooks["progress"]):
+    # Locally: (metrics, export results); a cluster task returns None.
+    metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
+  # The test set once, at the end, with the report: locally, or on the evaluator of a
+  # cluster (the chief's session would need workers that have already left).
+  if not ((plan.local and plan.chief) or evaluator):
+    return metrics
+  if data.has_validation or not metrics:
+    return evaluate(plan, estimator)
+  if spec.report:  # the last evaluation was of the test set already
+    evaluation.write_eval_report(plan, estimator)
+  return metrics
