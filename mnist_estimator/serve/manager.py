@@ -80,9 +80,9 @@ class ModelManager:
       self._models = list(models)
       if models:
         self.name = models[0].name
-      self.poll()
-      for listener in self._listeners:  # also a model gone, though no version changed
-        listener()
+      if not self.poll():  # poll() told the listeners of a change; a model gone is one too
+        for listener in self._listeners:
+          listener()
       self._check_labels(models)
 
   def _check_labels(self, models):

@@ -29,8 +29,7 @@ class VersionState:
 
 def on_disk(base_path):
   """{version: path} under a base path: numbered SavedModels, or a .tflite/.onnx file as one."""
-  if portable_servable.is_model_file(base_path) or base_path.endswith(
-      portable_servable.MODEL_FILE_SUFFIXES):
+  if portable_servable.is_model_file(base_path):  # a missing file too: no version yet
     if not os.path.isfile(base_path):
       return {}
     return {portable_servable.file_version(base_path): base_path}
