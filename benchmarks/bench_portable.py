@@ -31,9 +31,9 @@ cli.quiet_tensorflow()
 from absl import logging  # pylint: disable=g-import-not-at-top
 
 from mnist_estimator import flagdefs  # pylint: disable=g-import-not-at-top
+from mnist_estimator import runtime  # pylint: disable=g-import-not-at-top
 from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
 from mnist_estimator.portable import FORMATS  # pylint: disable=g-import-not-at-top
-from mnist_estimator.portable import runtimes  # pylint: disable=g-import-not-at-top
 from mnist_estimator.portable import verify  # pylint: disable=g-import-not-at-top
 from mnist_estimator.run import runner  # pylint: disable=g-import-not-at-top
 from mnist_estimator.run.spec import RunSpec  # pylint: disable=g-import-not-at-top
@@ -63,7 +63,7 @@ def export_model(model, model_dir, data, steps, seed=0):
 def measure(files_by_model, data, rounds, threads):
   """{model: [Row]}: every file checked, all of them timed in one interleaved run."""
   inputs = verify.serving_inputs(data.x_test, data.image_shape, data.standardize)
-  loaded = {(model, fmt): runtimes.load(path, threads)
+  loaded = {(model, fmt): runtime.load_classifier(path, threads)
             for model, files in files_by_model.items() for fmt, path in files.items()}
   rows = {}
   for model, files in files_by_model.items():

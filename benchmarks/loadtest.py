@@ -237,10 +237,11 @@ def compare_backends(base, rounds):
   """Median ms per call of serving_default, tf.saved_model.load vs Session.make_callable."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnist_estimator import runtime  # pylint: disable=g-import-not-at-top
   from mnist_estimator.common import saved_model  # pylint: disable=g-import-not-at-top
   path = saved_model.newest(base)
   function = tf.saved_model.load(path).signatures["serving_default"]
-  session = saved_model.load(path).signatures["serving_default"]
+  session = runtime.load(path).signatures["serving_default"]
   calls = {"tf.saved_model.load": lambda x: [v.numpy() for v in function(
                images=tf.constant(x)).values()],
            "Session.make_callable": lambda x: session.run({"images": x})}

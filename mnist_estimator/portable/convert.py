@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import importlib
 import logging
 import os
 import sys
@@ -13,25 +12,16 @@ import numpy as np
 from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.portable import FORMATS
-from mnist_estimator.portable import PIP_HINT
+from mnist_estimator.runtime import formats
 
 # ONNX opset 13: the first whose Softmax normalises over one axis as TF's does (before 13 it
 # flattened to 2-D, so tf2onnx wrapped it in Transposes), and old enough that every runtime
 # in use runs it: onnxruntime >= 1.6 and onnxruntime-web, OpenVINO, TensorRT 8, tract (Rust).
 ONNX_OPSET = 13
-CLASS_NAMES_KEY = "class_names"  # ONNX metadata_props / TFLite metadata: one name a line
-# The same place: the export's data record (class names, decoding, the training images' border)
-# and what the float input expects, as JSON.
-METADATA_KEY = "mnist_estimator"
-
-
-def require(module, what):
-  """Imports `module` for `what`, or raises one line naming the pip command."""
-  try:
-    return importlib.import_module(module)
-  except ImportError:
-    raise UsageError(f"{what} needs {module.split('.')[0]}, which is not installed: "
-                     f"{PIP_HINT}") from None
+# What a file keeps beside the model (runtime.formats declares the keys the runtime reads).
+CLASS_NAMES_KEY = formats.CLASS_NAMES_KEY
+METADATA_KEY = formats.METADATA_KEY
+require = formats.require
 
 
 @contextlib.contextmanager

@@ -2,10 +2,10 @@
 
 import shutil
 
+from mnist_estimator import runtime
 from mnist_estimator.portable import SAVED_MODEL
 from mnist_estimator.portable import convert
 from mnist_estimator.portable import parse_formats
-from mnist_estimator.portable import runtimes
 from mnist_estimator.portable import verify
 
 
@@ -20,8 +20,8 @@ def check_files(saved_model, files, inputs, labels, rounds=3, threads=1):
     threads: threads of every runtime, the SavedModel's too (one: a fair, steady figure on a
       shared machine; a phone's or a browser's usual setting).
   """
-  reference = runtimes.load(saved_model, threads)
-  runners = [reference] + [runtimes.load(path, threads) for path in files.values()]
+  reference = runtime.load_classifier(saved_model, threads)
+  runners = [reference] + [runtime.load_classifier(path, threads) for path in files.values()]
   try:
     ref_out = verify.predict_all(reference, inputs)
     rows = [verify.compare(reference, r, inputs, labels, ref_out) for r in runners]
@@ -69,7 +69,7 @@ def export_formats(saved_model, names, representative=None, test=None, verify_fi
     path = saved_model if fmt.name == SAVED_MODEL else files[fmt.name]
     found[fmt.name] = path
     kinds = f"; {tensor_kinds(path)}" if fmt.quantized else ""
-    out(f"exported {fmt.name}: {path} ({verify.size_text(runtimes.file_size(path))}{kinds})")
+    out(f"exported {fmt.name}: {path} ({verify.size_text(runtime.file_size(path))}{kinds})")
   if SAVED_MODEL not in found:
     shutil.rmtree(saved_model, ignore_errors=True)  # only the source of the files asked for
   return found
@@ -77,12 +77,9 @@ def export_formats(saved_model, names, representative=None, test=None, verify_fi
 
 def tensor_kinds(path):
   """What a quantized file takes and returns: "uint8 images (scale 1/255, zero point 0), ..."."""
-  runner = runtimes.load(path)
-  try:
-    def kind(t):
-      if t.scale is None:
-        return f"{t.dtype} {t.name}"
-      return f"{t.dtype} {t.name} (scale 1/{1 / t.scale:.0f}, zero point {t.zero_point})"
-    return ", ".join(kind(t) for t in [*runner.inputs, *runner.outputs])
-  finally:
-    runner.close()
+  def kind(t):
+    if t.scale is None:
+      return f"{t.dtype} {t.name}"
+    return f"{t.dtype} {t.name} (scale 1/{1 / t.scale:.0f}, zero point {t.zero_point})"
+  with runtime.load(path) as model:
+    return ", ".join(kind(t) for t in [*model.file_inputs, *model.file_outputs])

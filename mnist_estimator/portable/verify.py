@@ -68,14 +68,14 @@ def compare(reference, runner, inputs, labels, reference_out=None):
   """A Row: the runner's accuracy and its agreement with `reference` on inputs.
 
   Args:
-    reference, runner: Runners (the SavedModel, the exported file).
+    reference, runner: runtime.Classifiers (the SavedModel, the exported file).
     inputs: float32 signature inputs; labels: int [N].
     reference_out: reference's predict_all output if already computed.
   """
-  from mnist_estimator.portable import runtimes  # pylint: disable=g-import-not-at-top
+  from mnist_estimator import runtime  # pylint: disable=g-import-not-at-top
   ref_classes, ref_probs = reference_out or predict_all(reference, inputs)
   classes, probs = predict_all(runner, inputs)
-  return Row(runner.format.name, runner.path, runtimes.file_size(runner.path),
+  return Row(runner.format.name, runner.path, runtime.file_size(runner.path),
              float(np.mean(classes == labels)), float(np.mean(classes == ref_classes)),
              float(np.max(np.abs(probs - ref_probs))) if len(probs) else 0.0)
 
@@ -87,7 +87,7 @@ def time_runners(runners, inputs, rounds=3, singles=50, batch=BATCH):
   load falls on all of them alike.
 
   Args:
-    runners: {label: Runner}; inputs: float32 signature inputs (all runners take them).
+    runners: {label: runtime.Classifier}; inputs: float32 signature inputs (all runners take them).
     rounds: rounds; singles: batch-1 calls per runner and round.
 
   Returns:

@@ -1,102 +1,73 @@
-"""A model of this package loaded for prediction (a SavedModel, .tflite or .onnx): shape, calls."""
+"""A model loaded for prediction (a SavedModel, .tflite or .onnx, through runtime): shape, calls."""
 
-import os
+from typing import Any, Tuple
 
 import numpy as np
 
-from mnist_estimator.common import saved_model
+from mnist_estimator import runtime
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode as decode_lib
 
 
-class Model:
-  """A loaded model's serving_default (or a model file's runner) and the image shape it takes."""
+class Model(runtime.Classifier):
+  """A loaded model's serving_default, the image shape it takes and what its images meant.
 
-  def __init__(self, path, run, input_key, input_shape, n_classes, class_names, holder,
-               metadata=None, run_bytes=None):
-    self.path = path
-    self._holder = holder  # the session and its graph, or the model file's runtime
-    self._run = run  # {input_key: float32 batch} -> {"classes", "probabilities", ...}
-    self._run_bytes = run_bytes  # {IMAGE_BYTES_KEY: strings} -> the same, or None
-    self.input_key = input_key  # "images", or SEQUENCES_KEY for a sequence model
-    self.input_shape = tuple(input_shape)  # e.g. (None, 28, 28)
-    self.n_classes = n_classes
+  Attributes (beyond runtime.Classifier's): image_shape (H, W, C); class_names (its own, or
+  the class ids); decoding (how its training images were decoded); border_mean (its training
+  images' border brightness, None: not known).
+  """
+
+  def __init__(self, model: runtime.Model) -> None:
+    super().__init__(model)
     # A folder's class names, kept with the export; else the class ids themselves.
-    self.class_names = class_names or [str(i) for i in range(self.n_classes)]
+    self.class_names = self.class_names or [str(i) for i in range(self.n_classes)]
     h, w = self.input_shape[1:3]
     self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
     # What its training data meant (an export of this version keeps it): the decoding of
     # image files, the training images' border brightness (None: not known).
-    metadata = metadata or {}
+    metadata = self.metadata or {}
     self.decoding = (decode_lib.Decoding.from_dict(metadata["decoding"])
                      if metadata.get("decoding") else decode_lib.Decoding(*self.image_shape))
     self.border_mean = metadata.get("border_mean")
 
   @property
-  def takes_bytes(self):
+  def takes_bytes(self) -> bool:
     """It has the image_bytes signature: encoded images decoded in its own graph."""
-    return self._run_bytes is not None
+    return self.by_bytes is not None
 
-  def __call__(self, batch):
+  def __call__(self, batch: Any) -> Tuple[np.ndarray, np.ndarray]:
     """Runs the model on float32 [n, *input_shape[1:]]; returns (classes, probabilities)."""
-    out = self._run({self.input_key: np.asarray(batch, np.float32)})
+    out = self.run(batch)
     return out["classes"], out["probabilities"]
 
-  def call_bytes(self, encoded):
+  def call_bytes(self, encoded: Any) -> Tuple[np.ndarray, np.ndarray]:
     """Runs the image_bytes signature on encoded images; returns (classes, probabilities)."""
-    out = self._run_bytes({saved_model.IMAGE_BYTES_KEY: np.asarray(encoded, object)})
-    return out["classes"], out["probabilities"]
+    return self.run_bytes(encoded)
 
 
-def load_model_file(path):
-  """A .tflite or .onnx file (--export_format) as a Model, run without TF's SavedModel loader.
-
-  Raises:
-    UsageError: it is missing, of another kind, or does not load.
-  """
-  from mnist_estimator.portable import runtimes  # pylint: disable=g-import-not-at-top
-  runner = runtimes.load(path)
-  shape = runner.input_shape
-  if len(shape) not in (3, 4) or None in shape[1:]:
-    raise UsageError(f"{path} does not take fixed-size images [N, H, W(, C)] (input "
-                     f"{runner.input_key} {shape}); export it with mnist_estimator")
-  return Model(path, lambda feeds: runner.run(feeds[runner.input_key]), runner.input_key,
-               shape, runner.n_classes, runner.class_names, runner, runner.metadata)
-
-
-def load_model(saved_model_dir):
-  """Loads the serving_default signature of a SavedModel into its own session.
+def load_model(path: str) -> Model:
+  """Loads a model's serving_default for prediction.
 
   Args:
-    saved_model_dir: a SavedModel dir, or an export base dir (its newest timestamped export);
-      or a .tflite or .onnx file (load_model_file).
+    path: a SavedModel dir, or an export base dir (its newest timestamped export); or a
+      .tflite or .onnx file.
 
   Returns:
     A `Model` for `predict(model, images)`; `model.image_shape` is its (H, W, C).
 
   Raises:
-    UsageError: no SavedModel there, it does not load, or it lacks the expected signature.
+    UsageError: no model there, it does not load, or it lacks the expected signature.
   """
-  if os.path.isfile(saved_model_dir):
-    return load_model_file(saved_model_dir)
-  loaded = saved_model.load(saved_model_dir)
-  path = loaded.path
-  signature = loaded.signatures.get(saved_model.SERVING_DEFAULT)
-  if signature is None or not {"classes", "probabilities"} <= set(signature.outputs):
-    raise UsageError(f"{path} has no serving_default signature returning classes and "
-                     "probabilities; export it with mnist_estimator (--export_dir)")
-  inputs = signature.inputs
-  key = saved_model.image_input_key(inputs)
-  shape = inputs[key].shape if key else None
-  if not shape or len(shape) not in (3, 4) or None in shape[1:]:
-    raise UsageError(f"{path}'s serving_default does not take fixed-size images [N, H, W(, C)] "
-                     f"(inputs: {list(inputs)}); export it with mnist_estimator (--export_dir)")
-  by_bytes = loaded.signatures.get(f"{saved_model.IMAGE_BYTES_KEY}:{saved_model.SERVING_DEFAULT}")
-  return Model(path, signature.run, key, shape, signature.outputs["probabilities"].shape[-1],
-               loaded.class_names, loaded, loaded.metadata, by_bytes and by_bytes.run)
+  loaded = runtime.load(path)
+  try:
+    return Model(loaded)
+  except UsageError:
+    loaded.close()
+    raise
 
 
-def predict_encoded(model, encoded, batch_size=1000):
+def predict_encoded(model: Model, encoded: Any,
+                    batch_size: int = 1000) -> Tuple[np.ndarray, np.ndarray]:
   """Predicts encoded images (bytes) through the model's image_bytes signature, in batches.
 
   Returns:
@@ -107,7 +78,7 @@ def predict_encoded(model, encoded, batch_size=1000):
   return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def predict(model, images, batch_size=1000):
+def predict(model: Model, images: Any, batch_size: int = 1000) -> Tuple[np.ndarray, np.ndarray]:
   """Predicts images with a loaded model, batch_size images per call.
 
   Args:

@@ -9,6 +9,7 @@ import functools
 import numpy as np
 
 from mnist_estimator.common import causes
+from mnist_estimator.runtime import chunks
 from mnist_estimator.serve import status
 
 
@@ -45,40 +46,13 @@ def run_signature(signature, feeds):
     raise status.bad_request(causes.tf_error_line(getattr(e, "message", None) or str(e))) from e
 
 
-def splittable(feeds, size):
-  """Whether every input has `size` rows on axis 0 (callers pass a huge size for the rest)."""
-  return all(np.ndim(array) and len(array) == size for array in feeds.values())
-
-
-def rows_of(feeds):
-  """The rows a request holds as the session sees them (1 for an input without axis 0)."""
-  return max((len(array) if np.ndim(array) else 1 for array in feeds.values()), default=1)
-
-
-def pieces(feeds, size, limit):
-  """`feeds` as consecutive slices of at most `limit` rows: [(rows, feeds), ...] (views)."""
-  if size <= limit:
-    return [(size, feeds)]  # as given: a request's own shapes are the session's to judge
-  return [(min(limit, size - start), {k: v[start:start + limit] for k, v in feeds.items()})
-          for start in range(0, size, limit)]
-
-
-def concatenate(outputs):
-  """The pieces' output dicts joined back in order along the rows."""
-  if len(outputs) == 1:
-    return outputs[0]
-  return {k: np.concatenate([out[k] for out in outputs]) for k in outputs[0]}
-
-
 def run_in_chunks(signature, feeds, size, limit):
   """Runs `feeds` `limit` rows at a time (one after the other) and joins the outputs.
 
   Why: one session run of 10,000 CNN rows leaves ~2 GB in TensorFlow's CPU allocator (oneDNN
   on), which malloc_trim does not return; runs of 256 rows add ~50 MB and take no longer.
   """
-  if size <= limit or not splittable(feeds, size):
-    return run_signature(signature, feeds)
-  return concatenate([run_signature(signature, part) for _, part in pieces(feeds, size, limit)])
+  return chunks.run_in_chunks(functools.partial(run_signature, signature), feeds, limit, size)
 
 
 def too_large(size, limit):

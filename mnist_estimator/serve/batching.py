@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import time
 
+from mnist_estimator.runtime import chunks
 from mnist_estimator.serve import batch_tasks
 
 # Kept here: the warm-up and other modules call batching.run_signature.
@@ -96,7 +97,7 @@ class Batcher:
                                           feeds, size, UNBATCHED_RUN_ROWS)
       futures = self._enqueue(servable, signature, feeds, size, loop)
       try:
-        return batch_tasks.concatenate(await asyncio.gather(*futures))
+        return chunks.concatenate(await asyncio.gather(*futures))
       finally:  # a failed piece or a client gone: the pieces not run yet are not run
         for future in futures:
           future.cancel()
@@ -108,14 +109,14 @@ class Batcher:
     """Queues the request (in pieces if larger than max_batch_size); the pieces' futures."""
     limit = self.options.max_batch_size
     now = time.monotonic()
-    if size <= limit or batch_tasks.splittable(feeds, size):
+    if size <= limit or chunks.splittable(feeds, size):
       if size > limit and not self.options.enable_large_batch_splitting:
         raise batch_tasks.too_large(size, limit)
       tasks = [batch_tasks.Task(servable, signature, part, rows, loop.create_future(), now)
-               for rows, part in batch_tasks.pieces(feeds, size, limit)]
+               for rows, part in chunks.pieces(feeds, size, limit)]
     else:  # rows that must not merge (inference.ALONE): a batch of its own, one in the queue
       tasks = [batch_tasks.Task(servable, signature, feeds, size, loop.create_future(), now,
-                                weight=limit, rows=batch_tasks.rows_of(feeds))]
+                                weight=limit, rows=chunks.rows_of(feeds))]
     weight = sum(task.weight for task in tasks)
     if self._queue is None:
       self._start()

@@ -63,7 +63,7 @@ def predict_feeds(signature, request):
   arrays = {}
   for key, spec in signature.inputs.items():
     if key not in request.inputs:
-      feed = spec.tensor.name if spec.tensor is not None else key
+      feed = spec.feed_name or key
       error = status.bad_request("")
       # Set after ApiError's one-line cleanup, which would cut the text's trailing space.
       error.message = (

@@ -139,7 +139,7 @@ def check_tensor(array, spec):
 
   Its shape is the session's to take or refuse, as in TF Serving (predict_util.cc hands the
   tensor to Session::Run): a [1, 784] or an empty batch runs where the graph runs it. A model
-  file's runtime (portable_servable: no Session, no tensor) keeps the declared shape.
+  file's runtime (TFLite, onnxruntime: spec.strict_shape) takes only the declared shape.
 
   Raises:
     ApiError: INVALID_ARGUMENT for NaN or Infinity (refused on purpose: pixels are in 0..1,
@@ -147,7 +147,7 @@ def check_tensor(array, spec):
   """
   if spec.dtype.is_floating and not np.isfinite(array).all():
     raise status.bad_request(f"input '{spec.key}' holds NaN or Infinity")
-  if spec.tensor is None and spec.shape is not None and (array.ndim != len(spec.shape) or any(
+  if spec.strict_shape and spec.shape is not None and (array.ndim != len(spec.shape) or any(
       want is not None and want != got for want, got in zip(spec.shape, array.shape))):
     want = ", ".join("-1" if d is None else str(d) for d in spec.shape)
     raise status.bad_request(f"input '{spec.key}' has shape {list(array.shape)}; the "

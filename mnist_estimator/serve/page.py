@@ -7,7 +7,7 @@ from starlette.responses import HTMLResponse
 from starlette.responses import Response
 
 from mnist_estimator.serve import inference
-from mnist_estimator.serve import portable_servable
+from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 
@@ -84,7 +84,7 @@ def onnx_endpoint(manager):
     try:
       name = request.query_params.get("name") or manager.name
       servable = manager.get(name)
-      path = portable_servable.onnx_file(servable)
+      path = servable_lib.onnx_file(servable)
       if path is None:
         raise status.not_found(f"version {servable.version} of {name} has no ONNX file beside it; "
                                "export one with --export_format=saved_model,onnx")

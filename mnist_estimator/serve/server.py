@@ -18,7 +18,7 @@ from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import health
 from mnist_estimator.serve import manager as manager_lib
 from mnist_estimator.serve import metrics as metrics_lib
-from mnist_estimator.serve import portable_servable
+from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 
 
@@ -33,7 +33,7 @@ def base_path(model_dir=None, saved_model=None, model_file=None):
   if model_file:
     if model_dir or saved_model:
       raise UsageError("pass --model_file alone, without --model_dir or --saved_model")
-    if not portable_servable.is_model_file(model_file) or not os.path.isfile(model_file):
+    if not servable_lib.is_model_file(model_file) or not os.path.isfile(model_file):
       raise UsageError(f"--model_file={model_file} is not a .tflite or .onnx file; export one "
                        "with --mode=export --export_format=tflite,onnx")
     return model_file

@@ -7,7 +7,6 @@ import threading
 from absl import logging
 
 from mnist_estimator.common import saved_model
-from mnist_estimator.serve import portable_servable
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 from mnist_estimator.serve import warmup
@@ -29,10 +28,10 @@ class VersionState:
 
 def on_disk(base_path):
   """{version: path} under a base path: numbered SavedModels, or a .tflite/.onnx file as one."""
-  if portable_servable.is_model_file(base_path):  # a missing file too: no version yet
+  if servable_lib.is_model_file(base_path):  # a missing file too: no version yet
     if not os.path.isfile(base_path):
       return {}
-    return {portable_servable.file_version(base_path): base_path}
+    return {servable_lib.file_version(base_path): base_path}
   return saved_model.versions(base_path)
 
 
@@ -41,9 +40,7 @@ def default_loader(session_config=None):
   threads = session_config.intra_op_parallelism_threads if session_config else None
 
   def load(path, version):
-    if portable_servable.is_model_file(path):
-      return portable_servable.PortableServable(path, version, threads or None)
-    return servable_lib.Servable(path, version, session_config)
+    return servable_lib.Servable(path, version, threads or None, session_config)
   return load
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from mnist_estimator import models
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.common import saved_model
+from mnist_estimator import runtime
 from mnist_estimator.models import custom
 from mnist_estimator.run import runner
 from mnist_estimator.run.spec import RunSpec
@@ -48,7 +48,7 @@ def test_a_logits_function_by_file_gets_the_shared_head(tmp_path, small, capsys)
   assert "loss" in out and "batch accuracy" in out  # the head's named tensors
   record = json.loads((tmp_path / "m" / "mnist_estimator.json").read_text())
   assert record["model"] == model and len(record["source_sha256"]) == 64
-  loaded = saved_model.load(result["export"])
+  loaded = runtime.load(result["export"])
   assert {"serving_default", "examples:classify"} <= set(loaded.signatures)
 
 
@@ -78,7 +78,7 @@ def test_a_full_model_fn_is_used_as_it_is(tmp_path, small, capsys):
   assert result["metrics"]["global_step"] == 5
   rows = runner.run(run.replace(mode="predict", num_predictions=3), small)["predictions"]
   assert [row[1] for row in rows] == list(small.y_test[:3])
-  loaded = saved_model.load(result["export"])
+  loaded = runtime.load(result["export"])
   assert "examples:classify" in loaded.signatures  # added: TF Serving's classify, as ours
 
 

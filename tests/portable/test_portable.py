@@ -10,10 +10,10 @@ import helpers
 import numpy as np
 import pytest
 
+from mnist_estimator import runtime
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.portable import convert
 from mnist_estimator.portable import exports
-from mnist_estimator.portable import runtimes
 from mnist_estimator.portable import verify
 from mnist_estimator.predict import main as predict_main
 from mnist_estimator.run import runner
@@ -63,11 +63,11 @@ def test_every_format_is_written_beside_the_version_and_checked(exported):
 
 def test_the_files_hold_the_signatures_names_and_the_int8_types(exported):
   files = exported[1]["exports"]
-  int8 = runtimes.load(files["tflite_int8"])
-  (pixels,) = int8.inputs
+  int8 = runtime.load(files["tflite_int8"])
+  (pixels,) = int8.file_inputs
   assert (pixels.name, pixels.dtype, pixels.shape) == ("images", "uint8", [None, 28, 28])
   assert pixels.zero_point == 0 and abs(pixels.scale - 1 / 255) < 1e-6  # the pixels' bytes
-  outputs = {t.name: t for t in int8.outputs}
+  outputs = {t.name: t for t in int8.file_outputs}
   assert outputs["probabilities"].dtype == "uint8" and outputs["probabilities"].scale == 1 / 256
   assert outputs["classes"].dtype == "int32" and outputs["classes"].scale is None
   onnx = pytest.importorskip("onnx")
@@ -188,7 +188,8 @@ def test_predict_refuses_a_file_of_another_kind(tmp_path):
 def test_every_file_says_what_its_input_expects(exported):
   """The export's data record travels with each file: decoding, polarity, classes."""
   for name, path in exported[1]["exports"].items():
-    metadata = runtimes.load(path).metadata
+    with runtime.load(path) as model:
+      metadata = model.metadata
     assert metadata["decoding"]["height"] == 28 and metadata["image_shape"] == [28, 28, 1], name
     assert metadata["border_mean"] < 0.05, name  # MNIST's dark border: predict inverts paper
     if name != "saved_model":

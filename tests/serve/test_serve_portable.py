@@ -9,10 +9,10 @@ from google.protobuf import json_format
 from serve_helpers import call, images
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from mnist_estimator.common import saved_model as saved_model_lib
+from mnist_estimator import runtime
+from mnist_estimator.runtime import files as runtime_files
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.portable import convert
-from mnist_estimator.portable import runtimes
 from mnist_estimator.portable import verify
 from mnist_estimator.serve import batching, server
 
@@ -29,7 +29,7 @@ def files(tiny_export, small, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference(files, small):
-  loaded = saved_model_lib.load(files["saved_model"])
+  loaded = runtime.load(files["saved_model"])
   out = loaded.signatures["serving_default"].run({"images": images(small, 5)})
   loaded.close()
   return out
@@ -134,20 +134,21 @@ def test_model_file_errors(files, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["tflite", "tflite_int8", "onnx"])
 def test_a_large_batch_runs_in_chunks_with_one_batchs_answers(files, fmt):
-  runner = runtimes.load(files[fmt])
-  x = np.random.default_rng(0).random([runtimes.CHUNK_ROWS * 2 + 7, 28, 28], np.float32)
+  model = runtime.load(files[fmt])
+  signature = model.signatures["serving_default"]
+  x = np.random.default_rng(0).random([runtime_files.CHUNK_ROWS * 2 + 7, 28, 28], np.float32)
   sizes = []
-  run = runner._run  # pylint: disable=protected-access
+  run = signature._run  # pylint: disable=protected-access
 
   def counted(batch):
     sizes.append(len(batch))
     return run(batch)
-  runner._run = counted  # pylint: disable=protected-access
-  chunked = runner.run(x)
-  assert sizes == [runtimes.CHUNK_ROWS, runtimes.CHUNK_ROWS, 7]
-  runner.chunk_rows = len(x)
-  whole = runner.run(x)
+  signature._run = counted  # pylint: disable=protected-access
+  chunked = signature.run({"images": x})
+  assert sizes == [runtime_files.CHUNK_ROWS, runtime_files.CHUNK_ROWS, 7]
+  signature.chunk_rows = len(x)
+  whole = signature.run({"images": x})
   assert sizes[3:] == [len(x)]
   for key in ("classes", "probabilities"):
     np.testing.assert_array_equal(chunked[key], whole[key])
-  runner.close()
+  model.close()
