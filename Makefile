@@ -82,8 +82,10 @@ test: install
 	  $(MAKE) --no-print-directory train MODEL_DIR="$$dir/$(MODEL)-mnist_sample"; fi
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope $(TEST_ARGS)
 
+# ruff, then mypy's type check of the package (its settings: pyproject.toml's [tool.mypy]).
 lint: install
 	$(VENV)/bin/ruff check mnist_estimator tests scripts benchmarks
+	$(VENV)/bin/mypy
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir $(MODEL_DIR) --host 127.0.0.1

@@ -1,6 +1,8 @@
 """mnist_estimator: the classic TensorFlow MNIST texts as one tf.estimator framework."""
 
 import os as _os
+from typing import Any as _Any
+from typing import List as _List
 
 from mnist_estimator.common import precision as _precision
 
@@ -22,12 +24,12 @@ _API = ("train", "evaluate", "export", "predict", "run", "settings", "load_data"
         "Result", "Predictions")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> _Any:
   if name in _API:
     from mnist_estimator import api  # pylint: disable=g-import-not-at-top,import-outside-toplevel
     return getattr(api, name)
   raise AttributeError(f"module 'mnist_estimator' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> _List[str]:
   return sorted({*globals(), *_API})

@@ -4,6 +4,7 @@ import collections.abc
 import sys
 import textwrap
 import typing
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
@@ -17,7 +18,7 @@ FLAGS = flags.FLAGS
 OUTPUT_GROUP = "output"
 
 
-def _kind(name):
+def _kind(name: str) -> str:
   """The absl DEFINE for a RunSpec field, from its type (Optional unwrapped)."""
   hint = typing.get_type_hints(spec_lib.RunSpec)[name]
   if typing.get_origin(hint) is typing.Union:  # Optional[X]
@@ -27,22 +28,22 @@ def _kind(name):
   return {bool: "bool", int: "integer", float: "float", str: "string"}[hint]
 
 
-def _define(name, flag_values):
+def _define(name: str, flag_values: flags.FlagValues) -> None:
   """Declares field `name` as a flag: its default (None if model-defaulted), help, bounds."""
   option = spec_lib.option(name)
   field = spec_lib.RunSpec.__dataclass_fields__[name]
-  default = None if option.model_defaulted else field.default
+  default: Any = None if option.model_defaulted else field.default
   if name == "model":
     default = spec_lib.DEFAULT_MODEL  # RunSpec itself always names its model
   help_text = option.help + (" (model default)" if option.model_defaulted else "")
   kind = "enum" if option.choices else _kind(name)
-  kwargs = {"flag_values": flag_values}
+  kwargs: Dict[str, Any] = {"flag_values": flag_values}
   if kind in ("integer", "float"):
     kwargs.update(lower_bound=option.lower, upper_bound=option.upper)
   if kind == "list" and default is not None:
     default = [str(item) for item in default]
   if kind == "enum":
-    flags.DEFINE_enum(name, default, list(option.choices), help_text, **kwargs)
+    flags.DEFINE_enum(name, default, list(option.choices or ()), help_text, **kwargs)
   else:
     getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kwargs)
   if option.validator:
@@ -51,9 +52,9 @@ def _define(name, flag_values):
                              flag_values=flag_values)
 
 
-def _own_message(check):
+def _own_message(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
   """A validator whose UsageError (a precise reason) is absl's message, not the generic one."""
-  def validate(value):
+  def validate(value: Any) -> bool:
     try:
       return check(value)
     except UsageError as e:
@@ -61,7 +62,8 @@ def _own_message(check):
   return validate
 
 
-def define_flags(flag_values=FLAGS, names=None):
+def define_flags(flag_values: flags.FlagValues = FLAGS,
+                 names: Optional[Sequence[str]] = None) -> None:
   """Declares a flag per RunSpec field, and --verbose, on `flag_values` (safe to call again).
 
   Args:
@@ -74,23 +76,23 @@ def define_flags(flag_values=FLAGS, names=None):
   cli.define_verbose(flag_values)
 
 
-def groups(flag_values=FLAGS):
+def groups(flag_values: flags.FlagValues = FLAGS) -> Dict[str, List[str]]:
   """{help group: [flag names]} in --helpshort's order."""
-  found = {group: [] for group in spec_lib.GROUPS}
+  found: Dict[str, List[str]] = {group: [] for group in spec_lib.GROUPS}
   for name in spec_lib.field_names():
     found[spec_lib.option(name).group].append(name)
   found[OUTPUT_GROUP] = [name for name in cli.COMMON_FLAGS if name in flag_values]
   return found
 
 
-def run_spec(flag_values=FLAGS):
+def run_spec(flag_values: flags.FlagValues = FLAGS) -> spec_lib.RunSpec:
   """The RunSpec of parsed flags: the chosen model's defaults where a flag is unset."""
   values = {name: flag_values[name].value for name in spec_lib.field_names()
             if name != "model"}
   return spec_lib.RunSpec.for_model(flag_values["model"].value, **values)
 
 
-def spec_from_flagfile(path, argv=()):
+def spec_from_flagfile(path: str, argv: Sequence[str] = ()) -> spec_lib.RunSpec:
   """Parses a flagfile (and more `argv` flags) as main would, without touching FLAGS.
 
   absl reads the file, so nested --flagfile lines, validators and model defaults are
@@ -109,7 +111,7 @@ def spec_from_flagfile(path, argv=()):
   return spec_from_argv([f"--flagfile={path}", *argv], what=f"flagfile {path}")
 
 
-def spec_from_argv(argv, what="flags"):
+def spec_from_argv(argv: Sequence[str], what: str = "flags") -> spec_lib.RunSpec:
   """Parses main's flags from `argv` into a private FlagValues; returns the RunSpec.
 
   Raises:
@@ -118,7 +120,8 @@ def spec_from_argv(argv, what="flags"):
   return spec_and_arguments(argv, what)[0]
 
 
-def spec_and_arguments(argv, what="flags"):
+def spec_and_arguments(argv: Sequence[str],
+                       what: str = "flags") -> Tuple[spec_lib.RunSpec, List[str]]:
   """(RunSpec, the arguments that are not flags) of `argv`, parsed into a private FlagValues.
 
   Raises:
@@ -133,9 +136,9 @@ def spec_and_arguments(argv, what="flags"):
   return run_spec(flag_values), rest
 
 
-def help_text(flag_values=FLAGS):
+def help_text(flag_values: flags.FlagValues = FLAGS) -> str:
   """Every flag of this command, by group, with its default (what --helpshort prints)."""
-  lines = []
+  lines: List[str] = []
   for group, names in groups(flag_values).items():
     defined = [flag_values[name] for name in names if name in flag_values]
     if defined:
@@ -146,13 +149,13 @@ def help_text(flag_values=FLAGS):
   return "\n".join(lines)
 
 
-def _flag_help(flag):
+def _flag_help(flag: flags.Flag) -> str:
   name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
   text = f"  {name}: {flag.help} (default: {flag.default_as_str or 'none'})"
   return textwrap.fill(text, 100, subsequent_indent="      ")
 
 
-def parse_with_help(argv):
+def parse_with_help(argv: List[str]) -> List[str]:
   """absl's flag parsing, with --help and --helpshort printing help_text() (grouped)."""
   if any(arg in ("--help", "--helpshort", "-h", "-?") for arg in argv[1:]):
     print((sys.modules["__main__"].__doc__ or "").strip())

@@ -1,6 +1,7 @@
 """Command line: `python -m mnist_estimator.main --model=cnn --steps=20000`."""
 
 import sys
+from typing import Sequence
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
@@ -20,7 +21,7 @@ flagdefs.define_flags()
 flags.adopt_module_key_flags(flagdefs)
 
 
-def main(argv):
+def main(argv: Sequence[str]) -> None:
   cli.quiet_tensorflow()
   runlog.start(verbose=flags.FLAGS.verbosity >= 1)
   with cli.one_line_errors(flags.FLAGS.verbose):
@@ -28,10 +29,11 @@ def main(argv):
       raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag "
                        "(see --helpshort)")
     settings = {name: flags.FLAGS[name].value for name in spec_lib.field_names()}
-    api.MODES[settings["mode"]](**settings)  # the Python API, which a notebook calls too
+    # The Python API, which a notebook calls too. (MODES is untyped: its functions differ.)
+    api.MODES[settings["mode"]](**settings)  # type: ignore[operator]
 
 
-def run():
+def run() -> None:
   """Console-script entry point (`mnist-estimator`)."""
   with cli.one_line_errors():
     guard.check_argv(sys.argv)  # undecodable paths and flagfiles, before absl reads them

@@ -2,7 +2,7 @@
 
 import difflib
 import sys
-from typing import Any
+from typing import Any, Dict, Sequence
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.models import custom
@@ -29,7 +29,7 @@ def make_spec(**settings: Any) -> spec_lib.RunSpec:
   return spec_lib.RunSpec.for_model(model, **values)
 
 
-def _unknown(name, fields):
+def _unknown(name: str, fields: Sequence[str]) -> str:
   close = difflib.get_close_matches(name, fields, n=3, cutoff=0.6)
   hint = (f"did you mean {' or '.join(close)}?" if close
           else "mnist_estimator.settings() lists them all")
@@ -37,7 +37,7 @@ def _unknown(name, fields):
           "names)")
 
 
-def only_mode(settings, mode):
+def only_mode(settings: Dict[str, Any], mode: str) -> str:
   """The mode of a function that does one (`mode`); a mode in settings must be that one.
 
   Raises:
@@ -49,7 +49,7 @@ def only_mode(settings, mode):
   return mode
 
 
-def _value(name, value):
+def _value(name: str, value: Any) -> Any:
   """A list setting given as one comma string becomes its items, as its flag parses it."""
   option = spec_lib.option(name)
   default = (option.base if option.model_defaulted
@@ -59,7 +59,7 @@ def _value(name, value):
   return value
 
 
-def _check(name, value):
+def _check(name: str, value: Any) -> None:
   """What the flag checks: choices, bounds, the field's validator."""
   option = spec_lib.option(name)
   if option.choices and value not in option.choices:

@@ -3,16 +3,20 @@
 import json
 import math
 import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data.dataset import Images
 
 _MIN_PROBABILITY = 1e-12  # clip before log: a confident wrong 0.0 would make the loss infinite
 _DPI = 100
 
 
-def _check_inputs(labels, classes, probabilities, n_classes):
+def _check_inputs(labels: npt.ArrayLike, classes: npt.ArrayLike, probabilities: npt.ArrayLike,
+                  n_classes: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Returns labels, classes (int64 [N]) and probabilities (float64 [N, n_classes]), validated."""
   labels = np.asarray(labels).astype(np.int64).reshape(-1)
   classes = np.asarray(classes).astype(np.int64).reshape(-1)
@@ -31,7 +35,7 @@ def _check_inputs(labels, classes, probabilities, n_classes):
   return labels, classes, probabilities
 
 
-def _ratio(numerator, denominator):
+def _ratio(numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> np.ndarray:
   """numerator / denominator elementwise, 0.0 where the denominator is 0 (undefined metric)."""
   numerator = np.asarray(numerator, dtype=np.float64)
   denominator = np.asarray(denominator, dtype=np.float64)
@@ -40,7 +44,8 @@ def _ratio(numerator, denominator):
   return out
 
 
-def build_report(labels, classes, probabilities, n_classes, class_names=None):
+def build_report(labels: npt.ArrayLike, classes: npt.ArrayLike, probabilities: npt.ArrayLike,
+                 n_classes: int, class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   """Computes accuracy, loss, per-class precision/recall/F1 and the confusion matrix.
 
   Args:
@@ -88,7 +93,8 @@ def build_report(labels, classes, probabilities, n_classes, class_names=None):
   }
 
 
-def worst_errors(labels, classes, probabilities, k=25):
+def worst_errors(labels: npt.ArrayLike, classes: npt.ArrayLike, probabilities: npt.ArrayLike,
+                 k: int = 25) -> np.ndarray:
   """Returns the indices of misclassified examples, the most confidently wrong first.
 
   Args:
@@ -111,7 +117,7 @@ def worst_errors(labels, classes, probabilities, k=25):
   return wrong[order][:max(int(k), 0)].astype(np.int64)
 
 
-def format_table(report):
+def format_table(report: Mapping[str, Any]) -> str:
   """Formats a build_report() dict as a headline and one aligned row per class.
 
   Args:
@@ -134,7 +140,7 @@ def format_table(report):
   return "\n".join(lines)
 
 
-def pyplot():
+def pyplot() -> Any:
   """matplotlib's pyplot, headless; imported only when a picture is drawn (0.35 s)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")  # headless: no display on CI machines or servers
@@ -142,7 +148,7 @@ def pyplot():
   return plt
 
 
-def _confusion_png(report, path):
+def _confusion_png(report: Mapping[str, Any], path: str) -> None:
   """Draws the confusion matrix with its counts in the cells."""
   plt = pyplot()
   import matplotlib.colors as mcolors  # pylint: disable=g-import-not-at-top
@@ -171,7 +177,7 @@ def _confusion_png(report, path):
   plt.close(fig)
 
 
-def _channel0(image):
+def _channel0(image: npt.ArrayLike) -> np.ndarray:
   """One image as imshow takes it: [H, W] for one channel, [H, W, 3] for RGB."""
   image = np.asarray(image)
   if image.ndim == 3 and image.shape[-1] == 3:
@@ -179,7 +185,7 @@ def _channel0(image):
   return image[..., 0] if image.ndim == 3 else image
 
 
-def _draw_example(ax, image):
+def _draw_example(ax: Any, image: np.ndarray) -> None:
   """An image (gray or RGB), or a window of a series as one line a feature.
 
   A series' windows are standardised floats (below 0 or above 1); images are uint8 or
@@ -196,7 +202,9 @@ def _draw_example(ax, image):
   ax.imshow(image, cmap="gray", interpolation="nearest", **limits)
 
 
-def error_rows(labels, classes, probabilities, indices, names, files=None):
+def error_rows(labels: np.ndarray, classes: np.ndarray, probabilities: np.ndarray,
+               indices: np.ndarray, names: Sequence[str],
+               files: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
   """eval_report.json's worst errors: [{"index", "file" (with files), "label", "label_name",
   "predicted", "predicted_name", "probability"}], one per index of `worst_errors`.
   """
@@ -206,13 +214,16 @@ def error_rows(labels, classes, probabilities, indices, names, files=None):
            "probability": float(probabilities[i, classes[i]])} for i in indices]
 
 
-def _short(path, width=20):
+def _short(path: str, width: int = 20) -> str:
   """A file's base name for a picture's title, cut in the middle if long."""
   name = os.path.basename(str(path))
   return name if len(name) <= width else f"{name[:9]}...{name[-8:]}"
 
 
-def _worst_png(images, labels, classes, probabilities, indices, path, names=None, files=None):
+def _worst_png(images: Images, labels: np.ndarray, classes: np.ndarray,
+               probabilities: np.ndarray, indices: np.ndarray, path: str,
+               names: Optional[Sequence[str]] = None,
+               files: Optional[Sequence[str]] = None) -> None:
   """Draws the chosen misclassified images (or windows of a series) in a grid, or a note."""
   plt = pyplot()
   if len(indices) == 0:
@@ -249,7 +260,9 @@ def _worst_png(images, labels, classes, probabilities, indices, path, names=None
   plt.close(fig)
 
 
-def write_report(report, images, labels, classes, probabilities, out_dir, k=25, files=None):
+def write_report(report: Mapping[str, Any], images: Images, labels: npt.ArrayLike,
+                 classes: npt.ArrayLike, probabilities: npt.ArrayLike, out_dir: str,
+                 k: int = 25, files: Optional[Sequence[str]] = None) -> Dict[str, str]:
   """Writes eval_report.json, confusion_matrix.png and worst_errors.png into out_dir.
 
   eval_report.json is `report` with "worst_errors": the k most confident errors (see

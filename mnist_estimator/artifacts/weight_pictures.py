@@ -3,8 +3,10 @@
 import math
 import os
 import re
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.artifacts.report import pyplot
@@ -14,12 +16,14 @@ _MAX_INCHES = 14.0  # keeps 64-filter or 500-unit grids at a sane file and scree
 _MAX_LABELS = 144  # beyond this many tiles the numbers would only hide the pictures
 
 
-def _columns(n, min_cols=1):
+def _columns(n: int, min_cols: int = 1) -> int:
   """Columns of a near-square grid for n pictures, at least min_cols (if n allows)."""
   return min(n, max(min_cols, math.ceil(math.sqrt(n))))
 
 
-def _mosaic(tiles, cols, labels):
+def _mosaic(
+    tiles: np.ndarray, cols: int, labels: Optional[Sequence[str]],
+) -> Tuple[np.ndarray, List[Tuple[int, int]], Tuple[int, int]]:
   """Lays tiles [n, h, w] (or RGB [n, h, w, 3]) out in a grid with gaps and label bands.
 
   Gaps are NaN (blank under a colormap), or white for RGB tiles.
@@ -35,7 +39,7 @@ def _mosaic(tiles, cols, labels):
   rows = math.ceil(n / cols)
   canvas = np.full((rows * slot_h, cols * slot_w - gap, *tiles.shape[3:]),
                    1.0 if tiles.ndim == 4 else np.nan)
-  corners = []
+  corners: List[Tuple[int, int]] = []
   for i, tile in enumerate(tiles):
     y, x = (i // cols) * slot_h + top, (i % cols) * slot_w
     canvas[y:y + h, x:x + w] = tile
@@ -43,7 +47,8 @@ def _mosaic(tiles, cols, labels):
   return canvas, corners, (slot_h, slot_w)
 
 
-def _tile_figure(tiles, cols, cell, labels, colorbar=False, **imshow_args):
+def _tile_figure(tiles: np.ndarray, cols: int, cell: float, labels: Optional[Sequence[str]],
+                 colorbar: bool = False, **imshow_args: Any) -> Tuple[Any, Any]:
   """Draws tiles in ONE axes (one Axes per tile takes ~20 ms each: 64 filters took seconds).
 
   Args:
@@ -94,7 +99,7 @@ def _tile_figure(tiles, cols, cell, labels, colorbar=False, **imshow_args):
   return fig, ax
 
 
-def _save(fig, path):
+def _save(fig: Any, path: str) -> str:
   """Saves and closes the figure (closing frees it: repeated calls must not leak figures)."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   # "tight": trims the margin an equal-aspect grid leaves in a figure of another shape.
@@ -103,14 +108,15 @@ def _save(fig, path):
   return path
 
 
-def _conv_caption(shape):
+def _conv_caption(shape: Sequence[int]) -> str:
   kh, kw, c_in, n = shape
   if c_in == 3:
     return f"{n} filters {kh}x{kw} over RGB (each scaled alone: the colour it responds to)"
   return f"{n} filters {kh}x{kw}, input channel 0 of {c_in} (each scaled alone, white = high)"
 
 
-def _class_caption(image_shape, outputs=None, n_classes=None):
+def _class_caption(image_shape: Sequence[int], outputs: Optional[int] = None,
+                   n_classes: Optional[int] = None) -> str:
   """What the tiles are: classes (a linear model) or hidden units (a first dense layer)."""
   what = ("class" if outputs is None or outputs == n_classes
           else f"of the {outputs} hidden units")
@@ -121,7 +127,7 @@ def _class_caption(image_shape, outputs=None, n_classes=None):
           "red raises it, blue lowers it")
 
 
-def conv_filters_png(kernel, path, title=None):
+def conv_filters_png(kernel: npt.ArrayLike, path: str, title: Optional[str] = None) -> str:
   """Draws each output filter of a conv kernel (its first input channel) in a grid.
 
   Args:
@@ -154,7 +160,9 @@ def conv_filters_png(kernel, path, title=None):
   return _save(fig, path)
 
 
-def class_maps_png(kernel, image_shape, path, title=None, class_names=None):
+def class_maps_png(kernel: npt.ArrayLike, image_shape: Sequence[int], path: str,
+                   title: Optional[str] = None,
+                   class_names: Optional[Sequence[str]] = None) -> str:
   """Draws, per class, the weight of every pixel (channel 0) of a pixels-to-classes kernel.
 
   Args:
@@ -200,7 +208,7 @@ def class_maps_png(kernel, image_shape, path, title=None, class_names=None):
   return _save(fig, path)
 
 
-def _drawer(array, pixels):
+def _drawer(array: np.ndarray, pixels: int) -> Optional[str]:
   """Which picture an array makes: "conv", "classes" or None (biases, deeper dense layers)."""
   if array.ndim == 4:
     return "conv"
@@ -209,7 +217,8 @@ def _drawer(array, pixels):
   return None
 
 
-def draw(named_arrays, image_shape, out_dir, pattern=None, n_classes=None):
+def draw(named_arrays: Mapping[str, npt.ArrayLike], image_shape: Sequence[int], out_dir: str,
+         pattern: Optional[str] = None, n_classes: Optional[int] = None) -> List[str]:
   """Draws every drawable variable whose name matches pattern into out_dir.
 
   4-D arrays are drawn as conv filters, 2-D arrays with prod(image_shape) rows as per-class
@@ -245,7 +254,7 @@ def draw(named_arrays, image_shape, out_dir, pattern=None, n_classes=None):
     raise UsageError(f"no drawable variable matches {pattern!r}; these can be drawn: "
                      f"{', '.join(drawable)}")
   os.makedirs(out_dir, exist_ok=True)
-  paths = []
+  paths: List[str] = []
   for name in chosen:
     path = os.path.join(out_dir, name.replace("/", "__") + ".png")
     array, heading = arrays[name], f"{name} {list(arrays[name].shape)}"

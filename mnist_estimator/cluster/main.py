@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from typing import Dict, List, Mapping, Sequence
 
 from absl import app
 from absl import flags
@@ -22,7 +23,7 @@ ENGINES = ("local", "ray")
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def define_flags():
+def define_flags() -> None:
   flags.DEFINE_integer("workers", 1, "Workers besides the chief.", lower_bound=0)
   flags.DEFINE_integer("ps", 1, "Parameter servers.", lower_bound=1)
   flags.DEFINE_bool("evaluator", False, "Also run an evaluator task.")
@@ -48,7 +49,8 @@ def define_flags():
   cli.define_verbose()
 
 
-def launch(training_flags, workers, ps, evaluator, grace_secs):
+def launch(training_flags: Sequence[str], workers: int, ps: int, evaluator: bool,
+           grace_secs: float) -> int:
   """Starts every task, streams their output with task prefixes, stops them all at the end.
 
   Returns:
@@ -56,12 +58,13 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
   """
   spec = tf_config.cluster_spec(workers, ps)
   watched = cluster_watch.Tasks()
-  procs = watched.procs
+  # The tasks' processes, by label: watched.procs holds the same, as anything with poll().
+  procs: Dict[str, "subprocess.Popen[str]"] = {}
   for label, task_config in tf_config.tasks(spec, evaluator):
     python_path = filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")])
     env = dict(os.environ, TF_CONFIG=json.dumps(task_config),
                PYTHONPATH=os.pathsep.join(python_path))
-    procs[label] = subprocess.Popen(
+    procs[label] = watched.procs[label] = subprocess.Popen(
         [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
          *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     task = task_config["task"]
@@ -77,7 +80,7 @@ def launch(training_flags, workers, ps, evaluator, grace_secs):
   return code
 
 
-def _stop_all(procs):
+def _stop_all(procs: Mapping[str, "subprocess.Popen[str]"]) -> None:
   """SIGTERM, then SIGKILL after 10 s; the ps last (a stopping chief saves from its variables)."""
   for servers in (False, True):
     group = [proc for label, proc in procs.items() if label.startswith("ps") == servers]
@@ -91,14 +94,14 @@ def _stop_all(procs):
         proc.kill()
 
 
-def _ray_only_flags():
+def _ray_only_flags() -> List[str]:
   """The --engine=ray flags given on the command line (an error with --engine=local)."""
   names = ("address", "task_cpus", "task_resources", "runtime_env", "max_restarts",
            "placement_timeout_secs")
   return [f"--{name}" for name in names if FLAGS[name].present]
 
 
-def main(argv):
+def main(argv: Sequence[str]) -> None:
   with cli.one_line_errors(FLAGS.verbose):
     if FLAGS.engine == "ray":
       from mnist_estimator.cluster import ray_engine  # pylint: disable=g-import-not-at-top
@@ -117,7 +120,7 @@ def main(argv):
   sys.exit(code)
 
 
-def run():
+def run() -> None:
   define_flags()
   app.run(main)
 

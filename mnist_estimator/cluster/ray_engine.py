@@ -6,6 +6,8 @@ import re
 import secrets
 import signal
 import uuid
+from types import FrameType, ModuleType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mnist_estimator
 from mnist_estimator.cluster import ray_task
@@ -20,9 +22,11 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 _STOP_SECS = 10  # as the local launcher: SIGTERM, then SIGKILL
 _AUTH_MODE = "RAY_AUTH_MODE"
 _POLL_TIMEOUT_SECS = 60
+# Where an actor runs: (node ip, a free port there, hostname, the actor's pid).
+Place = Tuple[str, int, str, int]
 
 
-def _import_ray():
+def _import_ray() -> ModuleType:
   try:
     import ray  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -30,7 +34,7 @@ def _import_ray():
   return ray
 
 
-def connect(address, needed):
+def connect(address: Optional[str], needed: Mapping[str, float]) -> ModuleType:
   """Joins the Ray cluster at `address`, or starts a private one on 127.0.0.1.
 
   Args:
@@ -69,9 +73,10 @@ def connect(address, needed):
   return ray
 
 
-def _needed(tasks, options):
+def _needed(tasks: Sequence[Tuple[str, str, int]],
+            options: cluster_flags.RayOptions) -> Dict[str, float]:
   """{"CPU": total, resource: total} over every task."""
-  total = {}
+  total: Dict[str, float] = {}
   for _, kind, _ in tasks:
     cpus, resources = options.task_resources(kind)
     for name, amount in {"CPU": cpus, **resources}.items():
@@ -79,7 +84,7 @@ def _needed(tasks, options):
   return total
 
 
-def _private_token():
+def _private_token() -> None:
   """Token authentication for a private Ray, with a token that lives as long as it does.
 
   ray.init() would otherwise write a token to ~/.ray/auth_token, where every later `ray start`
@@ -90,7 +95,7 @@ def _private_token():
   os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
-def _runtime_env(options, kind):
+def _runtime_env(options: cluster_flags.RayOptions, kind: str) -> Dict[str, Any]:
   """The task kind's runtime_env, its env_vars with grpcio's fork handlers off.
 
   An actor starts its task with subprocess in a Ray worker, where grpcio is busy: on Python
@@ -101,13 +106,14 @@ def _runtime_env(options, kind):
   return runtime_env
 
 
-def _has_token():
+def _has_token() -> bool:
   """Whether this machine holds a Ray token (where Ray itself looks for one)."""
   path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
   return bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(path)
 
 
-def launch(training_flags, workers, ps, evaluator, options):
+def launch(training_flags: Sequence[str], workers: int, ps: int, evaluator: bool,
+           options: cluster_flags.RayOptions) -> int:
   """Runs the job on Ray, relaunching it whole up to options.max_restarts times.
 
   Args:
@@ -144,12 +150,12 @@ def launch(training_flags, workers, ps, evaluator, options):
       ray.shutdown()
 
 
-def _terminated(signum, frame):
+def _terminated(signum: int, frame: Optional[FrameType]) -> None:
   del frame
   raise SystemExit(128 + signum)
 
 
-def _last_checkpoint(model_dir):
+def _last_checkpoint(model_dir: str) -> str:
   """"step N" of the newest model.ckpt-N in model_dir, or "none yet"."""
   steps = [int(m.group(1)) for name in os.listdir(model_dir)
            for m in [re.match(r"model\.ckpt-(\d+)\.index$", name)] if m]
@@ -159,17 +165,18 @@ def _last_checkpoint(model_dir):
 class Job:
   """One launch of every task as a Ray actor: place, check storage, start, watch, stop."""
 
-  def __init__(self, ray, tasks, argv, shared, options):
+  def __init__(self, ray: ModuleType, tasks: Sequence[Tuple[str, str, int]], argv: Sequence[str],
+               shared: Mapping[str, str], options: cluster_flags.RayOptions) -> None:
     self._ray = ray
     self._tasks = tasks
     self._argv = argv
     self._shared = shared
     self._options = options
-    self._actors = {}
-    self._started = []  # labels of the tasks whose process was started
+    self._actors: Dict[str, Any] = {}  # label: its Ray actor handle
+    self._started: List[str] = []  # labels of the tasks whose process was started
     self._watched = cluster_watch.Tasks()
 
-  def run(self):
+  def run(self) -> int:
     """Returns the exit code of cluster_watch.watch; every actor is gone afterwards."""
     try:
       runner = self._ray.remote(ray_task.TaskRunner)
@@ -185,7 +192,7 @@ class Job:
     finally:
       self._stop()
 
-  def _place(self):
+  def _place(self) -> Dict[str, Place]:
     """{label: (node ip, port, hostname)} once every actor is placed; distinct ports."""
     refs = {label: actor.where.remote() for label, actor in self._actors.items()}
     ready, pending = self._ray.wait(list(refs.values()), num_returns=len(refs),
@@ -203,7 +210,7 @@ class Job:
         places[label] = self._get(label, self._actors[label].where.remote())
     raise UsageError("could not draw distinct free ports for the tasks; retry")
 
-  def _get(self, label, ref):
+  def _get(self, label: str, ref: Any) -> Any:
     try:
       return self._ray.get(ref)
     except self._ray.exceptions.RayError as e:
@@ -211,7 +218,7 @@ class Job:
                        f"({str(e).strip().splitlines()[-1]}): install "
                        "'mnist_estimator[ray]' there, the same version as here") from None
 
-  def _unplaced(self, pending):
+  def _unplaced(self, pending: Sequence[str]) -> str:
     options = self._options
     asks = []
     for label in pending:
@@ -224,7 +231,7 @@ class Job:
             f"(--placement_timeout_secs): {'; '.join(asks)} (--task_cpus, --task_resources), "
             f"and the Ray cluster has {total} in all; add nodes or ask for less")
 
-  def _check_storage(self, places):
+  def _check_storage(self, places: Mapping[str, Place]) -> None:
     """Every actor must read the token the driver wrote into model_dir, before any training."""
     model_dir, data_dir = self._shared["model_dir"], self._shared.get("data_dir")
     os.makedirs(model_dir, exist_ok=True)
@@ -247,7 +254,7 @@ class Job:
     finally:
       os.remove(path)
 
-  def _start(self, places):
+  def _start(self, places: Mapping[str, Place]) -> None:
     spec = cluster.spec_from({label: f"{ip}:{port}" for label, (ip, port, _, _) in places.items()
                               if not label.startswith("evaluator")})
     env = {k: v for k, v in os.environ.items()
@@ -264,7 +271,7 @@ class Job:
       self._watched.procs[label] = RemoteTask(self._ray, self._actors[label], label,
                                               self._watched)
 
-  def _stop(self):
+  def _stop(self) -> None:
     """Stops every task (SIGTERM, then SIGKILL), prints its last lines, ends its actor.
 
     The parameter servers go last: they hold the variables that a chief stopping on
@@ -288,11 +295,11 @@ class Job:
 class RemoteTask:
   """A Ray task's handle with Popen's poll(): brings its new output through Tasks.emit."""
 
-  def __init__(self, ray, actor, label, watched):
+  def __init__(self, ray: Any, actor: Any, label: str, watched: cluster_watch.Tasks) -> None:
     self._ray, self._actor, self._label, self._watched = ray, actor, label, watched
-    self.code = None
+    self.code: Optional[int] = None
 
-  def poll(self):
+  def poll(self) -> Optional[int]:
     if self.code is not None:
       return self.code
     try:

@@ -7,6 +7,10 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+# (the task's new output lines, its exit code or None while it runs)
+Polled = Tuple[List[str], Optional[int]]
 
 # Environment the driver hands on to every task (the record cache's folder, TF's switches);
 # the rest of a task's environment is its node's own.
@@ -15,7 +19,7 @@ _PR_SET_PDEATHSIG = 1
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _die_with_parent():
+def _die_with_parent() -> None:
   """In the child before exec: SIGKILL it when the actor's process dies, however it dies.
 
   ray.kill and a lost node end the actor with SIGKILL, which runs no cleanup of ours;
@@ -24,14 +28,14 @@ def _die_with_parent():
   ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def free_port(host):
+def free_port(host: str) -> int:
   """A TCP port free on `host` now (the task's server binds it a moment later)."""
   with socket.socket() as s:
     s.bind((host, 0))
     return s.getsockname()[1]
 
 
-def storage_problem(path, name, token):
+def storage_problem(path: str, name: str, token: str) -> Optional[str]:
   """None if `path`/`name` holds `token` here, else what this node sees instead.
 
   Args:
@@ -53,9 +57,9 @@ def storage_problem(path, name, token):
     return f"cannot be read: {e.strerror}"
 
 
-def listing(folder, limit=200):
+def listing(folder: str, limit: int = 200) -> List[Tuple[str, int]]:
   """Sorted (relative path, size) of up to `limit` files under folder: its fingerprint."""
-  found = []
+  found: List[Tuple[str, int]] = []
   for root, dirs, files in os.walk(folder):
     dirs.sort()
     for name in sorted(files):
@@ -75,14 +79,14 @@ class TaskRunner:
   Made a Ray actor by the driver (cluster/ray_engine.py); plain Python, so testable alone.
   """
 
-  def __init__(self, label):
+  def __init__(self, label: str) -> None:
     self.label = label
-    self._proc = None
-    self._lines = []
-    self._reader = None
+    self._proc: Optional["subprocess.Popen[str]"] = None
+    self._lines: List[str] = []
+    self._reader: Optional[threading.Thread] = None
     self._lock = threading.Lock()
 
-  def where(self, node_ip=None):
+  def where(self, node_ip: Optional[str] = None) -> Tuple[str, int, str, int]:
     """(node ip, a free port there, hostname, this actor's pid) for this task's TF server.
 
     Args:
@@ -93,17 +97,21 @@ class TaskRunner:
       node_ip = ray.util.get_node_ip_address()
     return node_ip, free_port(node_ip), socket.gethostname(), os.getpid()
 
-  def check_storage(self, model_dir, name, token, data_dir=None, data_listing=None):
+  def check_storage(self, model_dir: str, name: str, token: str, data_dir: Optional[str] = None,
+                    data_listing: Optional[Sequence[Sequence[Any]]] = None) -> Optional[str]:
     """None if this node sees the driver's model_dir and data_dir, else the problem."""
     problem = storage_problem(model_dir, name, token)
     if problem:
       return f"--model_dir={model_dir} {problem}"
-    if data_dir is not None and listing(data_dir) != [tuple(x) for x in data_listing]:
+    if data_dir is None:
+      return None
+    assert data_listing is not None, "the driver's listing of data_dir comes with it"
+    if listing(data_dir) != [tuple(x) for x in data_listing]:
       return (f"--data_dir={data_dir} is missing" if not os.path.isdir(data_dir)
               else f"--data_dir={data_dir} holds other files than on the driver's machine")
     return None
 
-  def start(self, argv, env, cwd=None):
+  def start(self, argv: Sequence[str], env: Dict[str, str], cwd: Optional[str] = None) -> int:
     """Starts the task; returns its pid.
 
     Args:
@@ -124,15 +132,16 @@ class TaskRunner:
     self._reader.start()
     return self._proc.pid
 
-  def _read(self):
+  def _read(self) -> None:
+    assert self._proc is not None and self._proc.stdout is not None, "start() runs it"
     for line in self._proc.stdout:
       with self._lock:
         self._lines.append(line)
 
-  def poll(self):
+  def poll(self) -> Polled:
     """(new output lines, exit code or None while it runs or its output is still coming)."""
     code = self._proc.poll() if self._proc else None
-    if code is not None:
+    if code is not None and self._reader is not None:  # start() made both
       self._reader.join(timeout=2)
       if self._reader.is_alive():
         code = None
@@ -140,7 +149,7 @@ class TaskRunner:
       lines, self._lines = self._lines, []
     return lines, code
 
-  def stop(self, timeout=10):
+  def stop(self, timeout: float = 10) -> Polled:
     """SIGTERM to the task's process group, SIGKILL after `timeout` s; returns (lines, code)."""
     proc = self._proc
     if proc is None:
@@ -156,7 +165,7 @@ class TaskRunner:
     return self.poll()
 
 
-def _signal_group(pid, signum):
+def _signal_group(pid: int, signum: int) -> None:
   try:
     os.killpg(pid, signum)
   except (ProcessLookupError, PermissionError):

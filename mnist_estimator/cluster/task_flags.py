@@ -4,7 +4,7 @@ import dataclasses
 import json
 import os
 import re
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mnist_estimator.common.errors import UsageError
 
@@ -13,9 +13,9 @@ SHARED = ("model_dir", "data_dir")  # the paths every node must see alike
 KINDS = ("chief", "worker", "ps", "evaluator")
 
 
-def _expanded(argv, depth=0):
+def _expanded(argv: Sequence[str], depth: int = 0) -> List[str]:
   """argv with each --flagfile=FILE replaced by its flags (as absl reads them)."""
-  result = []
+  result: List[str] = []
   for arg in argv:
     name, _, value = arg.partition("=")
     if name in ("--flagfile", "-flagfile") and value and depth < 10:
@@ -31,7 +31,7 @@ def _expanded(argv, depth=0):
   return result
 
 
-def value(argv, name):
+def value(argv: Sequence[str], name: str) -> Optional[str]:
   """The last value of --name in argv (flagfiles read), or None.
 
   Raises:
@@ -47,7 +47,8 @@ def value(argv, name):
   return found
 
 
-def for_ray(training_flags, task_cpus):
+def for_ray(training_flags: Sequence[str],
+            task_cpus: float) -> Tuple[List[str], Dict[str, str]]:
   """The task command after the interpreter, and the shared paths it uses.
 
   Args:
@@ -61,12 +62,12 @@ def for_ray(training_flags, task_cpus):
   Raises:
     UsageError: no --model_dir.
   """
-  shared = {name: value(training_flags, name) for name in SHARED}
-  if not shared["model_dir"]:
+  given = {name: value(training_flags, name) for name in SHARED}
+  if not given["model_dir"]:
     raise UsageError("--engine=ray needs --model_dir=DIR (after --) on a filesystem every "
                      "node of the Ray cluster sees (NFS or the like)")
   shared = {name: os.path.abspath(os.path.expanduser(path))
-            for name, path in shared.items() if path}
+            for name, path in given.items() if path}
   argv = [*MAIN, *training_flags] + [f"--{name}={path}" for name, path in shared.items()]
   if value(training_flags, "intra_op_threads") is None:
     argv.append(f"--intra_op_threads={max(1, round(task_cpus))}")
@@ -89,28 +90,28 @@ class RayOptions:
   address: Optional[str] = None
   task_cpus: float = 1.0
   resources: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
-  runtime_envs: Dict[str, dict] = dataclasses.field(default_factory=dict)
+  runtime_envs: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
   max_restarts: int = 0
   placement_timeout_secs: float = 120
   grace_secs: int = 120
 
-  def task_resources(self, kind):
+  def task_resources(self, kind: str) -> Tuple[float, Dict[str, float]]:
     """(CPUs, custom resources) a task of `kind` asks for ("CPU" among them overrides task_cpus)."""
     asked = {**self.resources.get("", {}), **self.resources.get(kind, {})}
     return asked.pop("CPU", self.task_cpus), asked
 
-  def runtime_env(self, kind):
+  def runtime_env(self, kind: str) -> Optional[Dict[str, Any]]:
     """The Ray runtime_env of a task of `kind`, or None."""
     return {**self.runtime_envs.get("", {}), **self.runtime_envs.get(kind, {})} or None
 
 
-def parse_resources(items):
+def parse_resources(items: Sequence[str]) -> Dict[str, Dict[str, float]]:
   """{kind or "": {name: amount}} from ["[KIND:]NAME=AMOUNT", ...].
 
   Raises:
     UsageError: an item of another form, an unknown kind or a bad amount.
   """
-  result = {}
+  result: Dict[str, Dict[str, float]] = {}
   for item in items:
     match = re.fullmatch(r"(?:(\w+):)?([\w.\-/]+)=([0-9.]+)", item.strip())
     if not match or match.group(1) not in (None, *KINDS):
@@ -124,13 +125,13 @@ def parse_resources(items):
   return result
 
 
-def parse_runtime_envs(items):
+def parse_runtime_envs(items: Sequence[str]) -> Dict[str, Dict[str, Any]]:
   """{kind or "": runtime_env dict} from ["[KIND:]JSON", ...].
 
   Raises:
     UsageError: an unknown kind, or JSON that is not an object.
   """
-  result = {}
+  result: Dict[str, Dict[str, Any]] = {}
   for item in items:
     kind, sep, text = item.partition(":")
     if not sep or kind.strip().startswith("{"):

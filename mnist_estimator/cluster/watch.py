@@ -4,8 +4,20 @@ import signal
 import sys
 import threading
 import time
+from types import FrameType
+from typing import TYPE_CHECKING, Dict, Optional, Protocol
+
+if TYPE_CHECKING:  # for the hints only
+  import subprocess
 
 _POLL_SECS = 0.5
+
+
+class Proc(Protocol):
+  """What a watched task is: Popen's poll() (None while it runs, else its exit code)."""
+
+  def poll(self) -> Optional[int]:
+    ...
 
 
 class Tasks:
@@ -15,17 +27,18 @@ class Tasks:
   task's handle (cluster/ray_engine.py) whose poll() brings its new lines through emit().
   """
 
-  def __init__(self):
-    self.procs = {}
-    self.last_line = {}
+  def __init__(self) -> None:
+    self.procs: Dict[str, Proc] = {}
+    self.last_line: Dict[str, str] = {}
     self._lock = threading.Lock()
 
-  def stream(self, label, proc):
+  def stream(self, label: str, proc: "subprocess.Popen[str]") -> None:
     """Copies a task's output with a `[label]` prefix (run in a thread per task)."""
+    assert proc.stdout is not None, "started with stdout=PIPE"
     for line in proc.stdout:
       self.emit(label, line)
 
-  def emit(self, label, line):
+  def emit(self, label: str, line: str) -> None:
     """Prints one line of a task's output with its `[label]` prefix."""
     with self._lock:
       if line.strip():
@@ -34,19 +47,19 @@ class Tasks:
       sys.stdout.write(f"[{label}] {text}\n")
       sys.stdout.flush()
 
-  def died(self, label, code):
+  def died(self, label: str, code: int) -> str:
     """The one-line message for a task that ended badly."""
     last = self.last_line.get(label, "(no output)")
     how = f"exit code {code}" if code >= 0 else f"signal {signal.Signals(-code).name}"
     return f"error: task {label} died ({how}); its last line: {last}; stopping the others"
 
 
-def _terminated(signum, frame):
+def _terminated(signum: int, frame: Optional[FrameType]) -> None:
   del frame
   raise SystemExit(128 + signum)
 
 
-def watch(tasks, grace_secs):
+def watch(tasks: Tasks, grace_secs: float) -> int:
   """Waits for the chief; stops everything as soon as any task fails.
 
   A parameter server never ends by itself, so a ps that exits is a failure too.
@@ -68,9 +81,9 @@ def watch(tasks, grace_secs):
       signal.signal(signal.SIGTERM, previous)
 
 
-def _wait(tasks, grace_secs):
+def _wait(tasks: Tasks, grace_secs: float) -> int:
   """watch() without the signal handling."""
-  deadline = None
+  deadline: Optional[float] = None
   while True:
     for label, proc in tasks.procs.items():
       code = proc.poll()

@@ -3,6 +3,7 @@
 import errno
 import re
 import sys
+from typing import Any, Optional
 
 _FIXES = {
     errno.ENOSPC: "free space there or write to another disk (checkpoints written before "
@@ -21,7 +22,7 @@ _SHAPE = re.compile(r"Shape of variable (\S+) \((.*?)\) doesn't match with shape
                     r"tensor (\S+) \((.*?)\) from")
 
 
-def tf_error_line(message):
+def tf_error_line(message: object) -> str:
   """The line of a TensorFlow error message that says what went wrong (not its headline).
 
   TF 2.15 messages start "Graph execution error:", then the node's stack; the cause is
@@ -39,14 +40,15 @@ def tf_error_line(message):
   return (first or lines or ["unknown error"])[0].split("\t [[")[0].strip()
 
 
-def _os_message(error):
+def _os_message(error: OSError) -> str:
   name = getattr(error, "filename", None)
   what = error.strerror or str(error)
-  fix = _FIXES.get(error.errno, "check the path")
+  fix = _FIXES.get(error.errno or 0, "check the path")
   return f"{what}: {name}; {fix}" if name else f"{what}; {fix}"
 
 
-def _op_message(error):
+def _op_message(error: Any) -> str:
+  """`error`: a tf.errors.OpError (TensorFlow has no type hints: Any)."""
   cause = tf_error_line(error.message)
   if "No space left on device" in cause:
     return f"{cause}; {_FIXES[errno.ENOSPC]}"
@@ -58,7 +60,7 @@ def _op_message(error):
   return cause
 
 
-def message(error):
+def message(error: BaseException) -> Optional[str]:
   """A one-line message for an error outside UsageError that the user can act on, or None.
 
   Args:

@@ -4,6 +4,7 @@ import contextlib
 import os
 import sys
 import warnings
+from typing import Any, Iterator, List, Optional, Sequence
 
 from mnist_estimator.common import runlog
 
@@ -11,7 +12,7 @@ from mnist_estimator.common import runlog
 COMMON_FLAGS = ("verbose",)
 
 
-def import_tensorflow():
+def import_tensorflow() -> None:
   """An entry point's first call: imports TensorFlow without its C++ noise on the console.
 
   C++ INFO and WARNING lines are off (TF_CPP_MIN_LOG_LEVEL=2, unless set), and the
@@ -21,7 +22,7 @@ def import_tensorflow():
   runlog.import_tensorflow()
 
 
-def define_verbose(flag_values=None):
+def define_verbose(flag_values: Any = None) -> None:
   """--verbose: Python tracebacks instead of one-line errors (safe to call again)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   flag_values = flags.FLAGS if flag_values is None else flag_values
@@ -30,7 +31,7 @@ def define_verbose(flag_values=None):
                       flag_values=flag_values)
 
 
-def quiet_tensorflow():
+def quiet_tensorflow() -> None:
   """One log stream (absl's), without TF's deprecation notices for tf.compat.v1 and tf.layers."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.util import deprecation  # pylint: disable=g-import-not-at-top
@@ -41,7 +42,7 @@ def quiet_tensorflow():
     logger.removeHandler(handler)
 
 
-def user_message(error):
+def user_message(error: BaseException) -> Optional[str]:
   """A UsageError's first line, or the cause of an OpError, full disk, ...; None for others."""
   from mnist_estimator.common import causes  # pylint: disable=g-import-not-at-top
   from mnist_estimator.common.errors import UsageError  # pylint: disable=g-import-not-at-top
@@ -51,7 +52,7 @@ def user_message(error):
 
 
 @contextlib.contextmanager
-def one_line_errors(verbose=False):
+def one_line_errors(verbose: bool = False) -> Iterator[None]:
   """Turns a user's error into `error: <message>` on stderr and exit 2 (a traceback if verbose)."""
   try:
     yield
@@ -59,8 +60,9 @@ def one_line_errors(verbose=False):
     message = user_message(e)
     if message is None or verbose:
       raise
-    if getattr(e, "details", None):  # the frames of a user's own model that raised
-      print(f"in your code:\n{e.details.rstrip()}", file=sys.stderr)
+    details = getattr(e, "details", None)  # the frames of a user's own model that raised
+    if details:
+      print(f"in your code:\n{details.rstrip()}", file=sys.stderr)
     print(f"{getattr(e, 'line_prefix', 'error: ')}{message}", file=sys.stderr)
     sys.exit(getattr(e, "exit_code", 2))
   except KeyboardInterrupt:
@@ -71,6 +73,6 @@ def one_line_errors(verbose=False):
     sys.exit(130)
 
 
-def expand_short_flags(argv):
+def expand_short_flags(argv: Sequence[str]) -> List[str]:
   """A bare `-v` means `--verbosity=1`: TensorFlow's own log on the console too."""
   return [("--verbosity=1" if arg == "-v" else arg) for arg in argv]

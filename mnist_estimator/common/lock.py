@@ -6,13 +6,14 @@ import json
 import os
 import socket
 import time
+from typing import IO, Iterator
 
 from mnist_estimator.common.errors import UsageError
 
 LOCK_FILE = ".lock"
 
 
-def _holder(path):
+def _holder(path: str) -> str:
   """The pid, host and start time written in a lock file, as text."""
   try:
     with open(path) as f:
@@ -23,7 +24,7 @@ def _holder(path):
     return "another process"
 
 
-def acquire(model_dir):
+def acquire(model_dir: str) -> IO[str]:
   """Takes the model_dir's writer lock, or refuses at once.
 
   A lock left by a killed process is free again (the kernel drops an flock with
@@ -59,7 +60,7 @@ def acquire(model_dir):
 
 
 @contextlib.contextmanager
-def held(model_dir, enabled=True):
+def held(model_dir: str, enabled: bool = True) -> Iterator[None]:
   """Holds the model_dir's writer lock for the block (nothing when not enabled)."""
   if not enabled:
     yield

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import AbstractSet, Any, Optional, Set
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # CPU flags of native bfloat16 arithmetic (AVX512_BF16 dot products, AMX tiles).
@@ -26,27 +27,27 @@ class Precision:
   native: bool = False
 
   @property
-  def bf16(self):
+  def bf16(self) -> bool:
     return self.train == "bf16"
 
-  def header(self):
+  def header(self) -> str:
     """The header's precision line: each phase and why."""
     what = ("train step bf16 (float32 master weights, loss and updates)" if self.bf16
             else "train step fp32")
     return f"{what}; {EVAL_LINE} ({self.reason})"
 
 
-def cpu_flags(path="/proc/cpuinfo"):
+def cpu_flags(path: str = "/proc/cpuinfo") -> Set[str]:
   """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
   return set(_cpuinfo_field("flags", path).split())
 
 
-def cpu_model(path="/proc/cpuinfo"):
+def cpu_model(path: str = "/proc/cpuinfo") -> str:
   """The CPU's model name, e.g. "AMD EPYC 9B45" ("unknown CPU" if not readable)."""
   return _cpuinfo_field("model name", path) or "unknown CPU"
 
 
-def _cpuinfo_field(name, path):
+def _cpuinfo_field(name: str, path: str) -> str:
   try:
     with open(path) as f:
       for line in f:
@@ -57,7 +58,7 @@ def _cpuinfo_field(name, path):
   return ""
 
 
-def resolve(requested, flags=None):
+def resolve(requested: str, flags: Optional[AbstractSet[str]] = None) -> Precision:
   """Which precision the training step uses, and why.
 
   Args:
@@ -81,13 +82,13 @@ def resolve(requested, flags=None):
   return Precision("fp32", "auto: this CPU has no AVX512_BF16 or AMX-BF16 for bf16")
 
 
-def onednn_on():
+def onednn_on() -> bool:
   """Whether TensorFlow runs oneDNN's kernels (set by TF_ENABLE_ONEDNN_OPTS at its import)."""
   from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
   return bool(_pywrap_util_port.IsMklEnabled())
 
 
-def enable_onednn():
+def enable_onednn() -> None:
   """Asks for oneDNN's kernels before TensorFlow is imported, unless the user chose.
 
   TensorFlow 2.15 turns them on by itself only on CPUs with AVX512-VNNI, AVX512_BF16
@@ -98,7 +99,7 @@ def enable_onednn():
   os.environ.setdefault(ONEDNN_ENV, "1")
 
 
-def configure(session_config, precision, distributed):
+def configure(session_config: Any, precision: Precision, distributed: bool) -> Any:
   """Session options for a resolved precision.
 
   Args:

@@ -1,11 +1,12 @@
 """A run's own log file: TensorFlow's start-up lines and INFO records go there, not the console."""
 
 import logging as pylogging
-import logging.handlers
 import os
 import re
 import sys
 import tempfile
+from logging import handlers as pyhandlers
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 
@@ -18,10 +19,12 @@ HARMLESS = re.compile(
     r"rebuild TensorFlow with the appropriate compiler flags|cuda_executor|"
     r"^To enable the following instructions")
 
-_state = {"startup": [], "buffer": None, "file": None}
+# startup: the lines import_tensorflow caught; buffer: a MemoryHandler until attach(); file:
+# the FileHandler of the run's log.
+_state: Dict[str, Any] = {"startup": [], "buffer": None, "file": None}
 
 
-def import_tensorflow():
+def import_tensorflow() -> List[str]:
   """Imports TensorFlow with its C++ start-up lines caught at the file-descriptor level.
 
   Lines matching HARMLESS are kept for the log file (see attach); any other line,
@@ -50,7 +53,7 @@ def import_tensorflow():
   return lines
 
 
-def start(verbose=False):
+def start(verbose: bool = False) -> None:
   """Console: warnings and errors only (everything with `verbose`); INFO waits for attach().
 
   Call once absl has parsed the flags (its handler is installed then).
@@ -60,12 +63,12 @@ def start(verbose=False):
   root = pylogging.getLogger()
   if _state["buffer"] is None and _state["file"] is None:
     # Records from before the model_dir is known (and accepted) wait here.
-    _state["buffer"] = pylogging.handlers.MemoryHandler(
-        capacity=10**6, flushLevel=pylogging.CRITICAL + 1)
-    root.addHandler(_state["buffer"])
+    buffer = pyhandlers.MemoryHandler(capacity=10**6, flushLevel=pylogging.CRITICAL + 1)
+    _state["buffer"] = buffer
+    root.addHandler(buffer)
 
 
-def attach(model_dir, name=LOG_NAME):
+def attach(model_dir: str, name: str = LOG_NAME) -> Optional[str]:
   """Sends this process' log to model_dir/<name> from now on (with what came before).
 
   A no-op (None) unless start() was called: library use and tests keep Python's
@@ -103,7 +106,7 @@ def attach(model_dir, name=LOG_NAME):
   return path
 
 
-def _close_file():
+def _close_file() -> None:
   pylogging.getLogger().removeHandler(_state["file"])
   _state["file"].close()
   _state["file"] = None

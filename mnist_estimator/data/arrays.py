@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,10 +11,11 @@ from mnist_estimator.data import decode
 from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
 from mnist_estimator.data import readers
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.data.dataset import DatasetInfo
 
 
-def _images(x, where):
+def _images(x: np.ndarray, where: str) -> np.ndarray:
   """NHW or NHWC uint8 / float images as [N, H, W, C]: uint8 as it is, floats in 0..1."""
   x = np.asarray(x)
   if x.ndim == 3:
@@ -36,7 +38,7 @@ def _images(x, where):
   return x.astype(np.float32)  # fed as they are; uint8 are scaled to 0..1 by the pipeline
 
 
-def _refuse(options, path):
+def _refuse(options: images_lib.ImageOptions, path: str) -> None:
   """--test_split and --skip_bad_images do not apply to arrays with their own split."""
   images_lib.refuse_test_split(options, f"npz:{path}", "x_test, y_test")
   if options.stream == "yes":
@@ -47,7 +49,7 @@ def _refuse(options, path):
                      f"npz:{path} holds pixel arrays: drop --skip_bad_images")
 
 
-def _reshaped(x, decoding, chunk=1024):
+def _reshaped(x: np.ndarray, decoding: decode.Decoding, chunk: int = 1024) -> np.ndarray:
   """The images with decode.py's channel and size steps (as a decoded file gets them)."""
   out = np.empty((len(x), decoding.height, decoding.width, decoding.channels), x.dtype)
   show = images_lib.progress(len(x), verb="resizing")
@@ -57,7 +59,8 @@ def _reshaped(x, decoding, chunk=1024):
   return out
 
 
-def _apply(x_train, x_test, options, where):
+def _apply(x_train: np.ndarray, x_test: np.ndarray, options: images_lib.ImageOptions,
+           where: str) -> Tuple[np.ndarray, np.ndarray, str]:
   """(x_train, x_test, what changed) under --image_size and --channels."""
   h, w, c = x_train.shape[1:]
   decoding = decode.Decoding(*(options.image_size or (h, w)), options.channels or c)
@@ -73,7 +76,8 @@ def _apply(x_train, x_test, options, where):
           f", {', '.join(changed)}")
 
 
-def _labels(a, path, counts):
+def _labels(a: Mapping[str, np.ndarray], path: str,
+            counts: Sequence[Tuple[str, int]]) -> List[np.ndarray]:
   """[y_<split>] as int64 for each (split, count) of `counts`, one class id (0 and up) each."""
   labels = []
   for split, count in counts:
@@ -88,7 +92,8 @@ def _labels(a, path, counts):
   return labels
 
 
-def load(path, seed=0, options=None):
+def load(path: str, seed: int = 0,
+         options: Optional[images_lib.ImageOptions] = None) -> Dataset:
   """A Dataset of a keras-style npz of your own; n_classes is the largest label + 1.
 
   --image_size and --channels resize and convert the arrays with decode.py's ops, as an image
@@ -136,7 +141,7 @@ def load(path, seed=0, options=None):
                              validation_source=f"{os.path.basename(path)}'s x_val, y_val")
 
 
-def _validation_count(path, a):
+def _validation_count(path: str, a: Mapping[str, np.ndarray]) -> int:
   """The number of x_val images in the arrays `a` (0: none); one of the pair alone is refused."""
   present = [key for key in ("x_val", "y_val") if key in a]
   if len(present) == 1:

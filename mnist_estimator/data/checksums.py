@@ -1,6 +1,7 @@
 """Published SHA-256 of MNIST and Fashion-MNIST: a wrong download or cache is named, not used."""
 
 import hashlib
+from typing import List, Mapping, Tuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ PUBLISHED = {
 }
 
 
-def idx_sha256(array):
+def idx_sha256(array: np.ndarray) -> str:
   """SHA-256 of the IDX file that holds `array` (uint8 [N] labels or [N, H, W] images)."""
   array = np.ascontiguousarray(array, np.uint8)
   magic = 0x800 | array.ndim
@@ -37,7 +38,7 @@ def idx_sha256(array):
   return hashlib.sha256(header + array.tobytes()).hexdigest()
 
 
-def mismatches(name, arrays):
+def mismatches(name: str, arrays: Mapping[str, np.ndarray]) -> List[Tuple[str, str, str]]:
   """The files of `arrays` ({IDX base name: array}) that differ from the published `name`.
 
   Returns:

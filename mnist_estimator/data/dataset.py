@@ -1,9 +1,16 @@
 """The Dataset a run trains on, and the DatasetInfo a data set registers itself with."""
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 
 import numpy as np
+
+if TYPE_CHECKING:  # for the hints only (stream.py imports this module)
+  from mnist_estimator.data.stream import FileImages
+
+# A split's images: a numpy array or, for a set that streams from its files, a
+# data.stream.FileImages (numpy-like: it decodes only what is indexed).
+Images = Union[np.ndarray, "FileImages"]
 
 
 # eq=False: the generated __eq__/__hash__ would compare and hash numpy arrays, which fails.
@@ -11,17 +18,17 @@ import numpy as np
 class Dataset:
   """One data set as raw uint8 pixels [N, H, W, C] (0 = background) and int32 labels [N]."""
   name: str
-  image_shape: tuple
+  image_shape: Tuple[int, ...]
   n_classes: int
-  x_train: np.ndarray
+  x_train: Images
   y_train: np.ndarray
-  x_test: np.ndarray
+  x_test: Images
   y_test: np.ndarray
   source: str
   # Sequence data sets (weather): float32 x, names of the classes, and the (mean, std) of the
   # raw features that x was standardised with, so a SavedModel can take raw values.
-  class_names: Optional[tuple] = None
-  standardize: Optional[tuple] = None
+  class_names: Optional[Tuple[str, ...]] = None
+  standardize: Optional[Tuple[np.ndarray, np.ndarray]] = None
   # Data sets of encoded images (folder, tfrecord): how their files became x (a
   # data.decode.Decoding), which the model_dir record and the SavedModel's image_bytes
   # signature repeat. None for pixel arrays (MNIST's IDX, an npz).
@@ -29,15 +36,15 @@ class Dataset:
   # The validation set (train_and_evaluate's evaluations, early stopping, export/best): the
   # data's own or a cut of the training images (data/validation.py); None: there is none,
   # and those evaluations use the test set.
-  x_val: Optional[Any] = None
+  x_val: Optional[Images] = None
   y_val: Optional[np.ndarray] = None
   # Where the validation set came from, for the header ("the last 5,000 training images").
   validation_source: str = ""
   # The test images' files (folder:), in x_test's order, so reports can name them.
-  test_files: Optional[tuple] = None
+  test_files: Optional[Tuple[str, ...]] = None
 
   @property
-  def has_validation(self):
+  def has_validation(self) -> bool:
     return self.y_val is not None and len(self.y_val) > 0
 
 
@@ -71,5 +78,5 @@ class DatasetInfo:
   usage: str = ""
 
   @property
-  def series(self):
+  def series(self) -> bool:
     return self.kind == "series"

@@ -1,6 +1,7 @@
 """The registry of data sets: --dataset names, what each is, and `load`."""
 
 import os
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -32,43 +33,44 @@ ImageOptions = images.ImageOptions
 parse_size = images.parse_size
 
 
-def dataset_names():
+def dataset_names() -> List[str]:
   """The built-in data sets' names, sorted (the NAME:PATH ones are in path_kinds())."""
   return sorted(name for name, entry in DATASETS.items() if not entry.takes_path)
 
 
-def path_kinds():
+def path_kinds() -> List[str]:
   """The NAME of the NAME:PATH data sets of your own (folder, npz, tfrecord)."""
   return [name for name, entry in DATASETS.items() if entry.takes_path]
 
 
-def own_forms():
+def own_forms() -> str:
   """How the NAME:PATH kinds are written: "folder:DIR, npz:FILE or tfrecord:..." (for errors)."""
   forms = [DATASETS[kind].usage for kind in path_kinds()]
   return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else "".join(forms)
 
 
-def own_kinds():
+def own_kinds() -> str:
   """The NAME:PATH kinds as a reader sees them in a sentence: "folder:, npz:, tfrecord:"."""
   return ", ".join(f"{kind}:" for kind in path_kinds())
 
 
-def help_text():
+def help_text() -> str:
   """--dataset's help, from the registry: each data set's name or form and its one line."""
   builtin = "; ".join(f"{name} - {DATASETS[name].about}" for name in dataset_names())
   own = "; ".join(f"{DATASETS[kind].usage} - {DATASETS[kind].about}" for kind in path_kinds())
   return f"Data set: {builtin}. Or your own: {own}."
 
 
-def known(name):
+def known(name: str) -> bool:
   """A built-in name, or NAME:PATH of a kind that takes a path."""
   kind, sep, path = str(name).partition(":")
   return (name in DATASETS and not DATASETS[name].takes_path) or (
       bool(sep) and bool(path) and kind in path_kinds())
 
 
-def load(name, data_dir=None, seed=0, window=None, options=None, validation_split=None,
-         validation_seed=None):
+def load(name: str, data_dir: Optional[str] = None, seed: int = 0, window: Optional[int] = None,
+         options: Optional[images.ImageOptions] = None, validation_split: Optional[float] = None,
+         validation_seed: Optional[int] = None) -> Dataset:
   """Loads a data set by registry name.
 
   Args:
@@ -98,7 +100,8 @@ def load(name, data_dir=None, seed=0, window=None, options=None, validation_spli
   return validation.apply(data, entry, validation_split, validation_seed)
 
 
-def _load(entry, name, data_dir, seed, window, options):
+def _load(entry: DatasetInfo, name: str, data_dir: Optional[str], seed: int,
+          window: Optional[int], options: Optional[images.ImageOptions]) -> Dataset:
   """The data set as its loader gives it (train and test; its own validation split if any)."""
   data_dir = os.path.expanduser(data_dir) if data_dir else None
   if entry.takes_path:
@@ -116,7 +119,7 @@ def _load(entry, name, data_dir, seed, window, options):
   return entry.load(data_dir, seed)
 
 
-def info(name):
+def info(name: str) -> DatasetInfo:
   """The DatasetInfo of a registered data set, or of the kind of a NAME:PATH one.
 
   Raises:
@@ -128,7 +131,7 @@ def info(name):
   return DATASETS[str(name).partition(":")[0] if ":" in str(name) else name]
 
 
-def _refuse_image_options(name, options):
+def _refuse_image_options(name: str, options: Optional[images.ImageOptions]) -> None:
   """--image_size, --channels, --skip_bad_images and --test_split: your own data only."""
   if options is None:
     return
@@ -147,7 +150,7 @@ def _refuse_image_options(name, options):
                      "--test_split")
 
 
-def majority_accuracy(data):
+def majority_accuracy(data: Dataset) -> Tuple[int, float]:
   """The majority-class baseline: the commonest training label, scored on the test set."""
   majority = int(np.argmax(np.bincount(data.y_train, minlength=data.n_classes)))
   return majority, float(np.mean(data.y_test == majority))

@@ -10,12 +10,16 @@ import dataclasses
 import functools
 import io
 import os
-from typing import Optional
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 
 from mnist_estimator.common import causes
 from mnist_estimator.common.errors import UsageError
+
+if TYPE_CHECKING:  # imported where used: this module loads without TensorFlow
+  import tensorflow as tf
 
 # What tf.io.decode_image reads itself; the others PIL reads and hands on as lossless PNG.
 TF_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -41,23 +45,23 @@ class Decoding:
   resize: str = "bilinear"
   resized: bool = False
 
-  def describe(self):
+  def describe(self) -> str:
     """One line for headers, the model_dir record and the export's metadata."""
     how = f"resized ({self.resize}, antialiased)" if self.resized else "of this size"
     return (f"tf.io.decode_image (first frame; 16-bit to 8), transparency flattened, "
             f"{'gray (BT.601)' if self.channels == 1 else 'RGB'}, {self.height}x{self.width} "
             f"{how}, uint8, then / 255")
 
-  def as_dict(self):
+  def as_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
 
   @classmethod
-  def from_dict(cls, values):
+  def from_dict(cls, values: Optional[Mapping[str, Any]]) -> "Decoding":
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
 
-def _flatten_alpha(image):
+def _flatten_alpha(image: "tf.Tensor") -> "tf.Tensor":
   """uint8 [h, w, 2|4] -> [h, w, 1|3]: composited over black under light ink, else white.
 
   A digit drawn white on a transparent background becomes MNIST's white on black; dark ink on
@@ -73,7 +77,7 @@ def _flatten_alpha(image):
   return tf.cast(tf.round(tf.clip_by_value(flat, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def _channels(image, channels):
+def _channels(image: "tf.Tensor", channels: int) -> "tf.Tensor":
   """uint8 [h, w, 1..4] -> [h, w, channels]: alpha flattened, RGB <-> gray (BT.601, rounded)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   count = tf.shape(image)[-1]
@@ -88,12 +92,12 @@ def _channels(image, channels):
   return tf.ensure_shape(image, [None, None, channels])
 
 
-def _size(image, decoding):
+def _size(image: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   """uint8 [h, w, c] -> [H, W, c], resized (antialiased, rounded) only if h, w differ."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   size = [decoding.height, decoding.width]
 
-  def resize():
+  def resize() -> "tf.Tensor":
     scaled = tf.image.resize(image, size, method=decoding.resize, antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(scaled), 0, 255), tf.uint8)
 
@@ -102,14 +106,14 @@ def _size(image, decoding):
                          [decoding.height, decoding.width, decoding.channels])
 
 
-def decode(encoded, decoding):
+def decode(encoded: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   """Encoded image bytes (a scalar string tensor) -> uint8 [H, W, C] as `decoding` says."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   image = tf.io.decode_image(encoded, channels=0, dtype=tf.uint8, expand_animations=False)
   return _size(_channels(image, decoding.channels), decoding)
 
 
-def decode_batch(encoded, decoding):
+def decode_batch(encoded: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   """Encoded images [N] (strings) -> float32 [N, H, W, C] in 0..1, as training's pipeline."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   shape = [decoding.height, decoding.width, decoding.channels]
@@ -118,7 +122,7 @@ def decode_batch(encoded, decoding):
   return tf.cast(images, tf.float32) / 255.0
 
 
-def file_bytes(path):
+def file_bytes(path: str) -> bytes:
   """A file's bytes for `decode`: as they are, or (WebP, TIFF, PPM, ...) as PNG made by PIL.
 
   The conversion is lossless (16-bit gray stays 16-bit), so training and predict, which both
@@ -150,7 +154,7 @@ def file_bytes(path):
   return out.getvalue()
 
 
-def decode_files(paths, decoding: Decoding, batch: int = 256) -> np.ndarray:
+def decode_files(paths: Sequence[str], decoding: Decoding, batch: int = 256) -> np.ndarray:
   """uint8 [N, H, W, C] of image files, decoded in parallel by `decode` (eager).
 
   Raises:
@@ -165,14 +169,18 @@ def decode_files(paths, decoding: Decoding, batch: int = 256) -> np.ndarray:
   return images
 
 
-def decode_files_keeping(paths, decoding, batch=256, progress=None):
+def decode_files_keeping(
+    paths: Sequence[str], decoding: Decoding, batch: int = 256,
+    progress: Optional[Callable[[int], object]] = None,
+) -> Tuple[np.ndarray, List[Tuple[str, str]]]:
   """(uint8 [n, H, W, C] of the files that decode, [(path, reason)] of those that do not).
 
   A batch that fails is decoded again file by file, so one bad file costs one batch.
   `progress(done)` is called after each batch.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  out, bad = [], []
+  out: List[np.ndarray] = []
+  bad: List[Tuple[str, str]] = []
   for start in range(0, len(paths), batch):
     part = list(paths[start:start + batch])
     try:
@@ -191,26 +199,26 @@ def decode_files_keeping(paths, decoding, batch=256, progress=None):
   return (np.concatenate(out) if out else np.zeros(shape, np.uint8)), bad
 
 
-def _decode_many(paths, decoding):
+def _decode_many(paths: Sequence[str], decoding: Decoding) -> np.ndarray:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return _compiled(decoding)(tf.constant([file_bytes(p) for p in paths], tf.string)).numpy()
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled(decoding):
+def _compiled(decoding: Decoding) -> Callable[["tf.Tensor"], "tf.Tensor"]:
   """`decode` over a batch of strings as one graph (eager ops per image took 5 ms each)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   shape = [decoding.height, decoding.width, decoding.channels]
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-  def run(encoded):
+  def run(encoded: tf.Tensor) -> tf.Tensor:
     return tf.map_fn(lambda one: decode(one, decoding), encoded,
                      fn_output_signature=tf.TensorSpec(shape, tf.uint8),
                      parallel_iterations=os.cpu_count() or 2)
   return run
 
 
-def border_mean(images: np.ndarray) -> Optional[float]:
+def border_mean(images: Optional[np.ndarray]) -> Optional[float]:
   """Mean brightness (0..1) of the images' one-pixel border: their background's polarity."""
   if images is None or not len(images) or images.ndim != 4 or min(images.shape[1:3]) < 3:
     return None
@@ -219,7 +227,8 @@ def border_mean(images: np.ndarray) -> Optional[float]:
   return float(np.mean(np.concatenate([e.reshape(len(x), -1) for e in edges], axis=1)))
 
 
-def decode_encoded_keeping(encoded, decoding):
+def decode_encoded_keeping(
+    encoded: Iterable[bytes], decoding: Decoding) -> Tuple[np.ndarray, List[Tuple[int, str]]]:
   """(uint8 [n, H, W, C] of the encoded images that decode, [(index, reason)] of the rest).
 
   As `decode_files_keeping`, for bytes in memory (a TFRecord's image/encoded): one graph run
@@ -231,7 +240,8 @@ def decode_encoded_keeping(encoded, decoding):
     return _compiled(decoding)(tf.constant(encoded, tf.string)).numpy(), []
   except tf.errors.OpError:
     pass
-  out, bad = [], []
+  out: List[np.ndarray] = []
+  bad: List[Tuple[int, str]] = []
   for index, one in enumerate(encoded):
     try:
       out.append(_compiled(decoding)(tf.constant([one], tf.string)).numpy())
@@ -241,7 +251,7 @@ def decode_encoded_keeping(encoded, decoding):
   return (np.concatenate(out) if out else np.zeros(shape, np.uint8)), bad
 
 
-def convert(images, decoding):
+def convert(images: np.ndarray, decoding: Decoding) -> "tf.Tensor":
   """Pixel arrays [N, h, w, 1|3] -> [N, H, W, C] with `decode`'s channel and size steps.
 
   uint8 images get exactly what a decoded file gets (gray BT.601 rounded, gray tiled to RGB,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,16 +11,23 @@ from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
 from mnist_estimator.data import layout as layout_lib
 from mnist_estimator.data import stream
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.data.dataset import DatasetInfo
 
 
 TRAIN, TEST, VAL = 0, 1, 2  # a file's split, as the cache keeps it
+# [(path, reason)] of the files that are not read.
+Bad = List[Tuple[str, str]]
+# What _probe found: (the headers, the Decoding they choose, the bad files).
+Probed = Tuple[headers_lib.Headers, decode.Decoding, Bad]
 
 
-def _listing(tree):
+def _listing(tree: layout_lib.Layout) -> Tuple[List[str], np.ndarray, np.ndarray]:
   """(paths, labels, splits) of the layout's images: TRAIN, TEST or VAL each, train first."""
   names = list(tree.train.classes)
-  paths, labels, splits = [], [], []
+  paths: List[str] = []
+  labels: List[int] = []
+  splits: List[int] = []
   for flag, split in ((TRAIN, tree.train), (TEST, tree.test), (VAL, tree.val)):
     for k, name in enumerate(names):
       files = split.classes.get(name, []) if split else []
@@ -29,7 +37,9 @@ def _listing(tree):
   return paths, np.array(labels, np.int32), np.array(splits, np.int8)
 
 
-def decode_files(paths, formats, decoding, skip_bad):
+def decode_files(paths: Sequence[str], formats: Sequence[Optional[str]],
+                 decoding: decode.Decoding,
+                 skip_bad: bool) -> Tuple[np.ndarray, List[int], Bad]:
   """(uint8 [n, H, W, C], kept indices, [(path, reason)]) of the files, decoded by decode.py.
 
   The output is allocated once at its final size and filled a chunk at a time, so memory
@@ -39,7 +49,9 @@ def decode_files(paths, formats, decoding, skip_bad):
     UsageError: the first file that does not decode, unless skip_bad.
   """
   out = np.empty((len(paths), decoding.height, decoding.width, decoding.channels), np.uint8)
-  done, bad, kept = 0, [], []
+  done = 0
+  bad: Bad = []
+  kept: List[int] = []
   show, step = images_lib.progress(len(paths)), images_lib.chunk_size(decoding)
   for start in range(0, len(paths), step):
     part = paths[start:start + step]
@@ -56,7 +68,7 @@ def decode_files(paths, formats, decoding, skip_bad):
   return out[:done], kept, bad
 
 
-def _probe(paths, bad, options, where):
+def _probe(paths: List[str], bad: Bad, options: images_lib.ImageOptions, where: str) -> Probed:
   """(headers, decoding, bad files) from every file's header, before any pixel is decoded."""
   headers = headers_lib.probe(paths, headers_lib.converted_files(paths))
   bad = bad + [(paths[i], why) for i, why in headers.bad]
@@ -64,7 +76,8 @@ def _probe(paths, bad, options, where):
   return headers, headers_lib.choose(headers, options, where), bad
 
 
-def _streamed(paths, labels, splits, probed, options):
+def _streamed(paths: Sequence[str], labels: np.ndarray, splits: np.ndarray, probed: Probed,
+              options: images_lib.ImageOptions) -> Dict[str, Any]:
   """The arrays of a folder read from its files as training goes (data/stream.py)."""
   headers, decoding, bad = probed
   good = headers.good()
@@ -74,7 +87,9 @@ def _streamed(paths, labels, splits, probed, options):
           "resized": np.array(decoding.resized), "converted": np.array(converted)}
 
 
-def _build(paths, labels, splits, bad, options, where, probed=None):
+def _build(paths: List[str], labels: np.ndarray, splits: np.ndarray, bad: Bad,
+           options: images_lib.ImageOptions, where: str,
+           probed: Optional[Probed] = None) -> Dict[str, np.ndarray]:
   """The decoded arrays of the folder's files (what the cache keeps).
 
   Every file's header is read first (sizes, colour, which do not read), so the shape, the
@@ -93,7 +108,8 @@ def _build(paths, labels, splits, bad, options, where, probed=None):
           "converted": np.array(converted)}
 
 
-def _source(tree, options, arrays):
+def _source(tree: layout_lib.Layout, options: images_lib.ImageOptions,
+            arrays: Dict[str, Any]) -> str:
   """The source line: the folder, which folder became which split, what was changed."""
   c = arrays["x"].shape[3]
   parts = [tree.describe(images_lib.held_out(options))]
@@ -112,7 +128,8 @@ def _source(tree, options, arrays):
   return f"{tree.root} ({'; '.join(parts)})"
 
 
-def _arrays(key, paths, labels, splits, bad, options, where):
+def _arrays(key: str, paths: List[str], labels: np.ndarray, splits: np.ndarray, bad: Bad,
+            options: images_lib.ImageOptions, where: str) -> Dict[str, Any]:
   """The folder's arrays: decoded (from the cache, else now) or streamed (--stream)."""
   build = lambda probed=None: _build(paths, labels, splits, bad, options, where, probed)
   if options.stream == "no" or (options.stream == "auto" and images_lib.is_cached(key)):
@@ -123,7 +140,8 @@ def _arrays(key, paths, labels, splits, bad, options, where):
   return images_lib.cached(key, lambda: build(probed))
 
 
-def load(root, seed=0, options=None):
+def load(root: str, seed: int = 0,
+         options: Optional[images_lib.ImageOptions] = None) -> Dataset:
   """A Dataset of DIR/<class>/**/*.png (DIR/train, with DIR/test and DIR/val if there).
 
   Without a test folder, --test_split of each class (seeded) is the test set. Images
@@ -142,7 +160,7 @@ def load(root, seed=0, options=None):
   if tree.test:
     images_lib.refuse_test_split(options, where, tree.test.folder)
   paths, labels, splits = _listing(tree)
-  bad = sum((split.bad for split in (tree.train, tree.test, tree.val) if split), [])
+  bad: Bad = sum((split.bad for split in (tree.train, tree.test, tree.val) if split), [])
   key = images_lib.cache_key("folder", root, options.image_size, options.channels,
                              options.skip_bad_images, files=paths + [p for p, _ in bad])
   arrays = _arrays(key, paths, labels, splits, bad, options, root)
@@ -155,7 +173,8 @@ def load(root, seed=0, options=None):
     keep, test = images_lib.stratified_split(y[train], images_lib.held_out(options),
                                              options.seed)
     train, test = train[keep], train[test]
-  decoding = decode.Decoding(*x.shape[1:], resized=bool(arrays["resized"]))
+  height, width, channels = x.shape[1:]
+  decoding = decode.Decoding(height, width, channels, resized=bool(arrays["resized"]))
   data = images_lib.make_dataset(where, x[train], y[train], x[test], y[test],
                                  list(tree.train.classes), _source(tree, options, arrays),
                                  decoding)

@@ -1,6 +1,7 @@
 """The fonts set of "Hands-on Deep Learning with TensorFlow" (36x36 letters, 5 classes)."""
 
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -13,7 +14,7 @@ _FONTS_FILE = "data_with_labels.npz"
 _FONTS_HW = (36, 36)
 
 
-def _load_fonts(data_dir=None, seed=0):
+def _load_fonts(data_dir: Optional[str] = None, seed: int = 0) -> Dataset:
   """The fonts set of "Hands-on Deep Learning with TensorFlow", split 90/10 as the book does."""
   path = os.path.join(data_dir, _FONTS_FILE) if data_dir is not None else None
   if path is None or not os.path.isfile(path):

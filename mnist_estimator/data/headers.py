@@ -5,11 +5,15 @@ import dataclasses
 import io
 import math
 import warnings
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.data.images import ImageOptions
 
 # Formats tf.io.decode_image reads as they are (PIL calls some camera JPEGs MPO).
 TF_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP")
@@ -32,19 +36,20 @@ class Headers:
   """
   sizes: np.ndarray
   colour: np.ndarray
-  formats: list
-  bad: list
+  formats: List[Optional[str]]
+  bad: List[Tuple[int, str]]
 
-  def good(self):
+  def good(self) -> np.ndarray:
     """Indices of the images whose headers read."""
     return np.setdiff1d(np.arange(len(self.formats)), [i for i, _ in self.bad])
 
-  def converted(self, indices, channels):
+  def converted(self, indices: np.ndarray, channels: Optional[int]) -> bool:
     """--channels changes the colour of some image at `indices` (gray to RGB or back)."""
     return bool(channels) and bool(np.any(self.colour[indices] != (channels == 3)))
 
 
-def _gray_palette(image):
+def _gray_palette(image: Any) -> bool:
+  """`image`: an open PIL.Image."""
   """True if every entry of a P image's palette is gray (read from the header, not pixels)."""
   palette = image.palette
   if palette is None:
@@ -57,13 +62,14 @@ def _gray_palette(image):
   return bool(len(entries)) and bool(np.all(entries.max(1) == entries.min(1)))
 
 
-def _colour(image):
+def _colour(image: Any) -> bool:
   if image.mode in ("P", "PA"):
     return not _gray_palette(image)
   return not (image.mode in _GRAY_MODES or image.mode.startswith("I;"))
 
 
-def read_header(source, converted=False):
+def read_header(source: Union[str, bytes],
+                converted: bool = False) -> Union[Tuple[int, int, bool, Optional[str]], str]:
   """(height, width, colour, format) of an image file or bytes; PIL reads the header only.
 
   Args:
@@ -89,14 +95,15 @@ def read_header(source, converted=False):
     return f"its header does not read ({type(e).__name__})"
 
 
-def probe(sources, converted=()):
+def probe(sources: Sequence[Union[str, bytes]], converted: Iterable[int] = ()) -> Headers:
   """The Headers of image files or encoded bytes (`converted`: the indices to convert)."""
   count = len(sources)
   sizes, colour = np.zeros((count, 2), np.int64), np.zeros(count, bool)
-  formats, bad = [None] * count, []
-  converted = set(converted)
+  formats: List[Optional[str]] = [None] * count
+  bad: List[Tuple[int, str]] = []
+  to_convert = set(converted)
   for i, source in enumerate(sources):
-    found = read_header(source, i in converted)
+    found = read_header(source, i in to_convert)
     if isinstance(found, str):
       bad.append((i, found))
     else:
@@ -104,12 +111,12 @@ def probe(sources, converted=()):
   return Headers(sizes, colour, formats, bad)
 
 
-def converted_files(paths):
+def converted_files(paths: Sequence[str]) -> List[int]:
   """Indices of the files decode.file_bytes converts (by their names, as it does)."""
   return [i for i, p in enumerate(paths) if p.lower().endswith(decode.CONVERTED_EXTENSIONS)]
 
 
-def choose(headers, options, where):
+def choose(headers: Headers, options: "ImageOptions", where: str) -> decode.Decoding:
   """The Decoding of the images: --image_size and --channels, else what the headers say.
 
   Every header counts: 3 channels if any image has colour; one size, or --image_size.
@@ -136,7 +143,7 @@ def choose(headers, options, where):
   return decode.Decoding(h, w, channels)
 
 
-def memory_available():
+def memory_available() -> Optional[int]:
   """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
   try:
     with open("/proc/meminfo") as f:
@@ -148,7 +155,7 @@ def memory_available():
   return None
 
 
-def suggest_size(count, decoding, free):
+def suggest_size(count: int, decoding: decode.Decoding, free: int) -> Tuple[int, int]:
   """(H, W) of decoding's aspect whose decoded set fits in half of `free` bytes.
 
   At most _LONG_SIDE on the long side, and never larger than decoding's size.
@@ -163,7 +170,7 @@ def suggest_size(count, decoding, free):
   return max(1, int(long_side * aspect)), max(1, int(long_side))
 
 
-def check_memory(count, decoding, where):
+def check_memory(count: int, decoding: decode.Decoding, where: str) -> None:
   """Refuses a set whose decoded images would not fit in memory, before decoding any.
 
   Args:

@@ -5,12 +5,18 @@ import hashlib
 import os
 import sys
 import time
-from typing import Optional
+from typing import (TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, TextIO,
+                    Tuple)
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data.dataset import Dataset
+from mnist_estimator.data.dataset import Images
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.data.decode import Decoding
 
 CACHE_ENV = "MNIST_ESTIMATOR_CACHE"  # the record cache's folder (inputs/record_cache.py)
 CACHE_VERSION = "decode.py-2"  # in every cache key: sets decoded another way are not reused
@@ -23,7 +29,7 @@ _PROGRESS_AFTER = 2.0  # seconds of decoding before a progress line: short ones 
 @dataclasses.dataclass(frozen=True)
 class ImageOptions:
   """How to read a data set of your own (the --image_size ... flags)."""
-  image_size: Optional[tuple] = None  # (H, W); None: the size every image has
+  image_size: Optional[Tuple[int, int]] = None  # (H, W); None: the size every image has
   channels: Optional[int] = None      # 1 or 3; None: 3 if any image has colour
   test_split: Optional[float] = None  # None: DEFAULT_TEST_SPLIT where it applies
   stream: str = "auto"  # a folder: from the files (yes), in memory (no), by its size (auto)
@@ -31,7 +37,7 @@ class ImageOptions:
   seed: int = 0
 
 
-def parse_size(text):
+def parse_size(text: object) -> Optional[Tuple[int, int]]:
   """(H, W) of "HxW", or None if it is not that."""
   parts = str(text).lower().split("x")
   if len(parts) == 2 and all(p.strip().isdigit() and int(p) > 0 for p in parts):
@@ -39,13 +45,13 @@ def parse_size(text):
   return None
 
 
-def held_out(options):
+def held_out(options: ImageOptions) -> float:
   """The share of each class held out as the test set: --test_split, or the default."""
   return (DEFAULT_TEST_SPLIT if options.test_split is None
           else options.test_split)
 
 
-def refuse_test_split(options, where, why):
+def refuse_test_split(options: ImageOptions, where: str, why: str) -> None:
   """Refuses an explicit --test_split where the data has a test split of its own.
 
   Args:
@@ -58,7 +64,7 @@ def refuse_test_split(options, where, why):
                      f"{where} has its own test set ({why}); drop --test_split")
 
 
-def check_bad(bad, skip_bad):
+def check_bad(bad: Sequence[Tuple[object, str]], skip_bad: bool) -> None:
   """Refuses the first bad image unless --skip_bad_images.
 
   Args:
@@ -75,34 +81,36 @@ def check_bad(bad, skip_bad):
                      f"--skip_bad_images to skip it{others}")
 
 
-def chunk_size(decoding):
+def chunk_size(decoding: "Decoding") -> int:
   """Images per decoding run: CHUNK, fewer for large images (a run holds its whole output)."""
   one = decoding.height * decoding.width * decoding.channels
   return max(1, min(CHUNK, _CHUNK_BYTES // max(one, 1)))
 
 
-def progress(total, out=None, verb="decoding"):
+def progress(total: int, out: Optional[TextIO] = None,
+             verb: str = "decoding") -> Callable[[int], None]:
   """A `progress(done)` for `verb` `total` images: a line on stderr once it takes a while.
 
   On a terminal one live line; otherwise a line at each tenth, so logs stay short.
   """
-  out, start, shown = out or sys.stderr, time.time(), [None]
+  stream, start = out or sys.stderr, time.time()
+  shown: List[Optional[int]] = [None]
 
-  def show(done):
-    elapsed, tenth, tty = time.time() - start, 10 * done // max(total, 1), out.isatty()
+  def show(done: int) -> None:
+    elapsed, tenth, tty = time.time() - start, 10 * done // max(total, 1), stream.isatty()
     if shown[0] is None and elapsed < _PROGRESS_AFTER:
       return
     if not tty and tenth == shown[0] and done < total:
       return
     shown[0] = tenth
     end, prefix = ("\n" if done >= total or not tty else ""), ("\r" if tty else "")
-    out.write(f"{prefix}{verb} {total:,} images: {done:,} ({100 * done // max(total, 1)}%), "
-              f"{done / max(elapsed, 1e-6):,.0f} images/s{end}")
-    out.flush()
+    stream.write(f"{prefix}{verb} {total:,} images: {done:,} ({100 * done // max(total, 1)}%), "
+                 f"{done / max(elapsed, 1e-6):,.0f} images/s{end}")
+    stream.flush()
   return show
 
 
-def cache_key(*parts, files=()):
+def cache_key(*parts: object, files: Iterable[str] = ()) -> str:
   """A hash of the files' names, sizes and mtimes and of `parts`: an edited set rebuilds."""
   digest = hashlib.sha1(repr((CACHE_VERSION, *parts)).encode())
   for path in files:
@@ -111,19 +119,19 @@ def cache_key(*parts, files=()):
   return digest.hexdigest()[:16]
 
 
-def cache_folder():
+def cache_folder() -> str:
   """The record cache's folder: $MNIST_ESTIMATOR_CACHE, else <tmp>/mnist_estimator_cache."""
   import tempfile  # pylint: disable=g-import-not-at-top
   return os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(),
                                                    "mnist_estimator_cache")
 
 
-def is_cached(key):
+def is_cached(key: str) -> bool:
   """`cached` has the arrays of `key` already (they load without decoding)."""
   return os.path.isfile(os.path.join(cache_folder(), f"images-{key}.npz"))
 
 
-def cached(key, build):
+def cached(key: str, build: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
   """The arrays `build()` returns, kept as an npz in the record cache under `key`."""
   folder = cache_folder()
   path = os.path.join(folder, f"images-{key}.npz")
@@ -141,10 +149,12 @@ def cached(key, build):
   return arrays
 
 
-def stratified_split(labels, share, seed):
+def stratified_split(labels: np.ndarray, share: float,
+                     seed: int) -> Tuple[np.ndarray, np.ndarray]:
   """(train indices, test indices): `share` of each class held out, at least one if any."""
   rng = np.random.RandomState(seed)
-  train, test = [], []
+  train: List[int] = []
+  test: List[int] = []
   for cls in np.unique(labels):
     members = rng.permutation(np.flatnonzero(labels == cls))
     n_test = int(round(len(members) * share))
@@ -155,7 +165,8 @@ def stratified_split(labels, share, seed):
   return np.sort(np.array(train, np.int64)), np.sort(np.array(test, np.int64))
 
 
-def check_labels(name, y_train, y_test, class_names):
+def check_labels(name: str, y_train: np.ndarray, y_test: np.ndarray,
+                 class_names: Sequence[object]) -> None:
   """Refuses one class only, labels out of range, a test class with no training images."""
   n = len(class_names)
   for split, y in (("training", y_train), ("test", y_test)):
@@ -174,8 +185,9 @@ def check_labels(name, y_train, y_test, class_names):
                      "some, or remove them from the test set")
 
 
-def make_dataset(name, images, labels, test_images, test_labels, class_names, source,
-                 decoding=None):
+def make_dataset(name: str, images: Images, labels: npt.ArrayLike, test_images: Images,
+                 test_labels: npt.ArrayLike, class_names: Sequence[object], source: str,
+                 decoding: Optional["Decoding"] = None) -> Dataset:
   """The Dataset of your own images, after the label checks (decoding: a decode.Decoding)."""
   labels, test_labels = np.asarray(labels, np.int32), np.asarray(test_labels, np.int32)
   check_labels(name, labels, test_labels, class_names)

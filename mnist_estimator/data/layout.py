@@ -3,7 +3,7 @@
 import collections
 import dataclasses
 import os
-from typing import Optional
+from typing import Counter, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
@@ -34,9 +34,9 @@ _SIGNATURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"),
 class Split:
   """One split's folder: {class: [image paths]}, files ignored, images that cannot be read."""
   folder: str
-  classes: dict
-  ignored: collections.Counter  # extension -> count of files that are not images
-  bad: list  # [(path, reason)]: images by their look that are not read here
+  classes: Dict[str, List[str]]
+  ignored: Counter[str]  # extension -> count of files that are not images
+  bad: List[Tuple[str, str]]  # [(path, reason)]: images by their look that are not read here
 
 
 @dataclasses.dataclass
@@ -46,9 +46,9 @@ class Layout:
   train: Split
   test: Optional[Split]
   val: Optional[Split]
-  loose: collections.Counter  # files beside the split folders, ignored: extension -> count
+  loose: Counter[str]  # files beside the split folders, ignored: extension -> count
 
-  def describe(self, held_out):
+  def describe(self, held_out: float) -> str:
     """Which folder became which split, e.g. "train: train/, test: test/, validation: val/"."""
     name = lambda split: os.path.relpath(split.folder, self.root) + "/"
     train = "class folders" if self.train.folder == self.root else name(self.train)
@@ -57,12 +57,12 @@ class Layout:
     return f"train: {train}, test: {test}{val}"
 
   @property
-  def ignored(self):
+  def ignored(self) -> Counter[str]:
     return sum((split.ignored for split in (self.train, self.test, self.val) if split),
                self.loose)
 
 
-def _entries(folder):
+def _entries(folder: str) -> List[os.DirEntry[str]]:
   """The folder's visible entries (names starting with "." are hidden: ._x.png, .DS_Store)."""
   try:
     return sorted((e for e in os.scandir(folder) if not e.name.startswith(".")),
@@ -72,11 +72,11 @@ def _entries(folder):
                      "--dataset=folder:DIR with class subfolders of images") from None
 
 
-def _dirs(folder):
+def _dirs(folder: str) -> List[os.DirEntry[str]]:
   return [e for e in _entries(folder) if e.is_dir()]
 
 
-def _sniff(path):
+def _sniff(path: str) -> Optional[str]:
   """The image format a file starts with, or None."""
   try:
     with open(path, "rb") as f:
@@ -92,7 +92,7 @@ def _sniff(path):
   return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
 
 
-def _file(path, split):
+def _file(path: str, split: Split) -> Optional[bool]:
   """Sorts one file of a class folder: an image (True), ignored (None), or bad (False)."""
   extension = os.path.splitext(path)[1].lower()
   if extension in decode.EXTENSIONS:
@@ -110,7 +110,7 @@ def _file(path, split):
   return False
 
 
-def _walk(folder, seen):
+def _walk(folder: str, seen: Set[str]) -> Iterator[str]:
   """The visible files under folder, subfolders included (symlinks followed once)."""
   real = os.path.realpath(folder)
   if real in seen:
@@ -123,7 +123,7 @@ def _walk(folder, seen):
       yield entry.path
 
 
-def read_split(folder, known=None):
+def read_split(folder: str, known: Optional[Sequence[str]] = None) -> Split:
   """The Split of a folder of class folders (images in their subfolders count too).
 
   Args:
@@ -156,9 +156,9 @@ def read_split(folder, known=None):
   return split
 
 
-def _loose(root, entries):
+def _loose(root: str, entries: Iterable[os.DirEntry[str]]) -> Counter[str]:
   """Files beside the split folders: refused if images, else counted as ignored."""
-  ignored = collections.Counter()
+  ignored: Counter[str] = collections.Counter()
   for entry in entries:
     if not entry.is_dir() and _file(entry.path, Split(root, {}, ignored, [])) is not None:
       raise UsageError(f"{entry.path} is not in a class folder; move it into "
@@ -166,7 +166,7 @@ def _loose(root, entries):
   return ignored
 
 
-def read(root):
+def read(root: str) -> Layout:
   """The Layout of DIR: train/ with test/ and val/ (or validation/) if there, or classes.
 
   Raises:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import Any, Optional
 
 from absl import logging
 
@@ -15,13 +16,13 @@ SAMPLE_PATH = os.path.join(os.path.dirname(__file__), "mnist_sample.npz")
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def _keras_mnist():
+def _keras_mnist() -> Any:
   # Imported here so that importing this module stays fast and works without TensorFlow.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.keras.datasets.mnist.load_data()
 
 
-def _keras_fashion_mnist():
+def _keras_fashion_mnist() -> Any:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.keras.datasets.fashion_mnist.load_data()
 
@@ -30,7 +31,7 @@ def _keras_fashion_mnist():
 _KERAS_LOADERS = {"mnist": _keras_mnist, "fashion_mnist": _keras_fashion_mnist}
 
 
-def _from_keras(name):
+def _from_keras(name: str) -> Dataset:
   """Loads via tf.keras.datasets (its ~/.keras cache, or a download); Exception if that fails."""
   (x_train, y_train), (x_test, y_test) = _KERAS_LOADERS[name]()
   src = f"tf.keras.datasets.{name}"
@@ -46,7 +47,7 @@ def _from_keras(name):
                  source=f"{src} (~/.keras/datasets cache)")
 
 
-def _load_mnist_sample(data_dir=None, seed=0):
+def _load_mnist_sample(data_dir: Optional[str] = None, seed: int = 0) -> Dataset:
   """The MNIST sample that ships with the package; data_dir and seed are ignored."""
   del data_dir, seed  # the sample is fixed
   if not os.path.isfile(SAMPLE_PATH):
@@ -57,7 +58,7 @@ def _load_mnist_sample(data_dir=None, seed=0):
   return dataclasses.replace(ds, source=source)
 
 
-def _load_mnist(data_dir=None, seed=0):
+def _load_mnist(data_dir: Optional[str] = None, seed: int = 0) -> Dataset:
   """Full MNIST from data_dir, else tf.keras, else (offline) the bundled sample, loudly."""
   del seed  # MNIST has a fixed train/test split
   if data_dir is not None:
@@ -78,7 +79,7 @@ def _load_mnist(data_dir=None, seed=0):
   return sample
 
 
-def _load_fashion_mnist(data_dir=None, seed=0):
+def _load_fashion_mnist(data_dir: Optional[str] = None, seed: int = 0) -> Dataset:
   """Fashion-MNIST from data_dir, else tf.keras; there is no bundled sample to fall back on."""
   del seed  # Fashion-MNIST has a fixed train/test split
   if data_dir is not None:

@@ -6,6 +6,7 @@ import math
 import os
 import zipfile
 import zlib
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -23,7 +24,7 @@ NPZ_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist.npz"}
 MNIST_HW = (28, 28)
 
 
-def read_bytes(path):
+def read_bytes(path: str) -> bytes:
   """Returns the file's bytes, gunzipped if it is named .gz or starts with the gzip magic."""
   try:
     with open(path, "rb") as f:
@@ -40,7 +41,7 @@ def read_bytes(path):
   return data
 
 
-def read_idx(path):
+def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file of unsigned bytes (labels or images), gzipped or raw.
 
   Args:
@@ -77,7 +78,8 @@ def read_idx(path):
   return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
 
 
-def check_split(x, y, n_classes, hw, x_src, y_src):
+def check_split(x: np.ndarray, y: np.ndarray, n_classes: int, hw: Tuple[int, int], x_src: str,
+                y_src: str) -> Tuple[np.ndarray, np.ndarray]:
   """Validates one images/labels pair; returns (uint8 [N,H,W,1] C-contiguous, int32 [N])."""
   x, y = np.asarray(x), np.asarray(y)
   if x.ndim != 3:
@@ -108,7 +110,8 @@ def check_split(x, y, n_classes, hw, x_src, y_src):
   return np.ascontiguousarray(x.astype(np.uint8, copy=False)[..., np.newaxis]), y.astype(np.int32)
 
 
-def read_npz(path, keys, optional=()):
+def read_npz(path: str, keys: Sequence[str],
+             optional: Sequence[str] = ()) -> Dict[str, np.ndarray]:
   """Returns {key: array} for `keys` (and those of `optional` it has) from an .npz file.
 
   Raises:
@@ -130,7 +133,8 @@ def read_npz(path, keys, optional=()):
                      "re-create it with numpy.savez") from None
 
 
-def from_npz(name, path, source, n_classes=10, hw=MNIST_HW):
+def from_npz(name: str, path: str, source: str, n_classes: int = 10,
+             hw: Tuple[int, int] = MNIST_HW) -> Dataset:
   """Builds a Dataset from a keras-style npz with x_train, y_train, x_test, y_test."""
   a = read_npz(path, NPZ_KEYS)
   x_train, y_train = check_split(a["x_train"], a["y_train"], n_classes, hw,
@@ -140,7 +144,7 @@ def from_npz(name, path, source, n_classes=10, hw=MNIST_HW):
   return Dataset(name, hw + (1,), n_classes, x_train, y_train, x_test, y_test, source)
 
 
-def from_idx(name, paths, data_dir, strict=False):
+def from_idx(name: str, paths: Mapping[str, str], data_dir: str, strict: bool = False) -> Dataset:
   """Builds a Dataset from the four IDX files, given as {base name: path}.
 
   Files that differ from the published data set are named: in a warning (a user's
@@ -153,22 +157,24 @@ def from_idx(name, paths, data_dir, strict=False):
     if strict:
       raise UsageError(f"{message}; delete it and fetch it again, or pass --data_dir")
     logging.warning("%s; using it as given", message)
-  splits = []
+  splits: List[np.ndarray] = []  # x_train, y_train, x_test, y_test
   for prefix in ("train", "t10k"):
     x_src, y_src = paths[f"{prefix}-images-idx3-ubyte"], paths[f"{prefix}-labels-idx1-ubyte"]
     splits += check_split(arrays[f"{prefix}-images-idx3-ubyte"],
                            arrays[f"{prefix}-labels-idx1-ubyte"], 10, MNIST_HW, x_src, y_src)
-  return Dataset(name, MNIST_HW + (1,), 10, *splits, source=f"IDX files in {data_dir}")
+  x_train, y_train, x_test, y_test = splits
+  return Dataset(name, MNIST_HW + (1,), 10, x_train, y_train, x_test, y_test,
+                 source=f"IDX files in {data_dir}")
 
 
-def from_dir(name, data_dir, strict=False):
+def from_dir(name: str, data_dir: str, strict: bool = False) -> Dataset:
   """Loads mnist or fashion_mnist from the IDX files or a keras-style npz in data_dir."""
   wanted = (f"the four IDX files {', '.join(f + '[.gz]' for f in IDX_FILES)} or "
             f"{NPZ_NAMES[name]} with keys {', '.join(NPZ_KEYS)}")
   if not os.path.isdir(data_dir):
     raise UsageError(f"--data_dir {data_dir} does not exist or is not a directory; "
                      f"point it at a directory holding {wanted}")
-  paths = {}
+  paths: Dict[str, str] = {}
   for base in IDX_FILES:
     # Raw first: if both exist the raw file is the already-unpacked copy and reads faster.
     for candidate in (base, base + ".gz"):

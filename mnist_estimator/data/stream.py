@@ -2,15 +2,20 @@
 
 import hashlib
 import os
-from typing import Callable, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Tuple, Union,
+                    overload)
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common import causes
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
 from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
+
+if TYPE_CHECKING:  # imported where used: this module loads without TensorFlow
+  import tensorflow as tf
 
 # Decoded bytes above which a set streams (or a quarter of free memory): the in-memory
 # route's peak is ~2.7 times them (arrays, splits, the npz and record caches written), so
@@ -27,24 +32,45 @@ class FileImages:
   files (nothing decoded); `np.asarray(x)` decodes all of them, for small selections only.
   """
 
-  def __init__(self, paths: Sequence[str], decoding: decode.Decoding):
+  def __init__(self, paths: Sequence[str], decoding: decode.Decoding) -> None:
     self._paths = tuple(os.fspath(p) for p in paths)
     self._decoding = decoding
 
-  paths = property(lambda self: self._paths)
-  decoding = property(lambda self: self._decoding)
-  dtype = property(lambda self: np.dtype(np.uint8))
-  ndim = property(lambda self: 4)
-  shape = property(lambda self: (len(self), self._decoding.height, self._decoding.width,
-                                 self._decoding.channels))
+  @property
+  def paths(self) -> Tuple[str, ...]:
+    return self._paths
 
-  def __len__(self):
+  @property
+  def decoding(self) -> decode.Decoding:
+    return self._decoding
+
+  @property
+  def dtype(self) -> np.dtype:
+    return np.dtype(np.uint8)
+
+  @property
+  def ndim(self) -> int:
+    return 4
+
+  @property
+  def shape(self) -> Tuple[int, int, int, int]:
+    return (len(self), self._decoding.height, self._decoding.width, self._decoding.channels)
+
+  def __len__(self) -> int:
     return len(self._paths)
 
-  def __repr__(self):
+  def __repr__(self) -> str:
     return f"FileImages({len(self):,} files, shape={self.shape})"
 
-  def __getitem__(self, index):
+  @overload
+  def __getitem__(self, index: Union[int, np.integer]) -> np.ndarray:
+    ...
+
+  @overload
+  def __getitem__(self, index: Union[slice, Sequence[int], np.ndarray]) -> "FileImages":
+    ...
+
+  def __getitem__(self, index: Any) -> Union[np.ndarray, "FileImages"]:
     if isinstance(index, (int, np.integer)):
       if not -len(self) <= index < len(self):
         raise IndexError(f"index {index} is out of range for {len(self)} images")
@@ -53,7 +79,7 @@ class FileImages:
       return FileImages(self._paths[index], self._decoding)
     return self.take(index)
 
-  def take(self, indices) -> "FileImages":
+  def take(self, indices: npt.ArrayLike) -> "FileImages":
     """The images at `indices` (ints, or a boolean mask of len(self)), not decoded."""
     indices = np.asarray(indices)
     if indices.dtype == bool:
@@ -64,7 +90,7 @@ class FileImages:
       raise IndexError(f"images are indexed by ints or a mask, not {indices.dtype}")
     return FileImages([self._paths[i] for i in indices.reshape(-1).tolist()], self._decoding)
 
-  def decode(self, indices=None) -> np.ndarray:
+  def decode(self, indices: Optional[npt.ArrayLike] = None) -> np.ndarray:
     """uint8 [n, H, W, C] of all the images, or of `indices` (as decode.decode_files).
 
     Raises:
@@ -73,7 +99,8 @@ class FileImages:
     paths = self._paths if indices is None else self.take(indices).paths
     return decode.decode_files(list(paths), self._decoding)
 
-  def __array__(self, dtype=None, copy=None):
+  def __array__(self, dtype: Optional[npt.DTypeLike] = None,
+                copy: Optional[bool] = None) -> np.ndarray:
     del copy  # numpy 2's argument: the decoded array is always new
     images = self.decode()
     return images if dtype is None else images.astype(dtype)
@@ -103,9 +130,10 @@ def should_stream(count: int, decoding: decode.Decoding, limit: Optional[int] = 
   return memory_bytes(count, decoding) > limit
 
 
-def input_fn(images: FileImages, labels, batch_size: int, train: bool,
+def input_fn(images: FileImages, labels: Optional[npt.ArrayLike], batch_size: int, train: bool,
              seed: Optional[int] = None, with_labels: bool = True,
-             augment: Optional[Callable] = None, cache_dir: Optional[str] = None):
+             augment: Optional[Callable[["tf.data.Dataset"], "tf.data.Dataset"]] = None,
+             cache_dir: Optional[str] = None) -> Callable[[], "tf.data.Dataset"]:
   """An input_fn decoding `images`' files as it goes: memory does not grow with their number.
 
   Args:
@@ -129,20 +157,23 @@ def input_fn(images: FileImages, labels, batch_size: int, train: bool,
     UsageError: building the cache met a file that does not read or decode (`explain`).
   """
   keep_labels = with_labels and labels is not None
-  labels = _labels(images, labels)
+  label_ids = _labels(images, labels)
+  source: Callable[[], tf.data.Dataset]
   if cache_dir:
     # Here, not at the top: stream_cache imports this module.
     from mnist_estimator.data import stream_cache  # pylint: disable=g-import-not-at-top
-    shards = stream_cache.build_cache(images, labels, cache_dir, shuffled=train)
+    shards = stream_cache.build_cache(images, label_ids, cache_dir, shuffled=train)
     source = lambda: stream_cache._from_shards(shards, images.decoding, batch_size, train, seed)
   else:
-    listing = _write_listing(images.paths, labels, images_lib.cache_folder())
+    listing = _write_listing(images.paths, label_ids, images_lib.cache_folder())
     source = lambda: _from_files(listing, images, batch_size, train, seed)
 
-  def make():
+  def make() -> "tf.data.Dataset":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    def finish(pixels, label):
+    def finish(pixels: tf.Tensor,
+               label: tf.Tensor) -> Union[Tuple[Dict[str, tf.Tensor], tf.Tensor],
+                                          Dict[str, tf.Tensor]]:
       features = {"x": tf.cast(pixels, tf.float32) / 255.0}
       return (features, label) if keep_labels else features
     ds = source().map(finish, num_parallel_calls=_PARALLEL)
@@ -151,7 +182,7 @@ def input_fn(images: FileImages, labels, batch_size: int, train: bool,
   return make
 
 
-def explain(images: FileImages, error) -> UsageError:
+def explain(images: FileImages, error: BaseException) -> UsageError:
   """The UsageError for a tf.errors.OpError raised while streaming `images`: the file named.
 
   A file gone since the folder was listed: NotFoundError, which names it. A WebP/TIFF/PPM file
@@ -182,7 +213,7 @@ def explain(images: FileImages, error) -> UsageError:
                     "file, delete that folder; run again")
 
 
-def find_bad(images: FileImages) -> Optional[tuple]:
+def find_bad(images: FileImages) -> Optional[Tuple[str, str]]:
   """(path, reason) of the first file that does not read or decode, or None (all do)."""
   step = images_lib.chunk_size(images.decoding)
   show = images_lib.progress(len(images), verb="checking")
@@ -195,17 +226,17 @@ def find_bad(images: FileImages) -> Optional[tuple]:
   return None
 
 
-def _labels(images, labels):
+def _labels(images: FileImages, labels: Optional[npt.ArrayLike]) -> np.ndarray:
   """int32 [N] of the labels (zeros for None): a record's label field is always there."""
   if not isinstance(images, FileImages):
     raise TypeError(f"stream.input_fn takes FileImages, not {type(images).__name__}")
-  labels = np.zeros(len(images), np.int32) if labels is None else np.asarray(labels, np.int32)
-  if labels.shape != (len(images),):
-    raise ValueError(f"{len(images)} images but labels of shape {labels.shape}")
-  return labels
+  ids = np.zeros(len(images), np.int32) if labels is None else np.asarray(labels, np.int32)
+  if ids.shape != (len(images),):
+    raise ValueError(f"{len(images)} images but labels of shape {ids.shape}")
+  return ids
 
 
-def _options():
+def _options() -> "tf.data.Options":
   """Autotune off, as inputs/input_fns.py: it made closing a session wait idle for 2-17 s."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   options = tf.data.Options()
@@ -213,7 +244,7 @@ def _options():
   return options
 
 
-def _split(records, batched):
+def _split(records: "tf.Tensor", batched: bool) -> Tuple["tf.Tensor", "tf.Tensor"]:
   """(int32 labels, payloads) of records of a little-endian int32 label then bytes."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   label = tf.io.decode_raw(tf.strings.substr(records, 0, _LABEL), tf.int32, little_endian=True)
@@ -221,7 +252,8 @@ def _split(records, batched):
   return (label[:, 0] if batched else label[0]), rest
 
 
-def _from_files(listing, images, batch_size, train, seed):
+def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
+                seed: Optional[int]) -> "tf.data.Dataset":
   """Batches (uint8 [B, H, W, C], int32 [B]) decoded from the files the listing names."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Paths from a file, not a constant: the graph (graph.pbtxt, each checkpoint's .meta)
@@ -234,7 +266,7 @@ def _from_files(listing, images, batch_size, train, seed):
   # the GIL, in a Python op; TF reads the rest. As fast as TF alone for JPEGs (measured).
   some_pil = any(p.lower().endswith(decode.CONVERTED_EXTENSIONS) for p in images.paths)
 
-  def load(record):
+  def load(record: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     label, path = _split(record, batched=False)
     by_pil = lambda: tf.reshape(tf.numpy_function(
         lambda p: np.array(decode.file_bytes(os.fsdecode(p)), object), [path], tf.string,
@@ -246,7 +278,7 @@ def _from_files(listing, images, batch_size, train, seed):
   return ds.map(load, num_parallel_calls=_PARALLEL).batch(batch_size)
 
 
-def _write_listing(paths, labels, folder):
+def _write_listing(paths: Sequence[str], labels: np.ndarray, folder: str) -> str:
   """The path of a TFRecord file of (label, path) records, written once per content."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha1(labels.tobytes())
@@ -263,5 +295,5 @@ def _write_listing(paths, labels, folder):
   return path
 
 
-def _record(label, payload):
+def _record(label: int, payload: bytes) -> bytes:
   return int(label).to_bytes(_LABEL, "little", signed=True) + payload

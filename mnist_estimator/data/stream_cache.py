@@ -5,12 +5,19 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import images as images_lib
 from mnist_estimator.data import stream
+
+if TYPE_CHECKING:  # imported where used: this module loads without TensorFlow
+  import tensorflow as tf
+
+  from mnist_estimator.data import decode
 
 SHARD_BYTES = 128 * 2**20  # per cache shard: few files, yet several to shuffle and interleave
 # The cached route's shuffle buffer: its shards are shuffled already, so a small one. Peak
@@ -24,8 +31,8 @@ def cache_folder() -> str:
   return os.path.join(images_lib.cache_folder(), "shards")
 
 
-def build_cache(images: stream.FileImages, labels, cache_dir: str,
-                shuffled: bool = False) -> list:
+def build_cache(images: stream.FileImages, labels: Optional[npt.ArrayLike], cache_dir: str,
+                shuffled: bool = False) -> List[str]:
   """Decodes the images once into shards in cache_dir/<key>/, unless they are there already.
 
   Args:
@@ -42,10 +49,10 @@ def build_cache(images: stream.FileImages, labels, cache_dir: str,
     UsageError: a file that cannot be read or decoded (`stream.explain`), naming it.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  labels = stream._labels(images, labels)
+  label_ids = stream._labels(images, labels)
   try:
     key = images_lib.cache_key("stream", images.decoding.as_dict(), shuffled,
-                               labels.tobytes(), files=images.paths)
+                               label_ids.tobytes(), files=images.paths)
   except OSError as e:
     raise UsageError(f"cannot read {e.filename} ({e.strerror}); restore it, or run again "
                      "so the folder is listed anew") from None
@@ -53,12 +60,13 @@ def build_cache(images: stream.FileImages, labels, cache_dir: str,
   shards = _complete_shards(folder)
   if shards is not None:
     return shards
-  order = np.random.RandomState(0).permutation(len(images)) if shuffled else slice(None)
+  order: Union[np.ndarray, slice] = (
+      np.random.RandomState(0).permutation(len(images)) if shuffled else slice(None))
   os.makedirs(cache_dir, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=cache_dir)
   try:
     try:
-      names = _write_shards(images[order], labels[order], tmp, folder)
+      names = _write_shards(images[order], label_ids[order], tmp, folder)
     except tf.errors.OpError as e:
       raise stream.explain(images, e) from None
     try:
@@ -71,7 +79,7 @@ def build_cache(images: stream.FileImages, labels, cache_dir: str,
   return [os.path.join(folder, name) for name in names]
 
 
-def _complete_shards(folder):
+def _complete_shards(folder: str) -> Optional[List[str]]:
   """The shards of a complete cache folder, or None (a damaged one is removed)."""
   try:
     with open(os.path.join(folder, _COMPLETE)) as f:
@@ -85,7 +93,8 @@ def _complete_shards(folder):
   return None
 
 
-def _write_shards(images, labels, folder, final):
+def _write_shards(images: stream.FileImages, labels: np.ndarray, folder: str,
+                  final: str) -> List[str]:
   """Writes the decoded images as shards of SHARD_BYTES and the marker; the shards' names."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   count = len(images)
@@ -94,7 +103,8 @@ def _write_shards(images, labels, folder, final):
            for i in range(-(-count // per_shard))]
   listing = stream._write_listing(images.paths, labels, folder)
   print(f"caching {count:,} decoded images in {final}", file=sys.stderr)
-  show, done, writer = images_lib.progress(count, verb="caching"), 0, None
+  show, done = images_lib.progress(count, verb="caching"), 0
+  writer: Any = None  # a tf.io.TFRecordWriter from the first image on
   batches = stream._from_files(listing, images, 64, False, None)
   for pixels, batch_labels in batches.with_options(stream._options()).as_numpy_iterator():
     for image, label in zip(pixels, batch_labels.tolist()):
@@ -114,7 +124,8 @@ def _write_shards(images, labels, folder, final):
   return names
 
 
-def _from_shards(shards, decoding, batch_size, train, seed):
+def _from_shards(shards: Sequence[str], decoding: "decode.Decoding", batch_size: int,
+                 train: bool, seed: Optional[int]) -> "tf.data.Dataset":
   """Batches (uint8 [B, H, W, C], int32 [B]) of a cache's shards (mixed for training)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if train:  # shard order, then a buffer over interleaved shards, anew each pass
@@ -129,7 +140,7 @@ def _from_shards(shards, decoding, batch_size, train, seed):
     ds = tf.data.TFRecordDataset(shards)
   shape = [decoding.height, decoding.width, decoding.channels]
 
-  def parse(records):
+  def parse(records: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     labels, pixels = stream._split(records, batched=True)
     return tf.reshape(tf.io.decode_raw(pixels, tf.uint8), [-1, *shape]), labels
   return ds.batch(batch_size).map(parse, num_parallel_calls=stream._PARALLEL)

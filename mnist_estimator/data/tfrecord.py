@@ -3,6 +3,8 @@
 import dataclasses
 import glob
 import os
+from typing import (IO, Any, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, cast)
 
 import numpy as np
 
@@ -10,6 +12,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
 from mnist_estimator.data import headers as headers_lib
 from mnist_estimator.data import images as images_lib
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.data.dataset import DatasetInfo
 
 IMAGE_KEY = "image/encoded"       # PNG or JPEG bytes (tensorflow/models' image data sets)
@@ -18,7 +21,7 @@ TEXT_KEY = "image/class/text"     # the class's name (optional)
 _FIX = f"write tf.Examples with {IMAGE_KEY} (image bytes) and {LABEL_KEY} (one int64)"
 
 
-def _files(pattern):
+def _files(pattern: str) -> List[str]:
   found = sorted(glob.glob(os.path.expanduser(pattern)))
   if not found:
     raise UsageError(f"--dataset=tfrecord:{pattern}: no file matches {pattern}; pass a glob "
@@ -26,7 +29,7 @@ def _files(pattern):
   return found
 
 
-def _check_complete(f, path):
+def _check_complete(f: IO[bytes], path: str) -> None:
   """Refuses a file that ends inside a record: TF's reader takes that as the end, silently.
 
   A record is its length (8 bytes), their CRC (4), the data and its CRC (4).
@@ -41,7 +44,7 @@ def _check_complete(f, path):
                      "file); write it again, or leave it out of the glob")
 
 
-def _records(path):
+def _records(path: str) -> Iterator[bytes]:
   """The serialized records of a TFRecord file (GZIP-compressed too); damage is one line."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
@@ -63,7 +66,8 @@ def _records(path):
                      "truncated or damaged); write it again, or leave it out of the glob") from None
 
 
-def _bytes_value(feature, key):
+def _bytes_value(feature: Any, key: str) -> Optional[bytes]:
+  """`feature`: a tf.train.Features' feature map."""
   """The one bytes value of feature[key], or None."""
   if key not in feature or feature[key].WhichOneof("kind") != "bytes_list":
     return None
@@ -71,7 +75,7 @@ def _bytes_value(feature, key):
   return values[0] if len(values) == 1 else None
 
 
-def _example(record, name):
+def _example(record: bytes, name: str) -> Tuple[Optional[bytes], int, Optional[str]]:
   """(encoded bytes or None, label, class text or None) of one serialized tf.Example.
 
   Raises:
@@ -96,11 +100,16 @@ def _example(record, name):
 class _Scan:
   """What the first pass over the records finds: labels, class texts, headers, bad images."""
 
-  def __init__(self):
-    self.names, self.labels, self.texts = [], [], []
-    self.sizes, self.colour, self.formats, self.bad = [], [], [], []
+  def __init__(self) -> None:
+    self.names: List[str] = []
+    self.labels: List[int] = []
+    self.texts: List[Optional[str]] = []
+    self.sizes: List[Tuple[int, int]] = []
+    self.colour: List[bool] = []
+    self.formats: List[Optional[str]] = []
+    self.bad: List[Tuple[int, str]] = []
 
-  def add(self, name, record):
+  def add(self, name: str, record: bytes) -> None:
     encoded, label, text = _example(record, name)
     found = (headers_lib.read_header(encoded) if encoded is not None
              else f"no {IMAGE_KEY} bytes")
@@ -114,12 +123,12 @@ class _Scan:
     self.colour.append(found[2])
     self.formats.append(found[3])
 
-  def headers(self):
+  def headers(self) -> headers_lib.Headers:
     return headers_lib.Headers(np.array(self.sizes, np.int64).reshape(-1, 2),
                                np.array(self.colour, bool), self.formats, self.bad)
 
 
-def _scan(files, scan):
+def _scan(files: Iterable[str], scan: _Scan) -> _Scan:
   """Adds the files' examples to the _Scan (no pixel decoded); returns it."""
   for path in files:
     for index, record in enumerate(_records(path)):
@@ -127,13 +136,15 @@ def _scan(files, scan):
   return scan
 
 
-def class_names(labels, texts, names):
+def class_names(labels: Sequence[int], texts: Sequence[Optional[str]],
+                names: Sequence[str]) -> List[str]:
   """The class names: image/class/text where the examples give it, else the label numbers.
 
   Raises:
     UsageError: a label with two texts, a text with two labels, or texts on some only.
   """
-  by_label, by_text = {}, {}
+  by_label: Dict[int, Tuple[str, int]] = {}  # label: (its text, the first example with it)
+  by_text: Dict[str, Tuple[int, int]] = {}  # text: (its label, the first example with it)
   for i, (label, text) in enumerate(zip(labels, texts)):
     if text is None:
       continue
@@ -152,20 +163,24 @@ def class_names(labels, texts, names):
   return [by_label.get(k, (str(k),))[0] for k in range(count)]
 
 
-def _decode(files, keep, scan, decoding, skip_bad):
+def _decode(files: Iterable[str], keep: np.ndarray, scan: _Scan, decoding: decode.Decoding,
+            skip_bad: bool) -> Tuple[np.ndarray, np.ndarray, List[Tuple[str, str]]]:
   """(uint8 [n, H, W, C], kept indices, bad) of the examples in `keep`, decoded by decode.py.
 
   The output is allocated once at its final size and filled a chunk at a time, so memory
   follows the decoded (resized) images, not the encoded ones.
   """
   out = np.empty((len(keep), decoding.height, decoding.width, decoding.channels), np.uint8)
-  wanted, kept, bad, chunk = set(keep.tolist()), [], [], []
+  wanted = set(keep.tolist())
+  kept: List[int] = []
+  bad: List[Tuple[str, str]] = []
+  chunk: List[Tuple[int, bytes]] = []  # (index, its encoded image)
   show, index, names, formats = images_lib.progress(len(keep)), 0, scan.names, scan.formats
   step = images_lib.chunk_size(decoding)
 
-  def flush():
-    images, failed = decode.decode_encoded_keeping([e for _, e in chunk], decoding)
-    failed = {j for j, _ in failed}
+  def flush() -> None:
+    images, failures = decode.decode_encoded_keeping([e for _, e in chunk], decoding)
+    failed = {j for j, _ in failures}
     bad.extend((names[i], f"its {formats[i]} data is damaged, truncated or of a kind "
                           "tf.io.decode_image does not read")
                for j, (i, _) in enumerate(chunk) if j in failed)
@@ -178,7 +193,8 @@ def _decode(files, keep, scan, decoding, skip_bad):
   for path in files:
     for record in _records(path):
       if index in wanted:
-        chunk.append((index, _example(record, names[index])[0]))
+        # A wanted example has its bytes: its header was read from them.
+        chunk.append((index, cast(bytes, _example(record, names[index])[0])))
         if len(chunk) == step:
           flush()
       index += 1
@@ -187,7 +203,8 @@ def _decode(files, keep, scan, decoding, skip_bad):
   return out[:len(kept)], np.array(kept, np.int64), bad
 
 
-def _build(train_files, test_files, options, where, val_files=()):
+def _build(train_files: List[str], test_files: List[str], options: images_lib.ImageOptions,
+           where: str, val_files: Sequence[str] = ()) -> Dict[str, np.ndarray]:
   """The decoded arrays of the examples (what the cache keeps); two passes over the files.
 
   The first reads labels, class texts and the images' headers, so sizes, the memory check
@@ -217,7 +234,8 @@ def _build(train_files, test_files, options, where, val_files=()):
           "converted": np.array(converted)}
 
 
-def _source(train_glob, test_glob, count, options, a, val_glob=""):
+def _source(train_glob: str, test_glob: str, count: int, options: images_lib.ImageOptions,
+            a: Mapping[str, np.ndarray], val_glob: str = "") -> str:
   """The source line: the files, which became which split, what was changed."""
   split = (f"train: {train_glob}, test: {test_glob}" if test_glob else
            f"train: {train_glob}, test: {images_lib.held_out(options):.0%} of each class "
@@ -230,7 +248,8 @@ def _source(train_glob, test_glob, count, options, a, val_glob=""):
   return "; ".join(parts)
 
 
-def load(patterns, seed=0, options=None):
+def load(patterns: str, seed: int = 0,
+         options: Optional[images_lib.ImageOptions] = None) -> Dataset:
   """A Dataset of TFRecord tf.Examples: TRAIN_GLOB[,TEST_GLOB[,VAL_GLOB]].
 
   Without a TEST_GLOB, --test_split of each class of train is held out as the test set; a
@@ -257,6 +276,7 @@ def load(patterns, seed=0, options=None):
   a = images_lib.cached(key, lambda: _build(train_files, test_files, options, where,
                                             val_files))
   x, y, split = a["x"], a["y"], a["split"]
+  height, width, channels = x.shape[1:]
   train, val = np.flatnonzero(split == 0), np.flatnonzero(split == 3)
   if test_files:
     test = np.flatnonzero(split == 1)
@@ -268,7 +288,7 @@ def load(patterns, seed=0, options=None):
       where, x[train], y[train], x[test], y[test], [str(n) for n in a["class_names"]],
       _source(train_glob, test_glob, len(train_files) + len(test_files) + len(val_files),
               options, a, val_glob),
-      decode.Decoding(*x.shape[1:], resized=bool(a["resized"])))
+      decode.Decoding(height, width, channels, resized=bool(a["resized"])))
   if not len(val):
     return data
   return dataclasses.replace(data, x_val=x[val], y_val=y[val].astype(np.int32),

@@ -54,12 +54,12 @@ def apply(data: Dataset, info: DatasetInfo, share: Optional[float], seed: int = 
   return _split(data, train, val, f"{share:.0%} of each training class, seed {seed}")
 
 
-def _cut(count, n_train):
+def _cut(count: int, n_train: int) -> int:
   """The built-in cut: `count`, or a tenth of a smaller set (MNIST's offline sample)."""
   return count if n_train >= 10 * count else max(1, n_train // 10)
 
 
-def _split(data, train, val, source):
+def _split(data: Dataset, train: np.ndarray, val: np.ndarray, source: str) -> Dataset:
   """The data with the images at `val` moved from training to validation."""
   if not len(val):
     return data
@@ -77,6 +77,6 @@ def _split(data, train, val, source):
 
 def describe(data: Dataset) -> str:
   """The header's words for the validation set, e.g. "5,000 validation (the last 5,000 ...)"."""
-  if not data.has_validation:
+  if not data.has_validation or data.y_val is None:
     return "no validation set: periodic evaluations use the test set"
   return f"{len(data.y_val):,} validation images ({data.validation_source})"

@@ -1,8 +1,10 @@
 """Seed 003's weekly weather series as a sequence data set: windows of weeks -> the season."""
 
 import os
+from typing import Optional, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import readers
@@ -27,13 +29,13 @@ TEST_YEARS = 10
 DEFAULT_WINDOW = 52
 
 
-def seasons(dates):
+def seasons(dates: npt.ArrayLike) -> np.ndarray:
   """Meteorological season ids (SEASONS) of YYYYMMDD dates: Mar-May 0 ... Dec-Feb 3."""
   months = (np.asarray(dates, np.int64) // 100) % 100
   return ((months - 3) % 12 // 3).astype(np.int32)
 
 
-def read_weekly(path):
+def read_weekly(path: str) -> Tuple[np.ndarray, np.ndarray]:
   """Reads and checks the `weekly` array of weather.npz.
 
   Returns:
@@ -60,13 +62,13 @@ def read_weekly(path):
   return dates, weekly[:, 1:].astype(np.float64)
 
 
-def _days(dates):
+def _days(dates: np.ndarray) -> np.ndarray:
   """YYYYMMDD ints as day numbers, for finding gaps in the weekly series."""
   text = [f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}" for d in dates]
   return np.array(text, dtype="datetime64[D]").astype(np.int64)
 
 
-def window_ends(dates, window, start, stop):
+def window_ends(dates: np.ndarray, window: int, start: int, stop: int) -> np.ndarray:
   """Indices e in [start, stop) whose window of weeks e-window+1..e is gap-free and inside.
 
   A window never reaches before `start` (so no week of another split enters it) and never
@@ -80,20 +82,20 @@ def window_ends(dates, window, start, stop):
   return start + np.flatnonzero(run >= window)
 
 
-def windows(features, ends, window):
+def windows(features: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
   """Stacks features[e-window+1 : e+1] for each e in ends: float32 [len(ends), window, F, 1]."""
   offsets = np.arange(-window + 1, 1)
   return features[ends[:, None] + offsets].astype(np.float32)[..., np.newaxis]
 
 
-def split_index(dates, test_years=TEST_YEARS):
+def split_index(dates: np.ndarray, test_years: int = TEST_YEARS) -> int:
   """The first row of the last `test_years` calendar years (the test set starts there)."""
   years = dates // 10000
   first_test_year = years[-1] - test_years + 1
   return int(np.searchsorted(years, first_test_year))
 
 
-def load(data_dir=None, seed=0, window=None):
+def load(data_dir: Optional[str] = None, seed: int = 0, window: Optional[int] = None) -> Dataset:
   """The weather set: windows of standardised weeks, labelled with the last week's season.
 
   The last TEST_YEARS calendar years are the test set and the years before them the

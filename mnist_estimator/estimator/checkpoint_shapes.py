@@ -2,6 +2,7 @@
 
 import json
 import os
+from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 
@@ -16,11 +17,15 @@ ADVISORY = ("source_sha256", "settings", "data")
 TRAINING_ONLY = ("optimizer",)
 
 
-def path_of(model_dir):
+# The record: {key: JSON value}.
+Record = Dict[str, Any]
+
+
+def path_of(model_dir: str) -> str:
   return os.path.join(model_dir, RECORD_FILE)
 
 
-def read(model_dir):
+def read(model_dir: str) -> Optional[Record]:
   """The record in model_dir, or None if it has none.
 
   Raises:
@@ -44,7 +49,8 @@ def read(model_dir):
   return record
 
 
-def check(model_dir, found, wanted, training=True):
+def check(model_dir: str, found: Optional[Mapping[str, Any]], wanted: Mapping[str, Any],
+          training: bool = True) -> None:
   """Refuses a run whose graph differs from the one model_dir's record describes.
 
   A key the record lacks (written by an older version) is not held against the run, nor,
@@ -68,7 +74,7 @@ def check(model_dir, found, wanted, training=True):
       f"{wanted['model']} run ({said}); {fix}use another --model_dir for this one")
 
 
-def _flag(key, value):
+def _flag(key: str, value: Any) -> Optional[str]:
   """The flags that make a run match the record's `key`, or None if no flag does."""
   if key == "image_shape":
     h, w, c = value
@@ -80,12 +86,13 @@ def _flag(key, value):
   return None
 
 
-def update(model_dir, found, record):
+def update(model_dir: str, found: Optional[Mapping[str, Any]],
+           record: Mapping[str, Any]) -> None:
   """Writes `record` over `found` (its graph keys checked equal): settings and data renewed."""
   write(model_dir, {**(found or {}), **record})
 
 
-def write(model_dir, record):
+def write(model_dir: str, record: Mapping[str, Any]) -> None:
   """Writes the record atomically (cluster tasks may write at once).
 
   Raises:
@@ -109,11 +116,12 @@ class RecordHook(tf.compat.v1.train.SessionRunHook):
   So a run that fails to restore (another model's checkpoint) never claims model_dir.
   """
 
-  def __init__(self, model_dir, record):
+  def __init__(self, model_dir: str, record: Mapping[str, Any]) -> None:
     self._model_dir = model_dir
     self._record = record
 
-  def after_create_session(self, session, coord):
+  def after_create_session(self, session: tf.compat.v1.Session,
+                           coord: tf.train.Coordinator) -> None:
     del session, coord
     found = read(self._model_dir)
     check(self._model_dir, found, self._record)

@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 
@@ -13,9 +14,9 @@ STATE_FILE = "checkpoint"
 _STEP = re.compile(r"^model\.ckpt-(\d+)\.(index|data-\d+-of-(\d+))$")
 
 
-def on_disk(model_dir):
+def on_disk(model_dir: str) -> Dict[int, str]:
   """{step: prefix} of every model.ckpt-N with an .index or a data file in model_dir."""
-  found = {}
+  found: Dict[int, str] = {}
   for name in os.listdir(model_dir) if os.path.isdir(model_dir) else ():
     match = _STEP.match(name)
     if match:
@@ -23,12 +24,12 @@ def on_disk(model_dir):
   return found
 
 
-def exist(model_dir):
+def exist(model_dir: str) -> bool:
   """True when model_dir holds any model.ckpt-N file."""
   return bool(on_disk(model_dir))
 
 
-def verify(prefix):
+def verify(prefix: str) -> Optional[str]:
   """Reads every tensor of checkpoint `prefix`; returns None if it is whole, else the reason."""
   index = prefix + ".index"
   if not os.path.isfile(index):
@@ -36,7 +37,8 @@ def verify(prefix):
   shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
   if not shards:
     return f"{os.path.basename(prefix)}.data-00000-of-00001 is missing"
-  wanted = int(_STEP.match(os.path.basename(shards[0])).group(3))
+  # No match (AttributeError) for a prefix not named model.ckpt-N: a state file may name one.
+  wanted = int(_STEP.match(os.path.basename(shards[0])).group(3))  # type: ignore[union-attr]
   if len(shards) != wanted:
     return f"{os.path.basename(prefix)} has {len(shards)} of its {wanted} data files"
   try:
@@ -49,7 +51,7 @@ def verify(prefix):
   return None
 
 
-def _state(model_dir):
+def _state(model_dir: str) -> Tuple[Optional[str], Optional[str]]:
   """(newest prefix named by the state file or None, why it cannot be used or None)."""
   path = os.path.join(model_dir, STATE_FILE)
   if not os.path.exists(path):
@@ -68,7 +70,7 @@ def _state(model_dir):
   return prefix, None
 
 
-def _write_state(model_dir, prefix, found):
+def _write_state(model_dir: str, prefix: str, found: Dict[int, str]) -> None:
   """Points the state file at `prefix`, listing the older checkpoints on disk too."""
   step = _step(prefix)
   older = [found[s] for s in sorted(found) if s <= step]
@@ -80,11 +82,12 @@ def _write_state(model_dir, prefix, found):
                      "writable") from None
 
 
-def _step(prefix):
+def _step(prefix: str) -> int:
   return int(prefix.rsplit("-", 1)[1])
 
 
-def ensure(model_dir, fallback=False, announce=print):
+def ensure(model_dir: str, fallback: bool = False,
+           announce: Callable[[str], object] = print) -> Optional[str]:
   """The one check before the Estimator touches model_dir's checkpoints.
 
   A missing or garbled state file is rebuilt from the model.ckpt-N files on disk
@@ -131,7 +134,7 @@ def ensure(model_dir, fallback=False, announce=print):
   return good
 
 
-def require(model_dir):
+def require(model_dir: str) -> None:
   """Raises UsageError unless model_dir holds a checkpoint (for evaluate, predict, weights)."""
   if not tf.train.latest_checkpoint(model_dir):
     raise UsageError(f"no checkpoint in --model_dir {model_dir}; train first "

@@ -1,6 +1,7 @@
 """The Estimator itself: its RunConfig (threads, distribution, precision) and warm start."""
 
 import os
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
@@ -11,9 +12,11 @@ from mnist_estimator.head import model_fn as model_fn_lib
 DISTRIBUTE = ("none", "mirrored")
 
 
-def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoint_max=5,
-               save_summary_steps=100, intra_op_threads=0, inter_op_threads=0,
-               distribute="none", precision=None):
+def run_config(model_dir: Optional[str], seed: Optional[int] = None,
+               save_checkpoints_steps: Optional[int] = None, keep_checkpoint_max: int = 5,
+               save_summary_steps: int = 100, intra_op_threads: int = 0,
+               inter_op_threads: int = 0, distribute: str = "none",
+               precision: Optional[precision_lib.Precision] = None) -> tf.estimator.RunConfig:
   """Builds the RunConfig.
 
   Args:
@@ -55,7 +58,8 @@ def run_config(model_dir, seed=None, save_checkpoints_steps=None, keep_checkpoin
   return config
 
 
-def warm_start_settings(path, variables=".*"):
+def warm_start_settings(path: Optional[str],
+                        variables: str = ".*") -> Optional[tf.estimator.WarmStartSettings]:
   """WarmStartSettings from a checkpoint or a model_dir (its latest checkpoint).
 
   Args:
@@ -79,7 +83,9 @@ def warm_start_settings(path, variables=".*"):
                                         vars_to_warm_start=variables)
 
 
-def build_estimator(params, config, warm_start=None):
+def build_estimator(
+    params: Dict[str, Any], config: tf.estimator.RunConfig,
+    warm_start: Optional[tf.estimator.WarmStartSettings] = None) -> tf.estimator.Estimator:
   """Returns a tf.estimator.Estimator of `params["model"]` with `config`."""
   return tf.estimator.Estimator(model_fn=model_fn_lib.model_fn, params=params, config=config,
                                 warm_start_from=warm_start)

@@ -2,7 +2,9 @@
 
 import json
 import os
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from mnist_estimator.common.saved_model import CLASS_NAMES_FILE
@@ -13,20 +15,26 @@ from mnist_estimator.common.saved_model import METADATA_FILE
 from mnist_estimator.common.saved_model import SEQUENCES_KEY
 from mnist_estimator.data import decode as decode_lib
 
+# A sequence data set's (mean, std) of its raw features, as Dataset.standardize holds it.
+Standardize = Tuple[np.ndarray, np.ndarray]
 
-def serving_shape(image_shape):
+
+def serving_shape(image_shape: Sequence[int]) -> List[Optional[int]]:
   """[None, H, W] for one channel (MNIST's [None, 28, 28]), else [None, H, W, C]."""
   height, width, channels = image_shape
   return [None, height, width] if channels == 1 else [None, height, width, channels]
 
 
-def _standardized(values, standardize):
+def _standardized(values: tf.Tensor, standardize: Standardize) -> tf.Tensor:
   """(values - mean) / std over the last axis, with the training set's statistics as constants."""
   mean, std = standardize
   return (values - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def serving_input_receiver_fn(image_shape, standardize=None, decoding=None):
+def serving_input_receiver_fn(
+    image_shape: Sequence[int], standardize: Optional[Standardize] = None,
+    decoding: Optional[decode_lib.Decoding] = None,
+) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
   """Returns a receiver fn taking float images (0..1), encoded images or tf.Examples.
 
   Signatures: `serving_default` and `predict` take `images`; `examples:serving_default`,
@@ -49,13 +57,13 @@ def serving_input_receiver_fn(image_shape, standardize=None, decoding=None):
   pixels = image_shape[0] * image_shape[1] * image_shape[2]
   key = IMAGES_KEY if standardize is None else SEQUENCES_KEY
 
-  def receiver_fn():
+  def receiver_fn() -> tf.estimator.export.ServingInputReceiver:
     # Each input defaults to the others' path, so any one alone feeds the model.
     examples = tf.compat.v1.placeholder_with_default(
         tf.constant([], tf.string), [None], name=EXAMPLES_KEY)
     parsed = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([pixels], tf.float32)})
     default = tf.reshape(parsed["x"], [-1, *shape[1:]])
-    alternatives = {EXAMPLES_KEY: {EXAMPLES_KEY: examples}}
+    alternatives: Dict[str, Dict[str, tf.Tensor]] = {EXAMPLES_KEY: {EXAMPLES_KEY: examples}}
     if decoding is not None and standardize is None:
       encoded = tf.compat.v1.placeholder_with_default(
           tf.constant([], tf.string), [None], name=IMAGE_BYTES_KEY)
@@ -70,13 +78,17 @@ def serving_input_receiver_fn(image_shape, standardize=None, decoding=None):
   return receiver_fn
 
 
-def _receiver(data_record, image_shape, standardize):
+def _receiver(
+    data_record: Optional[Mapping[str, Any]], image_shape: Sequence[int],
+    standardize: Optional[Standardize],
+) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
   decoding = (data_record or {}).get("decoding")
   return serving_input_receiver_fn(
       image_shape, standardize, decode_lib.Decoding.from_dict(decoding) if decoding else None)
 
 
-def assets_extra(estimator, data_record=None):
+def assets_extra(estimator: tf.estimator.Estimator,
+                 data_record: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, str]]:
   """assets_extra: the class names (class_names.txt) and what the data meant (METADATA_FILE).
 
   TF Serving ignores assets.extra; predict and the server's page read them there. The files
@@ -86,7 +98,7 @@ def assets_extra(estimator, data_record=None):
   names = estimator.params.get("class_names")
   files = {CLASS_NAMES_FILE: "".join(f"{name}\n" for name in names) if names else None,
            METADATA_FILE: json.dumps(data_record, indent=2) if data_record else None}
-  found = {}
+  found: Dict[str, str] = {}  # its name in assets.extra: the file's path
   folder = os.path.join(estimator.model_dir, "export_assets")
   os.makedirs(folder, exist_ok=True)
   for name, text in files.items():
@@ -97,7 +109,9 @@ def assets_extra(estimator, data_record=None):
   return found or None
 
 
-def export(estimator, export_dir, image_shape, standardize=None, data_record=None):
+def export(estimator: tf.estimator.Estimator, export_dir: str, image_shape: Sequence[int],
+           standardize: Optional[Standardize] = None,
+           data_record: Optional[Mapping[str, Any]] = None) -> str:
   """Exports the latest checkpoint as a SavedModel under export_dir/<timestamp>.
 
   Args:
@@ -116,7 +130,8 @@ def export(estimator, export_dir, image_shape, standardize=None, data_record=Non
   return path.decode() if isinstance(path, bytes) else path
 
 
-def _higher_accuracy(best_eval_result, current_eval_result):
+def _higher_accuracy(best_eval_result: Mapping[str, Any],
+                     current_eval_result: Mapping[str, Any]) -> bool:
   """BestExporter's compare_fn: the stock one keeps the lowest loss; we keep the best accuracy."""
   return current_eval_result["accuracy"] > best_eval_result["accuracy"]
 
@@ -124,20 +139,23 @@ def _higher_accuracy(best_eval_result, current_eval_result):
 class _Printer(tf.estimator.Exporter):
   """Prints every evaluation: a cluster's evaluator task hands no metrics back to its caller."""
 
-  def __init__(self, describe):
+  def __init__(self, describe: Callable[[Mapping[str, Any]], str]) -> None:
     self._describe = describe
 
   @property
-  def name(self):
+  def name(self) -> str:
     return "printer"
 
-  def export(self, estimator, export_path, checkpoint_path, eval_result,
-             is_the_final_export):
+  def export(self, estimator: tf.estimator.Estimator, export_path: str, checkpoint_path: str,
+             eval_result: Mapping[str, Any], is_the_final_export: bool) -> None:
     del estimator, export_path, checkpoint_path, is_the_final_export
     print(self._describe(eval_result), flush=True)
 
 
-def exporters(image_shape, standardize=None, describe=None, assets=None, data_record=None):
+def exporters(image_shape: Sequence[int], standardize: Optional[Standardize] = None,
+              describe: Optional[Callable[[Mapping[str, Any]], str]] = None,
+              assets: Optional[Mapping[str, str]] = None,
+              data_record: Optional[Mapping[str, Any]] = None) -> List[tf.estimator.Exporter]:
   """train_and_evaluate's exporters: export/best (highest eval accuracy) and export/latest.
 
   Args:

@@ -1,6 +1,7 @@
 """Training hooks: a readable progress line (and steps/s summary), the tutorial's tensor logging."""
 
 import os
+from typing import Dict, List, Optional, Sequence, TextIO
 
 from absl import logging
 import tensorflow as tf
@@ -26,19 +27,20 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
   it replaces StepCounterHook, which fetches the global step on every step.
   """
 
-  def __init__(self, display, model_dir=None):
+  def __init__(self, display: progress.Progress, model_dir: Optional[str] = None) -> None:
     self._display = display
     self._model_dir = model_dir
-    self._fetches = None  # built in begin(), once the graph exists
+    # name: tensor (or its name); built in begin(), once the graph exists
+    self._fetches: Optional[Dict[str, object]] = None
     self._iter = 0
     self._logged = 0  # rates already written as summaries
 
   @property
-  def steps_per_sec(self):
+  def steps_per_sec(self) -> List[float]:
     """Every rate measured, for train_stats.json, benchmarks and tests."""
     return self._display.rates
 
-  def begin(self):
+  def begin(self) -> None:
     # The head's tensors; a full model_fn of the user's has only its loss (model_fn.LOSS_NAME).
     graph = tf.compat.v1.get_default_graph()
     found = lambda *names: next((f"{n}:0" for n in names if _has(graph, n)), None)
@@ -47,14 +49,16 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
                "accuracy": found("train_accuracy"), "lr": found("optimizer/learning_rate")}
     self._fetches = {key: value for key, value in fetches.items() if value is not None}
 
-  def before_run(self, run_context):
+  def before_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                 ) -> Optional[tf.compat.v1.train.SessionRunArgs]:
     del run_context
     self._iter += 1
     if self._iter % self._display.fetch_every == 0 or self._iter == 1:
       return tf.compat.v1.train.SessionRunArgs(self._fetches)
     return None
 
-  def after_run(self, run_context, run_values):
+  def after_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                run_values: tf.compat.v1.train.SessionRunValues) -> None:
     del run_context
     values = run_values.results
     if not values:
@@ -65,18 +69,18 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
       self._logged = len(self._display.rates)
       self._write_rate(values["step"], self._display.rates[-1])
 
-  def end(self, session):
+  def end(self, session: tf.compat.v1.Session) -> None:
     del session
     self._display.close()
 
-  def _write_rate(self, step, rate):
+  def _write_rate(self, step: int, rate: float) -> None:
     if self._model_dir:
       summary = tf.compat.v1.Summary(
           value=[tf.compat.v1.Summary.Value(tag="global_step/sec", simple_value=rate)])
       tf.compat.v1.summary.FileWriterCache.get(self._model_dir).add_summary(summary, step)
 
 
-def _has(graph, name):
+def _has(graph: tf.Graph, name: str) -> bool:
   try:
     graph.get_operation_by_name(name)
     return True
@@ -84,8 +88,10 @@ def _has(graph, name):
     return False
 
 
-def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=None,
-                total_steps=None, stream=None):
+def train_hooks(every_n_iter: int, batch_size: int, log_tensors: Sequence[str],
+                model_dir: Optional[str], profile_steps: Optional[int] = None,
+                total_steps: Optional[int] = None,
+                stream: Optional[TextIO] = None) -> Dict[str, tf.estimator.SessionRunHook]:
   """The training hooks of a run, by name: progress, signals, and profile and log_tensors.
 
   Args:
@@ -127,12 +133,13 @@ def train_hooks(every_n_iter, batch_size, log_tensors, model_dir, profile_steps=
 class EvalProgressHook(tf.estimator.SessionRunHook):
   """A progress line on stderr while an evaluation of many images takes a while."""
 
-  def __init__(self, count, batch_size, split="test"):
+  def __init__(self, count: int, batch_size: int, split: str = "test") -> None:
     from mnist_estimator.data import images  # pylint: disable=g-import-not-at-top
     self._count, self._batch_size, self._done = count, batch_size, 0
     self._show = images.progress(count, verb=f"evaluating the {split} set's")
 
-  def after_run(self, run_context, run_values):
+  def after_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                run_values: tf.compat.v1.train.SessionRunValues) -> None:
     del run_context, run_values
     self._done = min(self._count, self._done + self._batch_size)
     self._show(self._done)

@@ -4,14 +4,18 @@ import os
 import signal
 import sys
 import threading
+from types import FrameType
+from typing import Any, Callable, Dict, Optional, Union
 
 import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_received = {"signum": None, "step": None}
-_previous = {}  # signal -> the handler before StopOnSignal's
+# The signal that arrived (None: none yet) and the last step run.
+_received: Dict[str, Optional[int]] = {"signum": None, "step": None}
+# signal -> the handler before StopOnSignal's
+_previous: Dict[int, Union[Callable[[int, Optional[FrameType]], Any], int, None]] = {}
 
 
 class Interrupted(UsageError):
@@ -19,13 +23,13 @@ class Interrupted(UsageError):
 
   line_prefix = ""  # cli prints the message as it is, not as an `error:`
 
-  def __init__(self, step, signum):
+  def __init__(self, step: Optional[int], signum: int) -> None:
     super().__init__(f"interrupted at step {step}; checkpoint saved; run the same command "
                      "to resume")
     self.exit_code = 128 + signum
 
 
-def _handler(signum, frame):
+def _handler(signum: int, frame: Optional[FrameType]) -> None:
   del frame
   if _received["signum"] is not None:  # a second signal: leave now, the saved files stay
     sys.stderr.write(f"interrupted again; exiting without saving (the last checkpoint, "
@@ -42,10 +46,10 @@ class StopOnSignal(tf.compat.v1.train.SessionRunHook):
   requested here leaves a checkpoint of the last step run.
   """
 
-  def __init__(self):
-    self._step = None
+  def __init__(self) -> None:
+    self._step: Optional[tf.Variable] = None  # the global step
 
-  def begin(self):
+  def begin(self) -> None:
     _received.update(signum=None, step=None)
     self._step = tf.compat.v1.train.get_global_step()
     if threading.current_thread() is threading.main_thread():
@@ -53,20 +57,22 @@ class StopOnSignal(tf.compat.v1.train.SessionRunHook):
         previous = signal.signal(signum, _handler)
         _previous.setdefault(signum, previous)
 
-  def before_run(self, run_context):
+  def before_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                 ) -> tf.compat.v1.train.SessionRunArgs:
     return tf.compat.v1.train.SessionRunArgs(self._step)
 
-  def after_run(self, run_context, run_values):
+  def after_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                run_values: tf.compat.v1.train.SessionRunValues) -> None:
     _received["step"] = int(run_values.results)
     if _received["signum"] is not None:
       run_context.request_stop()
 
-  def end(self, session):
+  def end(self, session: tf.compat.v1.Session) -> None:
     _received["step"] = int(session.run(self._step))
     # The handlers stay until check() so that a signal during the final save is caught too.
 
 
-def restore():
+def restore() -> None:
   """Puts back the handlers StopOnSignal replaced (again: a no-op).
 
   Called however training ends: after an error too, or else Ctrl-C in the Python session of
@@ -78,7 +84,7 @@ def restore():
       del _previous[signum]
 
 
-def check():
+def check() -> None:
   """Restores the signal handlers; raises Interrupted if a signal stopped the training."""
   restore()
   signum, _received["signum"] = _received["signum"], None

@@ -1,6 +1,7 @@
 """Read a trained model's variables by name: list them, save the chosen ones to .npz."""
 
 import re
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -20,7 +21,11 @@ KIND_TITLES = (("layer", "layer weights"),
                ("bookkeeping", "bookkeeping"))
 
 
-def kind_of(name):
+# A variable as list_variables gives it: (name, shape, kind).
+Row = Tuple[str, Tuple[int, ...], str]
+
+
+def kind_of(name: str) -> str:
   """Classifies a variable name as "layer", "average", "optimizer" or "bookkeeping"."""
   if name == "global_step":
     return "bookkeeping"
@@ -31,7 +36,7 @@ def kind_of(name):
   return "layer"
 
 
-def list_variables(estimator):
+def list_variables(estimator: tf.estimator.Estimator) -> List[Row]:
   """Returns [(name, shape, kind)] for every variable in the latest checkpoint, sorted.
 
   Args:
@@ -43,9 +48,9 @@ def list_variables(estimator):
                 for name, shape in tf.train.list_variables(checkpoint))
 
 
-def format_table(rows):
+def format_table(rows: Sequence[Row]) -> str:
   """Formats list_variables() rows as text, layer weights first, then the rest by kind."""
-  lines = []
+  lines: List[str] = []
   for kind, title in KIND_TITLES:
     chosen = [row for row in rows if row[2] == kind]
     if not chosen:
@@ -56,11 +61,12 @@ def format_table(rows):
   return "\n".join(lines)
 
 
-def _size(shape):
+def _size(shape: Sequence[int]) -> int:
   return int(np.prod(shape)) if shape else 1
 
 
-def save(estimator, path, pattern=None, kinds=("layer",)):
+def save(estimator: tf.estimator.Estimator, path: str, pattern: Optional[str] = None,
+         kinds: Sequence[str] = ("layer",)) -> List[str]:
   """Writes chosen variables to an .npz keyed by variable name.
 
   Args:

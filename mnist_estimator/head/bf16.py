@@ -1,11 +1,13 @@
 """The training step in bfloat16: bf16 compute on float32 master weights (mixed_bfloat16)."""
 
 import contextlib
+from typing import Any, Callable, Iterator, Mapping
 
 import tensorflow as tf
 
 
-def _master_weights_getter(getter, name, *args, **kwargs):
+def _master_weights_getter(getter: Callable[..., Any], name: str, *args: Any,
+                           **kwargs: Any) -> Any:
   """A variable asked for in bf16 is made float32 (the checkpointed master) and cast."""
   dtype = kwargs.get("dtype")
   if dtype is None or tf.as_dtype(dtype) != tf.bfloat16:
@@ -15,14 +17,15 @@ def _master_weights_getter(getter, name, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def _master_weights():
+def _master_weights() -> Iterator[None]:
   with tf.compat.v1.variable_scope(tf.compat.v1.get_variable_scope(),
                                    custom_getter=_master_weights_getter,
                                    auxiliary_name_scope=False):
     yield
 
 
-def train_logits(logits_fn, features, mode, params):
+def train_logits(logits_fn: Callable[..., tf.Tensor], features: Mapping[str, tf.Tensor],
+                 mode: str, params: Mapping[str, Any]) -> tf.Tensor:
   """A model's logits for the training step in bf16: what Keras' mixed_bfloat16 does.
 
   The input is cast to bf16 once, so every layer computes and hands on bf16; each

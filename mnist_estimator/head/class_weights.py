@@ -3,9 +3,10 @@
 import json
 import math
 import os
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 
@@ -16,7 +17,7 @@ _HOW = (f"pass --class_weight={BALANCED} or a FILE of name:weight lines (or a JS
         "{name: weight})")
 
 
-def resolve(value: Optional[str], labels: Sequence[int],
+def resolve(value: Optional[str], labels: npt.ArrayLike,
             class_names: Sequence[str]) -> Optional[List[float]]:
   """The per-class loss weights --class_weight asks for, or None (every class 1).
 
@@ -47,7 +48,7 @@ def resolve(value: Optional[str], labels: Sequence[int],
   raise UsageError(f"--class_weight={value} is neither {BALANCED} nor an existing file; {_HOW}")
 
 
-def balanced(labels: Sequence[int], n_classes: int) -> List[float]:
+def balanced(labels: npt.ArrayLike, n_classes: int) -> List[float]:
   """sklearn's and Keras' "balanced" weights: n_samples / (n_classes * count of the class).
 
   Over the training set the weights average 1, so the loss keeps its scale. A class with
@@ -84,7 +85,7 @@ def describe(weights: Optional[Sequence[float]], class_names: Sequence[str],
   return f"{source + ': ' if source else ''}{', '.join(pairs)}{formula}"
 
 
-def _from_file(path, names):
+def _from_file(path: str, names: List[str]) -> List[float]:
   """The weights a file lists (JSON object or lines); unlisted classes 1.0."""
   try:
     with open(path, encoding="utf-8") as f:
@@ -106,9 +107,10 @@ def _from_file(path, names):
   return [weights[name] for name in names]
 
 
-def _line_entries(path, text):
+def _line_entries(path: str, text: str) -> List[Tuple[str, str, Any]]:
   """[(where, name, weight text)] of `name:weight` / `name weight` lines."""
-  entries, seen = [], set()
+  entries: List[Tuple[str, str, Any]] = []
+  seen = set()
   for number, line in enumerate(text.splitlines(), 1):
     body = line.split("#", 1)[0].strip()
     if not body:
@@ -129,7 +131,7 @@ def _line_entries(path, text):
   return entries
 
 
-def _json_entries(path, text):
+def _json_entries(path: str, text: str) -> List[Tuple[str, str, Any]]:
   """[(where, name, weight)] of a JSON object {name: weight}."""
   try:
     found = json.loads(text)
@@ -142,7 +144,7 @@ def _json_entries(path, text):
           for name, weight in found.items()]
 
 
-def _positive(where, weight):
+def _positive(where: str, weight: Any) -> float:
   """A weight as a float, refused unless a finite number > 0."""
   try:
     # bool is an int to Python, but `true` is no weight.

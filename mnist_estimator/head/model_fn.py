@@ -4,6 +4,7 @@ import contextlib
 import inspect
 import re
 import warnings
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 import tensorflow as tf
 
@@ -23,7 +24,9 @@ _WRITES = re.compile(r"Assign(Add|Sub)?(VariableOp)?|(Resource)?StridedSliceAssi
                      r"(Resource)?Scatter(Nd)?(Update|Add|Sub|Mul|Div|Min|Max)")
 
 
-def model_fn(features, labels, mode, params, config=None):
+def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: str,
+             params: Mapping[str, Any],
+             config: Optional[tf.estimator.RunConfig] = None) -> tf.estimator.EstimatorSpec:
   """The tf.estimator model_fn of every model, registered or given by path.
 
   A logits function is called with the Keras learning phase set from `mode`; in TRAIN
@@ -80,12 +83,12 @@ class CheckpointMismatch(UsageError):
     differences: the first variables that differ, "name [saved] there, [built] here; ...".
   """
 
-  def __init__(self, message, differences=""):
+  def __init__(self, message: str, differences: str = "") -> None:
     super().__init__(message)
     self.differences = differences
 
 
-def _check_checkpoint_shapes(config):
+def _check_checkpoint_shapes(config: Optional[tf.estimator.RunConfig]) -> None:
   """Refuses a graph whose variables differ in shape from model_dir's checkpoint.
 
   A resource variable restores a tensor of another shape without a word (AssignVariableOp
@@ -106,11 +109,11 @@ def _check_checkpoint_shapes(config):
                              "was trained with", differences)
 
 
-def _shape_text(image_shape):
+def _shape_text(image_shape: Sequence[int]) -> str:
   return "x".join(map(str, image_shape))
 
 
-def _build(info, call, params):
+def _build(info: models.ModelInfo, call: Callable[[], Any], params: Mapping[str, Any]) -> Any:
   """Runs a model's graph-building call; its errors become one line (and its frames)."""
   try:
     return call()
@@ -130,13 +133,15 @@ def _build(info, call, params):
     raise custom.user_error(e, f"{info.name} (building its graph)", info.source) from e
 
 
-def _logits(info, logits_fn, features, mode, params):
+def _logits(info: models.ModelInfo, logits_fn: Callable[..., tf.Tensor],
+            features: Dict[str, tf.Tensor], mode: str, params: Mapping[str, Any]) -> tf.Tensor:
   """A logits function's output, checked to be [batch, n_classes]; its updates registered."""
   graph = tf.compat.v1.get_default_graph()
   before = set(graph.get_operations())
-  created = []  # the variables made in the call: their initializers are no updates
+  # The variables made in the call: their initializers are no updates.
+  created: List[tf.Variable] = []
 
-  def record(next_creator, **kwargs):
+  def record(next_creator: Callable[..., tf.Variable], **kwargs: Any) -> tf.Variable:
     created.append(next_creator(**kwargs))
     return created[-1]
 
@@ -150,7 +155,7 @@ def _logits(info, logits_fn, features, mode, params):
   return logits
 
 
-def _check_logits(info, logits, params):
+def _check_logits(info: models.ModelInfo, logits: Any, params: Mapping[str, Any]) -> None:
   """Refuses logits that are not [batch, n_classes]."""
   want = params["n_classes"]
   shape = getattr(logits, "shape", None)
@@ -162,7 +167,7 @@ def _check_logits(info, logits, params):
 
 
 @contextlib.contextmanager
-def _keras_learning_phase(mode):
+def _keras_learning_phase(mode: str) -> Iterator[None]:
   """Keras layers called without training= train in TRAIN only (as model_to_estimator does).
 
   Unset, the phase is a placeholder that defaults to 0: dropout off and batch norm on its
@@ -178,7 +183,8 @@ def _keras_learning_phase(mode):
     yield
 
 
-def _unrun_updates(info, new_ops, logits, created):
+def _unrun_updates(info: models.ModelInfo, new_ops: Sequence[tf.Operation], logits: tf.Tensor,
+                   created: List[tf.Variable]) -> List[tf.Operation]:
   """The variable writes among `new_ops` that neither the logits nor UPDATE_OPS run.
 
   In a graph, Keras layers keep their `add_update`s to themselves (for Model.fit) and put
@@ -204,7 +210,7 @@ def _unrun_updates(info, new_ops, logits, created):
   return [_runnable(op) for op in updates]
 
 
-def _runnable(op):
+def _runnable(op: tf.Operation) -> tf.Operation:
   """`op` itself, or for a call (a tf.cond) an op on its outputs: what runs its writes.
 
   A session lowers a tf.cond into branches that run for the outputs they compute; a
@@ -216,9 +222,10 @@ def _runnable(op):
     return tf.identity_n(op.outputs, name="run_update")[0].op
 
 
-def _ancestors(roots, among):
+def _ancestors(roots: Sequence[Any], among: Set[tf.Operation]) -> Set[tf.Operation]:
   """The ops in `among` that running `roots` (ops or tensors) runs: inputs and control inputs."""
-  stack, seen = [getattr(root, "op", root) for root in roots], set()
+  stack = [getattr(root, "op", root) for root in roots]
+  seen: Set[tf.Operation] = set()
   while stack:
     op = stack.pop()
     if op in among and op not in seen:
@@ -230,18 +237,20 @@ def _ancestors(roots, among):
 class _FunctionLibrary:
   """The graph's functions by name (tf.cond branches, tf.function bodies), read on first use."""
 
-  def __init__(self, graph):
+  def __init__(self, graph: tf.Graph) -> None:
     self._graph = graph
-    self._functions = None
+    self._functions: Optional[Dict[str, Any]] = None  # name: its FunctionDef
 
-  def get(self, name):
+  def get(self, name: str) -> Any:
+    """The FunctionDef of that name, or None."""
     if self._functions is None:
       library = self._graph.as_graph_def().library
       self._functions = {f.signature.name: f for f in library.function}
     return self._functions.get(name)
 
 
-def _writes(op_type, attrs, library, seen):
+def _writes(op_type: str, attrs: Mapping[str, Any], library: _FunctionLibrary,
+            seen: Set[str]) -> bool:
   """Whether an op writes a variable, itself or in a function it calls (a tf.cond branch)."""
   if _WRITES.fullmatch(op_type):
     return True
@@ -250,7 +259,7 @@ def _writes(op_type, attrs, library, seen):
   return any(_function_writes(name, library, seen) for name in called)
 
 
-def _function_writes(name, library, seen):
+def _function_writes(name: str, library: _FunctionLibrary, seen: Set[str]) -> bool:
   """Whether the graph's function `name` (if it is one) writes a variable."""
   if name in seen:
     return False
@@ -262,7 +271,9 @@ def _function_writes(name, library, seen):
                                 for node in function.node_def)
 
 
-def _own_model_fn(info, features, labels, mode, params, config):
+def _own_model_fn(info: models.ModelInfo, features: Dict[str, tf.Tensor],
+                  labels: Optional[tf.Tensor], mode: str, params: Mapping[str, Any],
+                  config: Optional[tf.estimator.RunConfig]) -> tf.estimator.EstimatorSpec:
   """A full model_fn's EstimatorSpec, checked for what predict, the report and export use."""
   accepts_config = "config" in inspect.signature(info.logits_fn).parameters
   call = (lambda: info.logits_fn(features, labels, mode, params, config)) if accepts_config \

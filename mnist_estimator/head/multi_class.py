@@ -1,5 +1,7 @@
 """The one shared multi-class head: logits -> EstimatorSpec for TRAIN, EVAL and PREDICT."""
 
+from typing import Any, Dict, Mapping, Optional, Sequence
+
 import tensorflow as tf
 
 from mnist_estimator.common.saved_model import SERVING_DEFAULT
@@ -8,13 +10,14 @@ from mnist_estimator.head import optimizers
 ModeKeys = tf.estimator.ModeKeys
 
 
-def _predictions(logits):
+def _predictions(logits: tf.Tensor) -> Dict[str, tf.Tensor]:
   probabilities = tf.nn.softmax(logits, name="softmax_tensor")  # the tutorial's hook name
   classes = tf.argmax(logits, axis=1, output_type=tf.int32, name="classes")
   return {"classes": classes, "probabilities": probabilities}
 
 
-def export_outputs(predictions, n_classes, class_names=None):
+def export_outputs(predictions: Mapping[str, tf.Tensor], n_classes: int,
+                   class_names: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   """Signatures: serving_default/predict (classes, probabilities) and classify.
 
   classify's classes are the data set's class names (a folder's subfolders), else "0"..
@@ -29,7 +32,7 @@ def export_outputs(predictions, n_classes, class_names=None):
   return {SERVING_DEFAULT: predict, "predict": predict, "classify": classify}
 
 
-def _moving_average(params):
+def _moving_average(params: Mapping[str, Any]) -> Optional[tf.train.ExponentialMovingAverage]:
   """The ExponentialMovingAverage of seed 002 (num_updates = global_step), or None."""
   decay = params.get("moving_average_decay") or 0.0
   if not decay:
@@ -38,7 +41,7 @@ def _moving_average(params):
       decay, num_updates=tf.compat.v1.train.get_global_step())
 
 
-def _l2_loss(params):
+def _l2_loss(params: Mapping[str, Any]) -> tf.Tensor:
   """l2 * sum(||w||^2 / 2) over kernels only, as the seeds' l2_regularizer (not biases)."""
   scale = params.get("l2") or 0.0
   kernels = [v for v in tf.compat.v1.trainable_variables() if v.op.name.endswith("kernel")]
@@ -48,7 +51,8 @@ def _l2_loss(params):
     return tf.multiply(scale, tf.add_n([tf.nn.l2_loss(v) for v in kernels]), name="loss")
 
 
-def _weighted_cross_entropy(labels, logits, params):
+def _weighted_cross_entropy(labels: tf.Tensor, logits: tf.Tensor,
+                            params: Mapping[str, Any]) -> Optional[tf.Tensor]:
   """The batch's cross-entropy with params["class_weights"], or None without them.
 
   As Keras' class_weight: each example's cross-entropy times its class's weight, summed
@@ -67,7 +71,8 @@ def _weighted_cross_entropy(labels, logits, params):
   return tf.identity(weighted, name="weighted_cross_entropy")
 
 
-def _train_op(loss, params, ema):
+def _train_op(loss: tf.Tensor, params: Mapping[str, Any],
+              ema: Optional[tf.train.ExponentialMovingAverage]) -> tf.Operation:
   global_step = tf.compat.v1.train.get_global_step()
   lr = optimizers.learning_rate(params, global_step)
   tf.compat.v1.summary.scalar("learning_rate", lr)
@@ -83,14 +88,16 @@ def _train_op(loss, params, ema):
     return ema.apply(tf.compat.v1.trainable_variables())
 
 
-def _scaffold(mode, ema):
+def _scaffold(mode: str, ema: Optional[tf.train.ExponentialMovingAverage],
+              ) -> Optional[tf.compat.v1.train.Scaffold]:
   """For EVAL/PREDICT/export with EMA: restore the averaged (shadow) weights into the model."""
   if ema is None or mode == ModeKeys.TRAIN:
     return None
   return tf.compat.v1.train.Scaffold(saver=tf.compat.v1.train.Saver(ema.variables_to_restore()))
 
 
-def build_spec(logits, labels, mode, params):
+def build_spec(logits: tf.Tensor, labels: Optional[tf.Tensor], mode: str,
+               params: Mapping[str, Any]) -> tf.estimator.EstimatorSpec:
   """Turns a model's logits into the EstimatorSpec for `mode`.
 
   Named tensors for hooks: `softmax_tensor` (probabilities), `classes`,

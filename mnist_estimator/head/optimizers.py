@@ -1,12 +1,15 @@
 """Registry of optimizer names -> tf.compat.v1 optimizers, and the learning-rate tensor."""
 
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
 import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
 
 _v1 = tf.compat.v1.train
 
-OPTIMIZERS = {
+# name -> (learning rate -> a tf.compat.v1.train.Optimizer)
+OPTIMIZERS: Dict[str, Callable[[Any], Any]] = {
     "sgd": _v1.GradientDescentOptimizer,
     "momentum": lambda lr: _v1.MomentumOptimizer(lr, momentum=0.9),
     "adam": _v1.AdamOptimizer,
@@ -16,12 +19,12 @@ OPTIMIZERS = {
 }
 
 
-def optimizer_names():
+def optimizer_names() -> List[str]:
   """Returns the registered optimizer names, sorted."""
   return sorted(OPTIMIZERS)
 
 
-def learning_rate(params, global_step=None):
+def learning_rate(params: Mapping[str, Any], global_step: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Returns the learning-rate tensor, named `optimizer/learning_rate` for hooks.
 
   With params["lr_decay_rate"] (0 < rate < 1) and a global_step, the rate decays
@@ -41,7 +44,7 @@ def learning_rate(params, global_step=None):
     return tf.identity(lr, name="learning_rate")
 
 
-def build(name, lr):
+def build(name: str, lr: Union[float, tf.Tensor]) -> Any:
   """Creates an optimizer.
 
   Args:

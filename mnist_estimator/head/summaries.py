@@ -1,6 +1,7 @@
 """TensorBoard summaries of a training graph: input images and their grid, weights, filters."""
 
 import math
+from typing import Optional
 
 import tensorflow as tf
 
@@ -9,7 +10,7 @@ import tensorflow as tf
 HEAVY = "mnist_estimator_heavy_summaries"
 
 
-def filter_grid(kernel):
+def filter_grid(kernel: tf.Tensor) -> tf.Tensor:
   """Tiles a conv kernel's filters (first input channel) into one [1, H, W, 1] image in 0..1.
 
   Args:
@@ -30,7 +31,8 @@ def filter_grid(kernel):
   return grid[tf.newaxis, :, :, tf.newaxis]
 
 
-def heavy_summary_hook(every_n_steps, output_dir):
+def heavy_summary_hook(every_n_steps: Optional[int],
+                       output_dir: Optional[str]) -> Optional[tf.compat.v1.train.SessionRunHook]:
   """A SummarySaverHook writing the HEAVY collection every N steps; None if there is none."""
   op = tf.compat.v1.summary.merge_all(key=HEAVY)
   if op is None or not every_n_steps or not output_dir:
@@ -39,7 +41,7 @@ def heavy_summary_hook(every_n_steps, output_dir):
                                              summary_op=op)
 
 
-def add_train_summaries(images, max_images=3):
+def add_train_summaries(images: tf.Tensor, max_images: int = 3) -> None:
   """Adds input-image, weight-histogram and conv-filter summaries (HEAVY collection).
 
   Args:
@@ -57,7 +59,7 @@ def add_train_summaries(images, max_images=3):
                                  collections=[HEAVY])
 
 
-def image_grid(images, max_images=16):
+def image_grid(images: tf.Tensor, max_images: int = 16) -> tf.Tensor:
   """Tiles the first images of a batch into one [1, rows*(H+1), cols*(W+1), C] image.
 
   Args:
@@ -82,7 +84,7 @@ def image_grid(images, max_images=16):
   return grid[tf.newaxis]
 
 
-def add_augmented_grid(images, max_images=16):
+def add_augmented_grid(images: tf.Tensor, max_images: int = 16) -> tf.Tensor:
   """Adds one grid of the (augmented) training images, tag "augmented_images" (HEAVY).
 
   Args:

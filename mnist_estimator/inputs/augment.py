@@ -2,7 +2,7 @@
 
 import collections
 import math
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -91,11 +91,13 @@ def describe(names: Names) -> str:
   return ", ".join(_OPS[name].show(value) for name, value in chosen.items()) or "none"
 
 
-def _uniform(seed, shape, low, high, dtype=tf.float32):
+def _uniform(seed: tf.Tensor, shape: Any, low: Any, high: Any,
+             dtype: tf.dtypes.DType = tf.float32) -> tf.Tensor:
   return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high, dtype=dtype)
 
 
-def _translation(chosen, seeds, batch, height, width):
+def _translation(chosen: Mapping[str, float], seeds: tf.Tensor, batch: tf.Tensor,
+                 height: tf.Tensor, width: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
   """Per-image whole-pixel shifts (dx, dy): "shift"'s and "crop"'s, added together."""
   dx = dy = tf.zeros([batch])
   if "shift" in chosen:
@@ -113,7 +115,9 @@ def _translation(chosen, seeds, batch, height, width):
   return dx, dy
 
 
-def transforms(batch, height, width, mirror, angle, scale, dx, dy):
+def transforms(batch: Union[int, tf.Tensor], height: Union[int, tf.Tensor],
+               width: Union[int, tf.Tensor], mirror: tf.Tensor, angle: tf.Tensor,
+               scale: tf.Tensor, dx: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
   """Per-image [batch, 8] matrices mapping output pixels to input pixels (the op's form).
 
   The image is mirrored, rotated and scaled about its centre, then shifted.
@@ -139,7 +143,7 @@ def transforms(batch, height, width, mirror, angle, scale, dx, dy):
                   axis=1)
 
 
-def _geometry(images, chosen, seeds):
+def _geometry(images: tf.Tensor, chosen: Mapping[str, float], seeds: tf.Tensor) -> tf.Tensor:
   """Flip, shift, rotate, zoom and crop in one bilinear resampling; zeros come in."""
   shape = tf.shape(images)
   batch, height, width = shape[0], shape[1], shape[2]
@@ -162,7 +166,7 @@ def _geometry(images, chosen, seeds):
       interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
-def _photometric(images, chosen, seeds):
+def _photometric(images: tf.Tensor, chosen: Mapping[str, float], seeds: tf.Tensor) -> tf.Tensor:
   """Per-image brightness (added) and contrast (scaled about each channel's mean)."""
   per_image = tf.stack([tf.shape(images)[0], 1, 1, 1])
   if "brightness" in chosen:
@@ -237,7 +241,8 @@ def augment_dataset(ds: tf.data.Dataset, names: Names, seed: Optional[int] = Non
     return ds
   seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
 
-  def apply(element, pair):
+  def apply(element: Any, pair: tf.Tensor) -> Any:
+    """`element`: (features, labels...) or features; features a dict with "x" or a tensor."""
     features, rest = (element[0], element[1:]) if isinstance(element, tuple) else (element, ())
     if isinstance(features, dict):
       features = dict(features, x=augment_batch(features["x"], names, pair))

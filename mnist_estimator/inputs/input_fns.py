@@ -1,19 +1,28 @@
 """input_fns that keep the data out of the graph: tf.data from a record file, or numpy feeding."""
 
+from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
+from mnist_estimator.data import dataset
 from mnist_estimator.data import stream
 from mnist_estimator.data import stream_cache
 from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import record_cache
 
 INPUT_KINDS = ("tfdata", "numpy")
+# A no-argument input_fn, as Estimator.train, evaluate and predict take it.
+InputFn = Callable[[], Any]
+# A decoded batch: features {"x": [B, ...]}, and int32 labels [B] unless a predict's.
+_Batch = Union[Dict[str, tf.Tensor], Tuple[Dict[str, tf.Tensor], tf.Tensor]]
 
 
-def _decoder(image_shape, with_labels, dtype=np.uint8):
-  def decode(batch):
+def _decoder(image_shape: Tuple[int, ...], with_labels: bool,
+             dtype: Type[np.number] = np.uint8) -> Callable[[tf.Tensor], _Batch]:
+  def decode(batch: tf.Tensor) -> _Batch:
     if dtype == np.float32:  # standardised features, used as they are
       raw = tf.io.decode_raw(batch, tf.float32)
       images = raw[:, 1:]
@@ -28,8 +37,9 @@ def _decoder(image_shape, with_labels, dtype=np.uint8):
   return decode
 
 
-def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=True,
-                    augment=()):
+def tfdata_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_size: int,
+                    train: bool, seed: Optional[int] = None, with_labels: bool = True,
+                    augment: augment_lib.Names = ()) -> Callable[[], tf.data.Dataset]:
   """Returns an input_fn over a record file.
 
   Args:
@@ -53,7 +63,7 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tr
   decode = _decoder(tuple(images.shape[1:]), labels is not None and with_labels, dtype)
   count = len(images)
 
-  def input_fn():
+  def input_fn() -> tf.data.Dataset:
     ds = tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20)
     if train:
       ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
@@ -70,8 +80,9 @@ def tfdata_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tr
   return input_fn
 
 
-def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=True,
-                   augment=()):
+def numpy_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_size: int,
+                   train: bool, seed: Optional[int] = None, with_labels: bool = True,
+                   augment: augment_lib.Names = ()) -> InputFn:
   """The tutorial's `numpy_input_fn` (queue runners fed from numpy); same contract as tfdata."""
   del seed  # numpy_input_fn has no seed; its shuffle follows the graph seed
   if train and augment:
@@ -84,11 +95,14 @@ def numpy_input_fn(images, labels, batch_size, train, seed=None, with_labels=Tru
       x=x, y=y, batch_size=batch_size, num_epochs=None if train else 1, shuffle=train)
 
 
-INPUT_FNS = {"tfdata": tfdata_input_fn, "numpy": numpy_input_fn}
+INPUT_FNS: Dict[str, Callable[..., InputFn]] = {"tfdata": tfdata_input_fn,
+                                                "numpy": numpy_input_fn}
 
 
-def make_input_fn(kind, images, labels, batch_size, train, seed=None, with_labels=True,
-                  augment=(), cache_decoded=False):
+def make_input_fn(kind: str, images: dataset.Images, labels: Optional[npt.ArrayLike],
+                  batch_size: int, train: bool, seed: Optional[int] = None,
+                  with_labels: bool = True, augment: augment_lib.Names = (),
+                  cache_decoded: bool = False) -> InputFn:
   """Builds an input_fn of the given kind ("tfdata" or "numpy").
 
   Images streamed from their files (a data.stream.FileImages) are read by tf.data from the

@@ -3,16 +3,18 @@
 import hashlib
 import os
 import tempfile
+from typing import Optional, Type
 
 from absl import logging
 import numpy as np
+import numpy.typing as npt
 
 from mnist_estimator.common.errors import UsageError
 
 CACHE_ENV = "MNIST_ESTIMATOR_CACHE"
 
 
-def file_matches(path, size, digest):
+def file_matches(path: str, size: int, digest: str) -> bool:
   """True if `path` holds `size` bytes whose sha1 starts with `digest`.
 
   A file that exists but does not match (truncated, emptied, damaged) is removed
@@ -36,13 +38,13 @@ def file_matches(path, size, digest):
   return False
 
 
-def cache_dir():
+def cache_dir() -> str:
   """Where record files live: $MNIST_ESTIMATOR_CACHE, else a folder in the temp dir."""
   return os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(),
                                                    "mnist_estimator_cache")
 
 
-def write_records(images, labels):
+def write_records(images: np.ndarray, labels: Optional[npt.ArrayLike]) -> str:
   """Writes (label byte, pixel bytes) fixed-length records to the cache, once per content.
 
   A record file is read by tf.data's C++ reader, so neither the arrays nor a
@@ -59,11 +61,11 @@ def write_records(images, labels):
     The path of the record file.
   """
   dtype = record_dtype(images)
-  images = np.ascontiguousarray(images, dtype=dtype).reshape(len(images), -1)
-  labels = np.zeros(len(images), np.uint8) if labels is None else np.asarray(labels)
-  if labels.min(initial=0) < 0 or labels.max(initial=0) > 255:
+  rows = np.ascontiguousarray(images, dtype=dtype).reshape(len(images), -1)
+  ids = np.zeros(len(rows), np.uint8) if labels is None else np.asarray(labels)
+  if ids.min(initial=0) < 0 or ids.max(initial=0) > 255:
     raise UsageError("labels must be within 0..255 to be written as records")
-  records = np.concatenate([labels.astype(dtype)[:, None], images], axis=1)
+  records = np.concatenate([ids.astype(dtype)[:, None], rows], axis=1)
   digest = hashlib.sha1(records.tobytes()).hexdigest()[:16]
   folder = cache_dir()
   os.makedirs(folder, exist_ok=True)
@@ -76,6 +78,6 @@ def write_records(images, labels):
   return path
 
 
-def record_dtype(images):
+def record_dtype(images: npt.ArrayLike) -> Type[np.number]:
   """uint8 records for pixels; float32 records for float features (weather windows)."""
   return np.float32 if np.asarray(images).dtype.kind == "f" else np.uint8

@@ -1,7 +1,8 @@
 """Registry of networks (each maps (features, mode, params) to logits), and models by path."""
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional
+from types import ModuleType
+from typing import Any, Callable, Dict, List, Optional
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.models import cnn
@@ -40,10 +41,10 @@ class ModelInfo:
   source: Optional[str] = None
 
   @property
-  def registered(self):
+  def registered(self) -> bool:
     return self.source is None
 
-  def describe(self):
+  def describe(self) -> Optional[str]:
     """What the header says of a model given by path (None for a registered one)."""
     if self.registered:
       return None
@@ -54,7 +55,7 @@ class ModelInfo:
             "L2, summaries and export outputs")
 
 
-def _model(name, module, inputs="images", **defaults):
+def _model(name: str, module: ModuleType, inputs: str = "images", **defaults: Any) -> ModelInfo:
   return ModelInfo(name, module.logits, defaults, inputs=inputs)
 
 
@@ -104,12 +105,12 @@ MODELS = {info.name: info for info in (
 )}
 
 
-def model_names():
+def model_names() -> List[str]:
   """Returns the registered model names, sorted."""
   return sorted(MODELS)
 
 
-def get_model(name):
+def get_model(name: str) -> ModelInfo:
   """Looks a model up by name, or imports a PATH:FUNCTION (once per process).
 
   Args:

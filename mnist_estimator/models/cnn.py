@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """Builds the tutorial CNN.
 
   conv1 32x5x5 same ReLU -> pool 2x2 -> conv2 64x5x5 same ReLU -> pool 2x2

@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """Builds conv_learn as the book wrote it, with its scope names.
 
   In scope `conv_layer`: conv 4 filters 5x5 ReLU (`conv_layer/Conv`) and max-pool

@@ -17,44 +17,53 @@ import importlib.util
 import inspect
 import os
 import sys
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from mnist_estimator.common.errors import UsageError
 
+if TYPE_CHECKING:  # imported where used
+  import traceback
+
 KINDS = ("logits", "model_fn")
 _ATTR = "mnist_estimator_model"  # what the decorators set: {"kind": ..., "defaults": {...}}
-_LOADED = {}  # import path -> (function, kind, defaults, source): each module imported once
+# A model PATH:FUNCTION as `load` returns it: (function, kind, defaults, source file or None).
+Loaded = Tuple[Callable[..., Any], str, Dict[str, Any], Optional[str]]
+_LOADED: Dict[str, Loaded] = {}  # import path -> Loaded: each module imported once
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
-def forget_if_replaced(label, function):
+def forget_if_replaced(label: str, function: Callable[..., Any]) -> None:
   """Forgets what `label` loaded if it is no longer `function` (a notebook cell run again)."""
   loaded = _LOADED.get(label)
   if loaded and loaded[0] is not function:
     del _LOADED[label]
 
 
-def logits(**defaults):
+def logits(**defaults: Any) -> Callable[[_Fn], _Fn]:
   """Marks `fn(features, mode, params) -> logits`; `defaults` as a registry line's."""
   return _mark("logits", defaults)
 
 
-def model_fn(**defaults):
+def model_fn(**defaults: Any) -> Callable[[_Fn], _Fn]:
   """Marks a full tf.estimator `model_fn(features, labels, mode, params[, config])`."""
   return _mark("model_fn", defaults)
 
 
-def _mark(kind, defaults):
-  def mark(fn):
+def _mark(kind: str, defaults: Dict[str, Any]) -> Callable[[_Fn], _Fn]:
+  def mark(fn: _Fn) -> _Fn:
     setattr(fn, _ATTR, {"kind": kind, "defaults": dict(defaults)})
     return fn
   return mark
 
 
-def is_import_path(name):
+def is_import_path(name: str) -> bool:
   """`PATH:FUNCTION`, the form of a model that is not in the registry."""
   return ":" in name
 
 
-def _import(path, name):
+def _import(path: str, name: str) -> ModuleType:
   """The module that `path` names: a .py file (absolute or relative to the cwd) or dotted."""
   if path.endswith(".py") or os.sep in path:
     file = os.path.abspath(path)
@@ -63,9 +72,12 @@ def _import(path, name):
                        "file (./nets.py:fn) or a module on sys.path (mypkg.nets:fn)")
     module_name = f"mnist_estimator_user_{hashlib.sha1(file.encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, file)
-    module = importlib.util.module_from_spec(spec)
+    # spec is None for a file whose name does not end in .py (no loader takes it), and then
+    # module_from_spec raises AttributeError: not yet a UsageError.
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
-    _run_user_code(lambda: spec.loader.exec_module(module), file, f"importing {file}")
+    _run_user_code(lambda: spec.loader.exec_module(module),  # type: ignore[union-attr]
+                   file, f"importing {file}")
     return module
   try:
     return importlib.import_module(path)
@@ -77,7 +89,7 @@ def _import(path, name):
                      "to PYTHONPATH") from None
 
 
-def _kind_of(fn, label):
+def _kind_of(fn: Callable[..., Any], label: str) -> str:
   """logits or model_fn, by the decorator or else by the signature's parameter names."""
   marked = getattr(fn, _ATTR, None)
   if marked:
@@ -96,7 +108,7 @@ def _kind_of(fn, label):
                    "@custom.model_fn)")
 
 
-def load(label):
+def load(label: str) -> Loaded:
   """(function, kind, defaults, source file or None) of `PATH:FUNCTION`, imported once.
 
   Raises:
@@ -125,7 +137,7 @@ def load(label):
   return _LOADED[label]
 
 
-def source_sha256(file):
+def source_sha256(file: Optional[str]) -> Optional[str]:
   """The SHA-256 of a model's source file (kept in the model_dir record), or None."""
   if not file or not os.path.isfile(file):
     return None
@@ -133,7 +145,8 @@ def source_sha256(file):
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def _user_frames(tb, file=None):
+def _user_frames(tb: Optional[TracebackType],
+                 file: Optional[str] = None) -> List["traceback.FrameSummary"]:
   """The traceback's frames in the user's code: not this package's, not TensorFlow's."""
   import traceback  # pylint: disable=g-import-not-at-top
   package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -149,12 +162,12 @@ def _user_frames(tb, file=None):
 class UserCodeError(UsageError):
   """The user's model raised: `details` holds their frames, printed above the error line."""
 
-  def __init__(self, message, details):
+  def __init__(self, message: str, details: str) -> None:
     super().__init__(message)
     self.details = details
 
 
-def _run_user_code(call, file, doing):
+def _run_user_code(call: Callable[[], _T], file: Optional[str], doing: str) -> _T:
   try:
     return call()
   except UsageError:
@@ -163,7 +176,7 @@ def _run_user_code(call, file, doing):
     raise user_error(e, doing, file) from e
 
 
-def user_error(error, doing, file=None):
+def user_error(error: BaseException, doing: str, file: Optional[str] = None) -> UserCodeError:
   """A UserCodeError for an exception of the user's code: their frames and the cause."""
   import traceback  # pylint: disable=g-import-not-at-top
   frames = _user_frames(error.__traceback__, file)

@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """conv 16x3x3 SAME ReLU -> pool 2x2 VALID -> conv 4x3x3 SAME ReLU -> pool 2x2 VALID
   -> dense 32 ReLU -> dropout (keep 0.5 in TRAIN) -> logits.
 

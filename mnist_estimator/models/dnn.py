@@ -1,9 +1,11 @@
 """A fully connected network with hidden sizes and activation chosen by flag (seed 003)."""
 
+import tensorflow as tf
+
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """Builds flatten -> [dense_i with activation, dropout] for each hidden size -> logits.
 
   Scopes are `dense`, `dense_1`, ... and `logits`, so weights read back by name.

@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """conv 32x3x3 ReLU VALID -> pool 2 -> conv 64x3x3 ReLU VALID -> pool 2 -> flatten (1600)
   -> dense 64 ReLU -> (dropout, off by default) -> logits.
 

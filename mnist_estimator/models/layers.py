@@ -1,8 +1,15 @@
 """Small shared building blocks for the networks (input reshape, activations)."""
 
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+
 import tensorflow as tf
 
-ACTIVATIONS = {
+# What a network is called with: features {"x": a batch}, and the run's params (image_shape,
+# n_classes, hidden_units, ...).
+Features = Mapping[str, tf.Tensor]
+Params = Mapping[str, Any]
+
+ACTIVATIONS: Dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu,
     "sigmoid": tf.nn.sigmoid,
     "tanh": tf.nn.tanh,
@@ -10,13 +17,13 @@ ACTIVATIONS = {
 }
 
 
-def float_input(features):
+def float_input(features: Features) -> tf.Tensor:
   """`features["x"]` as floats: float32, or bf16 as the training step may hand it in."""
   x = features["x"]
   return x if x.dtype in (tf.float32, tf.bfloat16) else tf.cast(x, tf.float32)
 
 
-def image_input(features, params):
+def image_input(features: Features, params: Params) -> tf.Tensor:
   """Returns `features["x"]` as a float batch of shape [-1, H, W, C].
 
   Args:
@@ -27,37 +34,41 @@ def image_input(features, params):
   return tf.reshape(float_input(features), [-1, height, width, channels])
 
 
-def flat_input(features, params):
+def flat_input(features: Features, params: Params) -> tf.Tensor:
   """Returns `features["x"]` flattened to [-1, H*W*C]."""
   height, width, channels = params["image_shape"]
   return tf.reshape(float_input(features), [-1, height * width * channels])
 
 
-def is_training(mode):
+def is_training(mode: str) -> bool:
   """True in TRAIN mode: dropout and the like are active only then."""
   return mode == tf.estimator.ModeKeys.TRAIN
 
 
 # tf.compat.v1.layers' default kernel initializer (Keras') draws its seed from Python's
 # random module, so --seed would not fix it; the v1 initializer follows the graph seed.
-def _kernel_init():
+def _kernel_init() -> Any:
   return tf.compat.v1.glorot_uniform_initializer()
 
 
-def dense(inputs, units, name, activation=None):
+def dense(inputs: tf.Tensor, units: int, name: str,
+          activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = None) -> tf.Tensor:
   """tf.compat.v1.layers.dense with a graph-seeded initializer; variables `name/kernel|bias`."""
   return tf.compat.v1.layers.dense(inputs, units, activation=activation, name=name,
                                    kernel_initializer=_kernel_init())
 
 
-def conv2d(inputs, filters, kernel_size, name, padding="same", activation=tf.nn.relu):
+def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
+           padding: str = "same",
+           activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
   """tf.compat.v1.layers.conv2d with a graph-seeded initializer; variables `name/kernel|bias`."""
   return tf.compat.v1.layers.conv2d(inputs, filters, kernel_size, padding=padding,
                                     activation=activation, name=name,
                                     kernel_initializer=_kernel_init())
 
 
-def dropout(inputs, rate, mode, name="dropout"):
+def dropout(inputs: tf.Tensor, rate: Optional[float], mode: str,
+            name: str = "dropout") -> tf.Tensor:
   """Dropout at `rate` in TRAIN mode only, seeded by the graph seed; identity otherwise."""
   if not rate or not is_training(mode):
     return inputs

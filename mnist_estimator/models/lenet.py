@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """conv 6x5x5 sigmoid VALID -> pool 2 -> conv 16x5x5 sigmoid VALID -> pool 2 -> flatten
   (256 on 28x28) -> dense 120 sigmoid -> dense 84 sigmoid -> logits.
 

@@ -1,9 +1,11 @@
 """Softmax regression on raw pixels (seed 003's LinearClassifier, seed 000's baseline)."""
 
+import tensorflow as tf
+
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """Builds one dense layer from the flattened pixels to the classes.
 
   Args:

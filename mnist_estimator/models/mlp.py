@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """flatten -> `hidden` (hidden_units[0], ReLU) -> `logits`.
 
   The seed's other ingredients are generic head features set by this model's

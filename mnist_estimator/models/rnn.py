@@ -5,7 +5,7 @@ import tensorflow as tf
 from mnist_estimator.models import layers
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """Feeds the H rows (W*C values each) to a BasicRNNCell; its last state -> logits.
 
   Args:

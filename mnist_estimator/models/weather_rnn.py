@@ -1,6 +1,7 @@
 """Seed 003's weather RNN: a BasicRNNCell (state 11) over weeks, then logits; and an LSTM."""
 
 import math
+from typing import Any
 
 import tensorflow as tf
 
@@ -10,13 +11,14 @@ from mnist_estimator.models import layers
 _BOOK_BIAS = 0.1
 
 
-def _steps(features, params):
+def _steps(features: layers.Features, params: layers.Params) -> tf.Tensor:
   """features["x"] [batch, T, F, C] (weather: [batch, window, 5, 1]) as T steps of F*C values."""
   steps, width, channels = params["image_shape"]
   return tf.reshape(layers.float_input(features), [-1, steps, width * channels])
 
 
-def _run(cell, features, params):
+def _run(cell: Any, features: layers.Features, params: layers.Params) -> tf.Tensor:
+  """`cell`: a tf.compat.v1 RNN cell."""
   """Runs `cell` over the steps; the last step's output -> logits (named scopes rnn/, logits/)."""
   steps = _steps(features, params)
   # The v1 initializer follows the graph seed, so --seed fixes the cell's weights.
@@ -30,7 +32,7 @@ def _run(cell, features, params):
       bias_initializer=tf.compat.v1.constant_initializer(_BOOK_BIAS))
 
 
-def logits(features, mode, params):
+def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """The book's network: BasicRNNCell(hidden_units[0]) over the weeks, the last state -> logits.
 
   Args:
@@ -46,7 +48,7 @@ def logits(features, mode, params):
   return _run(cell, features, params)
 
 
-def lstm_logits(features, mode, params):
+def lstm_logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Tensor:
   """The better recipe's network: an LSTMCell(hidden_units[0]) in place of the BasicRNNCell."""
   del mode
   cell = tf.compat.v1.nn.rnn_cell.LSTMCell(params["hidden_units"][0], name="cell")

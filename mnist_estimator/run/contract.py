@@ -8,11 +8,13 @@ Class names are matched by name; another class list is refused in one line.
 """
 
 import dataclasses
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode as decode_lib
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.run import spec as spec_lib
 
 TRAINING_MODES = ("train", "train_and_evaluate")
@@ -22,18 +24,18 @@ DATA_FIELDS = ("dataset", "data_dir", "window", "image_size", "channels", "valid
 _BORDER_SAMPLE = 2000  # training images whose border gives the polarity
 
 
-def adopted_fields():
+def adopted_fields() -> Tuple[str, ...]:
   """The fields a non-training mode takes from the record: the model's and the data's."""
   return tuple(dict.fromkeys(("model", *spec_lib.names_with("param"), *DATA_FIELDS)))
 
 
-def settings(spec):
+def settings(spec: spec_lib.RunSpec) -> Dict[str, Any]:
   """The spec's adopted fields as JSON values (tuples as lists)."""
   return {name: list(value) if isinstance(value, tuple) else value
           for name in adopted_fields() for value in [getattr(spec, name)]}
 
 
-def _default(model, name, dataset):
+def _default(model: str, name: str, dataset: str) -> Any:
   """The value field `name` has when its flag is not given, for `model` on `dataset`."""
   option = spec_lib.option(name)
   if option.model_defaulted:
@@ -43,12 +45,13 @@ def _default(model, name, dataset):
   return field.default
 
 
-def _same(value, recorded):
+def _same(value: Any, recorded: Any) -> bool:
   return (tuple(value) if isinstance(value, (list, tuple)) else value) == (
       tuple(recorded) if isinstance(recorded, (list, tuple)) else recorded)
 
 
-def adopt(spec, found):
+def adopt(spec: spec_lib.RunSpec,
+          found: Optional[Mapping[str, Any]]) -> Tuple[spec_lib.RunSpec, List[str]]:
   """For evaluate, export, predict and weights: the record's settings where spec has defaults.
 
   A setting the user gave (one that differs from its default) is kept; a model given that
@@ -63,7 +66,8 @@ def adopt(spec, found):
   model = spec.model
   if recorded.get("model") and model != recorded["model"] and model == spec_lib.DEFAULT_MODEL:
     model = recorded["model"]
-  changes, taken = {}, ["model"] if model != spec.model else []
+  changes: Dict[str, Any] = {}
+  taken = ["model"] if model != spec.model else []
   dataset = spec.dataset  # as given: the defaults the spec was built with
   for name in adopted_fields():
     if name == "model" or name not in recorded:
@@ -82,12 +86,13 @@ def adopt(spec, found):
   return spec, taken
 
 
-def data_record(data):
+def data_record(data: Dataset) -> Dict[str, Any]:
   """What the data means, for the record and the export: classes, shape, decoding, polarity."""
   if data.standardize is not None:  # a series: no images to decode or invert
     return {"class_names": class_names(data), "image_shape": list(data.image_shape),
             "source": data.source, "dataset": data.name}
-  decoding = data.decoding or decode_lib.Decoding(*data.image_shape)
+  height, width, channels = data.image_shape
+  decoding = data.decoding or decode_lib.Decoding(height, width, channels)
   # Streamed images are decoded for this: a few hundred tell the polarity as well.
   sample = np.asarray(data.x_train[:_BORDER_SAMPLE if isinstance(data.x_train, np.ndarray)
                                    else _BORDER_SAMPLE // 8])
@@ -96,12 +101,13 @@ def data_record(data):
           "source": data.source, "dataset": data.name}
 
 
-def class_names(data):
+def class_names(data: Dataset) -> List[str]:
   """The data's class names, or the class ids "0".."n-1"."""
   return [str(name) for name in data.class_names or range(data.n_classes)]
 
 
-def match_classes(model_dir, found, data):
+def match_classes(model_dir: str, found: Optional[Mapping[str, Any]],
+                  data: Dataset) -> Tuple[Dataset, bool]:
   """The data with its labels in the recorded class order, or refused if the classes differ.
 
   Raises:
@@ -127,5 +133,5 @@ def match_classes(model_dir, found, data):
                              y_val=y_val, class_names=tuple(recorded)), True
 
 
-def _listed(names):
+def _listed(names: Sequence[str]) -> str:
   return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")

@@ -2,20 +2,26 @@
 
 import contextlib
 import os
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
 from mnist_estimator.common import lock
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import headers as headers_lib
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.estimator import checkpoints
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.run.plan import Plan
+  from mnist_estimator.run.spec import RunSpec
 
 # Floats held per input pixel by a training step (activations, gradients, optimizer work),
 # a generous bound for the models here: cnn's 32-channel first layer dominates.
 _FLOATS_PER_PIXEL = 40
 
 
-def check_argv(argv):
+def check_argv(argv: Sequence[str]) -> None:
   """Refuses arguments and flagfiles that are not UTF-8 (absl would end in a traceback)."""
   for arg in argv[1:]:
     try:
@@ -28,7 +34,7 @@ def check_argv(argv):
       _check_flagfile(arg.split("=", 1)[1])
 
 
-def _check_flagfile(path):
+def _check_flagfile(path: str) -> None:
   try:
     with open(path, "rb") as f:
       f.read().decode("utf-8")
@@ -39,7 +45,7 @@ def _check_flagfile(path):
                      f"offset {e.start}); save it as UTF-8 (iconv -f latin1 -t utf8)") from None
 
 
-def check_sizes(spec, data):
+def check_sizes(spec: "RunSpec", data: Dataset) -> None:
   """Refuses batch sizes whose tensors cannot fit in memory, before TF allocates them."""
   per_image = int(np.prod(data.image_shape)) * 4 * _FLOATS_PER_PIXEL
   free = headers_lib.memory_available()
@@ -58,7 +64,7 @@ def check_sizes(spec, data):
           f"{smaller}")
 
 
-def check_outputs(spec):
+def check_outputs(spec: "RunSpec") -> None:
   """Refuses --weights_out / --weights_png_dir paths that cannot be written as named."""
   if spec.weights_out:
     if not spec.weights_out.endswith(".npz"):
@@ -74,7 +80,7 @@ def check_outputs(spec):
 
 
 @contextlib.contextmanager
-def model_dir(plan):
+def model_dir(plan: "Plan") -> Iterator[bool]:
   """Everything checked before the Estimator touches the plan's model_dir; yields True if fresh.
 
   A training run holds the model_dir lock (in a cluster only the chief), then the
@@ -82,6 +88,7 @@ def model_dir(plan):
   with --fallback_checkpoint). The plan has read and checked the record already.
   """
   spec = plan.spec
+  assert spec.model_dir is not None, "plan.make fills model_dir in"
   check_outputs(spec)
   check_sizes(spec, plan.data)
   with lock.held(spec.model_dir, plan.training and plan.chief):

@@ -1,15 +1,21 @@
 """The lines a run starts with: what trains on what, the changed settings, precision, paths."""
 
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Sequence
+
 from mnist_estimator.data import stream
 from mnist_estimator.data import stream_cache
 from mnist_estimator.data import validation as validation_lib
 from mnist_estimator.head import class_weights
 from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.run import contract
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.run import spec as spec_lib
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.run.plan import Plan
 
-def changed_settings(spec):
+
+def changed_settings(spec: spec_lib.RunSpec) -> List[str]:
   """`name=value` for every setting that differs from the model's defaults, in field order."""
   defaults = spec_lib.RunSpec.for_model(spec.model, dataset=spec.dataset)
   changed = []
@@ -22,11 +28,11 @@ def changed_settings(spec):
   return changed
 
 
-def _shown(value):
+def _shown(value: Any) -> Any:
   return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def opening(spec, adopted=()):
+def opening(spec: spec_lib.RunSpec, adopted: Sequence[str] = ()) -> List[str]:
   """The lines a run prints before it reads its data (which may take a while to decode).
 
   Args:
@@ -50,7 +56,7 @@ def opening(spec, adopted=()):
   return lines
 
 
-def training(spec, train_images):
+def training(spec: spec_lib.RunSpec, train_images: int) -> str:
   """How long training runs: "3 epochs = 1,260 steps of 100" (or the other way round)."""
   per_epoch = max(1, -(-train_images // spec.batch_size))
   if spec.epochs:
@@ -60,7 +66,9 @@ def training(spec, train_images):
           f"{spec.steps / per_epoch:,.1f} epochs of {train_images:,} images")
 
 
-def header(spec, data, log_path=None, precision=None, model=None, remapped=False, extra=()):
+def header(spec: spec_lib.RunSpec, data: Dataset, log_path: Optional[str] = None,
+           precision: Optional[str] = None, model: Optional[str] = None, remapped: bool = False,
+           extra: Iterable[str] = ()) -> List[str]:
   """The lines a run prints once its data is read (after `opening`).
 
   Args:
@@ -76,7 +84,8 @@ def header(spec, data, log_path=None, precision=None, model=None, remapped=False
     A list of text lines.
   """
   h, w, c = data.image_shape
-  val = f"{len(data.y_val):,} validation / " if data.has_validation else ""
+  val = (f"{len(data.y_val):,} validation / "
+         if data.has_validation and data.y_val is not None else "")
   lines = [f"data: {len(data.y_train):,} train / {val}{len(data.y_test):,} test images of "
            f"{h}x{w}x{c}, {data.n_classes} classes; from {data.source}"]
   if spec.mode in ("train", "train_and_evaluate"):
@@ -97,9 +106,10 @@ def header(spec, data, log_path=None, precision=None, model=None, remapped=False
   return lines
 
 
-def extra_lines(plan):
+def extra_lines(plan: "Plan") -> List[str]:
   """The header's lines on augmentation and class weights, when a training run has them."""
-  spec, lines = plan.spec, []
+  spec = plan.spec
+  lines: List[str] = []
   if not plan.training:
     return lines
   if spec.augment:

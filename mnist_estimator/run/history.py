@@ -4,15 +4,16 @@ import datetime
 import os
 import shlex
 import sys
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mnist_estimator.run import spec as spec_lib
 
 FLAGS_FILE = "flags.txt"
 
 
-def flag_lines(spec):
+def flag_lines(spec: spec_lib.RunSpec) -> List[str]:
   """The spec as absl flag lines that reproduce it (`--name=value`, `--[no]name`)."""
-  lines = []
+  lines: List[str] = []
   for name in spec_lib.field_names():
     value = getattr(spec, name)
     if value is None:
@@ -26,7 +27,7 @@ def flag_lines(spec):
   return lines
 
 
-def _last_record(path):
+def _last_record(path: str) -> List[str]:
   """The flag lines of the file's last record ([] if there is none)."""
   try:
     with open(path, encoding="utf-8") as f:
@@ -37,7 +38,8 @@ def _last_record(path):
   return [line for line in last.splitlines() if line.startswith("--")]
 
 
-def write_flags(spec, argv=None, now=None):
+def write_flags(spec: spec_lib.RunSpec, argv: Optional[Sequence[str]] = None,
+                now: Optional[datetime.datetime] = None) -> Tuple[str, bool]:
   """Appends the run's effective flags to model_dir/flags.txt unless they are the last record's.
 
   `python -m mnist_estimator.main --flagfile=<model_dir>/flags.txt` re-runs the newest
@@ -46,6 +48,7 @@ def write_flags(spec, argv=None, now=None):
   Returns:
     The path, and whether a record was added.
   """
+  assert spec.model_dir is not None, "a run's spec has its model_dir (plan.make)"
   path = os.path.join(spec.model_dir, FLAGS_FILE)
   lines = flag_lines(spec)
   if _last_record(path) == lines:
@@ -58,12 +61,12 @@ def write_flags(spec, argv=None, now=None):
   return path, True
 
 
-def hparams(spec):
+def hparams(spec: spec_lib.RunSpec) -> Dict[str, Union[bool, int, float, str]]:
   """The run's hyper-parameters as HParams values (bool, int, float or str).
 
   The fields marked `hparam` in RunSpec; the rest are plumbing (paths, logging).
   """
-  values = {}
+  values: Dict[str, Union[bool, int, float, str]] = {}
   for name in spec_lib.names_with("hparam"):
     value = getattr(spec, name)
     if isinstance(value, (tuple, list)):
@@ -72,7 +75,7 @@ def hparams(spec):
   return values
 
 
-def write_hparams(spec):
+def write_hparams(spec: spec_lib.RunSpec) -> None:
   """Writes this run's HParams session into model_dir (TensorBoard's HParams dashboard).
 
   No experiment config is written: TensorBoard then infers it from all runs under
@@ -81,6 +84,7 @@ def write_hparams(spec):
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.plugins.hparams import api as hp  # pylint: disable=g-import-not-at-top
+  assert spec.model_dir is not None, "a run's spec has its model_dir (plan.make)"
   session = hp.hparams_pb(hparams(spec),
                           trial_id=os.path.basename(os.path.normpath(spec.model_dir)))
   # An eager writer of its own: the Estimator's cached v1 writer belongs to its graphs.

@@ -1,5 +1,7 @@
 """What a run writes besides checkpoints: the weights (--mode=weights) and the exports."""
 
+from typing import TYPE_CHECKING, Any, Dict, Mapping
+
 import numpy as np
 
 from mnist_estimator import portable
@@ -7,12 +9,17 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import weights
 
+if TYPE_CHECKING:  # for the hints only
+  import tensorflow as tf
+
+  from mnist_estimator.run.plan import Plan
+
 
 # Streamed test images the exports are checked on: decoded into memory for the check.
 _STREAMED_CHECK = 2000
 
 
-def show_weights(plan, estimator):
+def show_weights(plan: "Plan", estimator: "tf.estimator.Estimator") -> Dict[str, Any]:
   """Lists the checkpoint's variables; saves chosen ones (.npz) and draws them (PNG) on request."""
   spec, data = plan.spec, plan.data
   rows = weights.list_variables(estimator)
@@ -33,7 +40,7 @@ def show_weights(plan, estimator):
   return {}
 
 
-def export(plan, estimator):
+def export(plan: "Plan", estimator: "tf.estimator.Estimator") -> Dict[str, str]:
   """Exports the latest checkpoint to spec.export_dir/<timestamp> in each --export_format.
 
   Returns:
@@ -60,7 +67,7 @@ def export(plan, estimator):
       spec.verify_export)
 
 
-def exported(files):
+def exported(files: Mapping[str, str]) -> Dict[str, Any]:
   """A run's result keys for `files`: "export" (the SavedModel, else the first file), "exports"."""
   return {"export": files.get(portable.SAVED_MODEL) or next(iter(files.values())),
           "exports": files}

@@ -1,7 +1,7 @@
 """A run planned once: model_dir, precision, RunConfig, params, the record; all below take it."""
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Sequence, cast
 
 from mnist_estimator import models
 from mnist_estimator.common import precision as precision_lib
@@ -30,44 +30,46 @@ class Plan:
     params: the model_fn's params.
     record: this run's graph, settings and data as the model_dir record keeps them.
     found: the record model_dir already holds, or None.
-    remapped: the data's labels were put in the record's class order (matched by name).
     model: the model's registry entry (models.get_model), looked up once per run.
+    remapped: the data's labels were put in the record's class order (matched by name).
     data_kind: "images" or "series", the data set's kind (its registry entry's).
   """
   spec: spec_lib.RunSpec
   data: Dataset
   precision: precision_lib.Precision
-  config: Any
-  params: dict
-  record: dict
-  found: Optional[dict]
+  config: Any  # a tf.estimator.RunConfig
+  params: Dict[str, Any]
+  record: Dict[str, Any]
+  found: Optional[Dict[str, Any]]
+  model: models.ModelInfo
   remapped: bool = False  # the data's classes were put in the recorded order, by name
-  model: Any = None
   data_kind: str = "images"
 
   @property
-  def training(self):
+  def training(self) -> bool:
     return self.spec.mode in TRAINING_MODES
 
   @property
-  def chief(self):
+  def chief(self) -> bool:
     """This process writes what a run writes once: records, stats, exports, the report."""
     return self.config.is_chief
 
   @property
-  def local(self):
+  def local(self) -> bool:
     """No TF_CONFIG cluster."""
     return not self.config.cluster_spec.as_dict()
 
   @property
-  def log_name(self):
+  def log_name(self) -> str:
     """One log file per process: the chief's (or a local run's) and one per other task."""
     if self.chief:
       return "mnist_estimator.log"
     return f"mnist_estimator-{self.config.task_type}{self.config.task_id}.log"
 
 
-def params(spec, data, precision=None, info=None):
+def params(spec: spec_lib.RunSpec, data: Dataset,
+           precision: Optional[precision_lib.Precision] = None,
+           info: Optional[models.ModelInfo] = None) -> Dict[str, Any]:
   """The model_fn's params of spec on data (see model_params), with its class names.
 
   `info` is the model's registry entry (looked up when None).
@@ -85,7 +87,9 @@ def params(spec, data, precision=None, info=None):
   return values
 
 
-def model_params(spec, image_shape, n_classes, train_examples, precision=None):
+def model_params(spec: spec_lib.RunSpec, image_shape: Sequence[int], n_classes: int,
+                 train_examples: int,
+                 precision: Optional[precision_lib.Precision] = None) -> Dict[str, Any]:
   """The model_fn's params: every field marked `param`, the data's shape, the precision.
 
   Args:
@@ -105,15 +109,16 @@ def model_params(spec, image_shape, n_classes, train_examples, precision=None):
   return values
 
 
-def graph_record(spec, data, info=None):
+def graph_record(spec: spec_lib.RunSpec, data: Dataset,
+                 info: Optional[models.ModelInfo] = None) -> Dict[str, Any]:
   """What shapes the variables (fields marked `record`, and the data's shape).
 
   `info` is the model's registry entry (looked up when None).
   """
-  record = {}
+  record: Dict[str, Any] = {}
   for name in spec_lib.names_with("record"):
     option = spec_lib.option(name)
-    record[option.record] = option.record_value(getattr(spec, name))
+    record[cast(str, option.record)] = option.record_value(getattr(spec, name))
   record.update(image_shape=list(data.image_shape), n_classes=data.n_classes)
   info = info or models.get_model(spec.model)
   if not info.registered:  # told apart from the graph keys: see record_lib.ADVISORY
@@ -121,7 +126,7 @@ def graph_record(spec, data, info=None):
   return record
 
 
-def load_data(spec):
+def load_data(spec: spec_lib.RunSpec) -> Dataset:
   """The spec's data set (its --data_dir, --window, the options of your own images, and the
   validation set)."""
   options = datasets.ImageOptions(
@@ -134,7 +139,8 @@ def load_data(spec):
                        validation_split=spec.validation_split, validation_seed=spec.seed or 0)
 
 
-def train_precision(spec, info):
+def train_precision(spec: spec_lib.RunSpec,
+                    info: models.ModelInfo) -> precision_lib.Precision:
   """--precision resolved for this model: a model of your own trains fp32 unless told."""
   precision = precision_lib.resolve(spec.precision)
   if info.kind == "model_fn" and precision.bf16:
@@ -147,12 +153,12 @@ def train_precision(spec, info):
   return precision
 
 
-def data_kind(data):
+def data_kind(data: Dataset) -> str:
   """"images" or "series": the kind of the data set's registry entry (images if unregistered)."""
   return datasets.info(data.name).kind if datasets.known(data.name) else "images"
 
 
-def check_inputs(info, data):
+def check_inputs(info: models.ModelInfo, data: Dataset) -> None:
   """Refuses a model that cannot read this kind of data (the weather RNNs need a series)."""
   kind = data_kind(data)
   if info.inputs == "series" and kind != "series":
@@ -161,7 +167,7 @@ def check_inputs(info, data):
                      "image model (cnn, dnn, ...)")
 
 
-def check_augment(spec, data):
+def check_augment(spec: spec_lib.RunSpec, data: Dataset) -> None:
   """--augment's names, and images to augment (a series' standardised features are not)."""
   augment_lib.check(spec.augment)
   if spec.augment and data.standardize is not None:
@@ -169,7 +175,7 @@ def check_augment(spec, data):
                      "features: drop --augment")
 
 
-def run_config(spec, precision):
+def run_config(spec: spec_lib.RunSpec, precision: precision_lib.Precision) -> Any:
   """The RunConfig of spec (and TF_CONFIG); a bad TF_CONFIG is a UsageError."""
   try:
     return est_config.run_config(
@@ -185,15 +191,15 @@ def run_config(spec, precision):
                      '"index": 0}}, or unset it') from None
 
 
-def make(spec, data):
+def make(spec: spec_lib.RunSpec, data: Dataset) -> Plan:
   """Plans the run of `spec` on `data`.
 
   Raises:
     UsageError: a bad TF_CONFIG, a model_dir that is a file, a damaged record, or one of
       another model or shape.
   """
-  spec = spec.replace(model_dir=spec.model_dir or
-                      spec_lib.default_model_dir(spec.model, spec.dataset))
+  model_dir = spec.model_dir or spec_lib.default_model_dir(spec.model, spec.dataset)
+  spec = spec.replace(model_dir=model_dir)
   if spec.distribute != "none" and spec.input != "tfdata":
     raise UsageError(f"--distribute={spec.distribute} needs --input=tfdata (numpy_input_fn "
                      "feeds one device)")
@@ -203,17 +209,17 @@ def make(spec, data):
   if spec.epochs:  # --epochs: train until the step that ends the last of them
     spec = spec.replace(steps=spec.epochs * max(1, -(-len(data.y_train) // spec.batch_size)))
   precision = train_precision(spec, info)
-  found = record_lib.read(spec.model_dir)
-  data, remapped = contract.match_classes(spec.model_dir, found, data)
+  found = record_lib.read(model_dir)
+  data, remapped = contract.match_classes(model_dir, found, data)
   record = dict(graph_record(spec, data, info), settings=contract.settings(spec),
                 data=contract.data_record(data))
-  record_lib.check(spec.model_dir, found, record, training=spec.mode in TRAINING_MODES)
+  record_lib.check(model_dir, found, record, training=spec.mode in TRAINING_MODES)
   return Plan(spec=spec, data=data, precision=precision, config=run_config(spec, precision),
               params=params(spec, data, precision, info), record=record, found=found,
               remapped=remapped, model=info, data_kind=data_kind(data))
 
 
-def estimator(plan):
+def estimator(plan: Plan) -> Any:
   """The Estimator of a plan (warm-started from spec.warm_start_from, if given)."""
   warm_start = est_config.warm_start_settings(plan.spec.warm_start_from,
                                               plan.spec.warm_start_vars)

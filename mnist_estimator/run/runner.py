@@ -1,6 +1,7 @@
 """Carries out one run from a RunSpec: plan it once, check model_dir, then do its mode."""
 
 import contextlib
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from absl import logging
 import tensorflow as tf
@@ -10,6 +11,7 @@ from mnist_estimator.common import causes
 from mnist_estimator.common import runlog
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import stream
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.estimator import checkpoints
 from mnist_estimator.estimator import checkpoint_shapes as record_lib
 from mnist_estimator.head import model_fn as model_fn_lib
@@ -24,7 +26,7 @@ from mnist_estimator.run import spec as spec_lib
 from mnist_estimator.run import training
 
 
-def estimator_for(spec, data):
+def estimator_for(spec: spec_lib.RunSpec, data: Dataset) -> tf.estimator.Estimator:
   """The Estimator a run of `spec` on `data` would use (for callers that predict with it)."""
   return plan_lib.estimator(plan_lib.make(spec, data))
 
@@ -37,13 +39,13 @@ evaluate = evaluation.evaluate
 format_metrics = evaluation.format_metrics
 
 
-def _train(plan, estimator):
+def _train(plan: plan_lib.Plan, estimator: tf.estimator.Estimator) -> Dict[str, Any]:
   training.train(plan, estimator)
   return {"metrics": evaluate(plan, estimator)}
 
 
 # --mode -> what it does: fn(plan, estimator) -> dict of what it produced.
-MODES = {
+MODES: Dict[str, Callable[[plan_lib.Plan, tf.estimator.Estimator], Dict[str, Any]]] = {
     "train": _train,
     "evaluate": lambda plan, est: {"metrics": evaluate(plan, est)},
     "train_and_evaluate": lambda plan, est: {"metrics": training.train_and_evaluate(plan, est)},
@@ -55,7 +57,7 @@ assert tuple(MODES) == spec_lib.MODES, "spec.MODES lists the modes for --mode"
 
 
 @contextlib.contextmanager
-def _source_changed(plan):
+def _source_changed(plan: plan_lib.Plan) -> Iterator[None]:
   """A checkpoint that no longer restores after a model of yours changed: says so."""
   try:
     yield
@@ -75,7 +77,7 @@ def _source_changed(plan):
 
 
 @contextlib.contextmanager
-def _stream_errors(data):
+def _stream_errors(data: Dataset) -> Iterator[None]:
   """A streamed image that no longer reads or decodes: one UsageError naming the file."""
   try:
     yield
@@ -88,7 +90,7 @@ def _stream_errors(data):
     raise stream.explain(every, e) from e
 
 
-def run(spec, data=None):
+def run(spec: spec_lib.RunSpec, data: Optional[Dataset] = None) -> Dict[str, Any]:
   """Carries out spec.mode. Returns a dict of what the run produced (for callers and tests).
 
   Args:
@@ -100,9 +102,9 @@ def run(spec, data=None):
   """
   if spec.mode not in MODES:
     raise UsageError(f"unknown --mode {spec.mode!r}; choose from: {', '.join(MODES)}")
-  spec = spec.replace(model_dir=spec.model_dir or
-                      spec_lib.default_model_dir(spec.model, spec.dataset))
-  spec, adopted = contract.adopt(spec, record_lib.read(spec.model_dir))
+  model_dir = spec.model_dir or spec_lib.default_model_dir(spec.model, spec.dataset)
+  spec = spec.replace(model_dir=model_dir)
+  spec, adopted = contract.adopt(spec, record_lib.read(model_dir))
   opening = header.opening(spec, adopted)
   # Your own data may take a while to decode (and says so): the opening comes first. A
   # built-in set loads in a moment: an error about the flags stays the only line.
@@ -113,6 +115,7 @@ def run(spec, data=None):
     data = plan_lib.load_data(spec)
   plan = plan_lib.make(spec, data)
   spec, data = plan.spec, plan.data
+  assert spec.model_dir is not None, "plan.make fills model_dir in"
   if tuple(spec.export_format) != (portable.SAVED_MODEL,) and not spec.export_dir:
     raise UsageError(f"--export_format={','.join(spec.export_format)} needs --export_dir=DIR: "
                      "the files go beside the SavedModel version written there")

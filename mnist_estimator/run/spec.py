@@ -5,7 +5,7 @@ import hashlib
 import os
 import re
 import tempfile
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 from mnist_estimator import models
 from mnist_estimator import portable
@@ -64,15 +64,15 @@ class Option:
   record: Optional[str] = None
   record_value: Callable[[Any], Any] = lambda value: value
   param: bool = False
-  validator: Optional[tuple] = None
+  validator: Optional[Tuple[Callable[[Any], bool], str]] = None
 
   @property
-  def model_defaulted(self):
+  def model_defaulted(self) -> bool:
     """The chosen model decides the value unless it is given."""
     return self.base is not _OWN_DEFAULT
 
 
-def _option(default=dataclasses.MISSING, **meta):
+def _option(default: Any = dataclasses.MISSING, **meta: Any) -> Any:
   """A RunSpec field; a model-defaulted one (meta "base") has no default of its own."""
   option = Option(**meta)
   if option.model_defaulted:
@@ -80,32 +80,32 @@ def _option(default=dataclasses.MISSING, **meta):
   return dataclasses.field(default=default, metadata={"option": option})
 
 
-def _positive_ints(value):
+def _positive_ints(value: Optional[Sequence[Any]]) -> bool:
   return value is None or all(str(item).strip().isdigit() and int(item) > 0 for item in value)
 
 
-def _known_model(name):
+def _known_model(name: str) -> bool:
   return name in models.MODELS or models.custom.is_import_path(name)
 
 
-def _known_augment(names):
+def _known_augment(names: Optional[augment_lib.Names]) -> bool:
   augment_lib.check(names or ())  # its UsageError says which entry and why
   return True
 
 
-def _known_dataset(name):
+def _known_dataset(name: str) -> bool:
   return datasets.known(name)
 
 
-def _size(text):
+def _size(text: Optional[str]) -> bool:
   return text is None or datasets.parse_size(text) is not None
 
 
-def _known_formats(names):
+def _known_formats(names: Sequence[str]) -> bool:
   return bool(names) and set(names) <= set(portable.FORMATS)
 
 
-def _known_tensors(names):
+def _known_tensors(names: Sequence[str]) -> bool:
   return set(names) <= set(hooks.LOG_TENSORS)
 
 
@@ -278,7 +278,7 @@ class RunSpec:
       "Ops in parallel (0: TF decides)."))
 
   @classmethod
-  def for_model(cls, model, **overrides):
+  def for_model(cls, model: str, **overrides: Any) -> "RunSpec":
     """The model's seed defaults, then `overrides`.
 
     Args:
@@ -294,7 +294,8 @@ class RunSpec:
       TypeError: for a name that is not a RunSpec field.
     """
     defaulted = model_defaulted()
-    dataset = overrides.get("dataset") or RunSpec.__dataclass_fields__["dataset"].default
+    dataset = cast(str, overrides.get("dataset")
+                   or RunSpec.__dataclass_fields__["dataset"].default)
     values = defaults(model, dataset)
     given = {key for key, value in overrides.items() if value is not None}
     if {"steps", "epochs"} <= given:
@@ -312,37 +313,37 @@ class RunSpec:
     values["export_format"] = tuple(values.get("export_format") or (portable.SAVED_MODEL,))
     return cls(model=model, **values)
 
-  def replace(self, **changes):
+  def replace(self, **changes: Any) -> "RunSpec":
     """A copy with `changes` (dataclasses.replace)."""
     return dataclasses.replace(self, **changes)
 
 
-def field_names():
+def field_names() -> List[str]:
   """Every RunSpec field name, in declaration order."""
   return [field.name for field in dataclasses.fields(RunSpec)]
 
 
-def option(name):
+def option(name: str) -> Option:
   """The Option of field `name`."""
   return RunSpec.__dataclass_fields__[name].metadata["option"]
 
 
-def names_with(role):
+def names_with(role: str) -> Tuple[str, ...]:
   """The field names whose Option has `role` (an attribute name) set, in field order."""
   return tuple(name for name in field_names() if getattr(option(name), role))
 
 
-def model_defaulted():
+def model_defaulted() -> Tuple[str, ...]:
   """The fields the chosen model decides unless given (their flags default to None)."""
   return names_with("model_defaulted")
 
 
-def own_data(dataset):
+def own_data(dataset: str) -> bool:
   """A data set of the user's own (folder:, npz:, tfrecord:), which the seeds never saw."""
   return datasets.known(dataset) and datasets.info(dataset).takes_path
 
 
-def defaults(model, dataset):
+def defaults(model: str, dataset: str) -> Dict[str, Any]:
   """The model-defaulted fields' values for `model` on `dataset`, when no flag gives them.
 
   The base values, then the model's own defaults; on data of your own a seed model's training
@@ -365,7 +366,7 @@ def defaults(model, dataset):
   return values
 
 
-def default_model_dir(model, dataset):
+def default_model_dir(model: str, dataset: str) -> str:
   """A stable model_dir per model and data set, so re-running a command resumes it.
 
   A model or data set given by path is named by its last part and a short hash of the

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import time
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -14,25 +15,32 @@ from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
 from mnist_estimator.inputs import input_fns
+from mnist_estimator.data.dataset import Dataset
 from mnist_estimator.run import evaluation
+from mnist_estimator.run import spec as spec_lib
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.run.plan import Plan
 
 eval_input_fn = evaluation.eval_input_fn
 evaluate = evaluation.evaluate
 format_metrics = evaluation.format_metrics
 
 
-def train_input_fn(spec, data):
+def train_input_fn(spec: spec_lib.RunSpec, data: Dataset) -> input_fns.InputFn:
   return input_fns.make_input_fn(spec.input, data.x_train, data.y_train, spec.batch_size,
                                  train=True, seed=spec.seed, augment=spec.augment,
                                  cache_decoded=spec.cache_decoded)
 
 
-def train_hooks(plan, stream=None):
+def train_hooks(plan: "Plan",
+                stream: Optional[TextIO] = None) -> Dict[str, tf.estimator.SessionRunHook]:
   """The training hooks of a run, by name (estimator.hooks.train_hooks, and the record).
 
   In a cluster only the chief writes the steps/s summaries.
   """
   spec = plan.spec
+  assert spec.model_dir is not None, "plan.make fills model_dir in"
   hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
                                 spec.model_dir if plan.chief else None, spec.profile_steps,
                                 spec.steps, stream)
@@ -41,9 +49,10 @@ def train_hooks(plan, stream=None):
 
 
 @contextlib.contextmanager
-def _training(plan, progress):
+def _training(plan: "Plan", progress: hooks_lib.ProgressHook) -> Iterator[None]:
   """Turns a NaN loss into a UsageError; records time and speed in model_dir/train_stats.json."""
   spec = plan.spec
+  assert spec.model_dir is not None, "plan.make fills model_dir in"
   start = time.time()
   try:
     yield
@@ -63,7 +72,7 @@ def _training(plan, progress):
       json.dump(stats, f, indent=2)
 
 
-def train(plan, estimator):
+def train(plan: "Plan", estimator: tf.estimator.Estimator) -> None:
   """Trains until global step spec.steps (a finished run is not trained again)."""
   hooks = train_hooks(plan)
   with _training(plan, hooks["progress"]):
@@ -71,7 +80,7 @@ def train(plan, estimator):
                     max_steps=plan.spec.steps)
 
 
-def train_and_evaluate(plan, estimator):
+def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optional[Dict[str, Any]]:
   """tf.estimator.train_and_evaluate on the validation set, then the test set once.
 
   Evaluations follow checkpoints: with spec.eval_every_steps every N steps, else tf.estimator's
@@ -82,7 +91,7 @@ def train_and_evaluate(plan, estimator):
   """
   spec, data = plan.spec, plan.data
   split, name = ("validation", "validation") if data.has_validation else ("test", None)
-  count = len(data.y_val if data.has_validation else data.y_test)
+  count = len(data.y_val if data.has_validation and data.y_val is not None else data.y_test)
   hooks = train_hooks(plan)
   if spec.early_stopping_steps:
     hooks["early_stopping"] = tf.estimator.experimental.stop_if_no_increase_hook(
