@@ -4,6 +4,8 @@ Real processes, few of them (each imports TensorFlow): the bad-input and safety 
 run main's code in-process (run/test_bad_input.py, run/test_safety.py).
 """
 
+import json
+
 import helpers
 
 from mnist_estimator import flagdefs
@@ -26,6 +28,11 @@ def test_a_run_prints_the_header_and_keeps_tensorflow_in_its_log(tmp_path):
       line.startswith("precision: train step") for line in lines)
   assert "eval on 1000 mnist_sample test images: accuracy" in proc.stdout
   assert "global_step 3" in proc.stdout
+  # What the test evaluation took (a time-to-accuracy counts it; train_stats.json needs a
+  # measured rate, which 3 steps do not give).
+  evaluation = json.loads((model_dir / "eval_stats.json").read_text())
+  assert evaluation["examples"] == 1000 and evaluation["global_step"] == 3
+  assert 0 < evaluation["seconds"] and 0 <= evaluation["accuracy"] <= 1
   # TF's INFO log and its start-up lines go to the run's log file, not the console.
   assert "Calling model_fn" not in proc.stdout + proc.stderr
   assert "Unable to register" not in proc.stderr

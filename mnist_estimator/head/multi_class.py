@@ -76,7 +76,7 @@ def _train_op(loss: tf.Tensor, params: Mapping[str, Any],
   global_step = tf.compat.v1.train.get_global_step()
   lr = optimizers.learning_rate(params, global_step)
   tf.compat.v1.summary.scalar("learning_rate", lr)
-  optimizer = optimizers.build(params["optimizer"], lr)
+  optimizer = optimizers.build(params["optimizer"], lr, params)
   # Batch-norm style layers put their moving-average updates in UPDATE_OPS; model_fn adds
   # the writes a logits function builds but its logits do not run (Keras layers' updates).
   update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)

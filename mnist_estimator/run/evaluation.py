@@ -1,6 +1,8 @@
 """What evaluation shows: the metrics line, the eval report, the predictions of --mode=predict."""
 
+import json
 import os
+import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
 import numpy as np
@@ -29,15 +31,29 @@ def eval_input_fn(spec: spec_lib.RunSpec, data: Dataset, with_labels: bool = Tru
 
 
 def evaluate(plan: "Plan", estimator: "tf.estimator.Estimator") -> Dict[str, Any]:
-  """Evaluates on every test example once, prints the metrics (and report); returns them."""
+  """Evaluates on every test example once, prints the metrics (and report); returns them.
+
+  Its time and figures go to model_dir/eval_stats.json (what a time-to-accuracy counts).
+  """
   data = plan.data
   hooks = [hooks_lib.EvalProgressHook(len(data.y_test), plan.spec.eval_batch_size,
                                       "test")]
+  start = time.time()
   metrics = estimator.evaluate(eval_input_fn(plan.spec, data), hooks=hooks)
+  _write_stats(plan, time.time() - start, metrics, len(data.y_test))
   print(format_metrics(metrics, len(data.y_test), data.name))
   if plan.spec.report:
     write_eval_report(plan, estimator)
   return metrics
+
+
+def _write_stats(plan: "Plan", seconds: float, metrics: Mapping[str, Any], count: int) -> None:
+  assert plan.spec.model_dir is not None, "plan.make fills model_dir in"
+  stats = {"seconds": round(seconds, 2), "examples": count,
+           "accuracy": round(float(metrics["accuracy"]), 6),
+           "global_step": int(metrics["global_step"])}
+  with open(os.path.join(plan.spec.model_dir, "eval_stats.json"), "w", encoding="utf-8") as f:
+    json.dump(stats, f, indent=2)
 
 
 def write_eval_report(plan: "Plan", estimator: "tf.estimator.Estimator") -> Dict[str, Any]:

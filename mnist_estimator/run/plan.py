@@ -104,6 +104,7 @@ def model_params(spec: spec_lib.RunSpec, image_shape: Sequence[int], n_classes: 
   epoch = max(1, -(-train_examples // spec.batch_size))
   values.update(hidden_units=list(spec.hidden_units), image_shape=tuple(image_shape),
                 n_classes=n_classes, lr_decay_steps=spec.lr_decay_steps or epoch,
+                total_steps=spec.steps,
                 histogram_steps=spec.histogram_steps or 10 * spec.save_summary_steps,
                 train_precision=(precision or precision_lib.resolve(spec.precision)).train)
   return values

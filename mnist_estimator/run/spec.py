@@ -154,6 +154,16 @@ class RunSpec:
                                  hparam=True, param=True)
   lr_decay_steps: int = _option(group=T, help="Steps per decay stair; 0 = one epoch.", lower=0,
                                 base=0, hparam=True, param=True)
+  lr_schedule: str = _option(group=T, help=optimizers.schedule_help(),
+                             choices=list(optimizers.SCHEDULES), base="decay", hparam=True,
+                             param=True)
+  lr_warmup: float = _option(group=T, help="--lr_schedule=one_cycle: the share of the steps "
+                             "over which the rate rises.", lower=0, upper=0.99, base=0.25,
+                             hparam=True, param=True)
+  adam_beta1: float = _option(group=T, help="Adam's beta1 (decay of its mean gradient).",
+                              lower=0, upper=0.99999, base=0.9, hparam=True, param=True)
+  adam_beta2: float = _option(group=T, help="Adam's beta2 (decay of its squared gradient).",
+                              lower=0, upper=0.99999, base=0.999, hparam=True, param=True)
   epochs: Optional[int] = _option(None, group=T, lower=1, hparam=True, help=(
       "Train for N passes over the training set (instead of --steps): until global step "
       "N x ceil(train images / --batch_size). Your own data trains "

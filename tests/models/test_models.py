@@ -28,6 +28,7 @@ PARAMS_MNIST = {
     # The weather models read an image as 28 steps of 28 values, as rnn does.
     "weather_rnn": ((28 + 11) * 11 + 11) + (11 * 10 + 10),
     "weather_lstm": ((28 + 32) * 128 + 128) + (32 * 10 + 10),
+    "fast_cnn": 624 + 19232 + (7 * 7 * 32 * 256 + 256) + (256 * 10 + 10),  # 424,090
 }
 
 LAYER_NAMES = {
@@ -50,6 +51,8 @@ LAYER_NAMES = {
     "weather_rnn": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias", "rnn/rnn/cell/kernel"],
     "weather_lstm": ["logits/bias", "logits/kernel", "rnn/rnn/cell/bias",
                      "rnn/rnn/cell/kernel"],
+    "fast_cnn": ["conv1/bias", "conv1/kernel", "conv2/bias", "conv2/kernel", "dense/bias",
+                 "dense/kernel", "logits/bias", "logits/kernel"],
 }
 
 

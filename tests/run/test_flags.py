@@ -86,7 +86,11 @@ def test_bad_values_are_rejected_at_parse_time(argv, message):
 
 
 def test_there_is_a_flagfile_per_model():
+  """Each model has its seed's <model>.flags, or a recipe of ours that trains it (fast.flags)."""
   names = {os.path.basename(path)[:-len(".flags")] for path in FLAGFILES}
+  for path in FLAGFILES:
+    with open(path) as f:
+      names |= {line.strip()[len("--model="):] for line in f if line.startswith("--model=")}
   assert set(models.MODELS) <= names
 
 
@@ -154,3 +158,13 @@ def test_spec_from_flagfile_is_parsed_by_absl(tmp_path):
     flagdefs.spec_from_flagfile(str(outer))
   with pytest.raises(UsageError, match="no.such"):
     flagdefs.spec_from_flagfile(str(tmp_path / "no.such"))
+
+
+def test_fast_flagfile_is_the_fast_recipe():
+  with flagsaver.flagsaver():
+    spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast.flags')}")
+  assert (spec.model, spec.optimizer, spec.learning_rate, spec.batch_size, spec.epochs) == (
+      "fast_cnn", "adam", 0.01, 256, 1)
+  assert (spec.adam_beta1, spec.adam_beta2, spec.lr_schedule, spec.lr_warmup) == (
+      0.7, 0.9, "one_cycle", 0.25)
+  assert spec.dropout == 0 and list(spec.hidden_units) == [256]

@@ -1,0 +1,159 @@
+"""Time to a test accuracy: our fast recipe against the same recipe in Keras and in PyTorch.
+
+python -m benchmarks.time_to_accuracy --data_dir=../shared/data/mnist --target=0.99 --seeds=1,2,3
+
+Every variant runs as its own command, in turn for each seed (the order rotates between
+seeds, so the machine's drift falls on all of them alike): ours is `python -m
+mnist_estimator.main --flagfile=flags/fast.flags`; the ports (tta_keras.py, tta_torch.py) train
+the same network, optimizer, schedule, batch and epochs from the same 55,000 training images
+and evaluate on the 10,000 test images after each epoch, stopping at the first evaluation at or
+above the target. Figures: the medians over seeds of the seconds to the target (training and
+evaluation; ours from model_dir/train_stats.json and eval_stats.json), of the whole command's
+wall time, and of the accuracy reached. Keras runs with TF_ENABLE_ONEDNN_OPTS=1 and, on a CPU
+with native bf16, also as mixed_bfloat16; PyTorch also with bf16 autocast there. PyTorch runs
+under --torch_python (Debian's python3-torch: apt-get install python3-torch) and is left out,
+said so, where that Python has no torch.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from benchmarks import paths
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--data_dir", required=True, help="the full MNIST IDX files")
+  p.add_argument("--flagfile", default=paths.flagfile("fast"), help="our recipe")
+  p.add_argument("--target", type=float, default=0.99)
+  p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+  p.add_argument("--seeds", default="1,2,3")
+  p.add_argument("--variants", default="ours,keras,pytorch",
+                 help="of ours, keras, pytorch; on a CPU with native bf16, keras and pytorch "
+                 "also run as keras_bf16 and pytorch_bf16 (each port's best is its faster one)")
+  p.add_argument("--torch_python", default="/usr/bin/python3")
+  p.add_argument("--timeout", type=int, default=1800)
+  return p.parse_args(argv)
+
+
+def native_bf16():
+  with open("/proc/cpuinfo", encoding="utf-8") as f:
+    words = set(f.read().split())
+  return bool(words & {"avx512_bf16", "amx_bf16"})
+
+
+def recipe(flagfile, epochs):
+  """The recipe's RunSpec (our flag parser reads the flagfile), epochs overridden if asked."""
+  from mnist_estimator import flagdefs  # pylint: disable=g-import-not-at-top
+  spec = flagdefs.spec_from_flagfile(flagfile)
+  return spec.replace(epochs=epochs) if epochs else spec
+
+
+def write_data(data_dir, path):
+  """The training and test images of `mnist` as our runs split them, for the ports."""
+  from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
+  data = datasets.load("mnist", data_dir)
+  np.savez(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+           y_test=data.y_test)
+  return len(data.x_train)
+
+
+def commands(args, spec, data_file, work, seed, bf16):
+  """{variant: (argv, env)} for one seed."""
+  port = [f"--data={data_file}", f"--seed={seed}", f"--epochs={spec.epochs}",
+          f"--batch_size={spec.batch_size}", f"--learning_rate={spec.learning_rate}",
+          f"--beta1={spec.adam_beta1}", f"--beta2={spec.adam_beta2}",
+          f"--warmup={spec.lr_warmup}", f"--target={args.target}"]
+  ours = [sys.executable, "-m", "mnist_estimator.main", f"--flagfile={args.flagfile}",
+          f"--data_dir={args.data_dir}", f"--seed={seed}", f"--model_dir={work}/ours-{seed}",
+          "--noreport"] + ([f"--epochs={args.epochs}"] if args.epochs else [])
+  keras = ([sys.executable, os.path.join(HERE, "tta_keras.py")] + port,
+           paths.child_env(TF_ENABLE_ONEDNN_OPTS="1", TF_CPP_MIN_LOG_LEVEL="2"))
+  torch = ([args.torch_python, os.path.join(HERE, "tta_torch.py")] + port, dict(os.environ))
+  found = {"ours": (ours, paths.child_env()), "keras": keras, "pytorch": torch}
+  if bf16:
+    found["keras_bf16"] = (keras[0] + ["--bf16"], keras[1])
+    found["pytorch_bf16"] = (torch[0] + ["--bf16"], torch[1])
+  return found
+
+
+def run_one(variant, argv, env, work, seed, timeout):
+  """{wall, seconds, accuracy, epochs, reached} of one command."""
+  start = time.perf_counter()
+  done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                        check=False)
+  wall = time.perf_counter() - start
+  if done.returncode:
+    raise RuntimeError(f"{variant} (seed {seed}) failed: {done.stderr.strip()[-800:]}")
+  if variant == "ours":
+    stats = {}
+    for kind in ("train", "eval"):
+      with open(os.path.join(work, f"ours-{seed}", f"{kind}_stats.json"), encoding="utf-8") as f:
+        stats[kind] = json.load(f)
+    return {"wall": wall, "seconds": stats["train"]["seconds"] + stats["eval"]["seconds"],
+            "train": stats["train"]["seconds"], "eval": stats["eval"]["seconds"],
+            "accuracy": stats["eval"]["accuracy"], "epochs": None}
+  out = json.loads(done.stdout.strip().splitlines()[-1])
+  return {"wall": wall, "seconds": out["train_seconds"] + out["eval_seconds"],
+          "train": out["train_seconds"], "eval": out["eval_seconds"],
+          "accuracy": out["accuracy"], "epochs": out["epochs"]}
+
+
+def has_torch(python):
+  try:
+    return subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
+                          check=False, timeout=120).returncode == 0
+  except OSError:
+    return False
+
+
+def table(results, target, bf16):
+  med = lambda rows, key: statistics.median(r[key] for r in rows)
+  lines = [f"| variant | seconds to {target:.1%} (train + eval) | whole command, s | "
+           f"test accuracy | seeds reaching it |", "|---|---:|---:|---:|---:|"]
+  for variant, rows in results.items():
+    reached = sum(r["accuracy"] >= target for r in rows)
+    lines.append(f"| {variant} | {med(rows, 'seconds'):.1f} | {med(rows, 'wall'):.1f} | "
+                 f"{med(rows, 'accuracy'):.4f} | {reached} of {len(rows)} |")
+  lines.append(f"\nmedians over seeds; bf16 {'on (native)' if bf16 else 'off (no native bf16)'}")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  args = parse_args(argv if argv is not None else sys.argv[1:])
+  bf16 = native_bf16()
+  spec = recipe(args.flagfile, args.epochs)
+  variants = args.variants.split(",")
+  if "pytorch" in variants and not has_torch(args.torch_python):
+    print(f"pytorch left out: {args.torch_python} has no torch (apt-get install python3-torch)")
+    variants.remove("pytorch")
+  if bf16:
+    variants += [f"{v}_bf16" for v in ("keras", "pytorch") if v in variants]
+  results = {v: [] for v in variants}
+  with tempfile.TemporaryDirectory(prefix="tta-") as work:
+    data_file = os.path.join(work, "mnist.npz")
+    write_data(args.data_dir, data_file)
+    for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
+      order = variants[i % len(variants):] + variants[:i % len(variants)]
+      runs = commands(args, spec, data_file, work, seed, bf16)
+      for variant in order:
+        row = run_one(variant, *runs[variant], work, seed, args.timeout)
+        results[variant].append(row)
+        print(f"seed {seed} {variant}: {row['seconds']:.1f} s to {row['accuracy']:.4f} "
+              f"(whole command {row['wall']:.1f} s)", flush=True)
+  print(table(results, args.target, bf16))
+  return results
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,61 @@
+"""The fast recipe written plainly in PyTorch (CPU): bf16 autocast where asked.
+
+Runs under any Python with torch and numpy (e.g. Debian's python3-torch); it imports nothing
+of mnist_estimator.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import tta_recipe  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def main():
+  args = tta_recipe.parser(__doc__).parse_args()
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(args.threads or os.cpu_count())
+  torch.manual_seed(args.seed)
+  x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in tta_recipe.load(args.data))
+  x_train, x_test = x_train.permute(0, 3, 1, 2).contiguous(), x_test.permute(0, 3, 1, 2)
+  first, second = (int(f) for f in args.filters.split(","))
+  model = nn.Sequential(
+      nn.Conv2d(1, first, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Conv2d(first, second, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+      nn.Flatten(), nn.Linear(second * 49, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
+  optimizer = torch.optim.Adam(model.parameters(), args.learning_rate, (args.beta1, args.beta2))
+  steps_per_epoch = -(-len(x_train) // args.batch_size)
+  total = steps_per_epoch * args.epochs
+  schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: tta_recipe.one_cycle(
+      step, total, 1.0, args.warmup))
+  autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+  loss_fn = nn.CrossEntropyLoss()
+
+  def train_epoch():
+    model.train()
+    for batch in torch.randperm(len(x_train)).split(args.batch_size):
+      with autocast():
+        loss = loss_fn(model(x_train[batch]), y_train[batch])
+      optimizer.zero_grad(set_to_none=True)
+      loss.backward()
+      optimizer.step()
+      schedule.step()
+
+  def evaluate():
+    model.eval()
+    with torch.no_grad(), autocast():
+      right = sum(int((model(x).argmax(1) == y).sum())
+                  for x, y in zip(x_test.split(1000), y_test.split(1000)))
+    return right / len(x_test)
+
+  clock = tta_recipe.Clock(args.target)
+  for epoch in range(1, args.epochs + 1):
+    clock.timed("train", train_epoch)
+    if clock.reached(epoch, clock.timed("evaluate", evaluate)):
+      break
+  clock.report()
+
+
+if __name__ == "__main__":
+  main()
