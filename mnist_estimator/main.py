@@ -29,8 +29,8 @@ def main(argv: Sequence[str]) -> None:
       raise UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag "
                        "(see --helpshort)")
     settings = {name: flags.FLAGS[name].value for name in spec_lib.field_names()}
-    # The Python API, which a notebook calls too. (MODES is untyped: its functions differ.)
-    api.MODES[settings["mode"]](**settings)  # type: ignore[operator]
+    # The Python API, which a notebook calls too.
+    api.MODES[settings["mode"]](**settings)
 
 
 def run() -> None:

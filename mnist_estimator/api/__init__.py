@@ -58,7 +58,7 @@ class Result:
   metrics: Optional[Dict[str, Any]] = None
   export: Optional[str] = None
   exports: Dict[str, str] = dataclasses.field(default_factory=dict)
-  predictions: Optional[list] = None
+  predictions: Optional[List[Any]] = None
 
   @property
   def accuracy(self) -> Optional[float]:
@@ -168,9 +168,10 @@ def export(model_dir: Optional[str] = None, formats: Union[str, Sequence[str], N
       raise UsageError("give formats= or export_format=, not both")
     settings["export_format"] = [formats] if isinstance(formats, str) else list(formats)
   if export_dir == MODEL_DIR_EXPORT:
+    default_dataset = str(spec_lib.RunSpec.__dataclass_fields__["dataset"].default)
     export_dir = MODEL_DIR_EXPORT.format(model_dir=model_dir or spec_lib.default_model_dir(
         model_label(settings.get("model") or spec_lib.DEFAULT_MODEL),
-        settings.get("dataset") or spec_lib.RunSpec.__dataclass_fields__["dataset"].default))
+        settings.get("dataset") or default_dataset))
   return run(mode=only_mode(settings, "export"), model_dir=model_dir, export_dir=export_dir,
              data=data, **settings)
 
@@ -238,7 +239,7 @@ def predict(model: str, images: Any, *, labels: Any = None, invert: str = "auto"
                      None if labels is None else np.asarray(labels))
 
 
-def _class_names(path):
+def _class_names(path: str) -> List[str]:
   """A SavedModel's class names (assets.extra), or a model file's."""
   if os.path.isfile(path):
     return predict_model.load_model(path).class_names
@@ -249,7 +250,7 @@ def _class_names(path):
   return predict_model.load_model(version).class_names
 
 
-def _servable(path):
+def _servable(path: str) -> str:
   """A model file or SavedModel as it is; a model_dir's newest checkpoint, exported if needed."""
   if os.path.isfile(path) or saved_model_lib.versions(path):
     return path
@@ -265,11 +266,12 @@ def _servable(path):
     return newest
   stdout, sys.stdout = sys.stdout, io.StringIO()  # the export's header: noise here
   try:
-    newest = export(path, export_dir=base).export
+    exported = export(path, export_dir=base).export
   finally:
     sys.stdout = stdout
-  print(f"exported {path}'s newest checkpoint for predict: {newest}")
-  return newest
+  assert exported is not None, "an export writes a SavedModel version"
+  print(f"exported {path}'s newest checkpoint for predict: {exported}")
+  return exported
 
 
 def load_data(dataset: str = "mnist_sample", data_dir: Optional[str] = None) -> datasets.Dataset:
@@ -284,7 +286,7 @@ def load_data(dataset: str = "mnist_sample", data_dir: Optional[str] = None) -> 
 class _CallablePackage(types.ModuleType):
   """mnist_estimator.predict is the predict command's package and, called, the API's predict."""
 
-  def __call__(self, *args, **kwargs):
+  def __call__(self, *args: Any, **kwargs: Any) -> Predictions:
     return predict(*args, **kwargs)
 
 
@@ -292,6 +294,7 @@ class _CallablePackage(types.ModuleType):
 sys.modules["mnist_estimator.predict"].__class__ = _CallablePackage
 
 # The function of each --mode; main calls MODES[mode](**the flags' settings).
-MODES = {"train": train, "train_and_evaluate": train, "evaluate": evaluate, "export": export,
-         "predict": run, "weights": run}
+MODES: Dict[str, Callable[..., Result]] = {
+    "train": train, "train_and_evaluate": train, "evaluate": evaluate, "export": export,
+    "predict": run, "weights": run}
 assert set(MODES) == set(spec_lib.MODES), "a function for every --mode"

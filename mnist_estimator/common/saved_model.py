@@ -5,6 +5,7 @@ Loading one is mnist_estimator.runtime's.
 
 import json
 import os
+from typing import Any, Dict, List, Mapping, Optional
 
 from mnist_estimator.common.errors import UsageError
 
@@ -21,7 +22,7 @@ CLASS_NAMES_FILE = "class_names.txt"  # in assets.extra: one class name a line
 METADATA_FILE = "mnist_estimator.json"
 
 
-def class_names(path):
+def class_names(path: str) -> Optional[List[str]]:
   """The class names an export keeps in assets.extra, or None (digits: "0".."9")."""
   file = os.path.join(path, "assets.extra", CLASS_NAMES_FILE)
   try:
@@ -31,7 +32,7 @@ def class_names(path):
     return None
 
 
-def metadata(path):
+def metadata(path: str) -> Dict[str, Any]:
   """The data record an export keeps in assets.extra ({} for an older export)."""
   try:
     with open(os.path.join(path, "assets.extra", METADATA_FILE), encoding="utf-8") as f:
@@ -41,7 +42,7 @@ def metadata(path):
     return {}
 
 
-def image_input_key(inputs):
+def image_input_key(inputs: Mapping[str, Any]) -> Optional[str]:
   """The input a serving signature takes images on: "images", else its only input, else None.
 
   One choice for predict, the exports' check and the server's page.
@@ -51,7 +52,7 @@ def image_input_key(inputs):
   return next(iter(inputs)) if len(inputs) == 1 else None
 
 
-def listdir(path):
+def listdir(path: str) -> List[str]:
   """os.listdir, or [] where the folder is missing or unreadable."""
   try:
     return os.listdir(path)
@@ -59,7 +60,7 @@ def listdir(path):
     return []
 
 
-def versions(base):
+def versions(base: str) -> Dict[int, str]:
   """{version: path} of the numbered SavedModels under base (TF Serving's base path).
 
   A base that is itself a SavedModel is one version: its folder name if numeric, else 1.
@@ -71,7 +72,7 @@ def versions(base):
           if n.isdigit() and os.path.isfile(os.path.join(base, n, PB))}
 
 
-def newest(base):
+def newest(base: str) -> str:
   """The newest SavedModel under base (or base itself if it is one).
 
   Raises:

@@ -12,6 +12,9 @@ from mnist_estimator.common.errors import UsageError
 
 STATE_FILE = "checkpoint"
 _STEP = re.compile(r"^model\.ckpt-(\d+)\.(index|data-\d+-of-(\d+))$")
+_PREFIX = re.compile(r"^model\.ckpt-(\d+)$")
+# A data file of any prefix (a state file may name one not called model.ckpt-N): its count.
+_SHARD = re.compile(r"\.data-\d+-of-(\d+)$")
 
 
 def on_disk(model_dir: str) -> Dict[int, str]:
@@ -37,8 +40,10 @@ def verify(prefix: str) -> Optional[str]:
   shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
   if not shards:
     return f"{os.path.basename(prefix)}.data-00000-of-00001 is missing"
-  # No match (AttributeError) for a prefix not named model.ckpt-N: a state file may name one.
-  wanted = int(_STEP.match(os.path.basename(shards[0])).group(3))  # type: ignore[union-attr]
+  shard = _SHARD.search(os.path.basename(shards[0]))
+  if shard is None:  # the glob's stars matched something other than numbers
+    return f"{os.path.basename(shards[0])} is not named {os.path.basename(prefix)}.data-N-of-M"
+  wanted = int(shard.group(1))
   if len(shards) != wanted:
     return f"{os.path.basename(prefix)} has {len(shards)} of its {wanted} data files"
   try:
@@ -119,8 +124,11 @@ def ensure(model_dir: str, fallback: bool = False,
       announce(f"{problem}; rebuilt it from the checkpoints on disk (newest: "
                f"{os.path.basename(newest)})")
     return newest
+  # Older ones; for a prefix of another name (the state file's), any model.ckpt-N on disk.
+  named = _PREFIX.match(os.path.basename(newest))
+  below = int(named.group(1)) if named else max(found) + 1
   good = next((found[s] for s in sorted(found, reverse=True)
-               if s < _step(newest) and verify(found[s]) is None), None)
+               if s < below and verify(found[s]) is None), None)
   if good is None:
     raise UsageError(f"the newest checkpoint {newest} is unreadable ({bad}) and no older one "
                      f"is whole; move {model_dir} away and train again")

@@ -72,12 +72,13 @@ def _import(path: str, name: str) -> ModuleType:
                        "file (./nets.py:fn) or a module on sys.path (mypkg.nets:fn)")
     module_name = f"mnist_estimator_user_{hashlib.sha1(file.encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, file)
-    # spec is None for a file whose name does not end in .py (no loader takes it), and then
-    # module_from_spec raises AttributeError: not yet a UsageError.
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    if spec is None or spec.loader is None:  # a name not ending in .py: no loader takes it
+      raise UsageError(f"--model={path}:{name}: {path} is not a Python file (.py); pass "
+                       f"--model=PATH.py:{name} or a dotted module (mypkg.nets:{name})")
+    loader = spec.loader
+    module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
-    _run_user_code(lambda: spec.loader.exec_module(module),  # type: ignore[union-attr]
-                   file, f"importing {file}")
+    _run_user_code(lambda: loader.exec_module(module), file, f"importing {file}")
     return module
   try:
     return importlib.import_module(path)

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -23,9 +24,12 @@ CLASS_NAMES_KEY = formats.CLASS_NAMES_KEY
 METADATA_KEY = formats.METADATA_KEY
 require = formats.require
 
+if TYPE_CHECKING:  # for the hints only
+  import tensorflow as tf
+
 
 @contextlib.contextmanager
-def quiet():
+def quiet() -> Iterator[None]:
   """The converters' C++ summaries (stdout and stderr) and TF's warnings go to the run's log.
 
   MLIR prints its "non-converted ops" summary and tf2onnx its progress straight to the file
@@ -55,21 +59,22 @@ def quiet():
         absl_logging.info("converter output:\n%s", text)
 
 
-def output_path(saved_model, fmt):
+def output_path(saved_model: str, fmt: str) -> str:
   """Where format `fmt` of a SavedModel version goes: beside it, <version><suffix>."""
   return os.path.normpath(saved_model) + FORMATS[fmt].suffix
 
 
-def _tflite_converter(saved_model):
+def _tflite_converter(saved_model: str) -> "tf.lite.TFLiteConverter":
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # The TF2 converter keeps the signature's names (images -> classes, probabilities).
   return tf.lite.TFLiteConverter.from_saved_model(
       saved_model, signature_keys=[saved_model_lib.SERVING_DEFAULT])
 
 
-def _metadata(class_names, data):
+def _metadata(class_names: Optional[Sequence[str]],
+              data: Optional[Mapping[str, Any]]) -> Dict[str, str]:
   """{key: text} a model file keeps: its class names, and what its input expects (JSON)."""
-  found = {}
+  found: Dict[str, str] = {}
   if class_names:
     found[CLASS_NAMES_KEY] = "\n".join(class_names)
   if data:
@@ -80,7 +85,7 @@ def _metadata(class_names, data):
   return found
 
 
-def _write_tflite(content, path, entries):
+def _write_tflite(content: bytes, path: str, entries: Optional[Mapping[str, str]]) -> None:
   """Writes a converted flatbuffer with `entries` ({name: text}) in its metadata."""
   if entries:
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
@@ -98,13 +103,14 @@ def _write_tflite(content, path, entries):
     f.write(content)
 
 
-def to_tflite(saved_model, path, metadata=None):
+def to_tflite(saved_model: str, path: str, metadata: Optional[Mapping[str, str]] = None) -> str:
   """Float32 TFLite of serving_default (images in; classes, probabilities out)."""
   _write_tflite(_tflite_converter(saved_model).convert(), path, metadata)
   return path
 
 
-def to_tflite_int8(saved_model, path, representative, metadata=None):
+def to_tflite_int8(saved_model: str, path: str, representative: Optional[np.ndarray],
+                   metadata: Optional[Mapping[str, str]] = None) -> str:
   """Full-integer post-training int8 TFLite, calibrated on `representative`.
 
   Every op runs in int8. The input is uint8 (0..255: the pixels' own bytes, scale ~1/255),
@@ -122,7 +128,7 @@ def to_tflite_int8(saved_model, path, representative, metadata=None):
                      "--representative_examples=N (N >= 1)")
   key = _input_key(saved_model)
 
-  def examples():
+  def examples() -> Iterator[Dict[str, np.ndarray]]:
     for row in representative:
       yield {key: np.asarray(row[np.newaxis], np.float32)}
 
@@ -136,14 +142,15 @@ def to_tflite_int8(saved_model, path, representative, metadata=None):
   return path
 
 
-def _input_key(saved_model):
+def _input_key(saved_model: str) -> str:
   """The serving_default input's key (images, or sequences for a series model)."""
   from tensorflow.python.tools import saved_model_utils  # pylint: disable=g-import-not-at-top
   meta_graph = saved_model_utils.get_meta_graph_def(saved_model, "serve")
   return next(iter(meta_graph.signature_def[saved_model_lib.SERVING_DEFAULT].inputs))
 
 
-def to_onnx(saved_model, path, metadata=None, opset=ONNX_OPSET):
+def to_onnx(saved_model: str, path: str, metadata: Optional[Mapping[str, str]] = None,
+            opset: int = ONNX_OPSET) -> str:
   """ONNX of serving_default through tf2onnx, with the signature's names and a named batch."""
   require("onnx", "--export_format=onnx")
   tf2onnx = require("tf2onnx", "--export_format=onnx")
@@ -165,7 +172,7 @@ def to_onnx(saved_model, path, metadata=None, opset=ONNX_OPSET):
   return path
 
 
-def convert(saved_model, fmt, representative=None):
+def convert(saved_model: str, fmt: str, representative: Optional[np.ndarray] = None) -> str:
   """Writes format `fmt` of a SavedModel version beside it; returns the file's path.
 
   Raises:

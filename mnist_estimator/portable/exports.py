@@ -1,6 +1,9 @@
 """--export_format: convert a SavedModel version, check every file against it, announce them."""
 
 import shutil
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from mnist_estimator import runtime
 from mnist_estimator.portable import SAVED_MODEL
@@ -9,7 +12,8 @@ from mnist_estimator.portable import parse_formats
 from mnist_estimator.portable import verify
 
 
-def check_files(saved_model, files, inputs, labels, rounds=3, threads=1):
+def check_files(saved_model: str, files: Mapping[str, str], inputs: np.ndarray, labels: Any,
+                rounds: int = 3, threads: int = 1) -> List[verify.Row]:
   """Runs the SavedModel and each file on the test inputs; returns the table's Rows.
 
   Args:
@@ -35,8 +39,10 @@ def check_files(saved_model, files, inputs, labels, rounds=3, threads=1):
   return rows
 
 
-def export_formats(saved_model, names, representative=None, test=None, verify_files=True,
-                   out=print):
+def export_formats(saved_model: str, names: Union[str, Sequence[str]],
+                   representative: Optional[np.ndarray] = None,
+                   test: Optional[Tuple[np.ndarray, Any]] = None, verify_files: bool = True,
+                   out: Callable[[str], Any] = print) -> Dict[str, str]:
   """Writes the formats `names` of a SavedModel version beside it, checked, then announced.
 
   Args:
@@ -64,7 +70,7 @@ def export_formats(saved_model, names, representative=None, test=None, verify_fi
     out(verify.format_table(rows))
     for row in rows[1:]:
       verify.check(row, rows[0], next(f for f in formats if f.name == row.format).quantized)
-  found = {}
+  found: Dict[str, str] = {}
   for fmt in formats:
     path = saved_model if fmt.name == SAVED_MODEL else files[fmt.name]
     found[fmt.name] = path
@@ -75,9 +81,9 @@ def export_formats(saved_model, names, representative=None, test=None, verify_fi
   return found
 
 
-def tensor_kinds(path):
+def tensor_kinds(path: str) -> str:
   """What a quantized file takes and returns: "uint8 images (scale 1/255, zero point 0), ..."."""
-  def kind(t):
+  def kind(t: runtime.FileTensor) -> str:
     if t.scale is None:
       return f"{t.dtype} {t.name}"
     return f"{t.dtype} {t.name} (scale 1/{1 / t.scale:.0f}, zero point {t.zero_point})"

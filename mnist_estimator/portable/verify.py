@@ -2,11 +2,14 @@
 
 import dataclasses
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Classifier
 
 # The checks of the issue: a float file must agree on every top-1 within this probability...
 FLOAT_MAX_ABS_DIFF = 1e-4
@@ -32,7 +35,8 @@ class Row:
   images_per_sec: Optional[float] = None
 
 
-def serving_inputs(x, image_shape, standardize=None):
+def serving_inputs(x: Any, image_shape: Sequence[int],
+                   standardize: Optional[Tuple[Any, Any]] = None) -> np.ndarray:
   """Data-set arrays as the serving signature takes them.
 
   Args:
@@ -51,20 +55,22 @@ def serving_inputs(x, image_shape, standardize=None):
   return values.reshape(-1, *image_shape[:2]) if image_shape[2] == 1 else values
 
 
-def representative(x_train, count, seed=0):
+def representative(x_train: Any, count: int, seed: int = 0) -> Any:
   """A seeded sample of `count` training rows (all of them if there are fewer)."""
   rng = np.random.default_rng(seed)
   return x_train[np.sort(rng.choice(len(x_train), min(count, len(x_train)), replace=False))]
 
 
-def predict_all(runner, inputs, batch=BATCH):
+def predict_all(runner: "Classifier", inputs: np.ndarray,
+                batch: int = BATCH) -> Tuple[np.ndarray, np.ndarray]:
   """(classes, probabilities) of a runner on every input, `batch` rows per call."""
   parts = [runner.run(inputs[i:i + batch]) for i in range(0, len(inputs), batch)]
   return (np.concatenate([p["classes"] for p in parts]).astype(np.int64),
           np.concatenate([p["probabilities"] for p in parts]).astype(np.float32))
 
 
-def compare(reference, runner, inputs, labels, reference_out=None):
+def compare(reference: "Classifier", runner: "Classifier", inputs: np.ndarray, labels: Any,
+            reference_out: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Row:
   """A Row: the runner's accuracy and its agreement with `reference` on inputs.
 
   Args:
@@ -80,7 +86,8 @@ def compare(reference, runner, inputs, labels, reference_out=None):
              float(np.max(np.abs(probs - ref_probs))) if len(probs) else 0.0)
 
 
-def time_runners(runners, inputs, rounds=3, singles=50, batch=BATCH):
+def time_runners(runners: Mapping[str, "Classifier"], inputs: np.ndarray, rounds: int = 3,
+                 singles: int = 50, batch: int = BATCH) -> Dict[str, Tuple[float, float]]:
   """Median latency at batch 1 and throughput at `batch`, the runners interleaved round by round.
 
   Each round times every runner in turn on the same images, so a change in the machine's
@@ -95,8 +102,8 @@ def time_runners(runners, inputs, rounds=3, singles=50, batch=BATCH):
   """
   singles = max(1, min(singles, len(inputs)))
   big = inputs[:batch] if len(inputs) >= batch else np.resize(inputs, (batch, *inputs.shape[1:]))
-  single_ms = {label: [] for label in runners}
-  batch_s = {label: [] for label in runners}
+  single_ms: Dict[str, List[float]] = {label: [] for label in runners}
+  batch_s: Dict[str, List[float]] = {label: [] for label in runners}
   for runner in runners.values():  # warm up: the first call of each allocates
     runner.run(inputs[:1])
     runner.run(big)
@@ -113,7 +120,7 @@ def time_runners(runners, inputs, rounds=3, singles=50, batch=BATCH):
           for label in runners}
 
 
-def check(row, reference_row, quantized):
+def check(row: Row, reference_row: Row, quantized: bool) -> None:
   """Raises ExportCheckFailed unless `row` passes its format's check against the SavedModel."""
   fix = (f"the file is left at {row.path} but is not to be trusted; --noverify_export "
          "skips the check")
@@ -135,7 +142,7 @@ def check(row, reference_row, quantized):
         f"SavedModel (at most {FLOAT_MAX_ABS_DIFF:.0e}); {fix}")
 
 
-def size_text(count):
+def size_text(count: float) -> str:
   for unit, scale in (("MB", 1e6), ("kB", 1e3)):
     if count >= scale:
       return f"{count / scale:.1f} {unit}"
@@ -146,7 +153,7 @@ HEADER = ("| format | size | accuracy | top-1 agreement | max abs prob diff | ms
           "| images/s at batch 256 |")
 
 
-def format_table(rows):
+def format_table(rows: Sequence[Row]) -> str:
   """The issue's Markdown table, a line per Row (the SavedModel first); '-' where not timed."""
   lines = [HEADER, "|---|---|---|---|---|---|---|"]
   for r in rows:

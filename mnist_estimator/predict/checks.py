@@ -1,15 +1,19 @@
 """Refusals and warnings that keep predictions from being silently wrong."""
 
 import sys
+from typing import TYPE_CHECKING, Iterable, Optional, TextIO
 
 import numpy as np
 
 from mnist_estimator.common.errors import UsageError
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.predict.image_files import File
+
 _BLANK_STD = 0.5 / 255  # below half a gray level of spread: one flat colour
 
 
-def background(colors, alpha):
+def background(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
   """The background for transparent pixels, per image: black under light ink, else white.
 
   Args:
@@ -26,7 +30,7 @@ def background(colors, alpha):
   return np.where(light, 0.0, 1.0).astype(np.float32)
 
 
-def check_blank(files, out=sys.stderr):
+def check_blank(files: Iterable["File"], out: TextIO = sys.stderr) -> None:
   """Refuses an image file that is one flat colour after preprocessing; warns for data files.
 
   Args:
@@ -51,7 +55,7 @@ def check_blank(files, out=sys.stderr):
           "predictions mean nothing", file=out)
 
 
-def check_labels(truth, n_classes, path):
+def check_labels(truth: Optional[np.ndarray], n_classes: int, path: Optional[str]) -> None:
   """Refuses labels outside the model's classes 0..n_classes-1."""
   if truth is None or not len(truth):
     return

@@ -3,7 +3,7 @@
 import collections
 import dataclasses
 import os
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -27,15 +27,15 @@ class Inputs:
   """
   paths: List[str]
   labels: Optional[np.ndarray]
-  ignored: collections.Counter
+  ignored: "collections.Counter[str]"
   labelled_by: List[str]
 
-  def ignored_text(self):
+  def ignored_text(self) -> str:
     """The ignored files by extension, e.g. ".txt 2, .csv 1"."""
     return ", ".join(f"{ext} {n}" for ext, n in sorted(self.ignored.items()))
 
 
-def _entries(folder):
+def _entries(folder: str) -> List["os.DirEntry[str]"]:
   """The folder's visible entries, sorted (names starting with "." are hidden)."""
   try:
     return sorted((e for e in os.scandir(folder) if not e.name.startswith(".")),
@@ -44,13 +44,13 @@ def _entries(folder):
     raise UsageError(f"cannot read the folder {folder} ({e.strerror}); check the path") from None
 
 
-def _images(folder, ignored, seen):
+def _images(folder: str, ignored: "collections.Counter[str]", seen: Set[str]) -> List[str]:
   """The image files under folder (subfolders too, each real folder once), sorted."""
   real = os.path.realpath(folder)
   if real in seen:  # a symlink back up the tree
     return []
   seen.add(real)
-  found = []
+  found: List[str] = []
   for entry in _entries(folder):
     if entry.is_dir():
       found += _images(entry.path, ignored, seen)
@@ -61,7 +61,8 @@ def _images(folder, ignored, seen):
   return found
 
 
-def _class_folders(folder, entries, class_names, folder_labels):
+def _class_folders(folder: str, entries: Sequence["os.DirEntry[str]"], class_names: Sequence[str],
+                   folder_labels: str) -> Optional[Dict[int, str]]:
   """The folder's subfolders as {class id: folder}, or None where they are no classes.
 
   Raises:
@@ -93,7 +94,8 @@ def _class_folders(folder, entries, class_names, folder_labels):
   return {class_names.index(e.name): e.path for e in dirs}
 
 
-def _folder(folder, class_names, folder_labels, ignored):
+def _folder(folder: str, class_names: Sequence[str], folder_labels: str,
+            ignored: "collections.Counter[str]") -> Tuple[List[str], Optional[List[int]]]:
   """(paths, labels or None) of one folder argument."""
   entries = _entries(folder)
   classes = _class_folders(folder, entries, class_names, folder_labels)
@@ -129,7 +131,11 @@ def expand(args: Sequence[str], class_names: Sequence[str],
     raise UsageError(f"unknown --folder_labels={folder_labels}; choose from: "
                      f"{', '.join(LABELS_CHOICES)}")
   names = [str(name) for name in class_names]
-  paths, labels, ignored, by, unlabelled = [], [], collections.Counter(), [], None
+  paths: List[str] = []
+  labels: List[int] = []
+  ignored: "collections.Counter[str]" = collections.Counter()
+  by: List[str] = []
+  unlabelled: Optional[str] = None
   for arg in args:
     if not os.path.isdir(arg):
       paths.append(arg)

@@ -4,7 +4,7 @@ import collections
 import dataclasses
 import gzip
 import io
-from typing import Optional
+from typing import Callable, List, Optional, Sequence, Tuple, cast
 import zipfile
 import zlib
 
@@ -23,8 +23,10 @@ _GRAY = np.array([[0.299], [0.587], [0.114]], np.float32)
 _KINDS = (f"an image ({decode_lib.FORMATS}) or a data file (MNIST IDX, .npz, .npy)")
 _CHUNK = 256  # image files decoded in one graph run
 
+ImageShape = Tuple[int, int, int]  # a model's (H, W, C)
 
-def sniff(path):
+
+def sniff(path: str) -> str:
   """The file's kind from its first bytes: "idx" (maybe gzipped), "npy", "npz" or "image"."""
   try:
     with open(path, "rb") as f:
@@ -42,7 +44,7 @@ def sniff(path):
   return {b"\x93NUM": "npy", b"PK\x03\x04": "npz"}.get(head, "image")
 
 
-def read_array(path, kind, keys):
+def read_array(path: str, kind: str, keys: Sequence[str]) -> np.ndarray:
   """The array of an IDX, .npy or .npz file (for .npz: the first of `keys`, else the only one)."""
   if kind == "idx":
     return readers.read_idx(path)
@@ -60,7 +62,7 @@ def read_array(path, kind, keys):
                      "re-create it with numpy.save or numpy.savez") from None
 
 
-def _data_images(array, path, image_shape):
+def _data_images(array: np.ndarray, path: str, image_shape: ImageShape) -> np.ndarray:
   """A data file's array as float32 [N, h, w, c] in 0..1 (integers are scaled from 0..255)."""
   a = np.asarray(array)
   if a.ndim == 2 and a.shape[1] == np.prod(image_shape):  # flat rows, as some MNIST copies are
@@ -79,7 +81,7 @@ def _data_images(array, path, image_shape):
                    "floats 0..1")
 
 
-def _channels(images, channels, path):
+def _channels(images: np.ndarray, channels: int, path: str) -> np.ndarray:
   """Converts a data file's float images [n, h, w, c] to `channels` channels (RGB(A) <-> gray)."""
   have = images.shape[-1]
   if have == channels:
@@ -99,7 +101,8 @@ def _channels(images, channels, path):
                    f"{'grayscale' if channels == 1 else 'RGB'}")
 
 
-def _fit_data(images, path, decoding, resize):
+def _fit_data(images: np.ndarray, path: str, decoding: decode_lib.Decoding,
+              resize: bool) -> np.ndarray:
   """A data file's float images [n, h, w, c] with the model's channels and (resize) size."""
   images = _channels(images, decoding.channels, path)
   h, w = images.shape[1:3]
@@ -133,25 +136,25 @@ class File:
 class Notes:
   """What predict did to the images, counted, said once per run (no silent transformation)."""
 
-  def __init__(self):
-    self.counts = collections.Counter()
+  def __init__(self) -> None:
+    self.counts: "collections.Counter[str]" = collections.Counter()
 
-  def add(self, what, count=1):
+  def add(self, what: str, count: int = 1) -> None:
     self.counts[what] += count
 
-  def lines(self):
+  def lines(self) -> List[str]:
     return [f"note: {what.format(n=n, s='' if n == 1 else 's')}"
             for what, n in self.counts.items() if n]
 
 
-def polarity(border):
+def polarity(border: Optional[float]) -> Optional[str]:
   """"dark" or "light" for a clear border brightness (0..1), else None."""
   if border is None:
     return None
   return "dark" if border < 0.35 else "light" if border > 0.65 else None
 
 
-def _image_bytes(path, decoding, resize, notes):
+def _image_bytes(path: str, decoding: decode_lib.Decoding, resize: bool, notes: Notes) -> bytes:
   """An image file's bytes for decoding (data/decode.py), its size and mode checked, noted."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   data = decode_lib.file_bytes(path)
@@ -176,7 +179,8 @@ def _image_bytes(path, decoding, resize, notes):
   return data
 
 
-def _decode(pending, decoding):
+def _decode(pending: Sequence[Tuple[int, str, bytes]],
+            decoding: decode_lib.Decoding) -> np.ndarray:
   """uint8 [n, H, W, C] of pending [(index, path, bytes)], decoded in one graph run.
 
   A run per file cost 2 ms a file, 30 times as much (500 files/s).
@@ -190,8 +194,10 @@ def _decode(pending, decoding):
   return pixels
 
 
-def load_files(paths, image_shape, invert="auto", resize=False, decoding=None,
-               border_mean=None, notes=None, progress=None):
+def load_files(paths: Sequence[str], image_shape: ImageShape, invert: str = "auto",
+               resize: bool = False, decoding: Optional[decode_lib.Decoding] = None,
+               border_mean: Optional[float] = None, notes: Optional[Notes] = None,
+               progress: Optional[Callable[[int], None]] = None) -> List[File]:
   """Reads each file's images as the model takes them; see `load_images`.
 
   Args:
@@ -211,7 +217,8 @@ def load_files(paths, image_shape, invert="auto", resize=False, decoding=None,
   decoding = decoding or decode_lib.Decoding(*image_shape)
   notes = notes if notes is not None else Notes()
   trained = polarity(border_mean)
-  files, pending = [None] * len(paths), []  # pending: image files, decoded a chunk at a time
+  files: List[Optional[File]] = [None] * len(paths)
+  pending: List[Tuple[int, str, bytes]] = []  # image files, decoded a chunk at a time
   for done, path in enumerate(paths, 1):
     kind = sniff(path)
     if kind != "image":
@@ -226,10 +233,11 @@ def load_files(paths, image_shape, invert="auto", resize=False, decoding=None,
       pending = []
     if progress:
       progress(done)
-  return files
+  return cast(List[File], files)  # every path's File, set above
 
 
-def _image_file(path, pixels, data, invert, trained, notes):
+def _image_file(path: str, pixels: np.ndarray, data: bytes, invert: str, trained: Optional[str],
+                notes: Notes) -> File:
   """An image file as a File: its decoded pixels [1, H, W, C], inverted if it must be."""
   images = pixels.astype(np.float32) / 255.0
   seen = polarity(decode_lib.border_mean(pixels))
@@ -242,8 +250,9 @@ def _image_file(path, pixels, data, invert, trained, notes):
   return File(path, images, False, None if flip else data)
 
 
-def load_images(paths, image_shape, invert="auto", resize=False, decoding=None,
-                border_mean=None):
+def load_images(paths: Sequence[str], image_shape: ImageShape, invert: str = "auto",
+                resize: bool = False, decoding: Optional[decode_lib.Decoding] = None,
+                border_mean: Optional[float] = None) -> np.ndarray:
   """Reads image files (PNG, JPEG, BMP, GIF, WebP, TIFF, PPM) and data files (MNIST IDX (.gz),
   .npz, .npy) as the model takes them.
 
@@ -271,7 +280,7 @@ def load_images(paths, image_shape, invert="auto", resize=False, decoding=None,
   return np.concatenate([f.images for f in files])
 
 
-def load_labels(path):
+def load_labels(path: str) -> np.ndarray:
   """Reads int labels [N] from an MNIST IDX labels file, an .npy, or an .npz (y_test, else y).
 
   Raises:

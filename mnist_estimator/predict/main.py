@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
@@ -24,14 +25,18 @@ from mnist_estimator.predict import sequences
 from mnist_estimator.predict import summary as summary_lib
 
 FLAGS = flags.FLAGS
+# A predicted image: (its file, its index in the file, the file is a data file).
+Row = Tuple[str, int, bool]
 
 
-def _shown(cls, names):
+def _shown(cls: int, names: Sequence[str]) -> str:
   """A class as the user knows it: its id, and its name where that says more (a folder's)."""
   return str(cls) if names[cls] == str(cls) else f"{cls} ({names[cls]})"
 
 
-def _text_lines(rows, classes, probs, labels, max_lines, names):
+def _text_lines(rows: Sequence[Row], classes: np.ndarray, probs: np.ndarray,
+                labels: Optional[np.ndarray], max_lines: int,
+                names: Sequence[str]) -> Iterator[str]:
   """`file[index]  class 7  probability 0.9981` per image (up to max_lines)."""
   for n, (path, index, is_data) in enumerate(rows[:max_lines]):
     label = "" if labels is None else f"  label {_shown(labels[n], names)}"
@@ -42,10 +47,11 @@ def _text_lines(rows, classes, probs, labels, max_lines, names):
     yield f"... {len(rows) - max_lines} more"
 
 
-def _json_lines(rows, classes, probs, labels, names):
+def _json_lines(rows: Sequence[Row], classes: np.ndarray, probs: np.ndarray,
+                labels: Optional[np.ndarray], names: Sequence[str]) -> Iterator[str]:
   """One JSON object per image, every image: the machine-readable form."""
   for n, (path, index, _) in enumerate(rows):
-    row = {"file": path, "index": index, "class": int(classes[n]),
+    row: Dict[str, Any] = {"file": path, "index": index, "class": int(classes[n]),
            "class_name": names[classes[n]],
            "probability": float(probs[n, classes[n]]),
            "probabilities": [float(p) for p in probs[n]]}
@@ -54,7 +60,10 @@ def _json_lines(rows, classes, probs, labels, names):
     yield json.dumps(row)
 
 
-def _read_inputs(model, paths, labels, folder_labels, invert, resize, notes):
+def _read_inputs(
+    model: model_lib.Model, paths: Sequence[str], labels: Optional[str], folder_labels: str,
+    invert: str, resize: bool, notes: image_files.Notes,
+) -> Tuple[List[image_files.File], Optional[np.ndarray], Optional[str]]:
   """(files, labels or None, where the labels came from): folders walked, files read."""
   if model.input_key == saved_model_lib.SEQUENCES_KEY:  # a weather model: windows of raw rows
     folder = next((path for path in paths if os.path.isdir(path)), None)
@@ -83,7 +92,9 @@ def _read_inputs(model, paths, labels, folder_labels, invert, resize, notes):
   return files, image_files.load_labels(labels) if labels else None, labels
 
 
-def _show(out, rows, classes, probs, truth, model, as_json, max_lines):
+def _show(out: TextIO, rows: Sequence[Row], classes: np.ndarray, probs: np.ndarray,
+          truth: Optional[np.ndarray], model: model_lib.Model, as_json: bool,
+          max_lines: int) -> Optional[Dict[str, Any]]:
   """Prints a line per image, then (labels known) accuracy, recall and the confusion table.
 
   Returns:
@@ -102,9 +113,10 @@ def _show(out, rows, classes, probs, truth, model, as_json, max_lines):
   return report
 
 
-def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
-                  batch_size=1000, as_json=False, max_lines=100, out=None,
-                  folder_labels="auto"):
+def predict_files(saved_model: str, paths: Sequence[str], labels: Optional[str] = None,
+                  invert: str = "auto", resize: bool = False, batch_size: int = 1000,
+                  as_json: bool = False, max_lines: int = 100, out: Optional[TextIO] = None,
+                  folder_labels: str = "auto") -> Dict[str, Any]:
   """What the command line does: predicts the files' images and prints the results.
 
   Args:
@@ -148,7 +160,8 @@ def predict_files(saved_model, paths, labels=None, invert="auto", resize=False,
           "accuracy": report and report["accuracy"], "report": report}
 
 
-def _predict(model, files, batch_size):
+def _predict(model: model_lib.Model, files: Sequence[image_files.File],
+             batch_size: int) -> Tuple[np.ndarray, np.ndarray]:
   """(classes, probabilities) of every file's images, in order.
 
   An image file whose pixels are what decoding it gives goes to the model's image_bytes
@@ -173,7 +186,7 @@ def _predict(model, files, batch_size):
   return classes, probs
 
 
-def define_flags():
+def define_flags() -> None:
   """Defines this entry point's flags; only `run` calls it, so importing defines none."""
   flags.DEFINE_string("saved_model", None, "SavedModel dir, or the --export_dir holding "
                       "timestamped exports (the newest is used). This or --model_file.")
@@ -206,7 +219,7 @@ def define_flags():
   cli.define_verbose()
 
 
-def main(argv):
+def main(argv: Sequence[str]) -> None:
   if not FLAGS.verbose:
     logging.set_verbosity(logging.WARNING)  # TF's INFO notes on loading a SavedModel are noise
   with cli.one_line_errors(FLAGS.verbose):
@@ -221,7 +234,7 @@ def main(argv):
                   folder_labels=FLAGS.folder_labels)
 
 
-def run():
+def run() -> None:
   """Entry point: `python -m mnist_estimator.predict --saved_model=DIR FILE...`."""
   define_flags()
   app.run(main)

@@ -1,6 +1,6 @@
 """A model loaded for prediction (a SavedModel, .tflite or .onnx, through runtime): shape, calls."""
 
-from typing import Any, Tuple
+from typing import Any, List, Tuple, cast
 
 import numpy as np
 
@@ -20,9 +20,10 @@ class Model(runtime.Classifier):
   def __init__(self, model: runtime.Model) -> None:
     super().__init__(model)
     # A folder's class names, kept with the export; else the class ids themselves.
-    self.class_names = self.class_names or [str(i) for i in range(self.n_classes)]
-    h, w = self.input_shape[1:3]
-    self.image_shape = (h, w, self.input_shape[3] if len(self.input_shape) == 4 else 1)
+    self.class_names: List[str] = self.class_names or [str(i) for i in range(self.n_classes)]
+    # Classifier took only [N, H, W(, C)] with every dim after the batch known.
+    dims = cast(List[int], self.input_shape[1:])
+    self.image_shape = (dims[0], dims[1], dims[2] if len(dims) == 3 else 1)
     # What its training data meant (an export of this version keeps it): the decoding of
     # image files, the training images' border brightness (None: not known).
     metadata = self.metadata or {}

@@ -1,6 +1,7 @@
 """Reads windows of a sequence data set (weather weeks) for prediction: JSON, .npy, .npz."""
 
 import json
+from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from mnist_estimator.common.errors import UsageError
 _KINDS = "a JSON file of a list of rows, or an .npy/.npz array"
 
 
-def _read_json(path):
+def _read_json(path: str) -> np.ndarray:
   try:
     with open(path) as f:
       return np.asarray(json.load(f), dtype=np.float64)
@@ -21,7 +22,7 @@ def _read_json(path):
                      "it as [[rain, snow_depth, snowfall, high, low], ...]") from None
 
 
-def _read(path):
+def _read(path: str) -> np.ndarray:
   """The file's array: JSON by its first character, else .npy/.npz as image_files.sniff tells."""
   try:
     with open(path, "rb") as f:
@@ -36,7 +37,7 @@ def _read(path):
   return images_lib.read_array(path, kind, ("x_test", "x"))
 
 
-def as_windows(array, path, shape):
+def as_windows(array: Any, path: str, shape: Sequence[int]) -> np.ndarray:
   """Turns an array of rows into windows of the model's shape.
 
   Args:
@@ -73,7 +74,8 @@ def as_windows(array, path, shape):
   return a.astype(np.float32)[..., np.newaxis]
 
 
-def load_files(paths, shape):
+def load_files(paths: Sequence[str],
+               shape: Sequence[int]) -> List[Tuple[str, np.ndarray, bool]]:
   """Reads each file's windows, like images.load_files.
 
   Args:

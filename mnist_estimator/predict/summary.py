@@ -1,6 +1,6 @@
 """What predict prints once labels are known: accuracy, per-class recall, the confusion table."""
 
-from typing import Iterator, Sequence
+from typing import Any, Dict, Iterator, Sequence
 
 import numpy as np
 
@@ -11,7 +11,7 @@ _CORNER = "true \\ predicted"
 
 
 def build(labels: np.ndarray, classes: np.ndarray, probabilities: np.ndarray,
-          class_names: Sequence[str]) -> dict:
+          class_names: Sequence[str]) -> Dict[str, Any]:
   """The evaluation report's metrics of these predictions (artifacts/report.build_report).
 
   Returns:
@@ -23,7 +23,7 @@ def build(labels: np.ndarray, classes: np.ndarray, probabilities: np.ndarray,
   return dict(report, class_names=names)
 
 
-def text_lines(report: dict) -> Iterator[str]:
+def text_lines(report: Dict[str, Any]) -> Iterator[str]:
   """The accuracy line, a row per class (support, precision, recall, F1), the confusion."""
   yield f"accuracy {report['accuracy']:.4f} on {report['count']} images"
   yield from report_lib.format_table(report).splitlines()[1:]  # its headline says the same

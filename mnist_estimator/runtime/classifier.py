@@ -1,6 +1,6 @@
 """A loaded model's image classifier: its serving_default as images in, classes out."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -31,14 +31,15 @@ class Classifier:
                        "probabilities; export it with mnist_estimator (--export_dir)")
     key = names.image_input_key(signature.inputs)
     shape = signature.inputs[key].shape if key else None
-    if not shape or len(shape) not in (3, 4) or None in shape[1:]:
+    if not key or not shape or len(shape) not in (3, 4) or None in shape[1:]:
       raise UsageError(f"{model.path}'s serving_default does not take fixed-size images "
                        f"[N, H, W(, C)] (inputs: {list(signature.inputs)}); export it with "
                        "mnist_estimator (--export_dir)")
     self._signature = signature
     self.input_key: str = key
     self.input_shape: List[Optional[int]] = list(shape)
-    self.n_classes: int = signature.outputs["probabilities"].shape[-1]
+    # An export's probabilities are [N, n_classes].
+    self.n_classes: int = cast(List[int], signature.outputs["probabilities"].shape)[-1]
     self.by_bytes: Optional[interface.Signature] = model.signatures.get(
         f"{names.IMAGE_BYTES_KEY}:{names.SERVING_DEFAULT}")
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, cast
 
 import numpy as np
 
@@ -76,7 +76,8 @@ class Signature:
     specs = list(self.inputs.values())
     if specs and all(np.dtype(s.np_dtype).kind == "f" and s.shape and None not in s.shape[1:]
                      for s in specs):
-      self.run({s.key: np.zeros([1, *s.shape[1:]], s.np_dtype) for s in specs})
+      # (the check above: every dim after the batch is known)
+      self.run({s.key: np.zeros([1, *cast(List[int], s.shape)[1:]], s.np_dtype) for s in specs})
 
   def definition(self) -> Any:
     """Its SignatureDef proto, as TF Serving's metadata prints one."""

@@ -4,12 +4,16 @@ import re
 import time
 import urllib.parse
 import zlib
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mnist_estimator.serve import health
 from mnist_estimator.serve import inference
@@ -17,6 +21,12 @@ from mnist_estimator.serve import page
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.serve.batching import Batcher
+  from mnist_estimator.serve.manager import ModelManager
+  from mnist_estimator.serve.metrics import Metrics
+  from mnist_estimator.serve.servable import Servable
 
 STATIC_DIR = page.STATIC_DIR
 DEFAULT_MAX_BODY_BYTES = 32 << 20  # a batch of ~4,000 images as JSON
@@ -37,9 +47,7 @@ _CORS_HEADERS = [(b"access-control-allow-origin", b"*"),
                  (b"access-control-allow-headers", b"Content-Type")]
 
 
-
-
-def parse_path(method, path):
+def parse_path(method: str, path: str) -> Tuple[str, Optional[int], Optional[str], str]:
   """(name, version, label, verb or "metadata" or "status") of an API path, as TF Serving does.
 
   Raises:
@@ -47,22 +55,23 @@ def parse_path(method, path):
       version that is not an int64.
   """
   malformed = status.bad_request(f"Malformed request: {method} {path}"[:200])
-  match = {"POST": _POST_PATH, "GET": _GET_PATH}.get(method)
-  match = match and match.fullmatch(path)
+  pattern = {"POST": _POST_PATH, "GET": _GET_PATH}.get(method)
+  match = pattern.fullmatch(path) if pattern else None
   if not match:
     raise malformed
   name, version, label = (urllib.parse.unquote(match[k]) if match[k] else None
                           for k in ("name", "version", "label"))
   if version is not None and int(version) >= 1 << 63:
     raise status.bad_request(f"Failed to convert version: {version} to numeric.")
-  version = None if version is None else int(version)
+  number = None if version is None else int(version)
   if method == "POST":
     if match["verb"] not in _VERBS:  # matched case-insensitively, compared exactly (as there)
       raise malformed
-    return name, version, label, match["verb"]
+    assert name, "_POST_PATH matches a name"
+    return name, number, label, match["verb"]
   if not name:
     raise status.bad_request("Missing model name in request.")
-  return name, version, label, "metadata" if match["sub"] == "metadata" else "status"
+  return name, number, label, "metadata" if match["sub"] == "metadata" else "status"
 
 
 class Api:
@@ -72,8 +81,9 @@ class Api:
   the hot path, which costs a third of a single-image request's CPU time.
   """
 
-  def __init__(self, manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False,
-               metrics=None):
+  def __init__(self, manager: "ModelManager", batcher: "Batcher",
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, cors: bool = False,
+               metrics: Optional["Metrics"] = None) -> None:
     self.manager = manager
     self.batcher = batcher
     self.max_body_bytes = max_body_bytes
@@ -81,8 +91,9 @@ class Api:
     # TF Serving's AddCORSHeaders (http_rest_api_util.cc), with --rest_api_enable_cors_support.
     self._extra_headers = _CORS_HEADERS if cors else []
 
-  async def __call__(self, scope, receive, send):
-    start, where = time.perf_counter(), {}
+  async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    start = time.perf_counter()
+    where: Dict[str, str] = {}
     try:
       code, content = 200, await self._models(scope, receive, where)
     except status.ApiError as e:
@@ -101,7 +112,7 @@ class Api:
       self.metrics.request(where["model"], where["api"], "REST", where.get("code", "OK"),
                            time.perf_counter() - start)
 
-  async def _models(self, scope, receive, where):
+  async def _models(self, scope: Scope, receive: Receive, where: Dict[str, str]) -> Any:
     """The answer's content (None: no body); `where` gets the model and API for the metrics."""
     path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
     if scope["method"] == "OPTIONS":  # a CORS preflight, as TF Serving's http_server.cc
@@ -123,7 +134,7 @@ class Api:
       return await self._predict(servable, request)
     return await self._classify_or_regress(servable, request, verb)
 
-  async def _read_body(self, scope, receive):
+  async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
     """The body (gunzipped), refused with 413 before reading when over max_body_bytes."""
     limit = self.max_body_bytes
     too_large = f"request body is larger than the server's limit of {limit} bytes"
@@ -135,7 +146,8 @@ class Api:
       if int(length) > limit:
         raise status.ApiError(status.RESOURCE_EXHAUSTED, f"{too_large} ({int(length)} bytes)",
                               status.TOO_LARGE)
-    chunks, total, more = [], 0, True
+    chunks: List[bytes] = []
+    total, more = 0, True
     while more:
       message = await receive()
       if message["type"] == "http.disconnect":
@@ -150,14 +162,15 @@ class Api:
       body = _gunzip(body, limit, too_large)
     return body
 
-  async def _predict(self, servable, request):
+  async def _predict(self, servable: "Servable", request: Dict[str, Any]) -> Dict[str, Any]:
     signature = inference.predict_signature(servable, request.get("signature_name"),
                                             status.INVALID_ARGUMENT)
     feeds, size, row_format = rest.predict_feeds(request, signature)
     outputs = await self.batcher.run(servable, signature, feeds, size)
     return rest.predict_response(outputs, row_format)
 
-  async def _classify_or_regress(self, servable, request, verb):
+  async def _classify_or_regress(self, servable: "Servable", request: Dict[str, Any],
+                                 verb: str) -> Dict[str, Any]:
     method = inference.CLASSIFY if verb == "classify" else inference.REGRESS
     signature = inference.method_signature(servable, request.get("signature_name"), method)
     serialized = tf_examples.classify_examples(request)
@@ -168,7 +181,7 @@ class Api:
                                                          serialized))
 
 
-def _gunzip(body, limit, too_large):
+def _gunzip(body: bytes, limit: int, too_large: str) -> bytes:
   """A gzip body unpacked, to at most `limit` bytes (a small bomb cannot fill the memory)."""
   unpacker = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
   try:
@@ -180,29 +193,30 @@ def _gunzip(body, limit, too_large):
   return data
 
 
-async def _http_error(request, error):
+async def _http_error(request: Request, error: HTTPException) -> Response:
   del request  # unused
   return page.json_response({"error": " ".join(str(error.detail).split())}, error.status_code)
 
 
-async def _server_error(request, error):
+async def _server_error(request: Request, error: Exception) -> Response:
   del request  # unused
-  error = status.internal(error)
-  return page.json_response({"error": error.message}, error.status)
+  answer = status.internal(error)
+  return page.json_response({"error": answer.message}, answer.status)
 
 
-def ready_endpoint(manager):
+def ready_endpoint(manager: "ModelManager") -> Callable[[Request], Awaitable[Response]]:
   """GET /ready: 200 when every model configured has a version served, else 503 naming them."""
 
-  async def ready(request):
+  async def ready(request: Request) -> Response:
     del request  # unused
     code, content = health.readiness(manager)
     return page.json_response(content, code)
   return ready
 
 
-def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False, metrics=None,
-             metrics_path=None):
+def make_app(manager: "ModelManager", batcher: "Batcher",
+             max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, cors: bool = False,
+             metrics: Optional["Metrics"] = None, metrics_path: Optional[str] = None) -> ASGIApp:
   """The ASGI app: /v1/... to the API, the rest (page, static files, 404s) to Starlette.
 
   Args:
@@ -225,7 +239,7 @@ def make_app(manager, batcher, max_body_bytes=DEFAULT_MAX_BODY_BYTES, cors=False
   site = Starlette(routes=routes,
                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
 
-  async def app(scope, receive, send):
+  async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http" and scope["path"][:4].lower() == _API_PREFIX:
       await api(scope, receive, send)
     else:

@@ -5,12 +5,20 @@ import ctypes
 import ctypes.util
 import dataclasses
 import functools
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mnist_estimator.common import causes
 from mnist_estimator.runtime import chunks
 from mnist_estimator.serve import status
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature
+  from mnist_estimator.serve.batching import BatchOptions
+  from mnist_estimator.serve.servable import Servable
+
+Outputs = Dict[str, np.ndarray]
 
 
 @dataclasses.dataclass
@@ -20,25 +28,25 @@ class Task:
   size: the rows it adds to a batch (a request that must run alone: more than any batch);
   weight: the rows it holds in the queue; rows: the rows the session sees.
   """
-  servable: object
-  signature: object
-  feeds: dict
+  servable: "Servable"
+  signature: "Signature"
+  feeds: Mapping[str, Any]
   size: int
-  future: asyncio.Future
+  future: "asyncio.Future[Any]"  # its Outputs
   enqueued: float
   weight: int = 0
   rows: int = 0
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     self.weight = self.weight or self.size
     self.rows = self.rows or self.size
 
   @property
-  def key(self):
+  def key(self) -> Tuple[int, str]:
     return id(self.servable), self.signature.name
 
 
-def run_signature(signature, feeds):
+def run_signature(signature: "Signature", feeds: Mapping[str, Any]) -> Outputs:
   """Runs a signature; a TensorFlow error is the client's (400), as in TF Serving."""
   try:
     return signature.run(feeds)
@@ -46,7 +54,8 @@ def run_signature(signature, feeds):
     raise status.bad_request(causes.tf_error_line(getattr(e, "message", None) or str(e))) from e
 
 
-def run_in_chunks(signature, feeds, size, limit):
+def run_in_chunks(signature: "Signature", feeds: Mapping[str, Any], size: int,
+                  limit: int) -> Outputs:
   """Runs `feeds` `limit` rows at a time (one after the other) and joins the outputs.
 
   Why: one session run of 10,000 CNN rows leaves ~2 GB in TensorFlow's CPU allocator (oneDNN
@@ -55,7 +64,7 @@ def run_in_chunks(signature, feeds, size, limit):
   return chunks.run_in_chunks(functools.partial(run_signature, signature), feeds, limit, size)
 
 
-def too_large(size, limit):
+def too_large(size: int, limit: int) -> status.ApiError:
   """TF Serving's refusal of a task above max_batch_size when splitting is off.
 
   The words and code of Queue::ValidateBatchTaskQueueCapacity (tensorflow/core/kernels/
@@ -65,7 +74,7 @@ def too_large(size, limit):
                          f"Task size {size} is larger than maximum input batch size {limit}")
 
 
-def queue_full(size, queued, options):
+def queue_full(size: int, queued: int, options: "BatchOptions") -> status.ApiError:
   """TF Serving's UNAVAILABLE for a task that does not fit the queue (shared_batch_scheduler.h).
 
   The queue is counted in rows, as that scheduler's SchedulingCapacity: `queued` rows fill
@@ -86,23 +95,27 @@ def queue_full(size, queued, options):
 
 
 @functools.lru_cache(maxsize=1)
-def _libc_malloc_trim():
+def _libc_malloc_trim() -> Optional[Callable[[int], int]]:
   try:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
   except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
     return None
 
 
-def trim_malloc():
+def trim_malloc() -> None:
   """glibc's malloc_trim(0): returns the free heap of every arena to the OS (else a no-op)."""
   trim = _libc_malloc_trim()
   if trim is not None:
     trim(0)
 
 
-def run_batch(batch, loop):
+# A task's outcome: (task, its outputs or None, its error or None).
+Result = Tuple[Task, Optional[Outputs], Optional[status.ApiError]]
+
+
+def run_batch(batch: Sequence[Task], loop: asyncio.AbstractEventLoop) -> None:
   """Runs one batch in a worker thread and resolves each task's future on the event loop."""
-  results = []
+  results: List[Result] = []
   try:
     if len(batch) == 1:
       results = [(batch[0], batch[0].signature.run(batch[0].feeds), None)]
@@ -124,7 +137,7 @@ def run_batch(batch, loop):
   loop.call_soon_threadsafe(_resolve, results)
 
 
-def _resolve(results):
+def _resolve(results: Sequence[Result]) -> None:
   for task, outputs, error in results:
     if task.future.done():  # the client went away, or another piece of its request failed
       continue

@@ -6,9 +6,14 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple
 
 from mnist_estimator.runtime import chunks
 from mnist_estimator.serve import batch_tasks
+
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature
+  from mnist_estimator.serve.servable import Servable
 
 # Kept here: the warm-up and other modules call batching.run_signature.
 run_signature = batch_tasks.run_signature
@@ -53,7 +58,8 @@ class Batcher:
   off), `UNBATCHED_RUN_ROWS` rows at a time.
   """
 
-  def __init__(self, options=None, threads=2, observer=None):
+  def __init__(self, options: Optional[BatchOptions] = None, threads: int = 2,
+               observer: Optional[Any] = None) -> None:
     """Makes the batcher; its workers start with the first request.
 
     Args:
@@ -67,9 +73,10 @@ class Batcher:
     self.observer = observer
     workers = options.num_batch_threads if options else threads
     self._executor = concurrent.futures.ThreadPoolExecutor(workers, "session-run")
-    self._queue = None
-    self._held = collections.deque()  # tasks of another signature than the batch being built
-    self._workers = []
+    self._queue: Optional["asyncio.Queue[batch_tasks.Task]"] = None
+    # tasks of another signature than the batch being built
+    self._held: Deque[batch_tasks.Task] = collections.deque()
+    self._workers: List["asyncio.Future[None]"] = []
     self._busy = 0  # batches running
     self._queued_rows = 0  # rows enqueued and not yet handed to a batch run
     self._trim_pending = False
@@ -79,7 +86,8 @@ class Batcher:
     """Rows waiting in the queue now (a request run alone counts a batch; 0: batching off)."""
     return self._queued_rows
 
-  async def run(self, servable, signature, feeds, size):
+  async def run(self, servable: "Servable", signature: "Signature", feeds: chunks.Feeds,
+                size: int) -> chunks.Outputs:
     """Runs `feeds` (all inputs with `size` rows) through `signature`; returns output arrays.
 
     A `size` larger than any input's rows (inference.ALONE: inputs not shaped as declared)
@@ -105,12 +113,15 @@ class Batcher:
       if sum(getattr(a, "nbytes", 0) for a in feeds.values()) >= TRIM_AFTER_BYTES:
         self._trim_soon(loop)
 
-  def _enqueue(self, servable, signature, feeds, size, loop):
+  def _enqueue(self, servable: "Servable", signature: "Signature", feeds: chunks.Feeds,
+               size: int, loop: asyncio.AbstractEventLoop) -> List["asyncio.Future[Any]"]:
     """Queues the request (in pieces if larger than max_batch_size); the pieces' futures."""
-    limit = self.options.max_batch_size
+    options = self.options
+    assert options is not None, "run() queues only with batching on"
+    limit = options.max_batch_size
     now = time.monotonic()
     if size <= limit or chunks.splittable(feeds, size):
-      if size > limit and not self.options.enable_large_batch_splitting:
+      if size > limit and not options.enable_large_batch_splitting:
         raise batch_tasks.too_large(size, limit)
       tasks = [batch_tasks.Task(servable, signature, part, rows, loop.create_future(), now)
                for rows, part in chunks.pieces(feeds, size, limit)]
@@ -118,20 +129,19 @@ class Batcher:
       tasks = [batch_tasks.Task(servable, signature, feeds, size, loop.create_future(), now,
                                 weight=limit, rows=chunks.rows_of(feeds))]
     weight = sum(task.weight for task in tasks)
-    if self._queue is None:
-      self._start()
-    capacity = limit * self.options.max_enqueued_batches
+    queue = self._start(options) if self._queue is None else self._queue
+    capacity = limit * options.max_enqueued_batches
     # A request larger than the whole queue is taken when the queue is empty (else it could
     # never run): its pieces still run a batch at a time, and others get 503 meanwhile.
     if self._queued_rows + weight > capacity and not (weight > capacity and
                                                       self._queued_rows == 0):
-      raise batch_tasks.queue_full(weight, self._queued_rows, self.options)
+      raise batch_tasks.queue_full(weight, self._queued_rows, options)
     for task in tasks:
-      self._queue.put_nowait(task)
+      queue.put_nowait(task)
     self._queued_rows += weight
     return [task.future for task in tasks]
 
-  def _trim_soon(self, loop):
+  def _trim_soon(self, loop: asyncio.AbstractEventLoop) -> None:
     """Hands glibc's free heap back to the OS a moment after a large request.
 
     Why: a request's buffers (31 MB apiece for 10,000 images: the message, its parse, the
@@ -143,21 +153,23 @@ class Batcher:
       return
     self._trim_pending = True
 
-    def trim():
+    def trim() -> None:
       self._trim_pending = False
       loop.run_in_executor(None, batch_tasks.trim_malloc)
     loop.call_later(TRIM_DELAY_SECONDS, trim)
 
-  def _start(self):
-    self._queue = asyncio.Queue()
-    self._workers = [asyncio.ensure_future(self._work())
-                     for _ in range(self.options.num_batch_threads)]
+  def _start(self, options: BatchOptions) -> "asyncio.Queue[batch_tasks.Task]":
+    queue: "asyncio.Queue[batch_tasks.Task]" = asyncio.Queue()
+    self._queue = queue
+    self._workers = [asyncio.ensure_future(self._work(queue, options))
+                     for _ in range(options.num_batch_threads)]
+    return queue
 
-  async def _work(self):
+  async def _work(self, queue: "asyncio.Queue[batch_tasks.Task]", options: BatchOptions) -> None:
     loop = asyncio.get_running_loop()
     while True:
       # A task whose client went away (a gRPC deadline, a closed connection) is not run.
-      collected = await self._collect()
+      collected = await self._collect(queue, options)
       self._queued_rows -= sum(task.weight for task in collected)
       batch = [task for task in collected if not task.future.done()]
       if not batch:
@@ -169,27 +181,28 @@ class Batcher:
       finally:
         self._busy -= 1
 
-  async def _collect(self):
-    first = self._held.popleft() if self._held else await self._queue.get()
+  async def _collect(self, queue: "asyncio.Queue[batch_tasks.Task]",
+                     options: BatchOptions) -> List[batch_tasks.Task]:
+    first = self._held.popleft() if self._held else await queue.get()
     batch, size = [first], first.size
     # Wait for more only while another batch runs: an idle server answers a lone request at
     # once (TF Serving always waits), a busy one lets the batch fill.
-    wait = self.options.batch_timeout_micros / 1e6 if self._busy else 0.0
+    wait = options.batch_timeout_micros / 1e6 if self._busy else 0.0
     deadline = first.enqueued + wait
-    while size < self.options.max_batch_size:
+    while size < options.max_batch_size:
       task = self._take_held(first.key)
       if task is None:
         try:
-          task = self._queue.get_nowait()
+          task = queue.get_nowait()
         except asyncio.QueueEmpty:
           remaining = deadline - time.monotonic()
           if remaining <= 0:
             break
           try:
-            task = await asyncio.wait_for(self._queue.get(), remaining)
+            task = await asyncio.wait_for(queue.get(), remaining)
           except asyncio.TimeoutError:
             break
-      if task.key != first.key or size + task.size > self.options.max_batch_size:
+      if task.key != first.key or size + task.size > options.max_batch_size:
         self._held.append(task)
         if task.key == first.key:
           break
@@ -198,7 +211,7 @@ class Batcher:
       size += task.size
     return batch
 
-  def _observe(self, batch):
+  def _observe(self, batch: List[batch_tasks.Task]) -> None:
     if self.observer is None:
       return
     try:
@@ -206,14 +219,14 @@ class Batcher:
     except Exception:  # pylint: disable=broad-except  # metrics must not stop the batching
       logging.exception("the batch observer failed")
 
-  def _take_held(self, key):
+  def _take_held(self, key: Tuple[int, str]) -> Optional[batch_tasks.Task]:
     for i, task in enumerate(self._held):
       if task.key == key:
         del self._held[i]
         return task
     return None
 
-  def close(self):
+  def close(self) -> None:
     for worker in self._workers:
       worker.cancel()
     self._executor.shutdown(wait=False, cancel_futures=True)

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import threading
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from absl import logging
 from google.protobuf import text_format
@@ -25,9 +26,9 @@ class Policy:
   """
   kind: str = "latest"
   num_versions: int = 1
-  versions: tuple = ()
+  versions: Tuple[int, ...] = ()
 
-  def select(self, on_disk):
+  def select(self, on_disk: Iterable[int]) -> Set[int]:
     """The versions to serve among the set `on_disk`."""
     if self.kind == "all":
       return set(on_disk)
@@ -35,7 +36,7 @@ class Policy:
       return set(on_disk) & set(self.versions)
     return set(sorted(on_disk)[-self.num_versions:]) if on_disk else set()
 
-  def describe(self):
+  def describe(self) -> str:
     if self.kind == "latest":
       return "the newest version" if self.num_versions == 1 else (
           f"the newest {self.num_versions} versions")
@@ -50,19 +51,19 @@ class ModelConfig:
   name: str
   base_path: str
   policy: Policy = Policy()
-  labels: tuple = ()  # ((label, version), ...), sorted
+  labels: Tuple[Tuple[str, int], ...] = ()  # ((label, version), ...), sorted
 
   @property
-  def label_map(self):
+  def label_map(self) -> Dict[str, int]:
     return dict(self.labels)
 
 
-def single(name, base_path):
+def single(name: str, base_path: str) -> List[ModelConfig]:
   """The one model of --model_name and --model_base_path (or --saved_model, --model_dir)."""
   return [ModelConfig(name, base_path)]
 
 
-def read_file(path):
+def read_file(path: str) -> List[ModelConfig]:
   """The models of a --model_config_file (a text-format ModelServerConfig).
 
   Raises:
@@ -85,7 +86,7 @@ def read_file(path):
     raise UsageError(f"--model_config_file={path}: {e.message}") from e
 
 
-def from_proto(proto):
+def from_proto(proto: Any) -> List[ModelConfig]:
   """The models of a ModelServerConfig proto, checked as TF Serving's ServerCore checks them.
 
   Raises:
@@ -95,7 +96,8 @@ def from_proto(proto):
   if proto.WhichOneof("config") != "model_config_list":
     raise status.bad_request("ServerModelConfig type not supported by HandleReloadConfigRequest."
                              " Only ModelConfigList is currently supported")
-  models, seen = [], set()
+  models: List[ModelConfig] = []
+  seen: Set[str] = set()
   for entry in proto.model_config_list.config:
     if entry.name in seen:
       raise status.bad_request(f"Illegal to list model {entry.name} multiple times in config "
@@ -112,7 +114,7 @@ def from_proto(proto):
   return models
 
 
-def _policy(proto):
+def _policy(proto: Any) -> Policy:
   """A Policy from a ServableVersionPolicy (unset: latest 1, as TF Serving)."""
   kind = proto.WhichOneof("policy_choice")
   if kind == "all":
@@ -131,7 +133,8 @@ class FileWatcher:
   the server refuses, is logged and the config served stays.
   """
 
-  def __init__(self, path, poll_seconds, apply):
+  def __init__(self, path: str, poll_seconds: float,
+               apply: Callable[[List[ModelConfig]], None]) -> None:
     self.path = path
     self.poll_seconds = poll_seconds
     self._apply = apply  # models -> None, may raise ApiError
@@ -139,14 +142,14 @@ class FileWatcher:
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, name="config-poll", daemon=True)
 
-  def _text(self):
+  def _text(self) -> Optional[str]:
     try:
       with open(self.path, encoding="utf-8") as f:
         return f.read()
     except OSError:
       return None
 
-  def check(self):
+  def check(self) -> bool:
     """Applies the file if it changed since the last look; True if it was applied."""
     text = self._text()
     if text is None or text == self._last:
@@ -160,16 +163,16 @@ class FileWatcher:
     logging.info("applied the new %s", self.path)
     return True
 
-  def start(self):
+  def start(self) -> None:
     if self.poll_seconds > 0:
       self._thread.start()
 
-  def stop(self):
+  def stop(self) -> None:
     """Stops polling, after a load under way (a thread killed inside TensorFlow aborts)."""
     self._stop.set()
     if self._thread.is_alive():
       self._thread.join(timeout=60)
 
-  def _loop(self):
+  def _loop(self) -> None:
     while not self._stop.wait(self.poll_seconds):
       self.check()

@@ -1,7 +1,9 @@
 """TF Serving's protos <-> this server: TensorProtos, Input (tf.Examples), results, model specs."""
 
 import math
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import tensor_pb2
@@ -14,6 +16,10 @@ from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 from mnist_estimator.serve import tf_examples
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature
+  from mnist_estimator.serve.servable import Servable
+
 # The typed field Tensor::AsProtoField fills for each dtype (TF Serving's Predict answers so:
 # clients that read `outputs[k].float_val` work, as well as tf.make_ndarray).
 _VALUE_FIELDS = {tf.float32: "float_val", tf.float64: "double_val", tf.int32: "int_val",
@@ -22,14 +28,15 @@ _VALUE_FIELDS = {tf.float32: "float_val", tf.float64: "double_val", tf.int32: "i
                  tf.uint64: "uint64_val", tf.bool: "bool_val", tf.string: "string_val"}
 
 
-def spec_of(model_spec):
+def spec_of(model_spec: Any) -> Tuple[str, Optional[int], Optional[str]]:
   """(name, version or None, label or None) of a ModelSpec."""
   choice = model_spec.WhichOneof("version_choice")
   return (model_spec.name, model_spec.version.value if choice == "version" else None,
           model_spec.version_label if choice == "version_label" else None)
 
 
-def fill_spec(model_spec, name, version, signature_name=None):
+def fill_spec(model_spec: Any, name: str, version: int,
+              signature_name: Optional[str] = None) -> None:
   """Sets a response's ModelSpec: the model, the version that answered, its signature."""
   model_spec.name = name
   model_spec.version.value = version
@@ -41,7 +48,7 @@ def fill_spec(model_spec, name, version, signature_name=None):
 _TF_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "half"}
 
 
-def predict_feeds(signature, request):
+def predict_feeds(signature: "Signature", request: Any) -> Dict[str, np.ndarray]:
   """{input key: array} of a PredictRequest, checked as TF Serving's RunPredict checks it.
 
   In predict_util.cc's order: the input count (VerifyRequestInputsSize), each input by name
@@ -60,7 +67,7 @@ def predict_feeds(signature, request):
         f"input size does not match signature: {len(given)}!={len(signature.inputs)} "
         f"len({{{','.join(given)}}}) != len({{{','.join(signature.inputs)}}}). Sent extra: "
         f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
-  arrays = {}
+  arrays: Dict[str, np.ndarray] = {}
   for key, spec in signature.inputs.items():
     if key not in request.inputs:
       feed = spec.feed_name or key
@@ -81,7 +88,7 @@ def predict_feeds(signature, request):
   return {k: inference.check_tensor(a, signature.inputs[k]) for k, a in arrays.items()}
 
 
-def _parse(key, proto):
+def _parse(key: str, proto: Any) -> np.ndarray:
   """Tensor::FromProto of a request input; its failure is util.cc's "tensor parsing error"."""
   try:
     if not proto.dtype:
@@ -91,11 +98,11 @@ def _parse(key, proto):
     raise status.bad_request(f"tensor parsing error: {key}") from e
 
 
-def _type_name(dtype):
+def _type_name(dtype: Any) -> str:
   return _TF_TYPE_NAMES.get(dtype.name, dtype.name)
 
 
-def multi_inference_spec(request):
+def multi_inference_spec(request: Any) -> Any:
   """The ModelSpec a MultiInferenceRequest is served by: its first task's (all share the model
   and the version of that spec, multi_inference_helper.cc).
 
@@ -108,14 +115,17 @@ def multi_inference_spec(request):
   return request.tasks[0].model_spec
 
 
-def multi_inference_tasks(servable, request):
+def multi_inference_tasks(servable: "Servable",
+                          request: Any) -> List[Tuple[str, "Signature"]]:
   """[(method, signature)] of a MultiInferenceRequest's tasks, checked as multi_inference.cc
   checks them, task by task in its order.
 
   Raises:
     ApiError: INVALID_ARGUMENT (UNIMPLEMENTED for a method other than classify/regress).
   """
-  model, seen, tasks = request.tasks[0].model_spec.name, set(), []
+  model = request.tasks[0].model_spec.name
+  seen: Set[str] = set()
+  tasks: List[Tuple[str, "Signature"]] = []
   for task in request.tasks:
     if not task.model_spec.name:
       raise status.bad_request("Found ModelSpec with an empty model name.")
@@ -137,7 +147,7 @@ def multi_inference_tasks(servable, request):
   return tasks
 
 
-def tensor_proto(array):
+def tensor_proto(array: np.ndarray) -> "tensor_pb2.TensorProto":
   """An output array as a TensorProto with typed fields (Tensor::AsProtoField)."""
   dtype = tf.string if array.dtype == object else tf.dtypes.as_dtype(array.dtype)
   proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
@@ -147,7 +157,7 @@ def tensor_proto(array):
   return proto
 
 
-def serialized_input(input_proto):
+def serialized_input(input_proto: Any) -> np.ndarray:
   """The string tensor of serialized tf.Examples a classify/regress signature takes.
 
   Raises:
@@ -168,7 +178,7 @@ def serialized_input(input_proto):
   return tf_examples.serialized_examples(examples, context)
 
 
-def _check_finite(example):
+def _check_finite(example: Any) -> None:
   """NaN and Infinity in float features are refused on purpose, as REST classify refuses them
   (README: pixels are in 0..1; TF Serving would hand them to the model)."""
   for name, feature in example.features.feature.items():
@@ -176,13 +186,16 @@ def _check_finite(example):
       raise status.bad_request(f"feature '{name}' holds NaN or Infinity")
 
 
-def classification_result(scores, classes):
+def classification_result(
+    scores: Optional[np.ndarray],
+    classes: Optional[np.ndarray]) -> "classification_pb2.ClassificationResult":
   """ClassificationResult from rows of scores and classes (either may be None)."""
   result = classification_pb2.ClassificationResult()
-  rows = len(scores if scores is not None else classes)
-  for i in range(rows):
+  given = scores if scores is not None else classes
+  assert given is not None, "inference.classify_outputs gives scores or classes"
+  for i in range(len(given)):
     classifications = result.classifications.add()
-    width = (scores if scores is not None else classes).shape[1]
+    width = given.shape[1]
     for j in range(width):
       item = classifications.classes.add()
       if classes is not None:
@@ -192,14 +205,15 @@ def classification_result(scores, classes):
   return result
 
 
-def regression_result(values):
+def regression_result(values: np.ndarray) -> "regression_pb2.RegressionResult":
   result = regression_pb2.RegressionResult()
   for value in values.tolist():
     result.regressions.add(value=value)
   return result
 
 
-def metadata_response(metadata):
+def metadata_response(
+    metadata: Mapping[str, Any]) -> "get_model_metadata_pb2.GetModelMetadataResponse":
   """GetModelMetadataResponse from the manager's JSON (the signature_def map as an Any)."""
   response = get_model_metadata_pb2.GetModelMetadataResponse()
   json_format.ParseDict(metadata["model_spec"], response.model_spec)
@@ -209,5 +223,6 @@ def metadata_response(metadata):
   return response
 
 
-def status_response(model_status):
+def status_response(
+    model_status: Mapping[str, Any]) -> "get_model_status_pb2.GetModelStatusResponse":
   return json_format.ParseDict(model_status, get_model_status_pb2.GetModelStatusResponse())

@@ -4,8 +4,10 @@ import asyncio
 import functools
 import os
 import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 import grpc
+import numpy as np
 from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import inference_pb2
@@ -20,6 +22,13 @@ from mnist_estimator.serve import grpc_protos as protos
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature
+  from mnist_estimator.serve.batching import Batcher
+  from mnist_estimator.serve.manager import ModelManager
+  from mnist_estimator.serve.metrics import Metrics
+  from mnist_estimator.serve.servable import Servable
+
 DEFAULT_MAX_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving's --grpc_max_threads default
 # TF Serving's SetMaxMessageSize(INT32_MAX) (server.cc): 2 GiB both ways. Answers here may be
 # as large; requests are bounded by --max_body_bytes instead, so a huge message is refused by
@@ -27,11 +36,11 @@ DEFAULT_MAX_THREADS = 4 * (os.cpu_count() or 1)  # TF Serving's --grpc_max_threa
 MAX_SEND_BYTES = (1 << 31) - 1
 
 
-def _rpc(method):
+def _rpc(method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
   """An RPC: at most --grpc_max_threads at once, within its deadline, ApiError as a status."""
 
   @functools.wraps(method)
-  async def handler(self, request, context):
+  async def handler(self: "_Service", request: Any, context: Any) -> Any:
     start, code, message = time.perf_counter(), "OK", ""
     try:
       return await asyncio.wait_for(self._limited(method, request), context.time_remaining())
@@ -56,17 +65,18 @@ _API_NAMES = {"Predict": "predict", "Classify": "classify", "Regress": "regress"
 class _Service:
   """What both services hold: the manager, the batcher, the limit of RPCs at once, the metrics."""
 
-  def __init__(self, manager, batcher, limit, metrics=None):
+  def __init__(self, manager: "ModelManager", batcher: "Batcher", limit: asyncio.Semaphore,
+               metrics: Optional["Metrics"] = None) -> None:
     self.manager = manager
     self.batcher = batcher
     self._limit = limit
     self.metrics = metrics
 
-  async def _limited(self, method, request):
+  async def _limited(self, method: Callable[[Any, Any], Awaitable[Any]], request: Any) -> Any:
     async with self._limit:
       return await method(self, request)
 
-  def record(self, rpc, request, code, seconds):
+  def record(self, rpc: str, request: Any, code: str, seconds: float) -> None:
     """Counts an RPC and its latency (serve.metrics), by model and API."""
     if self.metrics is None or rpc not in _API_NAMES:
       return
@@ -76,7 +86,7 @@ class _Service:
       model = request.model_spec.name
     self.metrics.request(model, _API_NAMES[rpc], "GRPC", code, seconds)
 
-  def servable(self, model_spec):
+  def servable(self, model_spec: Any) -> "Servable":
     return self.manager.get(*protos.spec_of(model_spec))
 
 
@@ -84,7 +94,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
   """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
   @_rpc
-  async def Predict(self, request):  # pylint: disable=invalid-name
+  async def Predict(self, request: Any) -> Any:  # pylint: disable=invalid-name
     _require_spec(request)
     servable = self.servable(request.model_spec)
     signature = inference.predict_signature(servable, request.model_spec.signature_name)
@@ -100,20 +110,20 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
     return response
 
   @_rpc
-  async def Classify(self, request):  # pylint: disable=invalid-name
+  async def Classify(self, request: Any) -> Any:  # pylint: disable=invalid-name
     _require_spec(request)
     response = inference_pb2.InferenceResult()  # a holder: result + model_spec
     await self._run(request, inference.CLASSIFY, response)
     return _as(response, "classification")
 
   @_rpc
-  async def Regress(self, request):  # pylint: disable=invalid-name
+  async def Regress(self, request: Any) -> Any:  # pylint: disable=invalid-name
     _require_spec(request)
     response = inference_pb2.InferenceResult()
     await self._run(request, inference.REGRESS, response)
     return _as(response, "regression")
 
-  async def _run(self, request, method, result):
+  async def _run(self, request: Any, method: str, result: Any) -> None:
     """Runs a classify or regress request into an InferenceResult."""
     servable = self.servable(request.model_spec)
     signature = inference.method_signature(servable, request.model_spec.signature_name, method)
@@ -122,7 +132,8 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
     protos.fill_spec(result.model_spec, request.model_spec.name, servable.version,
                      signature.name)
 
-  async def _infer(self, servable, signature, method, serialized, result):
+  async def _infer(self, servable: "Servable", signature: "Signature", method: str,
+                   serialized: np.ndarray, result: Any) -> None:
     """Runs serialized tf.Examples through a classify or regress signature into `result`."""
     if method == inference.CLASSIFY:
       result.classification_result.CopyFrom(protos.classification_result(
@@ -132,7 +143,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
           await inference.regress(self.batcher, servable, signature, serialized)))
 
   @_rpc
-  async def MultiInference(self, request):  # pylint: disable=invalid-name
+  async def MultiInference(self, request: Any) -> Any:  # pylint: disable=invalid-name
     # As TF Serving's RunMultiInferenceWithServerCore: the first task's spec picks the version,
     # every task is checked before the input is read (multi_inference.cc).
     servable = self.servable(protos.multi_inference_spec(request))
@@ -147,7 +158,7 @@ class PredictionService(_Service, prediction_service_pb2_grpc.PredictionServiceS
     return response
 
   @_rpc
-  async def GetModelMetadata(self, request):  # pylint: disable=invalid-name
+  async def GetModelMetadata(self, request: Any) -> Any:  # pylint: disable=invalid-name
     _require_spec(request)
     if not request.metadata_field:
       raise status.bad_request("GetModelMetadataRequest must specify at least one "
@@ -162,13 +173,13 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
   """GetModelStatus and HandleReloadConfigRequest (TF Serving's model_service_impl.cc)."""
 
   @_rpc
-  async def GetModelStatus(self, request):  # pylint: disable=invalid-name
+  async def GetModelStatus(self, request: Any) -> Any:  # pylint: disable=invalid-name
     _require_spec(request)
     name, version, _ = protos.spec_of(request.model_spec)  # labels are not looked at, as there
     return protos.status_response(self.manager.status(name, version))
 
   @_rpc
-  async def HandleReloadConfigRequest(self, request):  # pylint: disable=invalid-name
+  async def HandleReloadConfigRequest(self, request: Any) -> Any:  # pylint: disable=invalid-name
     """Serves the request's ModelServerConfig; its outcome is in the response's status, as there.
 
     New models are loaded before the answer (in a thread: loading takes a while and the event
@@ -184,12 +195,12 @@ class ModelService(_Service, model_service_pb2_grpc.ModelServiceServicer):
     return response
 
 
-def _require_spec(request):
+def _require_spec(request: Any) -> None:
   if not request.HasField("model_spec"):
     raise status.bad_request("Missing ModelSpec")
 
 
-def _as(result, kind):
+def _as(result: Any, kind: str) -> Any:
   """A ClassificationResponse or RegressionResponse from an InferenceResult."""
   if kind == "classification":
     return classification_pb2.ClassificationResponse(model_spec=result.model_spec,
@@ -198,8 +209,8 @@ def _as(result, kind):
                                            result=result.regression_result)
 
 
-def make_server(manager, batcher, max_threads=DEFAULT_MAX_THREADS, max_message_bytes=32 << 20,
-                metrics=None):
+def make_server(manager: "ModelManager", batcher: "Batcher", max_threads: int = DEFAULT_MAX_THREADS,
+                max_message_bytes: int = 32 << 20, metrics: Optional["Metrics"] = None) -> Any:
   """A grpc.aio server with both services; make it in the running loop, add a port, start it.
 
   Args:

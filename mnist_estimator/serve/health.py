@@ -1,7 +1,7 @@
 """The standard gRPC health service (grpc.health.v1) and REST readiness, from live state."""
 
 import asyncio
-from typing import Dict, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -21,19 +21,19 @@ POLL_SECONDS = 0.5
 class Core(Protocol):
   """What health needs of the server (serve.manager.ModelManager has it)."""
 
-  def names(self):
+  def names(self) -> List[str]:
     """The names of the models configured now."""
 
   def available(self, name: str) -> bool:
     """True if model `name` has a version served."""
 
 
-def unavailable(core: Core) -> list:
+def unavailable(core: Core) -> List[str]:
   """The configured models that have no version served, sorted."""
   return sorted(name for name in core.names() if not core.available(name))
 
 
-def readiness(core: Core) -> Tuple[int, Dict]:
+def readiness(core: Core) -> Tuple[int, Dict[str, Any]]:
   """The REST readiness answer: 200 once every configured model has a version served, else 503.
 
   No model configured is ready (TF Serving starts so and takes models by a config reload).
@@ -66,12 +66,13 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
   to be told of a change, and a listener (ModelManager.add_listener) makes it prompt.
   """
 
-  def __init__(self, core: Core, poll_seconds: float = POLL_SECONDS):
+  def __init__(self, core: Core, poll_seconds: float = POLL_SECONDS) -> None:
     self._core = core
     self._poll_seconds = poll_seconds
     self._shutting_down = False
-    self._loop = None  # the server's event loop, known from the first Watch
-    self._wake = None  # an asyncio.Event set (then replaced) by changed()
+    # the server's event loop, known from the first Watch
+    self._loop: Optional[asyncio.AbstractEventLoop] = None
+    self._wake: Optional[asyncio.Event] = None  # set (then replaced) by changed()
 
   def status(self, service: str) -> Optional[int]:
     """The ServingStatus of `service` now, or None if it is unknown."""
@@ -85,13 +86,13 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
       return None
     return SERVING if ok else NOT_SERVING
 
-  async def Check(self, request, context):  # pylint: disable=invalid-name
+  async def Check(self, request: Any, context: Any) -> Any:  # pylint: disable=invalid-name
     status = self.status(request.service)
     if status is None:
       await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
     return health_pb2.HealthCheckResponse(status=status)
 
-  async def Watch(self, request, context):  # pylint: disable=invalid-name
+  async def Watch(self, request: Any, context: Any) -> None:  # pylint: disable=invalid-name
     """Sends the status now, then each change, until the client cancels."""
     loop = asyncio.get_running_loop()
     if loop is not self._loop:  # a server on a new loop: an old loop's Event cannot wake it
@@ -128,12 +129,12 @@ class HealthServicer(health_pb2_grpc.HealthServicer):
     self._shutting_down = True
     self.changed()
 
-  def _event(self):
+  def _event(self) -> asyncio.Event:
     if self._wake is None:
       self._wake = asyncio.Event()  # made on the loop (Python 3.9's Event binds to one)
     return self._wake
 
-  def _set_wake(self):
+  def _set_wake(self) -> None:
     wake, self._wake = self._wake, None
     if wake is not None:
       wake.set()

@@ -1,6 +1,7 @@
 """What REST and gRPC share: TF Serving's signature checks, and runs through the one batcher."""
 
 import sys
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -12,8 +13,13 @@ DEFAULT_SIGNATURE = servable_lib.DEFAULT_SIGNATURE
 REGRESS = servable_lib.REGRESS_METHOD
 _KINDS = {CLASSIFY: "classification", REGRESS: "regression"}
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature, TensorSpec
+  from mnist_estimator.serve.batching import Batcher
 
-def predict_signature(servable, name, code=status.FAILED_PRECONDITION):
+
+def predict_signature(servable: servable_lib.Servable, name: Optional[str],
+                      code: str = status.FAILED_PRECONDITION) -> "Signature":
   """The signature `name` (serving_default if empty) for a predict.
 
   Raises:
@@ -29,7 +35,8 @@ def predict_signature(servable, name, code=status.FAILED_PRECONDITION):
   return signature
 
 
-def method_signature(servable, name, method):
+def method_signature(servable: servable_lib.Servable, name: Optional[str],
+                     method: str) -> "Signature":
   """A classify or regress signature, with TF Serving's checks (classifier.cc, regressor.cc).
 
   Raises:
@@ -43,7 +50,7 @@ def method_signature(servable, name, method):
   return signature
 
 
-def check_method(signature, method):
+def check_method(signature: "Signature", method: str) -> None:
   """TF Serving's PreProcessClassification/Regression checks of a found signature.
 
   Raises:
@@ -56,7 +63,8 @@ def check_method(signature, method):
     raise status.bad_request("Expected one input Tensor.")
 
 
-def select_outputs(signature, outputs, output_filter):
+def select_outputs(signature: "Signature", outputs: Dict[str, np.ndarray],
+                   output_filter: Sequence[str]) -> Dict[str, np.ndarray]:
   """The outputs named in a PredictRequest's output_filter (all if empty), as TF Serving checks.
 
   predict_util.cc's PreProcessPrediction checks the filter before Session::Run: call this with
@@ -64,7 +72,7 @@ def select_outputs(signature, outputs, output_filter):
   """
   if not output_filter:
     return outputs
-  seen = set()
+  seen: Set[str] = set()
   for alias in output_filter:
     if alias not in signature.outputs:
       raise status.bad_request(f"output tensor alias not found in signature: {alias} Outputs "
@@ -80,7 +88,7 @@ def select_outputs(signature, outputs, output_filter):
 ALONE = sys.maxsize
 
 
-def batch_rows(signature, feeds):
+def batch_rows(signature: "Signature", feeds: Mapping[str, np.ndarray]) -> int:
   """The rows the batcher may merge `feeds` by, or ALONE.
 
   The batcher concatenates on axis 0 and hands each request its rows of the outputs. That holds
@@ -88,7 +96,7 @@ def batch_rows(signature, feeds):
   runs other shapes (a [28, 28] image has no batch axis, a [1, 784] one would not concatenate
   with [n, 28, 28] ones): those run alone.
   """
-  rows = set()
+  rows: Set[int] = set()
   for key, array in feeds.items():
     shape = signature.inputs[key].shape
     if (shape is None or not shape or shape[0] is not None or array.ndim != len(shape)
@@ -98,25 +106,29 @@ def batch_rows(signature, feeds):
   return rows.pop() if len(rows) == 1 else ALONE
 
 
-async def classify(batcher, servable, signature, serialized):
+async def classify(
+    batcher: "Batcher", servable: servable_lib.Servable, signature: "Signature",
+    serialized: np.ndarray) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
   """(scores [n, k] or None, classes [n, k] of bytes or None) of serialized tf.Examples."""
   return classify_outputs(await batcher.run(servable, signature, _examples_feed(
       signature, serialized), len(serialized)), len(serialized))
 
 
-async def regress(batcher, servable, signature, serialized):
+async def regress(batcher: "Batcher", servable: servable_lib.Servable, signature: "Signature",
+                  serialized: np.ndarray) -> np.ndarray:
   """The [n] float values a regress signature gives for serialized tf.Examples."""
   return regress_outputs(await batcher.run(servable, signature, _examples_feed(
       signature, serialized), len(serialized)), len(serialized))
 
 
-def _examples_feed(signature, serialized):
+def _examples_feed(signature: "Signature", serialized: np.ndarray) -> Dict[str, np.ndarray]:
   if not len(serialized):
     raise status.bad_request("Input is empty.")
   return {next(iter(signature.inputs)): serialized}
 
 
-def classify_outputs(outputs, n):
+def classify_outputs(outputs: Mapping[str, Any],
+                     n: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
   """(scores, classes) of a classify signature's outputs for n examples (classifier.cc)."""
   scores, classes = outputs.get("scores"), outputs.get("classes")
   if scores is None and classes is None:
@@ -126,7 +138,7 @@ def classify_outputs(outputs, n):
           None if classes is None else np.asarray(classes).reshape(n, -1))
 
 
-def regress_outputs(outputs, n):
+def regress_outputs(outputs: Mapping[str, Any], n: int) -> np.ndarray:
   """The [n] values of a regress signature's outputs (regressor.cc)."""
   values = outputs.get("outputs")
   if values is None or values.size != n:
@@ -134,7 +146,7 @@ def regress_outputs(outputs, n):
   return np.asarray(values, np.float32).reshape(n)
 
 
-def check_tensor(array, spec):
+def check_tensor(array: np.ndarray, spec: "TensorSpec") -> np.ndarray:
   """`array` if the signature input `spec` takes it (REST and gRPC).
 
   Its shape is the session's to take or refuse, as in TF Serving (predict_util.cc hands the

@@ -1,5 +1,6 @@
 """`python -m mnist_estimator.serve`: TF Serving's gRPC and REST APIs and a draw-a-digit page."""
 
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
 
@@ -16,10 +17,15 @@ from mnist_estimator.serve import grpc_service
 from mnist_estimator.serve import monitoring
 from mnist_estimator.serve import server
 
+if TYPE_CHECKING:  # for the hints only
+  from starlette.types import ASGIApp
+
+  from mnist_estimator.serve.manager import ModelManager
+
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags() -> None:
   """The server's flags (TF Serving's names where it has one)."""
   flags.DEFINE_string("model_dir", None, "A training model_dir: serves DIR/export/best "
                       "(else its newest export).")
@@ -78,7 +84,7 @@ def define_flags():
   cli.define_verbose()
 
 
-def main(argv):
+def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   with cli.one_line_errors(FLAGS.verbose):
@@ -94,7 +100,7 @@ def main(argv):
                                        FLAGS.model_config_file_poll_wait_seconds, manager.reload)
       watcher.start()
 
-    def started(grpc_port, stop):
+    def started(grpc_port: Optional[int], stop: Callable[..., None]) -> None:
       del stop  # SIGINT and SIGTERM stop the server
       where = [f"gRPC on {ports.host}:{grpc_port}"] if grpc_port else []
       if ports.rest:
@@ -110,7 +116,9 @@ def main(argv):
       manager.stop()
 
 
-def _build(models, metrics_path):
+def _build(
+    models: List[config_lib.ModelConfig], metrics_path: Optional[str],
+) -> Tuple["ASGIApp", "ModelManager", batching.Batcher]:
   """server.build with the flags' batching, threads and options."""
   options = batching.BatchOptions(FLAGS.max_batch_size, FLAGS.batch_timeout_micros,
                                   FLAGS.max_enqueued_batches, FLAGS.num_batch_threads,
@@ -128,7 +136,7 @@ def _build(models, metrics_path):
       cors=FLAGS.rest_api_enable_cors_support, metrics_path=metrics_path)
 
 
-def _metrics_path(ports):
+def _metrics_path(ports: server.Ports) -> Optional[str]:
   """Where --monitoring_config_file shows the metrics on REST (None: nowhere).
 
   Raises:
@@ -143,7 +151,7 @@ def _metrics_path(ports):
   return path
 
 
-def _models():
+def _models() -> List[config_lib.ModelConfig]:
   """The models to serve: --model_config_file's, or the one model of the other flags.
 
   Raises:
@@ -165,7 +173,7 @@ def _models():
   return config_lib.single(FLAGS.model_name, base)
 
 
-def _serving_lines(manager):
+def _serving_lines(manager: "ModelManager") -> Iterator[str]:
   """A line per model: its versions served and where from, or that it waits for one."""
   for model in manager.models():
     served = manager.served_versions(model.name)
@@ -177,7 +185,7 @@ def _serving_lines(manager):
              f"appears ({model.policy.describe()} is served)")
 
 
-def _check_ports(ports):
+def _check_ports(ports: server.Ports) -> None:
   if not ports.grpc and not ports.rest:
     raise UsageError("--port=0 and --rest_api_port=0 turn off both APIs: keep one of them")
   if ports.grpc == ports.rest:
@@ -185,11 +193,11 @@ def _check_ports(ports):
                      "them different ports (TF Serving's 8500 and 8501)")
 
 
-def _url_host(host):
+def _url_host(host: str) -> str:
   return f"[{host}]" if ":" in host else host
 
 
-def run():
+def run() -> None:
   """Console script `mnist-estimator-serve`."""
   define_flags()
   app.run(main)

@@ -2,12 +2,17 @@
 
 import bisect
 import threading
-from typing import Callable, Iterable, Mapping, Optional, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Sequence, Tuple, Union)
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (GaugeMetricFamily, HistogramMetricFamily,
                                             UnknownMetricFamily)
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:  # for the hints only
+  from starlette.requests import Request
+  from starlette.responses import Response
 
 # The text format TF Serving's exporter writes (prometheus_client's newest default is 1.0.0).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -22,7 +27,7 @@ QUEUE_ROWS = "mnist_estimator_serve_batch_queue_rows"
 VERSIONS = "mnist_estimator_serve_model_versions_available"
 
 
-def _exponential(scale, growth, count):
+def _exponential(scale: float, growth: float, count: int) -> Tuple[float, ...]:
   """TF's monitoring::Buckets::Exponential limits, printed as its exporter does (6 digits)."""
   return tuple(float(f"{scale * growth ** i:.6g}") for i in range(count))
 
@@ -39,16 +44,18 @@ QueueLength = Callable[[], Union[float, Mapping[str, float]]]
 class _Histogram:
   """Bucket counts and sums by label values, for HistogramMetricFamily at scrape time."""
 
-  def __init__(self, limits):
+  def __init__(self, limits: Sequence[float]) -> None:
     self.limits = limits
-    self.cells = {}  # label values -> [bucket counts (+Inf last), sum]
+    # label values -> [bucket counts (+Inf last), sum]
+    self.cells: Dict[Tuple[str, ...], List[Any]] = {}
 
-  def add(self, labels, value):
+  def add(self, labels: Tuple[str, ...], value: float) -> None:
     cell = self.cells.setdefault(labels, [[0] * (len(self.limits) + 1), 0.0])
     cell[0][bisect.bisect_left(self.limits, value)] += 1  # Prometheus' le: value <= limit
     cell[1] += value
 
-  def family(self, name, documentation, label_names):
+  def family(self, name: str, documentation: str,
+             label_names: Sequence[str]) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=label_names)
     bounds = [floatToGoString(limit) for limit in self.limits] + ["+Inf"]
     for labels, (counts, total) in sorted(self.cells.items()):
@@ -84,11 +91,12 @@ class Metrics:
     """
     self._queue_length = queue_length
     self._lock = threading.Lock()
-    self._counts = {}  # (model_name, API, entrypoint, status) -> requests
+    # (model_name, API, entrypoint, status) -> requests
+    self._counts: Dict[Tuple[str, str, str, str], int] = {}
     self._latency = _Histogram(_LATENCY_US)
     self._batch_rows = _Histogram(_ROWS)
     self._queuing = _Histogram(_QUEUING_US)
-    self._versions = {}  # model_name -> versions served
+    self._versions: Dict[str, int] = {}  # model_name -> versions served
     self.registry = CollectorRegistry(auto_describe=False)
     self.registry.register(self)
 
@@ -136,16 +144,16 @@ class Metrics:
     """The Prometheus text page and its content type (text format 0.0.4, as TF Serving)."""
     return generate_latest(self.registry), CONTENT_TYPE
 
-  def endpoint(self) -> Callable:
+  def endpoint(self) -> Callable[["Request"], Awaitable["Response"]]:
     """A Starlette endpoint answering the page: `Route(path, metrics.endpoint())`."""
     from starlette.responses import Response  # pylint: disable=import-outside-toplevel
 
-    async def metrics_page(request):  # pylint: disable=unused-argument
+    async def metrics_page(request: "Request") -> "Response":  # pylint: disable=unused-argument
       body, content_type = self.exposition()
       return Response(body, headers={"content-type": content_type})
     return metrics_page
 
-  def collect(self) -> list:
+  def collect(self) -> List[Any]:
     """The families at scrape time (prometheus_client's Collector protocol; the registry's)."""
     with self._lock:
       counts = UnknownMetricFamily(
@@ -167,14 +175,14 @@ class Metrics:
     families.extend(self._queue_family())
     return families
 
-  def _versions_family(self):
+  def _versions_family(self) -> GaugeMetricFamily:
     family = GaugeMetricFamily(VERSIONS, "The versions of the model served now.",
                                labels=["model_name"])
     for model, n in sorted(self._versions.items()):
       family.add_metric([model], n)
     return family
 
-  def _queue_family(self):
+  def _queue_family(self) -> List[GaugeMetricFamily]:
     """The queue gauge from the callback, outside the lock (it reads the batcher)."""
     if self._queue_length is None:
       return []

@@ -1,7 +1,7 @@
 """TF Serving's --monitoring_config_file: a text-format MonitoringConfig (Prometheus on or off)."""
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from google.protobuf import descriptor_pb2
 from google.protobuf import descriptor_pool
@@ -16,7 +16,7 @@ DEFAULT_PATH = "/monitoring/prometheus/metrics"
 EXAMPLE = "prometheus_config { enable: true path: '/monitoring/prometheus/metrics' }"
 
 
-def _message_class():
+def _message_class() -> Any:
   """tensorflow.serving.MonitoringConfig from TF Serving's monitoring_config.proto.
 
   tensorflow-serving-api ships no monitoring_config_pb2, so the file's two messages are

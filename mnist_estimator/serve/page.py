@@ -1,7 +1,9 @@
 """The draw-a-digit page's endpoints: the page, its models, their input shapes, ONNX files."""
 
 import os
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, cast
 
+from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.responses import HTMLResponse
 from starlette.responses import Response
@@ -11,25 +13,31 @@ from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.serve.manager import ModelManager
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
-def json_response(content, code=200):
+def json_response(content: Any, code: int = 200) -> Response:
   return Response(rest.dumps(content), code, media_type="application/json")
 
 
-def page_endpoint(model_name):
+def page_endpoint(model_name: Optional[str]) -> Endpoint:
   """The draw-a-digit page, with the served model's name filled in."""
 
-  async def page(request):
+  async def page(request: Request) -> Response:
     del request  # unused
+    # (None: the server started with no model; the page then fails, 500)
+    assert model_name is not None, "the page needs a model configured at start"
     with open(os.path.join(STATIC_DIR, "index.html"), encoding="utf-8") as f:
       html = f.read()
     return HTMLResponse(html.replace("{{MODEL_NAME}}", model_name))
   return page
 
 
-def page_info(servable):
+def page_info(servable: servable_lib.Servable) -> Dict[str, Any]:
   """What the page needs of a servable (SavedModel or model file): serving_default's image
   shape [H, W, C] and the class names.
 
@@ -43,16 +51,17 @@ def page_info(servable):
                              f"{shape}: use the REST API")
   height, width = shape[1:3]
   channels = shape[3] if len(shape) == 4 else 1
-  n_classes = next((s.shape[-1] for k, s in signature.outputs.items()
+  # (an export's probabilities are [N, n_classes])
+  n_classes = next((cast(int, s.shape[-1]) for k, s in signature.outputs.items()
                     if k == "probabilities" and s.shape), 10)
   return {"version": str(servable.version), "input_shape": [height, width, channels],
           "class_names": servable.class_names or [str(k) for k in range(n_classes)]}
 
 
-def page_model_endpoint(manager):
+def page_model_endpoint(manager: "ModelManager") -> Endpoint:
   """/page/model?name=NAME: the served version's image shape and class names, for the page."""
 
-  async def page_model(request):
+  async def page_model(request: Request) -> Response:
     try:
       servable = manager.get(request.query_params.get("name", manager.name))
       return json_response(page_info(servable))
@@ -61,12 +70,12 @@ def page_model_endpoint(manager):
   return page_model
 
 
-def page_models_endpoint(manager):
+def page_models_endpoint(manager: "ModelManager") -> Endpoint:
   """GET /page/models: the models the page can pick (those with a version served now)."""
 
-  async def page_models(request):
+  async def page_models(request: Request) -> Response:
     del request  # unused
-    models = []
+    models: List[Dict[str, str]] = []
     for name in manager.names():
       try:
         models.append({"name": name, "version": str(manager.get(name).version)})
@@ -76,11 +85,11 @@ def page_models_endpoint(manager):
   return page_models
 
 
-def onnx_endpoint(manager):
+def onnx_endpoint(manager: "ModelManager") -> Endpoint:
   """GET /model.onnx?name=NAME: the served version of model NAME (the default model without
   one) as ONNX, for the page's "in this browser" mode."""
 
-  async def model_onnx(request):
+  async def model_onnx(request: Request) -> Response:
     try:
       name = request.query_params.get("name") or manager.name
       servable = manager.get(name)

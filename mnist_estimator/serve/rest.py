@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import orjson
@@ -10,13 +11,16 @@ import orjson
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature, TensorSpec
 
-def dumps(content):
+
+def dumps(content: Any) -> bytes:
   """JSON bytes (float tensors arrive as orjson.Fragment text from `tensor_json`)."""
   return orjson.dumps(content)
 
 
-def parse_body(body):
+def parse_body(body: bytes) -> Dict[str, Any]:
   """The request's JSON object (NaN and Infinity allowed, as TF Serving allows them)."""
   if not body.strip():
     raise status.bad_request("JSON Parse error: The document is empty")
@@ -35,7 +39,8 @@ def parse_body(body):
   return request
 
 
-def predict_feeds(request, signature):
+def predict_feeds(request: Mapping[str, Any],
+                  signature: "Signature") -> Tuple[Dict[str, np.ndarray], int, bool]:
   """{input key: array} for a predict request, its batch rows (inference.batch_rows) and
   whether it is row format.
 
@@ -77,7 +82,7 @@ def predict_feeds(request, signature):
   return feeds, inference.batch_rows(signature, feeds), row_format
 
 
-def _named_inputs(value, specs):
+def _named_inputs(value: Dict[str, Any], specs: Mapping[str, "TensorSpec"]) -> Dict[str, Any]:
   """Columnar inputs by name; as TF Serving's FillTensorMapFromInputsMap, other keys are ignored."""
   missing = sorted(set(specs) - set(value))
   if missing:
@@ -85,17 +90,17 @@ def _named_inputs(value, specs):
   return value
 
 
-def _check_keys(i, keys, specs):
+def _check_keys(i: int, keys: Iterable[str], specs: Mapping[str, "TensorSpec"]) -> None:
   """TF Serving's rule (FillTensorMapFromInstancesList): each object has every input, no other."""
-  keys = set(keys)
-  if keys != set(specs):
-    missing, unknown = sorted(set(specs) - keys), sorted(keys - set(specs))
+  given = set(keys)
+  if given != set(specs):
+    missing, unknown = sorted(set(specs) - given), sorted(given - set(specs))
     raise status.bad_request(f"Failed to process element: {i} of 'instances' list: keys must be "
                              f"equal to: {','.join(sorted(specs))} (missing {missing}, unknown "
                              f"{unknown})")
 
 
-def to_array(value, spec):
+def to_array(value: Any, spec: "TensorSpec") -> np.ndarray:
   """A JSON value as an array of the signature input's dtype and shape."""
   if spec.np_dtype is object:
     array = np.asarray(strings(value), dtype=object)
@@ -108,7 +113,7 @@ def to_array(value, spec):
   return inference.check_tensor(array, spec)
 
 
-def strings(value):
+def strings(value: Any) -> Union[bytes, List[Any]]:
   """Nested lists of str or {"b64": ...} as nested lists of bytes (also classify features)."""
   if isinstance(value, list):
     return [strings(v) for v in value]
@@ -122,7 +127,7 @@ def strings(value):
   raise status.bad_request(f"expected a string or {{\"b64\": ...}}, got {json.dumps(value)[:40]}")
 
 
-def predict_response(outputs, row_format):
+def predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[str, Any]:
   """{"predictions": ...} (row format) or {"outputs": ...} (columnar), as TF Serving shapes them."""
   lists = {k: tensor_json(k, v) for k, v in outputs.items()}
   if not row_format:
@@ -133,7 +138,7 @@ def predict_response(outputs, row_format):
   return {"predictions": [{k: v[i] for k, v in lists.items()} for i in range(n)]}
 
 
-def tensor_json(key, array):
+def tensor_json(key: str, array: np.ndarray) -> Any:
   """An output array as JSON values: floats as TF Serving writes them, bytes as b64 if `_bytes`."""
   if array.dtype.kind == "f":
     return float_json(array)
@@ -145,7 +150,7 @@ def tensor_json(key, array):
   return array.tolist()
 
 
-def float_texts(array):
+def float_texts(array: np.ndarray) -> List[str]:
   """TF Serving's WriteDecimal (json_tensor.cc) of each value, as a list of str.
 
   6 significant digits (absl::StrCat, printf "%g"), or max_digits10 (9 for float32, 17 for
@@ -168,7 +173,7 @@ def float_texts(array):
   return texts
 
 
-def float_json(array):
+def float_json(array: np.ndarray) -> Any:
   """A float array as nested lists (axis 0) of orjson.Fragment texts, or one for a scalar."""
   texts = np.array(float_texts(array), dtype=object).reshape(array.shape)
   if texts.ndim == 0:
@@ -176,7 +181,7 @@ def float_json(array):
   return [orjson.Fragment(_joined(row)) for row in texts]
 
 
-def _joined(texts):
+def _joined(texts: Union[str, np.ndarray]) -> str:
   if isinstance(texts, str):
     return texts
   if texts.ndim == 1:
@@ -184,13 +189,15 @@ def _joined(texts):
   return "[" + ",".join(_joined(t) for t in texts) + "]"
 
 
-def classify_response(scores, classes):
+def classify_response(scores: Optional[np.ndarray],
+                      classes: Optional[np.ndarray]) -> Dict[str, Any]:
   """{"results": [[[label, score], ...] per example]} (rows of scores and classes or None)."""
-  size = len(scores if scores is not None else classes)
   if scores is None:
+    assert classes is not None, "inference.classify_outputs gives scores or classes"
     scores = np.zeros(classes.shape, np.float32)
   if classes is None:
     classes = np.full(scores.shape, b"", dtype=object)
+  size = len(scores)
   texts = np.array(float_texts(scores), dtype=object).reshape(size, -1)
   labels = classes.reshape(size, -1).tolist()
   return {"results": [[[label.decode("utf-8", "replace"), orjson.Fragment(score)]
@@ -198,6 +205,6 @@ def classify_response(scores, classes):
                       for row_labels, row_scores in zip(labels, texts)]}
 
 
-def regress_response(values):
+def regress_response(values: np.ndarray) -> Dict[str, Any]:
   """{"results": [value per example]} from a regress signature's [n] outputs."""
   return {"results": [orjson.Fragment(t) for t in float_texts(values)]}

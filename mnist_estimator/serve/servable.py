@@ -17,7 +17,7 @@ MODEL_FILE_SUFFIXES = (".tflite", ".onnx")
 
 def is_model_file(path: Optional[str]) -> bool:
   """A .tflite or .onnx file (served as one version), not a SavedModel base path."""
-  return bool(path) and path.endswith(MODEL_FILE_SUFFIXES) and not os.path.isdir(path)
+  return bool(path and path.endswith(MODEL_FILE_SUFFIXES) and not os.path.isdir(path))
 
 
 def file_version(path: str) -> int:
@@ -35,7 +35,9 @@ class Servable:
     model: the runtime.Model.
     signatures: {name: runtime.Signature}.
     class_names: the names it keeps, or None.
+    model_name: the model it is a version of (set by serve.versions; for the metrics).
   """
+  model_name: str = ""
 
   def __init__(self, path: str, version: int, threads: Optional[int] = None,
                session_config: Optional[Any] = None) -> None:

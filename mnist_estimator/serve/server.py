@@ -6,8 +6,10 @@ import os
 import signal
 import socket
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from mnist_estimator.common import saved_model as saved_model_lib
 from mnist_estimator.common.errors import UsageError
@@ -21,8 +23,15 @@ from mnist_estimator.serve import metrics as metrics_lib
 from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.serve.servable import Servable
 
-def base_path(model_dir=None, saved_model=None, model_file=None):
+# started(the bound gRPC port or None, a stop() any thread may call): the server listens.
+Started = Callable[[Optional[int], Callable[..., None]], Any]
+
+
+def base_path(model_dir: Optional[str] = None, saved_model: Optional[str] = None,
+              model_file: Optional[str] = None) -> str:
   """The TF Serving base path to serve: --saved_model, else model_dir's best (or newest) export.
 
   Or --model_file, a .tflite or .onnx file.
@@ -54,9 +63,14 @@ def base_path(model_dir=None, saved_model=None, model_file=None):
   return max(bases, key=lambda b: max(saved_model_lib.versions(b)))
 
 
-def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, threads=2,
-          max_body_bytes=app_lib.DEFAULT_MAX_BODY_BYTES, session_config=None, models=None,
-          allow_labels_for_unavailable=False, cors=False, metrics_path=None):
+def build(base: Optional[str] = None, model_name: str = "mnist", poll_seconds: float = 1.0,
+          batch_options: Optional[batching.BatchOptions] = None, threads: int = 2,
+          max_body_bytes: int = app_lib.DEFAULT_MAX_BODY_BYTES,
+          session_config: Optional[Any] = None,
+          models: Optional[Sequence[config_lib.ModelConfig]] = None,
+          allow_labels_for_unavailable: bool = False, cors: bool = False,
+          metrics_path: Optional[str] = None,
+          ) -> Tuple[ASGIApp, manager_lib.ModelManager, batching.Batcher]:
   """(app, manager, batcher) serving `base` as `model_name`, or `models`; polling has started.
 
   `base` is a TF Serving base path (numbered SavedModels) or a .tflite/.onnx file; `models`
@@ -66,11 +80,13 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   Raises:
     UsageError: a version label names a version that is not served.
   """
-  models = models if models is not None else config_lib.single(model_name, base)
+  if models is None:
+    assert base is not None, "a base path, or models"
+    models = config_lib.single(model_name, base)
   manager = manager_lib.ModelManager(poll_seconds=poll_seconds, session_config=session_config,
                                      models=models,
                                      allow_labels_for_unavailable=allow_labels_for_unavailable)
-  batcher = None
+  batcher: Optional[batching.Batcher] = None
   metrics = metrics_lib.Metrics(queue_length=lambda: batcher.queued_rows if batcher else 0)
   manager.metrics = metrics
   manager.add_listener(lambda: _count_versions(manager, metrics))
@@ -84,7 +100,7 @@ def build(base=None, model_name="mnist", poll_seconds=1.0, batch_options=None, t
   return app, manager, batcher
 
 
-def _count_versions(manager, metrics):
+def _count_versions(manager: manager_lib.ModelManager, metrics: metrics_lib.Metrics) -> None:
   """The versions-available gauge of each model (removed models leave it)."""
   names = set(manager.names())
   for name in names:
@@ -96,14 +112,15 @@ def _count_versions(manager, metrics):
 class _BatchObserver:
   """The batcher's rows per batch, to the metrics, by the model of the batch's servable."""
 
-  def __init__(self, metrics):
+  def __init__(self, metrics: metrics_lib.Metrics) -> None:
     self._metrics = metrics
 
-  def batch(self, servable, rows):
+  def batch(self, servable: "Servable", rows: int) -> None:
     self._metrics.batch(getattr(servable, "model_name", ""), rows)
 
 
-def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
+def uvicorn_config(app: ASGIApp, host: str = "127.0.0.1", port: int = 8501,
+                   **kwargs: Any) -> uvicorn.Config:
   """uvicorn with httptools and uvloop ("auto" picks them when installed), no access log."""
   return uvicorn.Config(app, host=host, port=port, loop="auto", http="auto",
                         access_log=False, log_level="warning", backlog=2048,
@@ -112,15 +129,21 @@ def uvicorn_config(app, host="127.0.0.1", port=8501, **kwargs):
 
 @dataclasses.dataclass
 class Ports:
-  """Where to listen: TF Serving's --port (gRPC) and --rest_api_port; 0 turns one off."""
+  """Where to listen: TF Serving's --port (gRPC) and --rest_api_port; 0 turns one off.
+
+  grpc: None is no gRPC; 0 a free port (BackgroundServer).
+  """
   host: str = "127.0.0.1"
-  grpc: int = 8500
+  grpc: Optional[int] = 8500
   rest: int = 8501
   grpc_max_threads: int = grpc_service.DEFAULT_MAX_THREADS
   max_message_bytes: int = app_lib.DEFAULT_MAX_BODY_BYTES
 
 
-async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
+async def serve(app: ASGIApp, manager: Optional[manager_lib.ModelManager],
+                batcher: Optional[batching.Batcher], ports: Ports,
+                rest_sockets: Optional[List[socket.socket]] = None,
+                started: Optional[Started] = None) -> None:
   """Serves REST (uvicorn) and gRPC (grpc.aio) in this event loop until SIGINT/SIGTERM.
 
   Both hand their requests to the one `manager` and `batcher`. Once both listen,
@@ -132,20 +155,21 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
   """
   loop = asyncio.get_running_loop()
   stopped = asyncio.Event()
-  grpc_server, bound = None, None
+  grpc_server: Any = None
+  bound: Optional[int] = None
   if ports.grpc is not None:
     grpc_server, bound = await _start_grpc(manager, batcher, ports)
   rest_server = None
   if rest_sockets:
     rest_server = uvicorn.Server(uvicorn_config(app, ports.host, ports.rest))
 
-  def stop(*_):
+  def stop(*_: Any) -> None:
     loop.call_soon_threadsafe(stopped.set)
     if rest_server is not None:
       rest_server.should_exit = True
   # Ours around uvicorn's own (which re-raises the signal once it has shut down): the process
   # then stops gRPC too and exits 0.
-  handlers = {}
+  handlers: Dict[signal.Signals, Any] = {}
   if threading.current_thread() is threading.main_thread():
     handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
   try:
@@ -164,10 +188,15 @@ async def serve(app, manager, batcher, ports, rest_sockets=None, started=None):
       signal.signal(sig, handler)
 
 
-async def _start_grpc(manager, batcher, ports):
-  """(the started grpc.aio server, its bound port)."""
-  grpc_server = grpc_service.make_server(manager, batcher, ports.grpc_max_threads,
-                                         ports.max_message_bytes,
+async def _start_grpc(manager: Optional[manager_lib.ModelManager],
+                      batcher: Optional[batching.Batcher], ports: Ports) -> Tuple[Any, int]:
+  """(the started grpc.aio server, its bound port).
+
+  Without a manager or batcher (a test of the port's refusal) its RPCs cannot be answered.
+  """
+  grpc_server = grpc_service.make_server(cast(manager_lib.ModelManager, manager),
+                                         cast(batching.Batcher, batcher),
+                                         ports.grpc_max_threads, ports.max_message_bytes,
                                          getattr(manager, "metrics", None))
   if manager is not None:  # the standard health service, answered from the models served
     checker = health.add_to_server(grpc_server, manager)
@@ -184,7 +213,8 @@ async def _start_grpc(manager, batcher, ports):
   return grpc_server, bound
 
 
-async def _serve_rest(rest_server, sockets, on_started):
+async def _serve_rest(rest_server: uvicorn.Server, sockets: Optional[List[socket.socket]],
+                      on_started: Callable[[], Any]) -> None:
   """Runs uvicorn until it exits, calling on_started() once it listens."""
   task = asyncio.ensure_future(rest_server.serve(sockets=sockets))
   while not rest_server.started and not task.done():
@@ -194,7 +224,7 @@ async def _serve_rest(rest_server, sockets, on_started):
   await task
 
 
-def listen(host, port):
+def listen(host: str, port: int) -> socket.socket:
   """A socket listening on host:port for REST (bound here, so a busy port is one clear line).
 
   Raises:
@@ -211,7 +241,10 @@ def listen(host, port):
   return sock
 
 
-def run(app, manager, batcher, ports, rest_sockets=None, started=None):
+def run(app: ASGIApp, manager: Optional[manager_lib.ModelManager],
+        batcher: Optional[batching.Batcher], ports: Ports,
+        rest_sockets: Optional[List[socket.socket]] = None,
+        started: Optional[Started] = None) -> None:
   """serve() in a new event loop of this thread, uvloop's when installed (as uvicorn's "auto").
 
   uvloop.run and asyncio.run (not asyncio.Runner, which Python 3.9 and 3.10 lack) close the
@@ -233,21 +266,23 @@ class BackgroundServer:
     grpc_target: "127.0.0.1:PORT" of the gRPC API (None without `manager`).
   """
 
-  def __init__(self, app, manager=None, batcher=None, **port_options):
+  def __init__(self, app: ASGIApp, manager: Optional[manager_lib.ModelManager] = None,
+               batcher: Optional[batching.Batcher] = None, **port_options: Any) -> None:
     self._sock = socket.socket()
     self._sock.bind(("127.0.0.1", 0))
     self.port = self._sock.getsockname()[1]
     self.url = f"http://127.0.0.1:{self.port}"
-    self.grpc_target = None
+    self.grpc_target: Optional[str] = None
     ports = Ports(grpc=0 if manager else None, rest=self.port, **port_options)
     self._ready = threading.Event()
-    self._stop = None
-    self._error = None
+    self._stop: Optional[Callable[..., None]] = None
+    self._error: Optional[Exception] = None
     self._thread = threading.Thread(target=self._run, args=(app, manager, batcher, ports),
                                     daemon=True)
 
-  def _run(self, app, manager, batcher, ports):
-    def started(grpc_port, stop):
+  def _run(self, app: ASGIApp, manager: Optional[manager_lib.ModelManager],
+           batcher: Optional[batching.Batcher], ports: Ports) -> None:
+    def started(grpc_port: Optional[int], stop: Callable[..., None]) -> None:
       if grpc_port:
         self.grpc_target = f"127.0.0.1:{grpc_port}"
       self._stop = stop
@@ -258,14 +293,15 @@ class BackgroundServer:
       self._error = e
     self._ready.set()
 
-  def __enter__(self):
+  def __enter__(self) -> "BackgroundServer":
     self._thread.start()
     self._ready.wait(120)
     if self._stop is None:
       raise RuntimeError(f"the server thread died while starting: {self._error!r}")
     return self
 
-  def __exit__(self, *exc):
+  def __exit__(self, *exc: Any) -> None:
+    assert self._stop is not None, "__enter__ saw the server start"
     self._stop()
     self._thread.join(15)
     self._sock.close()

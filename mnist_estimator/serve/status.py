@@ -1,5 +1,7 @@
 """API errors as TensorFlow Serving gives them: a canonical code, its HTTP status and gRPC code."""
 
+from typing import Any, Optional
+
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 FAILED_PRECONDITION = "FAILED_PRECONDITION"
 NOT_FOUND = "NOT_FOUND"
@@ -25,21 +27,21 @@ class ApiError(Exception):
     message: the one-line message.
   """
 
-  def __init__(self, code, message, http_status=None):
+  def __init__(self, code: str, message: Any, http_status: Optional[int] = None) -> None:
     super().__init__(message)
     self.code = code
     self.status = http_status or HTTP_STATUS[code]
     self.message = " ".join(str(message).split())  # one line
 
 
-def bad_request(message):
+def bad_request(message: str) -> ApiError:
   return ApiError(INVALID_ARGUMENT, message)
 
 
-def not_found(message):
+def not_found(message: str) -> ApiError:
   return ApiError(NOT_FOUND, message)
 
 
-def internal(error):
+def internal(error: BaseException) -> ApiError:
   """INTERNAL for an exception that is a bug of the server: answer it and go on."""
   return ApiError(INTERNAL, f"internal error: {type(error).__name__}: {error}")

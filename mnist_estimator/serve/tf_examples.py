@@ -1,6 +1,7 @@
 """TF Serving's classify/regress JSON as tf.Examples: features typed as its AddValueToFeature."""
 
 import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -9,7 +10,7 @@ from mnist_estimator.serve import rest
 from mnist_estimator.serve import status
 
 
-def classify_examples(request):
+def classify_examples(request: Dict[str, Any]) -> np.ndarray:
   """Serialized tf.Examples from a classify/regress request's `examples` (and `context`).
 
   As TF Serving's FillClassifyRegressRequestFromJson (json_tensor.cc): JSON whole numbers make
@@ -28,7 +29,8 @@ def classify_examples(request):
   return serialized_examples([_example(e) for e in examples], context)
 
 
-def serialized_examples(examples, context=None):
+def serialized_examples(examples: Sequence["tf.train.Example"],
+                        context: Optional["tf.train.Example"] = None) -> np.ndarray:
   """tf.Example protos (and a context Example) as the string tensor a classify signature takes.
 
   Serialized context + serialized example is the merged Example (TF Serving's
@@ -38,7 +40,7 @@ def serialized_examples(examples, context=None):
   return np.asarray([prefix + e.SerializeToString() for e in examples], dtype=object)
 
 
-def _example(value):
+def _example(value: Any) -> "tf.train.Example":
   if not isinstance(value, dict):
     raise status.bad_request(f"Example must be JSON object but got JSON {_json_type(value)}")
   features = {k: _feature(k, v) for k, v in value.items()}
@@ -48,14 +50,15 @@ def _example(value):
 _KIND_NAMES = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}
 
 
-def _feature(name, value):
+def _feature(name: str, value: Any) -> "tf.train.Feature":
   """One feature from a JSON value or list, typed per element as TF Serving's AddValueToFeature."""
   values = value if isinstance(value, list) else [value]
   if values and all(type(v) is float for v in values):  # the common case, at C speed
     if not all(map(math.isfinite, values)):
       raise status.bad_request(f"feature '{name}' holds NaN or Infinity")
     return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-  kind, items = None, []
+  kind: Optional[str] = None
+  items: List[Any] = []
   for v in values:
     this, item = _feature_value(name, v)
     if kind is not None and this != kind:
@@ -70,7 +73,7 @@ def _feature(name, value):
   return tf.train.Feature(**{kind: lists[kind](value=items)})
 
 
-def _feature_value(name, v):
+def _feature_value(name: str, v: Any) -> Tuple[str, Any]:
   """(kind, value) of one JSON element of a feature."""
   if isinstance(v, bool):
     return "int64_list", int(v)
@@ -90,7 +93,7 @@ def _feature_value(name, v):
                            f"{_json_type(v)}")
 
 
-def _json_type(value):
-  names = {type(None): "Null", bool: "True" if value else "False", dict: "Object", list: "Array",
-           str: "String"}
+def _json_type(value: Any) -> str:
+  names: Dict[type, str] = {type(None): "Null", bool: "True" if value else "False",
+                            dict: "Object", list: "Array", str: "String"}
   return names.get(type(value), "Number")

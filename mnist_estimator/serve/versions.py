@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from absl import logging
 
@@ -11,7 +12,14 @@ from mnist_estimator.serve import servable as servable_lib
 from mnist_estimator.serve import status
 from mnist_estimator.serve import warmup
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.serve.config import ModelConfig
+
 AVAILABLE, LOADING, END = "AVAILABLE", "LOADING", "END"
+# (path, version) -> the loaded version.
+Loader = Callable[[str, int], servable_lib.Servable]
+# A version's files: ((path, size, mtime in ns), ...).
+Stamp = Tuple[Tuple[str, int, int], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,12 +29,12 @@ class VersionState:
   error_code: str = "OK"
   error_message: str = ""
 
-  def as_json(self, version):
+  def as_json(self, version: int) -> Dict[str, Any]:
     return {"version": str(version), "state": self.state,
             "status": {"error_code": self.error_code, "error_message": self.error_message}}
 
 
-def on_disk(base_path):
+def on_disk(base_path: str) -> Dict[int, str]:
   """{version: path} under a base path: numbered SavedModels, or a .tflite/.onnx file as one."""
   if servable_lib.is_model_file(base_path):  # a missing file too: no version yet
     if not os.path.isfile(base_path):
@@ -35,11 +43,11 @@ def on_disk(base_path):
   return saved_model.versions(base_path)
 
 
-def default_loader(session_config=None):
+def default_loader(session_config: Optional[Any] = None) -> Loader:
   """(path, version) -> a loaded servable: a SavedModel's Session, or TFLite/onnxruntime."""
   threads = session_config.intra_op_parallelism_threads if session_config else None
 
-  def load(path, version):
+  def load(path: str, version: int) -> servable_lib.Servable:
     return servable_lib.Servable(path, version, threads or None, session_config)
   return load
 
@@ -55,21 +63,22 @@ class ModelVersions:
   files change (a copy still being written).
   """
 
-  def __init__(self, model, loader):
+  def __init__(self, model: "ModelConfig", loader: Loader) -> None:
     self.model = model  # a config.ModelConfig
     self.active = True  # False once the model is removed from the config: everything unloads
     self._loader = loader
-    self.served = {}  # version -> servable; replaced whole, so readers need no lock
-    self.states = {}  # version -> VersionState; replaced whole too
-    self._tried = {}  # version -> the files' stamp when its load failed
+    # version -> servable; replaced whole, so readers need no lock
+    self.served: Dict[int, servable_lib.Servable] = {}
+    self.states: Dict[int, VersionState] = {}  # replaced whole too
+    self._tried: Dict[int, Stamp] = {}  # version -> the files' stamp when its load failed
     self._lock = threading.Lock()  # one poll at a time
 
-  def poll(self):
+  def poll(self) -> bool:
     """Loads and unloads versions to match the disk and the policy; True if anything changed."""
     with self._lock:
       found = on_disk(self.model.base_path) if self.active else {}
       wanted = self.model.policy.select(found)
-      loaded = {}
+      loaded: Dict[int, servable_lib.Servable] = {}
       for version in sorted(wanted - set(self.served), reverse=True):
         servable = self._load(version, found[version])
         if servable is not None:
@@ -88,7 +97,7 @@ class ModelVersions:
         logging.info("unloaded version %d of %s", version, self.model.name)
       return True
 
-  def _load(self, version, path):
+  def _load(self, version: int, path: str) -> Optional[servable_lib.Servable]:
     """The servable of `version`, or None (its error kept in the status) if it does not load."""
     stamp = _stamp(path)
     if self._tried.get(version) == stamp:
@@ -114,10 +123,11 @@ class ModelVersions:
     logging.info("serving version %d of %s from %s", version, self.model.name, path)
     return servable
 
-  def _set_states(self, changes):
+  def _set_states(self, changes: Mapping[int, VersionState]) -> None:
     self.states = {**self.states, **changes}
 
-  def get(self, version=None, label=None):
+  def get(self, version: Optional[int] = None,
+          label: Optional[str] = None) -> servable_lib.Servable:
     """The servable of `version`, of `label`'s version, or the newest served.
 
     Raises:
@@ -137,7 +147,7 @@ class ModelVersions:
       raise status.not_found(f"Servable not found for request: Specific({name}, {version})")
     return served[int(version)]
 
-  def status(self, version=None):
+  def status(self, version: Optional[int] = None) -> Dict[str, Any]:
     """GetModelStatusResponse as JSON: every version seen, newest first (as the state monitor).
 
     Raises:
@@ -153,12 +163,12 @@ class ModelVersions:
     return {"model_version_status": [states[v].as_json(v) for v in sorted(states, reverse=True)]}
 
 
-def _stamp(path):
+def _stamp(path: str) -> Stamp:
   """The names, sizes and times of a version's files: a failed load is retried when they change."""
   if os.path.isfile(path):
     info = os.stat(path)
     return ((path, info.st_size, info.st_mtime_ns),)
-  stamp = []
+  stamp: List[Tuple[str, int, int]] = []
   for root, _, files in os.walk(path):
     for name in files:
       try:
@@ -169,7 +179,7 @@ def _stamp(path):
   return tuple(sorted(stamp))
 
 
-def _error_code(error):
+def _error_code(error: BaseException) -> str:
   """The canonical code's name of a load error (TensorFlow's own or a warmup's, else UNKNOWN)."""
   if isinstance(error, status.ApiError):
     return error.code

@@ -1,7 +1,9 @@
 """TF Serving's SavedModel warmup: a version replays assets.extra/tf_serving_warmup_requests."""
 
 import os
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from google.protobuf import message
 from tensorflow_serving.apis import prediction_log_pb2
 
@@ -10,18 +12,22 @@ from mnist_estimator.serve import grpc_protos as protos
 from mnist_estimator.serve import inference
 from mnist_estimator.serve import status
 
+if TYPE_CHECKING:  # for the hints only
+  from mnist_estimator.runtime import Signature
+  from mnist_estimator.serve.servable import Servable
+
 # saved_model_warmup_util.h: WarmupConsts.
 FILE_NAME = "tf_serving_warmup_requests"
 MAX_RECORDS = 1000
 DATA_LOSS = "DATA_LOSS"  # a canonical code serve.status has no constant for; HTTP 500
 
 
-def path_of(servable):
+def path_of(servable: "Servable") -> str:
   """Where a version keeps its warmup requests (kSavedModelAssetsExtraDirectory)."""
   return os.path.join(servable.path, "assets.extra", FILE_NAME)
 
 
-def replay(servable) -> int:
+def replay(servable: "Servable") -> int:
   """Runs each warmup record's request once on `servable` (no batcher), as TF Serving does.
 
   As saved_model_warmup_util.cc's RunSavedModelWarmup (one thread, one iteration): no file is
@@ -63,7 +69,7 @@ def replay(servable) -> int:
   return count
 
 
-def run_record(servable, log):
+def run_record(servable: "Servable", log: Any) -> None:
   """Runs one PredictionLog's request on `servable` (saved_model_warmup.cc RunWarmupRequest).
 
   Raises:
@@ -92,7 +98,7 @@ def run_record(servable, log):
     raise status.ApiError(status.UNIMPLEMENTED, f"Unsupported log_type for warmup: {number}")
 
 
-def _infer(signature, method, serialized):
+def _infer(signature: "Signature", method: str, serialized: np.ndarray) -> None:
   """Runs serialized tf.Examples through a classify or regress signature, checking its outputs."""
   feeds = {next(iter(signature.inputs)): serialized}
   outputs = batching.run_signature(signature, feeds)
