@@ -111,7 +111,8 @@ def _keras_default(config, steps) -> Optional[dict]:
   with tempfile.TemporaryDirectory() as folder:
     out = os.path.join(folder, "keras.json")
     argv = [sys.executable, "-m", "benchmarks.bench", "--variants=keras",
-            "--repeats=1", "--nostartup", "--noserving", "--nograph", f"--out={out}",
+            "--repeats=1", "--nostartup", "--noserving", "--nograph", "--noprimitives",
+            f"--out={out}",
             f"--model={config.model}", f"--dataset={config.dataset}",
             f"--steps={steps}", f"--warmup_steps={config.warmup_steps}",
             f"--matmul_n={min(config.matmul_n, 256)}"]

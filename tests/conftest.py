@@ -80,12 +80,15 @@ def pytest_terminal_summary(terminalreporter, config):
 
 # The longest modules, started first: under xdist's --dist loadscope a module runs whole on one
 # worker, and one of these drawn last by the random order left the other worker idle for
-# up to a minute at the end of the suite.
-_LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/benchmarks/test_bench.py",
-                  "tests/cluster/test_cluster.py", "tests/test_api.py", "tests/run/test_runner.py",
-                  "tests/serve/test_serve_browser.py", "tests/run/test_safety.py",
-                  "tests/predict/test_predict.py", "tests/serve/test_serve_main.py",
-                  "tests/predict/test_predict_folder.py", "tests/test_docs.py")
+# up to a minute at the end of the suite. Longest first, as a whole suite's --durations summed
+# them per module (2 workers).
+_LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/serve/test_serve_browser.py",
+                  "tests/run/test_runner.py", "tests/cluster/test_cluster.py",
+                  "tests/benchmarks/test_bench.py", "tests/test_examples.py",
+                  "tests/run/test_bf16.py", "tests/test_api.py", "tests/predict/test_predict.py",
+                  "tests/predict/test_predict_folder.py", "tests/run/test_safety.py",
+                  "tests/run/test_own_data_training.py", "tests/run/test_resume.py",
+                  "tests/test_main.py", "tests/serve/test_serve_main.py")
 
 
 @pytest.hookimpl(trylast=True)

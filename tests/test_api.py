@@ -30,10 +30,22 @@ def tiny_logits(features, mode, params):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """A few steps of the tutorial's cnn on the bundled sample; (model_dir, Result)."""
-  model_dir = str(tmp_path_factory.mktemp("api") / "cnn")
-  return model_dir, me.train("cnn", dataset="mnist_sample", model_dir=model_dir, **FEW)
+def page(tmp_path_factory):
+  """docs/python_api.md's python blocks, in order, in a fresh folder (one notebook).
+
+  Returns (its blocks, the folder, the notebook's namespace). The page trains the tutorial's
+  cnn 30 steps on the bundled sample into runs/cnn: the model of the other tests here.
+  """
+  with open(PAGE, encoding="utf-8") as f:
+    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+  folder = tmp_path_factory.mktemp("page")
+  notebook = types.ModuleType("python_api_page")  # a notebook's __main__: functions by name
+  with pytest.MonkeyPatch.context() as patch:
+    patch.chdir(folder)
+    patch.setitem(sys.modules, notebook.__name__, notebook)
+    for n, block in enumerate(blocks):
+      exec(compile(block, f"{PAGE} block {n + 1}", "exec"), notebook.__dict__)  # pylint: disable=exec-used
+  return blocks, folder, notebook
 
 
 def test_import_stays_light():
@@ -44,17 +56,19 @@ def test_import_stays_light():
   assert proc.returncode == 0, proc.stderr
 
 
-def test_train_returns_metrics_and_evaluate_needs_no_settings(trained):
-  model_dir, result = trained
-  assert result.model_dir == model_dir and result.export is None
-  assert result.metrics["global_step"] == 12 and 0 <= result.accuracy <= 1
+def test_train_returns_metrics_and_evaluate_needs_no_settings(page):
+  _, folder, notebook = page
+  result = notebook.run  # me.train("cnn", dataset="mnist_sample", model_dir="runs/cnn", ...)
+  assert os.path.join(folder, result.model_dir) == str(folder / "runs" / "cnn")
+  assert result.export is None
+  assert result.metrics["global_step"] == 30 and 0 <= result.accuracy <= 1
   assert isinstance(result.metrics["loss"], float)
-  again = me.evaluate(model_dir)  # the record names cnn on mnist_sample
+  again = notebook.again  # me.evaluate("runs/cnn"): the record names cnn on mnist_sample
   assert again.metrics == pytest.approx(result.metrics, rel=1e-5)  # sums in another order
 
 
-def test_predict_on_arrays_and_files_agrees_with_the_predict_command(trained, tmp_path):
-  model_dir, _ = trained
+def test_predict_on_arrays_and_files_agrees_with_the_predict_command(page, tmp_path):
+  model_dir = str(page[1] / "runs" / "cnn")
   exported = me.export(model_dir, export_dir=str(tmp_path / "export"))
   data = me.load_data("mnist_sample")
   files = []
@@ -121,15 +135,9 @@ def test_every_mode_has_its_function():
   assert me.predict is api.predict or callable(me.predict)
 
 
-def test_the_page_runs_as_written(tmp_path, monkeypatch):
-  """docs/python_api.md's python blocks, in order, in a fresh folder (one notebook)."""
-  with open(PAGE, encoding="utf-8") as f:
-    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+def test_the_page_runs_as_written(page):
+  """docs/python_api.md's python blocks ran in order, as they are (the `page` fixture)."""
+  blocks, folder, notebook = page
   assert len(blocks) >= 6
-  monkeypatch.chdir(tmp_path)
-  notebook = types.ModuleType("python_api_page")  # a notebook's __main__: functions by name
-  monkeypatch.setitem(sys.modules, notebook.__name__, notebook)
-  for n, block in enumerate(blocks):
-    exec(compile(block, f"{PAGE} block {n + 1}", "exec"), notebook.__dict__)  # pylint: disable=exec-used
   assert notebook.mine.metrics["global_step"] == 30
-  assert os.path.isfile(notebook.exported.exports["tflite"])
+  assert os.path.isfile(os.path.join(folder, notebook.exported.exports["tflite"]))

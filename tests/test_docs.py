@@ -247,6 +247,9 @@ def runnable_commands():
 
 
 RUNS = runnable_commands()
+# Run and checked flag by flag as they are by test_main.py
+# (test_helpshort_lists_every_flag_by_group_with_defaults): not a second process here.
+RUN_BY_TEST_MAIN = {("mnist_estimator.main", ("--helpshort",))}
 
 
 def test_the_short_commands_are_few_enough_to_run():
@@ -254,7 +257,11 @@ def test_the_short_commands_are_few_enough_to_run():
   assert len(RUNS) <= MAX_RUNS, f"{len(RUNS)} short doc commands; run at most {MAX_RUNS}: {RUNS}"
 
 
-@pytest.mark.parametrize("where, module, words", RUNS, ids=[where for where, _, _ in RUNS])
+SHORT_RUNS = [run for run in RUNS if (run[1], tuple(run[2])) not in RUN_BY_TEST_MAIN]
+
+
+@pytest.mark.parametrize("where, module, words", SHORT_RUNS,
+                         ids=[where for where, _, _ in SHORT_RUNS])
 def test_a_short_doc_command_runs(where, module, words, tmp_path):
   for name in ("examples", "flags"):  # the docs' commands run from a checkout's root
     os.symlink(os.path.join(helpers.ROOT, name), tmp_path / name)

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import typing
 
 import cluster_helpers
@@ -123,50 +124,75 @@ def _checkpoints(model_dir):
 
 @pytest.mark.bf16
 def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
-  """A worker killed: named, all stopped, nothing left. The re-run resumes; chief, worker,
-  ps and evaluator then finish the job with --max_restarts=1 through another kill.
+  """A worker killed: named, all stopped; with --max_restarts=1 every task is relaunched and
+  resumes from the checkpoint the chief saved as it stopped; chief, worker, ps and evaluator
+  then finish the job, and nothing is left. A job out of restarts exits with the code of its
+  last attempt (test_a_job_out_of_restarts_exits_with_the_code_of_its_last_attempt), 1 for a
+  task killed by a signal (test_cluster.py's test_cluster_names_the_task_that_died).
 
   In bf16: Ray's tasks are cluster tasks to precision.configure (no bf16 _FusedConv2D).
   """
   model_dir, every, steps = tmp_path / "m", 10, 150
   argv = ["--", *MLP, "--model=cnn", "--precision=bf16", f"--steps={steps}",
           f"--log_every_n_iter={every}", "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
-  first = Driver("--workers=1", "--ps=1", *argv, head=head)
-  worker_trains_alone(first, lines=1)
-  os.kill(first.pid("worker0"), signal.SIGKILL)
-  code, out = first.finish(timeout=60)
-  assert code == 1, out[-3000:]
-  assert re.search(r"task worker0 died \(signal SIGKILL\); its last line: .+; "
-                   "stopping the others", out), out[-3000:]
-  assert re.search(r"^\[chief\] interrupted at step \d+; checkpoint saved", out, re.M), out[-2000:]
-  _assert_no_leftovers(first.seen - {first.proc.pid})
-  saved = max(_checkpoints(model_dir))
-  assert 1 <= saved < steps // 2, saved
-
-  again = Driver("--workers=1", "--ps=1", "--evaluator", "--max_restarts=1", *argv, head=head)
-  start = worker_trains_alone(again, lines=3)
-  assert start >= saved  # the re-run resumed from the checkpoint
-  killed = again.pid("worker0")
+  job = Driver("--workers=1", "--ps=1", "--evaluator", "--max_restarts=1", *argv, head=head)
+  start = worker_trains_alone(job, lines=3)
+  assert start == 0  # a new model_dir
+  killed = job.pid("worker0")
   os.kill(killed, signal.SIGKILL)
-  again.read_until(r"^\[cluster\] restart 1/1: relaunching every task from the last "
-                   r"checkpoint \(step [\d,]+\)")
+  saved = int(job.read_until(r"^\[cluster\] restart 1/1: relaunching every task from the last "
+                             r"checkpoint \(step ([\d,]+)\)").group(1).replace(",", ""))
   assert not alive(killed)
-  code, out = again.finish()
+  code, out = job.finish()
   assert code == 0, out[-4000:]
+  first, second = out.split("[cluster] restart 1/1")
+  assert re.search(r"task worker0 died \(signal SIGKILL\); its last line: .+; "
+                   "stopping the others", first), first[-3000:]
+  stopped = re.findall(r"^\[chief\] interrupted at step ([\d,]+); checkpoint saved", first, re.M)
+  assert stopped and 1 <= saved == int(stopped[-1].replace(",", "")) < steps, (stopped, saved)
+  resumed = _progress(second, "chief")
+  assert resumed and resumed[0] >= saved, resumed  # the relaunched tasks resumed from it
   assert "train step bf16" in out and "_FusedConv2D" not in out
   # A line at a task's first step, then every `every` of its own: what each trained itself.
   own = {label: sum(max(0, len(_progress(launch, label)) - 1) * every
-                    for launch in out.split("[cluster] restart 1/1"))
+                    for launch in (first, second))
          for label in ("chief", "worker0")}
   assert own["chief"] >= 2 * every and own["worker0"] >= 2 * every, own
   lost = 50  # at most a checkpoint interval is trained again after the restart
-  assert steps - start - 4 * every <= sum(own.values()) <= steps - start + lost + 4 * every, own
+  assert steps - 4 * every <= sum(own.values()) <= steps + lost + 4 * every, own
   evaluated = re.findall(r"^\[evaluator\] eval on 1000 mnist_sample test images.*global_step "
                          r"([\d,]+)", out, re.M)
   assert evaluated and int(evaluated[-1].replace(",", "")) >= steps, out[-3000:]
   assert max(_checkpoints(model_dir)) >= steps
   assert not [n for n in os.listdir(model_dir) if n.startswith(".cluster-check")]
-  _assert_no_leftovers(again.seen - {again.proc.pid})
+  _assert_no_leftovers(job.seen - {job.proc.pid})
+
+
+def test_a_job_out_of_restarts_exits_with_the_code_of_its_last_attempt(tmp_path, monkeypatch,
+                                                                        capsys):
+  """ray_engine.launch with each attempt's Job failing as a killed task's does (code 1)."""
+  from mnist_estimator.cluster import ray_engine, task_flags  # pylint: disable=g-import-not-at-top
+  attempts = []
+
+  class FailingJob:
+    def __init__(self, ray_module, tasks, argv, shared, options):
+      del ray_module, argv, options
+      attempts.append((tuple(label for label, _, _ in tasks), shared["model_dir"]))
+
+    def run(self):
+      return 1
+
+  shut = []
+  ray_module = types.SimpleNamespace(shutdown=lambda: shut.append(1))
+  monkeypatch.setattr(ray_engine, "connect", lambda address, needed: ray_module)
+  monkeypatch.setattr(ray_engine, "Job", FailingJob)
+  (tmp_path / "m").mkdir()
+  for restarts in (0, 1):
+    options = task_flags.RayOptions(address="127.0.0.1:1", max_restarts=restarts)
+    assert ray_engine.launch([f"--model_dir={tmp_path / 'm'}"], 1, 1, False, options) == 1
+  assert attempts == [(("chief", "worker0", "ps0"), str(tmp_path / "m"))] * 3
+  assert shut == [1, 1]  # Ray let go of each time
+  assert capsys.readouterr().out.count("[cluster] restart 1/1: relaunching every task") == 1
 
 
 def test_a_model_dir_one_task_cannot_see_is_refused_before_training(tmp_path):

@@ -21,7 +21,7 @@ def exported(small, tmp_path_factory):
   root = tmp_path_factory.mktemp("export")
   spec = RunSpec.for_model("linear", model_dir=str(root / "m"), steps=10, batch_size=32,
                             optimizer="sgd", learning_rate=0.5, eval_batch_size=100,
-                            export_dir=str(root / "e"), seed=0)
+                            export_dir=str(root / "e"), seed=0, report=False)
   return spec, runner.run(spec, small)["export"]
 
 

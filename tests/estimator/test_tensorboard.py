@@ -22,7 +22,8 @@ def model_dir(small, tmp_path_factory):
   """conv_learn trained 20 steps with summaries every 5 steps, then evaluated."""
   path = str(tmp_path_factory.mktemp("tb") / "model")
   spec = RunSpec.for_model("conv_learn", model_dir=path, steps=20, batch_size=16,
-                            save_summary_steps=5, log_every_n_iter=5, eval_batch_size=100, seed=0)
+                            save_summary_steps=5, log_every_n_iter=5, eval_batch_size=100, seed=0,
+                            report=False)
   runner.run(spec, small)
   return path
 

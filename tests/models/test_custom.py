@@ -37,8 +37,10 @@ def spec(tmp_path, model, **overrides):
                            eval_batch_size=100, **overrides)
 
 
-def test_a_logits_function_by_file_gets_the_shared_head(tmp_path, small, capsys):
-  model = f"{write(tmp_path, LOGITS.format(hidden=8))}:net"
+def test_a_logits_function_by_file_gets_the_shared_head_and_a_changed_one_is_named(tmp_path,
+                                                                                  small, capsys):
+  path = write(tmp_path, LOGITS.format(hidden=8))
+  model = f"{path}:net"
   run = spec(tmp_path, model)
   assert (run.optimizer, run.batch_size, run.steps) == ("adam", 20, 4)  # its defaults
   result = runner.run(run.replace(export_dir=str(tmp_path / "e")), small)
@@ -50,6 +52,13 @@ def test_a_logits_function_by_file_gets_the_shared_head(tmp_path, small, capsys)
   assert record["model"] == model and len(record["source_sha256"]) == 64
   loaded = runtime.load(result["export"])
   assert {"serving_default", "examples:classify"} <= set(loaded.signatures)
+  # The same file, another network: resuming the model_dir names the change.
+  write(tmp_path, LOGITS.format(hidden=16))
+  custom._LOADED.clear()  # pylint: disable=protected-access  # as a new process would
+  with pytest.raises(UsageError) as error:
+    runner.run(spec(tmp_path, model, steps=8), small)
+  message = str(error.value)
+  assert "nets.py changed since" in message and "no longer restores" in message, message
 
 
 def test_a_dotted_module_and_the_decorators(tmp_path, small, monkeypatch):
@@ -125,17 +134,6 @@ def test_wrong_logits_and_a_raising_model_name_the_fault(tmp_path, small):
   helpers.one_error_line(code, err, "(building its graph) raised KeyError", "no_such_feature")
 
 
-def test_a_changed_network_that_no_longer_restores_is_named(tmp_path, small):
-  path = write(tmp_path, LOGITS.format(hidden=8))
-  runner.run(spec(tmp_path, f"{path}:net"), small)
-  write(tmp_path, LOGITS.format(hidden=16))  # the same file, another network
-  custom._LOADED.clear()  # pylint: disable=protected-access  # as a new process would
-  with pytest.raises(UsageError) as error:
-    runner.run(spec(tmp_path, f"{path}:net", steps=8), small)
-  message = str(error.value)
-  assert "nets.py changed since" in message and "no longer restores" in message, message
-
-
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_every_built_in_model_runs_on_rgb_images_or_says_why(name, tmp_path):
   root = helpers.write_image_folder(tmp_path / "f", per_class=5, size=(12, 10))
@@ -152,3 +150,12 @@ def test_every_built_in_model_runs_on_rgb_images_or_says_why(name, tmp_path):
     assert "cannot take 12x10x3 images" in str(e) and "--image_size" in str(e), str(e)
     return
   assert metrics["global_step"] == 2 and np.isfinite(metrics["loss"])
+
+
+def test_a_model_file_not_named_py_is_one_line(tmp_path):
+  nets = write(tmp_path, "def net(features, mode, params): pass\n", "nets")  # no .py
+  with pytest.raises(UsageError, match=r"is not a Python file \(\.py\)"):
+    RunSpec.for_model(f"{nets}:net")
+  code, _, err = helpers.run_main(f"--model={nets}:net", f"--model_dir={tmp_path}/m")
+  helpers.one_error_line(code, err, f"{nets} is not a Python file (.py)", "PATH.py:net")
+  assert "Traceback" not in err

@@ -84,38 +84,46 @@ def _named(data, names):
   return dataclasses.replace(data, class_names=tuple(names))
 
 
-def test_classes_are_matched_by_name(small, tmp_path):
-  names = [f"c{i}" for i in range(10)]
-  spec = helpers.small_spec("linear", tmp_path / "m", steps=30, report=False)
-  first = runner.run(spec, _named(small, names))["metrics"]["accuracy"]
+NAMES = [f"c{i}" for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def named(small, tmp_path_factory):
+  """linear trained 30 steps on `small` with the classes named c0..c9: (spec, its accuracy).
+
+  Its tests only evaluate, predict or are refused: the checkpoints stay as trained.
+  """
+  spec = helpers.small_spec("linear", tmp_path_factory.mktemp("named") / "m", steps=30,
+                            report=False)
+  return spec, runner.run(spec, _named(small, NAMES))["metrics"]["accuracy"]
+
+
+def test_classes_are_matched_by_name(named, small):
+  spec, first = named
   # The same images, their classes listed in another order (labels follow the names).
   order = np.random.RandomState(0).permutation(10)
   shuffled = dataclasses.replace(
-      small, class_names=tuple(names[i] for i in order),
+      small, class_names=tuple(NAMES[i] for i in order),
       y_train=np.argsort(order)[small.y_train].astype(np.int32),
       y_test=np.argsort(order)[small.y_test].astype(np.int32))
   again = runner.run(spec.replace(mode="evaluate"), shuffled)
   assert again["metrics"]["accuracy"] == pytest.approx(first)
 
 
-def test_a_renamed_class_is_refused_in_one_line(small, tmp_path):
-  names = [str(i) for i in range(10)]
-  spec = helpers.small_spec("linear", tmp_path / "m", steps=5, report=False)
-  runner.run(spec, _named(small, names))
-  renamed = _named(small, ["zero"] + names[1:])
-  with pytest.raises(UsageError, match=r"trained on the classes 0, 1, .*new: zero; missing: 0"):
+def test_a_renamed_class_is_refused_in_one_line(named, small):
+  spec, _ = named
+  renamed = _named(small, ["zero"] + NAMES[1:])
+  with pytest.raises(UsageError, match=r"trained on the classes c0, c1, .*new: zero; missing: c0"):
     runner.run(spec.replace(mode="evaluate"), renamed)
   with pytest.raises(UsageError, match="new: zero"):  # resuming would train on it
-    runner.run(spec.replace(steps=10), renamed)
+    runner.run(spec.replace(steps=40), renamed)
 
 
-def test_predict_mode_prints_class_names(small, tmp_path, capsys):
-  names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-  spec = helpers.small_spec("linear", tmp_path / "m", steps=5, report=False)
-  runner.run(spec, _named(small, names))
+def test_predict_mode_prints_class_names(named, small, capsys):
+  spec, _ = named
   capsys.readouterr()
-  rows = runner.run(spec.replace(mode="predict", num_predictions=4), _named(small, names))
+  rows = runner.run(spec.replace(mode="predict", num_predictions=4), _named(small, NAMES))
   out = capsys.readouterr().out
   lines = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()][:4]
-  assert [line[1] for line in lines] == [names[row[1]] for row in rows["predictions"]]
-  assert [line[2] for line in lines] == [names[row[2]] for row in rows["predictions"]]
+  assert [line[1] for line in lines] == [NAMES[row[1]] for row in rows["predictions"]]
+  assert [line[2] for line in lines] == [NAMES[row[2]] for row in rows["predictions"]]

@@ -24,10 +24,7 @@ def test_epochs_train_until_their_last_step_and_the_header_says_both(small, tmp_
   assert result["metrics"]["global_step"] == 12  # 2 x 600 / 100
   out = capsys.readouterr().out
   assert "training: 2 epochs = 12 steps of 100 (6 per epoch)" in out
-  again = RunSpec.for_model("linear", steps=30, batch_size=100, model_dir=str(tmp_path / "s"),
-                            report=False, mode="train")
-  runner.run(again, small)
-  assert "training: 30 steps of 100 = 5.0 epochs of 600 images" in capsys.readouterr().out
+  # With --steps instead the header gives the epochs: test_train_and_evaluate_prints_each_...
 
 
 def test_steps_and_epochs_together_are_one_error_line():
@@ -71,7 +68,10 @@ def test_train_and_evaluate_prints_each_validation_and_the_test_once(small, tmp_
   spec = RunSpec.for_model("linear", mode="train_and_evaluate", steps=20, eval_every_steps=10,
                            batch_size=32, model_dir=str(tmp_path), report=False, seed=0)
   runner.run(spec, small)
-  lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("eval on")]
+  out = capsys.readouterr().out
+  # --steps: the header says how many epochs they are (ceil(600 / 32) = 19 steps an epoch).
+  assert "training: 20 steps of 32 = 1.1 epochs of 600 images" in out
+  lines = [line for line in out.splitlines() if line.startswith("eval on")]
   assert [line.split(":")[0] for line in lines] == [
       "eval on 200 mnist_sample validation images"] * 2 + ["eval on 200 mnist_sample test images"]
   assert lines[0].endswith("global_step 10") and lines[2].endswith("global_step 20")
@@ -142,18 +142,26 @@ def test_a_third_tfrecord_glob_is_the_validation_set(tmp_path):
   assert (len(carved.y_train) + len(carved.y_test), len(carved.y_val)) == (12, 3)
 
 
-def test_the_opening_lines_print_before_decoding_shows_progress(tmp_path, monkeypatch, capsys):
-  root = helpers.write_image_folder(tmp_path / "f", per_class=4)
+def test_the_opening_lines_print_before_decoding_and_the_report_names_the_worst_files(
+    tmp_path, monkeypatch, capsys):
+  import json  # pylint: disable=g-import-not-at-top
+  root = helpers.write_image_folder(tmp_path / "f", per_class=10)
   monkeypatch.setattr(images_lib, "_PROGRESS_AFTER", 0.0)
   monkeypatch.setattr(sys, "stderr", sys.stdout)  # one stream: the order shows
   monkeypatch.setattr(images_lib.os, "environ", {**images_lib.os.environ,
                                                   images_lib.CACHE_ENV: str(tmp_path / "c")})
-  spec = RunSpec.for_model("linear", dataset=f"folder:{root}", steps=1, precision="fp32",
-                           model_dir=str(tmp_path / "m"), report=False)
+  spec = RunSpec.for_model("linear", dataset=f"folder:{root}", steps=1, learning_rate=0.0,
+                           precision="fp32", model_dir=str(tmp_path / "m"))
   runner.run(spec)
   out = capsys.readouterr().out
-  assert out.index(f"train linear on folder:{root}") < out.index("decoding 12 images") < out.index(
+  assert out.index(f"train linear on folder:{root}") < out.index("decoding 30 images") < out.index(
       "data: ")
+  # The eval report names the files of the worst errors.
+  report = json.loads((tmp_path / "m" / "eval_report" / "eval_report.json").read_text())
+  worst = report["worst_errors"]
+  assert worst and all(row["file"].startswith(root) for row in worst)
+  for row in worst:  # the file's folder is its true class
+    assert row["file"].split("/")[-2] == row["label_name"] != row["predicted_name"]
 
 
 def test_validation_leaves_no_class_without_training_images():
@@ -181,19 +189,6 @@ def test_augment_errors_are_one_line_with_the_reason():
   helpers.one_error_line(code, err, "shfit", "flip, shift, rotate")
   code, _, err = helpers.run_main("--augment=shift", "--input=numpy", "--steps=1")
   helpers.one_error_line(code, err, "--augment", "--input=tfdata")
-
-
-def test_the_eval_report_names_the_files_of_the_worst_errors(tmp_path):
-  import json  # pylint: disable=g-import-not-at-top
-  root = helpers.write_image_folder(tmp_path / "f", per_class=10)
-  spec = RunSpec.for_model("linear", dataset=f"folder:{root}", steps=1, learning_rate=0.0,
-                           precision="fp32", model_dir=str(tmp_path / "m"))
-  runner.run(spec)
-  report = json.loads((tmp_path / "m" / "eval_report" / "eval_report.json").read_text())
-  worst = report["worst_errors"]
-  assert worst and all(row["file"].startswith(root) for row in worst)
-  for row in worst:  # the file's folder is its true class
-    assert row["file"].split("/")[-2] == row["label_name"] != row["predicted_name"]
 
 
 def test_a_streamed_folder_trains_evaluates_exports_and_predicts(tmp_path, capsys):

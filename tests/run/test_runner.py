@@ -66,19 +66,14 @@ def test_train_evaluate_predict_weights(name, small, weeks, tmp_path, capsys):
     assert sorted(os.listdir(pngs)) and all(f.endswith(".png") for f in os.listdir(pngs))
 
 
-def test_steps_is_the_target_global_step(small, tmp_path):
-  spec = helpers.small_spec("linear", tmp_path, steps=6)
-  assert run(spec, small)["metrics"]["global_step"] == 6
-  # Re-running the same command trains nothing more; a larger --steps finishes the job.
-  assert run(spec, small)["metrics"]["global_step"] == 6
-  spec = spec.replace(steps=10)
-  assert run(spec, small)["metrics"]["global_step"] == 10
-
-
-def test_training_learns(small, tmp_path):
+def test_training_learns_and_profile_steps_write_chrome_traces(small, tmp_path):
   spec = helpers.small_spec("linear", tmp_path, steps=60, batch_size=50, optimizer="sgd",
-                  learning_rate=0.5)
+                            learning_rate=0.5, profile_steps=30, report=False)
   assert run(spec, small)["metrics"]["accuracy"] > 0.6
+  traces = [f for f in os.listdir(tmp_path / "profile") if f.startswith("timeline-")]
+  assert traces
+  trace = json.loads((tmp_path / "profile" / sorted(traces)[0]).read_text())
+  assert trace["traceEvents"]
 
 
 def test_numpy_input_learns_and_feeds_what_tfdata_feeds(small, tmp_path):
@@ -96,25 +91,35 @@ def test_numpy_input_learns_and_feeds_what_tfdata_feeds(small, tmp_path):
 def test_same_seed_same_weights(small, tmp_path):
   values = []
   for sub in ("a", "b"):
-    spec = helpers.small_spec("dnn", tmp_path / sub, steps=5)
+    spec = helpers.small_spec("dnn", tmp_path / sub, steps=5, report=False)
     run(spec, small)
     values.append(runner.estimator_for(spec, small).get_variable_value("logits/kernel"))
   np.testing.assert_array_equal(values[0], values[1])
 
 
 def test_train_and_evaluate(small, tmp_path):
-  spec = helpers.small_spec("linear", tmp_path, mode="train_and_evaluate", steps=8)
+  spec = helpers.small_spec("linear", tmp_path, mode="train_and_evaluate", steps=8,
+                            report=False)
   assert run(spec, small)["metrics"]["global_step"] == 8
 
 
-def test_model_dir_of_another_model_is_refused(small, tmp_path):
-  run(helpers.small_spec("linear", tmp_path, steps=2), small)
-  record = json.loads((tmp_path / record_lib.RECORD_FILE).read_text())
+@pytest.fixture(scope="module")
+def linear2(small, tmp_path_factory):
+  """(spec, model_dir) of linear trained 2 steps: only read by the tests that take it."""
+  model_dir = tmp_path_factory.mktemp("linear2")
+  spec = helpers.small_spec("linear", model_dir, steps=2, report=False)
+  run(spec, small)
+  return spec, model_dir
+
+
+def test_model_dir_of_another_model_is_refused(small, linear2):
+  _, model_dir = linear2
+  record = json.loads((model_dir / record_lib.RECORD_FILE).read_text())
   assert record["model"] == "linear" and record["image_shape"] == [28, 28, 1]
-  before = sorted(os.listdir(tmp_path))
+  before = sorted(os.listdir(model_dir))
   with pytest.raises(UsageError, match="holds a linear model.*this dnn run"):
-    run(helpers.small_spec("dnn", tmp_path), small)
-  assert sorted(os.listdir(tmp_path)) == before  # nothing written, checkpoints intact
+    run(helpers.small_spec("dnn", model_dir), small)
+  assert sorted(os.listdir(model_dir)) == before  # nothing written, checkpoints intact
 
 
 def test_evaluate_without_checkpoint_is_a_usage_error(small, tmp_path):
@@ -134,20 +139,24 @@ def test_nan_loss_is_a_usage_error(small, tmp_path):
   assert {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS} == handlers
 
 
-def test_no_model_dir_means_one_per_model_and_data_set(small, tmp_path, monkeypatch):
+def test_no_model_dir_means_one_per_model_and_data_set_and_steps_is_the_target(small, tmp_path,
+                                                                             monkeypatch):
   monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
   expected = str(tmp_path / "mnist_estimator" / "linear-mnist_sample")
   assert spec_lib.default_model_dir("linear", "mnist_sample") == expected
   spec = helpers.small_spec("linear", None, dataset="mnist_sample", steps=2, report=False)
-  assert run(spec, small)["model_dir"] == expected
+  result = run(spec, small)
+  assert result["model_dir"] == expected and result["metrics"]["global_step"] == 2
   assert tf.train.latest_checkpoint(expected).endswith("model.ckpt-2")
-  # The same command again resumes there: with a larger --steps it goes on from step 2.
+  # The same command again resumes there: it trains nothing more (--steps is the target
+  # global step); with a larger --steps it goes on from step 2 and finishes the job.
+  assert run(spec, small)["metrics"]["global_step"] == 2
+  assert tf.train.latest_checkpoint(expected).endswith("model.ckpt-2")
   assert run(spec.replace(steps=4), small)["metrics"]["global_step"] == 4
 
 
-def test_weights_filter_and_errors(small, tmp_path):
-  spec = helpers.small_spec("linear", tmp_path, steps=2)
-  run(spec, small)
+def test_weights_filter_and_errors(small, linear2, tmp_path):
+  spec, _ = linear2
   estimator = runner.estimator_for(spec, small)
   out = str(tmp_path / "bias.npz")
   assert weights.save(estimator, out, "bias$") == ["logits/bias"]
@@ -160,14 +169,6 @@ def test_weights_filter_and_errors(small, tmp_path):
   assert ("global_step", (), "bookkeeping") in rows
   assert ("logits/kernel", (784, 10), "layer") in rows
   assert any(kind == "optimizer" for _, _, kind in rows)  # FTRL's accumulators
-
-
-def test_profile_steps_writes_a_chrome_trace(small, tmp_path):
-  run(helpers.small_spec("linear", tmp_path, steps=12, profile_steps=5, report=False), small)
-  traces = [f for f in os.listdir(tmp_path / "profile") if f.startswith("timeline-")]
-  assert traces
-  trace = json.loads((tmp_path / "profile" / sorted(traces)[0]).read_text())
-  assert trace["traceEvents"]
 
 
 def test_mirrored_strategy_trains_and_evaluates(small, tmp_path):
