@@ -236,8 +236,11 @@ def make_app(manager: "ModelManager", batcher: "Batcher",
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")]
   if metrics is not None and metrics_path:
     routes.insert(0, Route(metrics_path, metrics.endpoint()))
-  site = Starlette(routes=routes,
-                   exception_handlers={HTTPException: _http_error, Exception: _server_error})
+  # Typed loosely: Starlette's own hint for a handler differs between its versions in the lock
+  # (0.49 on Python 3.9 takes only (Request, Exception) handlers).
+  handlers: Dict[Any, Callable[..., Any]] = {HTTPException: _http_error,
+                                             Exception: _server_error}
+  site = Starlette(routes=routes, exception_handlers=handlers)
 
   async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http" and scope["path"][:4].lower() == _API_PREFIX:
