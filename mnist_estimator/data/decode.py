@@ -140,8 +140,9 @@ def file_bytes(path: str) -> bytes:
     return data
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
-    with Image.open(io.BytesIO(data)) as image:
-      image.seek(0)
+    with Image.open(io.BytesIO(data)) as opened:
+      opened.seek(0)
+      image: "Image.Image" = opened  # convert() gives a plain Image (typed Pillow >= 12)
       if image.mode in ("I", "I;16B", "I;16L"):  # 16-bit gray (PGM, TIFF): kept 16-bit
         image = image.convert("I;16")
       elif image.mode not in ("1", "L", "LA", "I;16", "RGB", "RGBA", "P"):

@@ -158,6 +158,9 @@ def _image_bytes(path: str, decoding: decode_lib.Decoding, resize: bool, notes: 
   """An image file's bytes for decoding (data/decode.py), its size and mode checked, noted."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   data = decode_lib.file_bytes(path)
+  width: Optional[int]
+  height: Optional[int]
+  mode: Optional[str]
   try:
     with Image.open(io.BytesIO(data)) as header:
       width, height, mode = header.size[0], header.size[1], header.mode
