@@ -30,8 +30,8 @@ def test_the_recipe_reaches_the_ports_as_fast_flags_says():
       time_to_accuracy.parse_args(["--data_dir=d"]), spec, "x.npz", "w", 3, False)["keras"][0]
       if a.startswith("--"))
   assert argv == {"--data": "x.npz", "--seed": "3", "--epochs": "1", "--batch_size": "256",
-                  "--learning_rate": "0.01", "--beta1": "0.7", "--beta2": "0.9",
-                  "--warmup": "0.25", "--target": "0.99"}
+                  "--learning_rate": "0.015", "--beta1": "0.7", "--beta2": "0.9",
+                  "--warmup": "0.15", "--target": "0.99"}
 
 
 def test_the_keras_port_trains_and_reports_one_line(tmp_path, small):
