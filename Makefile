@@ -34,7 +34,11 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	@$(PIP) install --quiet --require-hashes --no-deps --only-binary=:all: -r $(LOCK)
 	@$(PIP) check >/dev/null || { $(PIP) check >&2; exit 1; }
 	@# The package itself, editable; its build backend is the locked setuptools, not a download.
-	@$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	@# compat: the checkout on sys.path by a .pth. setuptools' default finder comes after the
+	@# path's, so a folder named mnist_estimator in the working directory (the default
+	@# model_dirs' /tmp/mnist_estimator, a clone in ~) shadowed the package as a namespace.
+	@$(PIP) install --quiet --no-deps --no-build-isolation -e . --config-settings editable_mode=compat \
+	  2>$(VENV)/.install.log || { cat $(VENV)/.install.log >&2; exit 1; }
 	@touch $@
 
 # Re-resolves the lock after pyproject.toml or requirements/tools.in changed, keeping every other

@@ -3,6 +3,7 @@
 import importlib.metadata
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -82,3 +83,21 @@ def test_the_venv_holds_exactly_the_locked_versions():
     if installed != version:
       differ[name] = (version, installed)
   assert not differ, f"(lock, installed): {differ}; make install"
+
+
+def test_a_folder_named_mnist_estimator_in_the_working_directory_does_not_shadow_the_package(
+    tmp_path):
+  """The default model_dirs live in /tmp/mnist_estimator, and a clone may be ~/mnist_estimator.
+
+  With setuptools' default editable finder (after the path's), such a folder in the working
+  directory was imported as an empty namespace package instead (the cluster then failed with
+  "module 'mnist_estimator' has no attribute 'GRPC_FORK_ENV'"); `make install` installs in
+  compat mode, the checkout on sys.path.
+  """
+  (tmp_path / "mnist_estimator" / "fast_cnn-mnist_sample").mkdir(parents=True)
+  code = ("import mnist_estimator, mnist_estimator.cluster.ray_engine; "
+          "print(mnist_estimator.__file__, mnist_estimator.GRPC_FORK_ENV)")
+  done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=60, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.startswith(os.path.join(ROOT, "mnist_estimator", "__init__.py")), done.stdout
