@@ -82,13 +82,26 @@ def pytest_terminal_summary(terminalreporter, config):
 # worker, and one of these drawn last by the random order left the other worker idle for
 # up to a minute at the end of the suite. Longest first, as a whole suite's --durations summed
 # them per module (2 workers).
-_LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/serve/test_serve_browser.py",
-                  "tests/run/test_runner.py", "tests/cluster/test_cluster.py",
-                  "tests/benchmarks/test_bench.py", "tests/test_examples.py",
-                  "tests/run/test_bf16.py", "tests/test_api.py", "tests/predict/test_predict.py",
-                  "tests/predict/test_predict_folder.py", "tests/run/test_safety.py",
-                  "tests/run/test_own_data_training.py", "tests/run/test_resume.py",
-                  "tests/test_main.py", "tests/serve/test_serve_main.py")
+_LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/run/test_runner.py",
+                  "tests/test_api.py", "tests/run/test_bf16.py", "tests/test_main.py",
+                  "tests/test_examples.py", "tests/run/test_safety.py",
+                  "tests/serve/test_serve_browser.py", "tests/benchmarks/test_bench.py",
+                  "tests/test_own_images.py", "tests/predict/test_predict_folder.py",
+                  "tests/predict/test_predict.py", "tests/models/test_custom.py",
+                  "tests/run/test_own_data_training.py", "tests/test_docs.py",
+                  "tests/cluster/test_cluster.py", "tests/run/test_resume.py",
+                  "tests/serve/test_serve_main.py")
+
+
+def pytest_configure(config):
+  """Modules go to the xdist workers in the order pytest_collection_modifyitems gives.
+
+  pytest-xdist (3.6 on) sorts --dist loadscope's modules by their number of tests unless
+  --no-loadscope-reorder is given, which undid _LONGEST_FIRST: the Ray module (4 tests, the
+  longest) went out 58th of 71 modules, test_main.py (3) 65th.
+  """
+  if hasattr(config.option, "loadscopereorder"):
+    config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(trylast=True)

@@ -88,11 +88,11 @@ def test_your_model_on_your_data_trains_exports_predicts_and_serves(model, kind,
   dataset = {"folder": lambda: f"folder:{root}", "npz": lambda: _npz(str(tmp_path), data),
              "tfrecord": lambda: _tfrecord(str(tmp_path), data)}[kind]()
   names = ["cat", "dog", "eel"] if kind == "folder" else ["0", "1", "2"]
-  spec = RunSpec.for_model(model, dataset=dataset, model_dir=str(tmp_path / "m"), steps=30,
+  spec = RunSpec.for_model(model, dataset=dataset, model_dir=str(tmp_path / "m"), steps=3,
                            export_dir=str(tmp_path / "e"), precision="fp32", report=False,
                            seed=0)
   result = runner.run(spec)
-  assert result["metrics"]["global_step"] == 30
+  assert result["metrics"]["global_step"] == 3
   evaluation = runner.run(spec.replace(mode="evaluate", export_dir=None))["metrics"]
   assert evaluation["accuracy"] == result["metrics"]["accuracy"]
   # predict: a PNG of the folder, resized and named by its class.

@@ -32,11 +32,15 @@ def sample():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, sample):
-  """One linear model, 30 steps on the bundled sample, exported: (spec, runner result)."""
+  """One linear model, 30 steps on the bundled sample, exported: (spec, runner result).
+
+  No eval report: nothing here reads it (test_runner and test_api check the report).
+  """
   tmp = tmp_path_factory.mktemp("predict")
   spec = RunSpec.for_model("linear", model_dir=str(tmp / "m"), steps=30, batch_size=50,
                             optimizer="sgd", learning_rate=0.5, eval_batch_size=500,
-                            dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1)
+                            dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1,
+                            report=False)
   return spec, runner.run(spec, sample)
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 def start(model_dir):
   return helpers.start_module(
-      "mnist_estimator.main", "--model=dnn", "--dataset=mnist_sample", "--steps=400",
+      "mnist_estimator.main", "--model=dnn", "--dataset=mnist_sample", "--steps=200",
       "--batch_size=16", "--save_checkpoints_steps=20", f"--model_dir={model_dir}",
       "--noreport", "--seed=3")
 
@@ -37,7 +37,7 @@ def kill_after_checkpoint(model_dir, beyond):
 def test_killed_then_resumed(tmp_path):
   model_dir = str(tmp_path / "m")
   killed = kill_after_checkpoint(model_dir, beyond=0)
-  assert 0 < killed < 400
+  assert 0 < killed < 200
   proc = start(model_dir)
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
@@ -46,5 +46,5 @@ def test_killed_then_resumed(tmp_path):
     log = f.read()
   restored = [int(s) for s in re.findall(r"Restoring parameters from .*model\.ckpt-(\d+)", log)]
   assert restored and restored[-1] >= killed  # the second run resumed, not restarted
-  assert "global_step 400" in out
-  assert checkpoint_step(model_dir) == 400
+  assert "global_step 200" in out
+  assert checkpoint_step(model_dir) == 200
