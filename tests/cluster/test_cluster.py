@@ -14,11 +14,10 @@ import pytest
 
 from mnist_estimator.cluster import main as cluster
 from mnist_estimator.cluster import tf_config
-from mnist_estimator.common import precision
 
 # Emulated bf16 (no AVX512_BF16) is ~10x slower than fp32: the bf16 cluster's steps are
 # smaller there (the graph, its dtypes and the unfused convolutions are the same).
-BF16_STEPS, BF16_BATCH = (50, 8) if precision.resolve("auto").native else (30, 2)
+BF16_STEPS, BF16_BATCH = (50, 8) if helpers.NATIVE_BF16 else (30, 2)
 
 
 def test_tasks_and_tf_config():

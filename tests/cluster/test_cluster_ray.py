@@ -22,7 +22,6 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from mnist_estimator.cluster import tf_config  # noqa: E402  # pylint: disable=g-import-not-at-top
-from mnist_estimator.common import precision  # noqa: E402  # pylint: disable=g-import-not-at-top
 
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_AUTH_MODE": "token"}
@@ -30,9 +29,8 @@ RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 # The restart test's cnn trains in bf16 where the CPU has it natively: there grappler would fuse
 # a bf16 conv a cluster task refuses. Emulated (AVX2), bf16 steps are ~10x slower and nothing
 # fuses (test_cluster.py's bf16 cluster covers that case), so it trains fp32.
-NATIVE_BF16 = precision.resolve("auto").native
-CNN_PRECISION = "bf16" if NATIVE_BF16 else "fp32"
-in_bf16_group = pytest.mark.bf16 if NATIVE_BF16 else (lambda test: test)
+CNN_PRECISION = "bf16" if helpers.NATIVE_BF16 else "fp32"
+in_bf16_group = pytest.mark.bf16 if helpers.NATIVE_BF16 else (lambda test: test)
 MLP = ["--model=mlp", "--dataset=mnist_sample", "--precision=fp32", "--noreport",
        "--batch_size=16"]
 

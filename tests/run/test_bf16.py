@@ -26,10 +26,9 @@ from mnist_estimator.run import plan, runner
 from mnist_estimator.run.spec import RunSpec
 
 ModeKeys = tf.estimator.ModeKeys
-NATIVE = precision.resolve("auto").native
 needs_native_bf16 = pytest.mark.skipif(
-    not NATIVE, reason=f"needs a CPU with AVX512_BF16 or AMX-BF16 ({precision.cpu_model()} "
-    "has neither): oneDNN's bf16 kernels and fusions run only there")
+    not helpers.NATIVE_BF16, reason=f"needs a CPU with AVX512_BF16 or AMX-BF16 "
+    f"({precision.cpu_model()} has neither): oneDNN's bf16 kernels and fusions run only there")
 pytestmark = [pytest.mark.bf16, pytest.mark.skipif(
     not precision.onednn_on(), reason=f"oneDNN is off ({precision.ONEDNN_ENV}="
     f"{os.environ.get(precision.ONEDNN_ENV)}); the bf16 group runs with oneDNN's rewrites on")]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import json_format
-from serve_helpers import call, images
+from serve_helpers import SAME, call, images
 from tensorflow_serving.apis import (
   classification_pb2,
   get_model_metadata_pb2,
@@ -25,9 +25,6 @@ from tensorflow_serving.apis import (
 from mnist_estimator.serve import grpc_service, status
 
 Code = grpc.StatusCode
-
-# Equal up to float32 rounding: a batch of another size may take another oneDNN kernel.
-SAME = {"rtol": 1e-5, "atol": 1e-7}
 
 
 @pytest.fixture(scope="module")

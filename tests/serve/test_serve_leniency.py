@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from serve_helpers import call, images
+from serve_helpers import SAME, call, images
 from tensorflow_serving.apis import (
   classification_pb2,
   inference_pb2,
@@ -23,9 +23,6 @@ from mnist_estimator.serve import inference
 Code = grpc.StatusCode
 PREDICT = "/v1/models/mnist:predict"
 CLASSIFY = "/v1/models/mnist:classify"
-# A batch of another size may take another oneDNN kernel (AVX2: a float32 row differs from the
-# reference's in the last bit), so "the same answer" is equal up to float32 rounding.
-SAME = {"rtol": 1e-5, "atol": 1e-7}
 
 
 @pytest.fixture(scope="module")
