@@ -256,7 +256,7 @@ def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
                 seed: Optional[int]) -> "tf.data.Dataset":
   """Batches (uint8 [B, H, W, C], int32 [B]) decoded from the files the listing names."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  # Paths from a file, not a constant: the graph (graph.pbtxt, each checkpoint's .meta)
+  # Paths from a file, not a constant: the graph (TensorBoard's, each checkpoint's .meta)
   # stays small however many files there are.
   ds = tf.data.TFRecordDataset(listing)
   if train:  # a list of names is small: shuffled whole, each pass reads every file once

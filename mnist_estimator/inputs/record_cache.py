@@ -49,7 +49,7 @@ def write_records(images: np.ndarray, labels: Optional[npt.ArrayLike]) -> str:
 
   A record file is read by tf.data's C++ reader, so neither the arrays nor a
   Python generator sit in the training loop, and the graph holds only a path
-  (a `from_tensor_slices` of the arrays would embed them in graph.pbtxt and
+  (a `from_tensor_slices` of the arrays would embed them in the events' graph and
   every checkpoint's .meta).
 
   Args:

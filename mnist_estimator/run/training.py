@@ -37,13 +37,21 @@ def train_hooks(plan: "Plan",
                 stream: Optional[TextIO] = None) -> Dict[str, tf.estimator.SessionRunHook]:
   """The training hooks of a run, by name (estimator.hooks.train_hooks, and the record).
 
-  In a cluster only the chief writes the steps/s summaries.
+  In a cluster only the chief writes the steps/s summaries. The chief checkpoints with
+  hooks_lib.CheckpointSaver (first, where tf.estimator puts its own hook), except for a whole
+  model_fn of yours: its Scaffold may carry a Saver only tf.estimator's hook is handed.
   """
-  spec = plan.spec
+  spec, config = plan.spec, plan.config
   assert spec.model_dir is not None, "plan.make fills model_dir in"
-  hooks = hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
-                                spec.model_dir if plan.chief else None, spec.profile_steps,
-                                spec.steps, stream)
+  hooks: Dict[str, tf.estimator.SessionRunHook] = {}
+  if (plan.chief and plan.model.kind == "logits"
+      and (config.save_checkpoints_steps or config.save_checkpoints_secs)):
+    hooks["checkpoints"] = hooks_lib.CheckpointSaver(
+        spec.model_dir, save_secs=config.save_checkpoints_secs,
+        save_steps=config.save_checkpoints_steps, save_graph_def=config.checkpoint_save_graph_def)
+  hooks.update(hooks_lib.train_hooks(spec.log_every_n_iter, spec.batch_size, spec.log_tensors,
+                                     spec.model_dir if plan.chief else None, spec.profile_steps,
+                                     spec.steps, stream))
   hooks["record"] = record_lib.RecordHook(spec.model_dir, plan.record)
   return hooks
 

@@ -26,10 +26,11 @@ from mnist_estimator.cluster import tf_config  # noqa: E402  # pylint: disable=g
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_AUTH_MODE": "token"}
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
-# The restart test's cnn trains in bf16 where the CPU has it natively: there grappler would fuse
-# a bf16 conv a cluster task refuses. Emulated (AVX2), bf16 steps are ~10x slower and nothing
-# fuses (test_cluster.py's bf16 cluster covers that case), so it trains fp32.
-CNN_PRECISION = "bf16" if helpers.NATIVE_BF16 else "fp32"
+# The restart test trains the cnn in bf16 where the CPU has it natively: there grappler would
+# fuse a bf16 conv a cluster task refuses. Emulated (AVX2), bf16 steps are ~10x slower and
+# nothing fuses (test_cluster.py's bf16 cluster covers that case): there it trains the mlp in
+# fp32, the same job for the cluster at a third of the CPU.
+RESTART_MODEL, RESTART_PRECISION = ("cnn", "bf16") if helpers.NATIVE_BF16 else ("mlp", "fp32")
 in_bf16_group = pytest.mark.bf16 if helpers.NATIVE_BF16 else (lambda test: test)
 MLP = ["--model=mlp", "--dataset=mnist_sample", "--precision=fp32", "--noreport",
        "--batch_size=16"]
@@ -139,7 +140,8 @@ def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   _FusedConv2D).
   """
   model_dir, every, steps = tmp_path / "m", 10, 150
-  argv = ["--", *MLP, "--model=cnn", f"--precision={CNN_PRECISION}", f"--steps={steps}",
+  argv = ["--", *MLP, f"--model={RESTART_MODEL}", f"--precision={RESTART_PRECISION}",
+          f"--steps={steps}",
           f"--log_every_n_iter={every}", "--save_checkpoints_steps=50", f"--model_dir={model_dir}"]
   job = Driver("--workers=1", "--ps=1", "--evaluator", "--max_restarts=1", *argv, head=head)
   start = worker_trains_alone(job, lines=3)
@@ -158,7 +160,7 @@ def test_four_tasks_train_through_a_killed_worker_and_a_restart(head, tmp_path):
   assert stopped and 1 <= saved == int(stopped[-1].replace(",", "")) < steps, (stopped, saved)
   resumed = _progress(second, "chief")
   assert resumed and resumed[0] >= saved, resumed  # the relaunched tasks resumed from it
-  assert f"train step {CNN_PRECISION}" in out and "_FusedConv2D" not in out
+  assert f"train step {RESTART_PRECISION}" in out and "_FusedConv2D" not in out
   # A line at a task's first step, then every `every` of its own: what each trained itself.
   own = {label: sum(max(0, len(_progress(launch, label)) - 1) * every
                     for launch in (first, second))

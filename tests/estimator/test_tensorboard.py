@@ -50,6 +50,18 @@ def test_train_events(model_dir):
           "weights/fully_connected_1/bias"} <= set(found["histograms"])
 
 
+def test_the_graph_is_in_the_events_and_each_checkpoint_not_as_text(model_dir):
+  """hooks.CheckpointSaver: TensorBoard's graph and meta graph, a .meta per checkpoint (from
+  the start's at step 0), no graph.pbtxt."""
+  acc, found = tags(model_dir)
+  assert found["graph"] and found["meta_graph"]
+  assert "conv_layer/Conv/Conv2D" in {node.name for node in acc.Graph().node}
+  assert acc.MetaGraph().saver_def.filename_tensor_name
+  metas = sorted(f for f in os.listdir(model_dir) if f.endswith(".meta"))
+  assert metas[0] == "model.ckpt-0.meta" and "model.ckpt-20.meta" in metas
+  assert "graph.pbtxt" not in os.listdir(model_dir)
+
+
 def test_eval_events_share_the_tags(model_dir):
   acc, found = tags(os.path.join(model_dir, "eval"))
   assert {"loss", "accuracy"} <= set(found["scalars"])
@@ -111,6 +123,8 @@ def test_a_real_tensorboard_serves_the_scalars(served):
     time.sleep(0.5)
   assert {"loss", "accuracy", "learning_rate"} <= set(runs["model"])
   assert {"loss", "accuracy"} <= set(runs["model/eval"])
+  graph = urllib.request.urlopen(f"{url}/data/plugin/graphs/graph?run=model", timeout=30).read()
+  assert b"conv_layer/Conv/Conv2D" in graph  # the Graphs tab draws the training graph
 
 
 def test_hparams_dashboard_compares_runs(served):

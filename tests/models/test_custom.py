@@ -1,6 +1,7 @@
 """Models of your own by import path: both kinds, defaults, the record's source hash, errors."""
 
 import json
+import os
 import textwrap
 
 import helpers
@@ -89,6 +90,30 @@ def test_a_full_model_fn_is_used_as_it_is(tmp_path, small, capsys):
   assert [row[1] for row in rows] == list(small.y_test[:3])
   loaded = runtime.load(result["export"])
   assert "examples:classify" in loaded.signatures  # added: TF Serving's classify, as ours
+
+
+def test_a_model_fn_with_a_saver_of_its_own_checkpoints_with_it(tmp_path, small):
+  """A whole model_fn's Scaffold(saver=...) is handed to tf.estimator's checkpoint hook, which
+  a whole model_fn keeps (ours, hooks.CheckpointSaver, reads the graph's savers)."""
+  path = write(tmp_path, """
+      import tensorflow as tf
+
+      def keep_two(features, labels, mode, params):
+        logits = tf.compat.v1.layers.dense(tf.compat.v1.layers.flatten(features["x"]), 10)
+        loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+        step = tf.compat.v1.train.get_or_create_global_step()
+        train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, step)
+        saver = tf.compat.v1.train.Saver(max_to_keep=2, sharded=True)
+        accuracy = tf.compat.v1.metrics.accuracy(labels, tf.argmax(logits, 1))
+        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train,
+                                          eval_metric_ops={"accuracy": accuracy},
+                                          scaffold=tf.compat.v1.train.Scaffold(saver=saver))
+      """)
+  result = runner.run(spec(tmp_path, f"{path}:keep_two", steps=6, save_checkpoints_steps=2),
+                      small)
+  assert result["metrics"]["global_step"] == 6
+  kept = sorted(f for f in os.listdir(tmp_path / "m") if f.endswith(".index"))
+  assert kept == ["model.ckpt-4.index", "model.ckpt-6.index"]  # its Saver's max_to_keep=2
 
 
 @pytest.mark.parametrize("text, model, words", [
