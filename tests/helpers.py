@@ -64,14 +64,19 @@ def _captured(work):
   return code, out.getvalue(), err.getvalue()
 
 
-def run_predict(saved_model, *paths, labels=None):
+def run_predict(saved_model, *paths, labels=None, **options):
   """The predict command's work in this process (predict_files), with its one-line errors.
+
+  Args:
+    saved_model, paths, labels: as --saved_model, the files and --labels.
+    **options: predict_files' other arguments (as_json, max_lines, ...), the command's flags.
 
   Returns:
     (exit code, stdout, stderr) as text.
   """
   from mnist_estimator.predict import main as predict_main  # pylint: disable=g-import-not-at-top
-  return _captured(lambda: predict_main.predict_files(saved_model, list(paths), labels))
+  return _captured(lambda: predict_main.predict_files(saved_model, list(paths), labels,
+                                                      **options))
 
 
 def one_error_line(code, err, *words):

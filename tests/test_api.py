@@ -34,7 +34,7 @@ def page(tmp_path_factory):
   """docs/python_api.md's python blocks, in order, in a fresh folder (one notebook).
 
   Returns (its blocks, the folder, the notebook's namespace). The page trains the tutorial's
-  cnn 30 steps on the bundled sample into runs/cnn: the model of the other tests here.
+  fast_cnn 30 steps on the bundled sample into runs/fast_cnn: the model of the other tests here.
   """
   with open(PAGE, encoding="utf-8") as f:
     blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
@@ -58,17 +58,17 @@ def test_import_stays_light():
 
 def test_train_returns_metrics_and_evaluate_needs_no_settings(page):
   _, folder, notebook = page
-  result = notebook.run  # me.train("cnn", dataset="mnist_sample", model_dir="runs/cnn", ...)
-  assert os.path.join(folder, result.model_dir) == str(folder / "runs" / "cnn")
+  result = notebook.run  # me.train("fast_cnn", ..., model_dir="runs/fast_cnn", ...)
+  assert os.path.join(folder, result.model_dir) == str(folder / "runs" / "fast_cnn")
   assert result.export is None
   assert result.metrics["global_step"] == 30 and 0 <= result.accuracy <= 1
   assert isinstance(result.metrics["loss"], float)
-  again = notebook.again  # me.evaluate("runs/cnn"): the record names cnn on mnist_sample
+  again = notebook.again  # me.evaluate("runs/fast_cnn"): the record names fast_cnn on mnist_sample
   assert again.metrics == pytest.approx(result.metrics, rel=1e-5)  # sums in another order
 
 
 def test_predict_on_arrays_and_files_agrees_with_the_predict_command(page, tmp_path):
-  model_dir = str(page[1] / "runs" / "cnn")
+  model_dir = str(page[1] / "runs" / "fast_cnn")
   exported = me.export(model_dir, export_dir=str(tmp_path / "export"))
   data = me.load_data("mnist_sample")
   files = []

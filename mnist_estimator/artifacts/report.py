@@ -251,9 +251,11 @@ def _worst_png(images: Images, labels: np.ndarray, classes: np.ndarray,
     true_name, predicted_name = ((labels[index], predicted) if names is None
                                  else (names[labels[index]], names[predicted]))
     where = "" if files is None else f"\n{_short(files[index])}"  # which file to look at
-    ax.set_title(f"true {true_name} / pred {predicted_name} "
-                 f"({probabilities[index, predicted]:.2f}){where}",
-                 fontsize=8 if names is None else 6)
+    # As text above the axes, not set_title: placing titles measured every hidden axis
+    # (0.6 of the 1.4 s this picture took).
+    ax.text(0.5, 1.02, f"true {true_name} / pred {predicted_name} "
+            f"({probabilities[index, predicted]:.2f}){where}", transform=ax.transAxes,
+            ha="center", va="bottom", fontsize=8 if names is None else 6)
   fig.suptitle(f"the {len(indices)} most confident of {int(np.sum(labels != classes))} errors",
                fontsize=11)
   fig.savefig(path, dpi=_DPI)

@@ -172,7 +172,8 @@ def test_rgb_errors_are_drawn_in_colour(tmp_path):
 
 
 def _titles(monkeypatch):
-  """The titles of every figure report draws, read as each is closed."""
+  """The titles and captions (texts on an axes) of every figure report draws, read as each is
+  closed."""
   titles = []
   real = report.pyplot()
 
@@ -181,7 +182,8 @@ def _titles(monkeypatch):
       return getattr(real, name)
 
     def close(self, fig):
-      titles.extend(ax.get_title() for ax in fig.axes if ax.get_title())
+      for ax in fig.axes:
+        titles.extend([ax.get_title()] * bool(ax.get_title()) + [t.get_text() for t in ax.texts])
       real.close(fig)
 
   monkeypatch.setattr(report, "pyplot", Recording)

@@ -201,10 +201,21 @@ def test_command_line(trained, sample, tmp_path):
   np.savez(npz, x=sample.x_test[1:21])
   labels = tmp_path / "y.npy"
   np.save(labels, sample.y_test[:21])
+  # The command in a process of its own; --json and a missing file as it runs them
+  # (predict_files) in this one, without another TensorFlow import.
   text = start(f"--saved_model={export_dir}", png, str(npz), f"--labels={labels}",
                "--max_lines=3")
-  as_json = start(f"--saved_model={export_dir}", "--json", png, str(npz), f"--labels={labels}")
-  bad = start(f"--saved_model={export_dir}", str(tmp_path / "gone.png"))
+  code, out, err = helpers.run_predict(export_dir, png, str(npz), labels=str(labels),
+                                       as_json=True)
+  assert code == 0, err
+  rows = [json.loads(line) for line in out.splitlines()]
+  assert len(rows) == 22 and rows[0]["file"] == png and rows[0]["label"] == sample.y_test[0]
+  assert rows[-1]["count"] == 21 and 0 <= rows[-1]["accuracy"] <= 1
+  assert all(len(row["probabilities"]) == 10 for row in rows[:-1])
+
+  code, _, err = helpers.run_predict(export_dir, str(tmp_path / "gone.png"))
+  assert code == 2 and "Traceback" not in err, err
+  helpers.one_error_line(code, err, "gone.png")
 
   code, out, err = finish(text)
   assert code == 0, err
@@ -212,18 +223,6 @@ def test_command_line(trained, sample, tmp_path):
   assert lines[0].startswith(f"{png}  class ") and f"{npz}[0]  class " in lines[1]
   assert lines[3] == "... 18 more" and lines[4].startswith("accuracy ")
   assert lines[4].endswith(" on 21 images")
-
-  code, out, err = finish(as_json)
-  assert code == 0, err
-  rows = [json.loads(line) for line in out.splitlines()]
-  assert len(rows) == 22 and rows[0]["file"] == png and rows[0]["label"] == sample.y_test[0]
-  assert rows[-1]["count"] == 21 and 0 <= rows[-1]["accuracy"] <= 1
-  assert all(len(row["probabilities"]) == 10 for row in rows[:-1])
-
-  code, out, err = finish(bad)
-  assert code == 2 and "Traceback" not in err, err
-  errors = [line for line in err.splitlines() if line.startswith("error:")]
-  assert len(errors) == 1 and "gone.png" in errors[0], err
 
 
 # Imports only TensorFlow and numpy: the export needs nothing of this project to be used.
