@@ -117,8 +117,9 @@ def decode_batch(encoded: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   """Encoded images [N] (strings) -> float32 [N, H, W, C] in 0..1, as training's pipeline."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   shape = [decoding.height, decoding.width, decoding.channels]
-  images = tf.map_fn(lambda one: decode(one, decoding), encoded,
-                     fn_output_signature=tf.TensorSpec(shape, tf.uint8))
+  # `decode` is plain TensorFlow (tf.cond where it branches): not converted by autograph.
+  images = tf.map_fn(tf.autograph.experimental.do_not_convert(lambda one: decode(one, decoding)),
+                     encoded, fn_output_signature=tf.TensorSpec(shape, tf.uint8))
   return tf.cast(images, tf.float32) / 255.0
 
 
@@ -211,7 +212,7 @@ def _compiled(decoding: Decoding) -> Callable[["tf.Tensor"], "tf.Tensor"]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   shape = [decoding.height, decoding.width, decoding.channels]
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
   def run(encoded: tf.Tensor) -> tf.Tensor:
     return tf.map_fn(lambda one: decode(one, decoding), encoded,
                      fn_output_signature=tf.TensorSpec(shape, tf.uint8),

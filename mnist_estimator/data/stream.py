@@ -176,7 +176,8 @@ def input_fn(images: FileImages, labels: Optional[npt.ArrayLike], batch_size: in
                                           Dict[str, tf.Tensor]]:
       features = {"x": tf.cast(pixels, tf.float32) / 255.0}
       return (features, label) if keep_labels else features
-    ds = source().map(finish, num_parallel_calls=_PARALLEL)
+    ds = source().map(tf.autograph.experimental.do_not_convert(finish),
+                      num_parallel_calls=_PARALLEL)
     ds = augment(ds) if augment is not None else ds
     return ds.prefetch(2).with_options(_options())
   return make
@@ -275,7 +276,9 @@ def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
     converted = tf.strings.regex_full_match(tf.strings.lower(path), rf".*\.({pil})")
     data = tf.cond(converted, by_pil, by_tf) if some_pil else by_tf()
     return decode.decode(data, images.decoding), label
-  return ds.map(load, num_parallel_calls=_PARALLEL).batch(batch_size)
+  # No Python control flow on tensors (tf.cond is explicit): autograph would only cost time.
+  return ds.map(tf.autograph.experimental.do_not_convert(load),
+                num_parallel_calls=_PARALLEL).batch(batch_size)
 
 
 def _write_listing(paths: Sequence[str], labels: np.ndarray, folder: str) -> str:

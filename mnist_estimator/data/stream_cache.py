@@ -143,4 +143,5 @@ def _from_shards(shards: Sequence[str], decoding: "decode.Decoding", batch_size:
   def parse(records: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     labels, pixels = stream._split(records, batched=True)
     return tf.reshape(tf.io.decode_raw(pixels, tf.uint8), [-1, *shape]), labels
-  return ds.batch(batch_size).map(parse, num_parallel_calls=stream._PARALLEL)
+  return ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(parse),
+                                  num_parallel_calls=stream._PARALLEL)

@@ -250,7 +250,9 @@ def augment_dataset(ds: tf.data.Dataset, names: Names, seed: Optional[int] = Non
       features = augment_batch(features, names, pair)
     return (features, *rest) if rest or isinstance(element, tuple) else features
 
-  return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=num_parallel_calls)
+  # Python control flow on static choices only: autograph's conversion would only cost time.
+  return tf.data.Dataset.zip((ds, seeds)).map(tf.autograph.experimental.do_not_convert(apply),
+                                              num_parallel_calls=num_parallel_calls)
 
 
 def strengths() -> Tuple[Tuple[str, float, float, str], ...]:

@@ -72,7 +72,10 @@ def tfdata_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_s
     # of training sometimes waited idle for 2-17 s (4 of 15 runs; 0 of 9 without it).
     options = tf.data.Options()
     options.autotune.enabled = False
-    ds = ds.batch(batch_size).map(decode, num_parallel_calls=2)
+    # Plain TensorFlow, no Python control flow on tensors: autograph's conversion of it
+    # (and of the other map functions here) only cost time at every graph's construction.
+    ds = ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(decode),
+                                  num_parallel_calls=2)
     if train and augment:
       ds = augment_lib.augment_dataset(ds, augment, seed)
     return ds.prefetch(2).with_options(options)
