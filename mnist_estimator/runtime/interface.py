@@ -71,8 +71,13 @@ class Signature:
     """Runs the signature on {input key: array} (every input it has)."""
     raise NotImplementedError
 
+  def prepare(self) -> None:
+    """Builds what the first run would (a session callable); nothing for most runtimes."""
+
   def warm_up(self) -> None:
-    """One call on zeros (float inputs of fixed shape only): the first real one is not slow."""
+    """Prepared, and one call on zeros (float inputs of fixed shape only): the first real
+    one is not slow."""
+    self.prepare()
     specs = list(self.inputs.values())
     if specs and all(np.dtype(s.np_dtype).kind == "f" and s.shape and None not in s.shape[1:]
                      for s in specs):
@@ -118,7 +123,8 @@ class Model:
     return {name: s.definition() for name, s in self.signatures.items()}
 
   def warm_up(self) -> None:
-    """Runs every signature with float inputs once on zeros, so the first request is not slow."""
+    """Prepares every signature and runs those with float inputs once on zeros, so the first
+    request is not slow."""
     for signature in self.signatures.values():
       signature.warm_up()
 

@@ -1,5 +1,6 @@
 """One runtime for a loaded model: a SavedModel, a .tflite and an .onnx seen alike; the chunks."""
 
+import concurrent.futures
 import json
 import os
 
@@ -83,6 +84,26 @@ def test_every_format_is_the_same_interface(models, fmt):
     assert signature.inputs["images"].strict_shape == (fmt != "saved_model")
     described = model.describe()
     assert described["format"] == fmt and described["bytes"] == runtime.file_size(models[fmt])
+
+
+def test_a_session_signature_is_prepared_once_on_first_use_even_from_many_threads(models):
+  """Its Session callable (a grappler pass) is made at the first run, not at load; warm_up
+  (the server's) prepares it; concurrent first calls share one."""
+  images = RNG.random([3, 4, 4], np.float32)
+  with runtime.load(models["saved_model"]) as model:
+    signature = model.signatures[names.SERVING_DEFAULT]
+    assert signature._call is None  # pylint: disable=protected-access
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+      outs = list(pool.map(lambda _: signature.run({"images": images}), range(8)))
+    made = signature._call  # pylint: disable=protected-access
+    assert made is not None
+    for out in outs:
+      np.testing.assert_array_equal(out["classes"], _reference(images)[0])
+    model.warm_up()
+    assert signature._call is made  # pylint: disable=protected-access
+  with runtime.load(models["saved_model"]) as model:
+    model.warm_up()
+    assert model.signatures[names.SERVING_DEFAULT]._call is not None  # pylint: disable=protected-access
 
 
 def test_an_export_base_loads_its_newest_version(models, tmp_path):
