@@ -83,14 +83,14 @@ def pytest_terminal_summary(terminalreporter, config):
 # up to a minute at the end of the suite. Longest first, as a whole suite's --durations summed
 # them per module (2 workers).
 _LONGEST_FIRST = ("tests/cluster/test_cluster_ray.py", "tests/run/test_runner.py",
-                  "tests/test_api.py", "tests/run/test_bf16.py", "tests/test_main.py",
-                  "tests/test_examples.py", "tests/run/test_safety.py",
-                  "tests/serve/test_serve_browser.py", "tests/benchmarks/test_bench.py",
-                  "tests/test_own_images.py", "tests/predict/test_predict_folder.py",
-                  "tests/predict/test_predict.py", "tests/models/test_custom.py",
-                  "tests/run/test_own_data_training.py", "tests/test_docs.py",
-                  "tests/cluster/test_cluster.py", "tests/run/test_resume.py",
-                  "tests/serve/test_serve_main.py")
+                  "tests/cluster/test_cluster.py", "tests/run/test_bf16.py",
+                  "tests/serve/test_serve_browser.py", "tests/test_examples.py",
+                  "tests/benchmarks/test_bench.py", "tests/run/test_safety.py",
+                  "tests/run/test_own_data_training.py", "tests/test_api.py",
+                  "tests/serve/test_serve_main.py", "tests/test_main.py",
+                  "tests/models/test_custom.py", "tests/run/test_resume.py",
+                  "tests/predict/test_predict.py", "tests/benchmarks/test_time_to_accuracy.py",
+                  "tests/run/test_train_and_evaluate.py", "tests/test_own_images.py")
 
 
 def pytest_configure(config):
