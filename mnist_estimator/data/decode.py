@@ -113,14 +113,24 @@ def decode(encoded: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   return _size(_channels(image, decoding.channels), decoding)
 
 
+def _decode_each(encoded: "tf.Tensor", decoding: Decoding,
+                 parallel_iterations: Optional[int] = None) -> "tf.Tensor":
+  """Encoded images [N] (strings) -> uint8 [N, H, W, C]: `decode` mapped over them.
+
+  `decode` is plain TensorFlow (tf.cond where it branches): autograph's conversion of it
+  would only cost time at every graph's construction.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  shape = [decoding.height, decoding.width, decoding.channels]
+  return tf.map_fn(tf.autograph.experimental.do_not_convert(lambda one: decode(one, decoding)),
+                   encoded, fn_output_signature=tf.TensorSpec(shape, tf.uint8),
+                   parallel_iterations=parallel_iterations)
+
+
 def decode_batch(encoded: "tf.Tensor", decoding: Decoding) -> "tf.Tensor":
   """Encoded images [N] (strings) -> float32 [N, H, W, C] in 0..1, as training's pipeline."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  shape = [decoding.height, decoding.width, decoding.channels]
-  # `decode` is plain TensorFlow (tf.cond where it branches): not converted by autograph.
-  images = tf.map_fn(tf.autograph.experimental.do_not_convert(lambda one: decode(one, decoding)),
-                     encoded, fn_output_signature=tf.TensorSpec(shape, tf.uint8))
-  return tf.cast(images, tf.float32) / 255.0
+  return tf.cast(_decode_each(encoded, decoding), tf.float32) / 255.0
 
 
 def file_bytes(path: str) -> bytes:
@@ -210,13 +220,10 @@ def _decode_many(paths: Sequence[str], decoding: Decoding) -> np.ndarray:
 def _compiled(decoding: Decoding) -> Callable[["tf.Tensor"], "tf.Tensor"]:
   """`decode` over a batch of strings as one graph (eager ops per image took 5 ms each)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  shape = [decoding.height, decoding.width, decoding.channels]
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
   def run(encoded: tf.Tensor) -> tf.Tensor:
-    return tf.map_fn(lambda one: decode(one, decoding), encoded,
-                     fn_output_signature=tf.TensorSpec(shape, tf.uint8),
-                     parallel_iterations=os.cpu_count() or 2)
+    return _decode_each(encoded, decoding, parallel_iterations=os.cpu_count() or 2)
   return run
 
 

@@ -73,7 +73,7 @@ def tfdata_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_s
     options = tf.data.Options()
     options.autotune.enabled = False
     # Plain TensorFlow, no Python control flow on tensors: autograph's conversion of it
-    # (and of the other map functions here) only cost time at every graph's construction.
+    # would only cost time at every graph's construction.
     ds = ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(decode),
                                   num_parallel_calls=2)
     if train and augment:
