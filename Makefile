@@ -80,12 +80,16 @@ train: install
 # Python, so two workers halve it on 2 cores; a module runs on one worker (--dist loadscope), so
 # its module fixtures are built once. The order is random (pytest-randomly; its seed is printed,
 # TEST_ARGS="--randomly-seed=N" repeats it). TEST_ARGS="tests/run -k bf16" runs a part (without
-# the main job); "-m bf16" the forced-bf16 group alone.
+# the main job); "-m bf16" the forced-bf16 group alone. Bytecode is written (into the checkout's
+# ignored __pycache__) even where PYTHONDONTWRITEBYTECODE is set: the suite starts over fifty
+# Python processes, and without it each compiled the package from source again and each worker
+# re-did pytest's rewrite of every test module (4 s of each worker's collection here).
 TEST_ARGS ?=
 test: install
 	@if [ -z "$(TEST_ARGS)" ]; then dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	  $(MAKE) --no-print-directory train MODEL_DIR="$$dir/$(MODEL)-mnist_sample"; fi
-	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope $(TEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadscope \
+	  $(TEST_ARGS)
 
 # ruff, then mypy's type check of the package (its settings: pyproject.toml's [tool.mypy]).
 lint: install
