@@ -13,35 +13,13 @@ import pytest
 import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
-from mnist_estimator.data import datasets
 from mnist_estimator.inputs import input_fns as inputs
 from mnist_estimator.predict import image_files
 from mnist_estimator.predict import main as predict
 from mnist_estimator.predict import model as predict_model
 from mnist_estimator.run import runner
-from mnist_estimator.run.spec import RunSpec
 
 SHAPE = (28, 28, 1)
-
-
-@pytest.fixture(scope="module")
-def sample():
-  """The bundled sample with all of its 1000 test images."""
-  return datasets.load("mnist_sample")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, sample):
-  """One linear model, 30 steps on the bundled sample, exported: (spec, runner result).
-
-  No eval report: nothing here reads it (test_runner and test_api check the report).
-  """
-  tmp = tmp_path_factory.mktemp("predict")
-  spec = RunSpec.for_model("linear", model_dir=str(tmp / "m"), steps=30, batch_size=50,
-                            optimizer="sgd", learning_rate=0.5, eval_batch_size=500,
-                            dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1,
-                            report=False)
-  return spec, runner.run(spec, sample)
 
 
 @pytest.fixture(scope="module")

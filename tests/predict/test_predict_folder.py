@@ -15,22 +15,14 @@ from mnist_estimator.predict import image_files
 from mnist_estimator.predict import main as predict
 from mnist_estimator.predict import model as predict_model
 from mnist_estimator.predict import summary
-from mnist_estimator.run import runner
-from mnist_estimator.run.spec import RunSpec
 
 DIGITS = [str(i) for i in range(10)]
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, sample):
-  """A linear model, 30 steps on the bundled sample, exported: its export base dir."""
-  tmp = tmp_path_factory.mktemp("predict_folder")
-  spec = RunSpec.for_model("linear", model_dir=str(tmp / "m"), steps=30, batch_size=50,
-                           optimizer="sgd", learning_rate=0.5, eval_batch_size=500,
-                           dataset="mnist_sample", export_dir=str(tmp / "export"), seed=1,
-                           report=False)
-  runner.run(spec, sample)
-  return spec.export_dir
+def export_dir(trained):
+  """The export base dir of conftest's linear model."""
+  return trained[0].export_dir
 
 
 def write_png(path, pixels):
