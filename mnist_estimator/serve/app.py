@@ -228,7 +228,7 @@ def make_app(manager: "ModelManager", batcher: "Batcher",
     metrics_path: where Prometheus reads `metrics` (--monitoring_config_file's path), or None.
   """
   api = Api(manager, batcher, max_body_bytes, cors, metrics)
-  routes = [Route("/", page.page_endpoint(manager.name)),
+  routes = [Route("/", page.page_endpoint(manager)),
             Route("/page/model", page.page_model_endpoint(manager)),
             Route("/page/models", page.page_models_endpoint(manager)),
             Route("/model.onnx", page.onnx_endpoint(manager)),

@@ -1,7 +1,7 @@
 """The draw-a-digit page's endpoints: the page, its models, their input shapes, ONNX files."""
 
 import os
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, cast
 
 from starlette.requests import Request
 from starlette.responses import FileResponse
@@ -18,22 +18,30 @@ if TYPE_CHECKING:  # for the hints only
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+NO_MODEL_PAGE = ("<!doctype html><title>No model served</title><p>No model is served yet: the "
+                 "server's model config lists none. Add one to --model_config_file; the server "
+                 "reads it again every --model_config_file_poll_wait_seconds, or at a "
+                 "HandleReloadConfigRequest.</p>")
 
 
 def json_response(content: Any, code: int = 200) -> Response:
   return Response(rest.dumps(content), code, media_type="application/json")
 
 
-def page_endpoint(model_name: Optional[str]) -> Endpoint:
-  """The draw-a-digit page, with the served model's name filled in."""
+def page_endpoint(manager: "ModelManager") -> Endpoint:
+  """The draw-a-digit page, with the server's default model filled in.
+
+  The default is read at each request: a server started from a config of no models gets its
+  first model when the config is reloaded. Until then the page says so (503).
+  """
 
   async def page(request: Request) -> Response:
     del request  # unused
-    # (None: the server started with no model; the page then fails, 500)
-    assert model_name is not None, "the page needs a model configured at start"
+    if manager.name is None:
+      return HTMLResponse(NO_MODEL_PAGE, status_code=503)
     with open(os.path.join(STATIC_DIR, "index.html"), encoding="utf-8") as f:
       html = f.read()
-    return HTMLResponse(html.replace("{{MODEL_NAME}}", model_name))
+    return HTMLResponse(html.replace("{{MODEL_NAME}}", manager.name))
   return page
 
 

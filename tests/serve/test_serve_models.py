@@ -180,9 +180,16 @@ def test_policies_and_labels_are_read_from_the_proto():
 
 
 def test_a_config_of_no_models_serves_none_until_one_is_added(bases):
-  """An empty model_config_list is a config TF Serving takes: nothing served, nothing waited on."""
+  """An empty model_config_list is a config TF Serving takes: nothing served, nothing waited on.
+  The page says so (it failed with a 500), and opens on the first model once one is added."""
   app, manager, batcher = server.build(models=[], poll_seconds=0)
-  del app, batcher
   assert manager.names() == [] and not manager.available("a")
-  manager.reload([config.ModelConfig("a", str(bases / "a"))])
-  assert manager.served_versions("a") == [2]
+  with server.BackgroundServer(app) as background:
+    code, page = call(background.url, "GET", "/", raw=True)
+    assert code == 503 and b"No model is served yet" in page and b"--model_config_file" in page
+    manager.reload([config.ModelConfig("a", str(bases / "a"))])
+    assert manager.served_versions("a") == [2]
+    code, page = call(background.url, "GET", "/", raw=True)
+    assert code == 200 and b'<meta name="model-name" content="a">' in page
+  batcher.close()
+  manager.stop()
