@@ -37,11 +37,12 @@ def page_endpoint(manager: "ModelManager") -> Endpoint:
 
   async def page(request: Request) -> Response:
     del request  # unused
-    if manager.name is None:
+    name = manager.name  # once: a reload in another thread may set it meanwhile
+    if name is None:
       return HTMLResponse(NO_MODEL_PAGE, status_code=503)
     with open(os.path.join(STATIC_DIR, "index.html"), encoding="utf-8") as f:
       html = f.read()
-    return HTMLResponse(html.replace("{{MODEL_NAME}}", manager.name))
+    return HTMLResponse(html.replace("{{MODEL_NAME}}", name))
   return page
 
 
