@@ -73,6 +73,7 @@ def commands(args, spec, data_file, work, seed, bf16):
   port = [f"--data={data_file}", f"--seed={seed}", f"--epochs={spec.epochs}",
           f"--batch_size={spec.batch_size}", f"--learning_rate={spec.learning_rate}",
           f"--beta1={spec.adam_beta1}", f"--beta2={spec.adam_beta2}",
+          f"--epsilon={spec.adam_epsilon}",
           f"--warmup={spec.lr_warmup}", f"--target={args.target}"]
   ours = [sys.executable, "-m", "mnist_estimator.main", f"--flagfile={args.flagfile}",
           f"--data_dir={args.data_dir}", f"--seed={seed}", f"--model_dir={work}/ours-{seed}",

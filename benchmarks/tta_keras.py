@@ -37,7 +37,7 @@ def main():
       layers.Conv2D(second, 5, padding="same", activation="relu"), layers.MaxPooling2D(2),
       layers.Flatten(), layers.Dense(args.hidden, activation="relu"), layers.Dense(10),
       layers.Activation("linear", dtype="float32")])
-  model.compile(tf.keras.optimizers.Adam(OneCycle(), args.beta1, args.beta2),
+  model.compile(tf.keras.optimizers.Adam(OneCycle(), args.beta1, args.beta2, args.epsilon),
                 tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"])
   clock = tta_recipe.Clock(args.target)

@@ -32,6 +32,7 @@ def parser(description):
   p.add_argument("--learning_rate", type=float, default=0.01)
   p.add_argument("--beta1", type=float, default=0.7)
   p.add_argument("--beta2", type=float, default=0.9)
+  p.add_argument("--epsilon", type=float, default=1e-7, help="Adam's epsilon")
   p.add_argument("--warmup", type=float, default=0.25)
   p.add_argument("--filters", default="24,32")
   p.add_argument("--hidden", type=int, default=256)

@@ -24,7 +24,8 @@ def main():
       nn.Conv2d(1, first, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
       nn.Conv2d(first, second, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
       nn.Flatten(), nn.Linear(second * 49, args.hidden), nn.ReLU(), nn.Linear(args.hidden, 10))
-  optimizer = torch.optim.Adam(model.parameters(), args.learning_rate, (args.beta1, args.beta2))
+  optimizer = torch.optim.Adam(model.parameters(), args.learning_rate, (args.beta1, args.beta2),
+                               eps=args.epsilon)
   steps_per_epoch = -(-len(x_train) // args.batch_size)
   total = steps_per_epoch * args.epochs
   schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: tta_recipe.one_cycle(

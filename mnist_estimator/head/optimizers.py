@@ -13,7 +13,8 @@ OPTIMIZERS: Dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "sgd": lambda lr, _: _v1.GradientDescentOptimizer(lr),
     "momentum": lambda lr, _: _v1.MomentumOptimizer(lr, momentum=0.9),
     "adam": lambda lr, p: _v1.AdamOptimizer(lr, p.get("adam_beta1", 0.9),
-                                            p.get("adam_beta2", 0.999)),
+                                            p.get("adam_beta2", 0.999),
+                                            p.get("adam_epsilon", 1e-8)),
     "adagrad": lambda lr, _: _v1.AdagradOptimizer(lr),
     "rmsprop": lambda lr, _: _v1.RMSPropOptimizer(lr),
     "ftrl": lambda lr, _: _v1.FtrlOptimizer(lr),
@@ -81,7 +82,7 @@ def build(name: str, lr: Union[float, tf.Tensor],
   Args:
     name: a registered optimizer name.
     lr: float or scalar tensor.
-    params: the model_fn's params (adam_beta1, adam_beta2 for Adam).
+    params: the model_fn's params (adam_beta1, adam_beta2, adam_epsilon for Adam).
 
   Returns:
     A tf.compat.v1.train.Optimizer.

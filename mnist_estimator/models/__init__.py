@@ -103,7 +103,7 @@ MODELS = {info.name: info for info in (
     # Beyond the seeds: the fewest seconds to 99.0% on MNIST (flags/fast.flags: one epoch).
     _model("fast_cnn", fast_cnn, optimizer="adam", learning_rate=0.015, batch_size=256,
            steps=215, hidden_units=[256], lr_schedule="one_cycle", lr_warmup=0.15,
-           adam_beta1=0.7, adam_beta2=0.9),
+           adam_beta1=0.7, adam_beta2=0.9, adam_epsilon=1e-7),
     ModelInfo("weather_lstm", weather_rnn.lstm_logits, dict(
         optimizer="adam", learning_rate=0.01, batch_size=64, steps=3000, hidden_units=[32],
         activation="tanh"), inputs="series"),

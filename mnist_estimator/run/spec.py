@@ -164,6 +164,9 @@ class RunSpec:
                               lower=0, upper=0.99999, base=0.9, hparam=True, param=True)
   adam_beta2: float = _option(group=T, help="Adam's beta2 (decay of its squared gradient).",
                               lower=0, upper=0.99999, base=0.999, hparam=True, param=True)
+  adam_epsilon: float = _option(group=T, help="Adam's epsilon (added to the root of its "
+                                "squared gradient); TensorFlow 1's default 1e-8, Keras' 1e-7.",
+                                lower=1e-12, upper=1.0, base=1e-8, hparam=True, param=True)
   epochs: Optional[int] = _option(None, group=T, lower=1, hparam=True, help=(
       "Train for N passes over the training set (instead of --steps): until global step "
       "N x ceil(train images / --batch_size). Your own data trains "

@@ -31,7 +31,7 @@ def test_the_recipe_reaches_the_ports_as_fast_flags_says():
       if a.startswith("--"))
   assert argv == {"--data": "x.npz", "--seed": "3", "--epochs": "1", "--batch_size": "256",
                   "--learning_rate": "0.015", "--beta1": "0.7", "--beta2": "0.9",
-                  "--warmup": "0.15", "--target": "0.99"}
+                  "--epsilon": "1e-07", "--warmup": "0.15", "--target": "0.99"}
 
 
 def test_the_keras_port_trains_and_reports_one_line(tmp_path, small):

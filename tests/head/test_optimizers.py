@@ -31,12 +31,14 @@ def test_decay_is_constant_or_stairs_as_before():
   assert _rates(stairs, [0, 99, 100, 250]) == pytest.approx([0.1, 0.1, 0.05, 0.025])
 
 
-def test_adam_takes_its_betas_from_params_and_others_ignore_them():
+def test_adam_takes_its_betas_and_epsilon_from_params_and_others_ignore_them():
   with tf.Graph().as_default():
-    adam = optimizers.build("adam", 0.01, {"adam_beta1": 0.7, "adam_beta2": 0.9})
-    assert (adam._beta1, adam._beta2) == (0.7, 0.9)  # pylint: disable=protected-access
+    adam = optimizers.build("adam", 0.01, {"adam_beta1": 0.7, "adam_beta2": 0.9,
+                                           "adam_epsilon": 1e-7})
+    # pylint: disable=protected-access
+    assert (adam._beta1, adam._beta2, adam._epsilon) == (0.7, 0.9, 1e-7)
     default = optimizers.build("adam", 0.01)
-    assert (default._beta1, default._beta2) == (0.9, 0.999)  # pylint: disable=protected-access
+    assert (default._beta1, default._beta2, default._epsilon) == (0.9, 0.999, 1e-8)
     assert isinstance(optimizers.build("sgd", 0.1, {"adam_beta1": 0.7}),
                       tf.compat.v1.train.GradientDescentOptimizer)
   with pytest.raises(UsageError, match="choose --optimizer from: adagrad, adam"):

@@ -165,6 +165,6 @@ def test_fast_flagfile_is_the_fast_recipe():
     spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast.flags')}")
   assert (spec.model, spec.optimizer, spec.learning_rate, spec.batch_size, spec.epochs) == (
       "fast_cnn", "adam", 0.015, 256, 1)
-  assert (spec.adam_beta1, spec.adam_beta2, spec.lr_schedule, spec.lr_warmup) == (
-      0.7, 0.9, "one_cycle", 0.15)
+  assert (spec.adam_beta1, spec.adam_beta2, spec.adam_epsilon, spec.lr_schedule,
+          spec.lr_warmup) == (0.7, 0.9, 1e-7, "one_cycle", 0.15)
   assert spec.dropout == 0 and list(spec.hidden_units) == [256]
