@@ -1,16 +1,36 @@
 """The Dataset a run trains on, and the DatasetInfo a data set registers itself with."""
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, Union, overload
 
 import numpy as np
 
-if TYPE_CHECKING:  # for the hints only (stream.py imports this module)
-  from mnist_estimator.data.stream import FileImages
 
-# A split's images: a numpy array or, for a set that streams from its files, a
-# data.stream.FileImages (numpy-like: it decodes only what is indexed).
-Images = Union[np.ndarray, "FileImages"]
+class ImageFiles(Protocol):
+  """What a split streamed from its files offers (data.stream.FileImages): numpy-like, it
+  decodes only the image indexed. A protocol, so this module needs no import of stream.py
+  (which imports this one)."""
+
+  @property
+  def dtype(self) -> np.dtype: ...
+
+  @property
+  def ndim(self) -> int: ...
+
+  @property
+  def shape(self) -> Tuple[int, int, int, int]: ...
+
+  def __len__(self) -> int: ...
+
+  @overload
+  def __getitem__(self, index: Union[int, np.integer]) -> np.ndarray: ...
+
+  @overload
+  def __getitem__(self, index: Union[slice, Sequence[int], np.ndarray]) -> "ImageFiles": ...
+
+
+# A split's images: a numpy array, or image files decoded as they are indexed.
+Images = Union[np.ndarray, ImageFiles]
 
 
 # eq=False: the generated __eq__/__hash__ would compare and hash numpy arrays, which fails.
