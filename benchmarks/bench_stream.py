@@ -6,7 +6,7 @@ Writes 6,000 800x600 JPEG photos (smooth random colours with texture, ~120 KB ea
 camera's) in 10 class folders under --folder once, and the first 60 of each class as a
 600-photo folder of hard links beside them. Then, in a fresh process per (count, route), reads
 the whole folder once at 224x224 and reports the process's peak RSS and images/s:
-  stream  stream.input_fn over the files (one pass, in order), no cache;
+  stream  stream_input.input_fn over the files (one pass, in order), no cache;
   cached  stream_cache.build_cache (its decoding not timed), then one pass over the shards;
   stream_train, cached_train  the same with train=True: one epoch, shuffled (shuffle buffers);
   memory  datasets.load("folder:DIR", image_size 224x224) with an empty record cache, then one
@@ -109,6 +109,7 @@ def child(route, folder, batch):
   from mnist_estimator.data import decode  # pylint: disable=g-import-not-at-top
   from mnist_estimator.data import stream  # pylint: disable=g-import-not-at-top
   from mnist_estimator.data import stream_cache  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.data import stream_input  # pylint: disable=g-import-not-at-top
   start, count = time.perf_counter(), 0
   if route.startswith(("stream", "cached")):
     paths, labels = _listing(folder)
@@ -119,7 +120,7 @@ def child(route, folder, batch):
       cache = os.path.join(os.environ[CACHE_ENV], "shards")
       stream_cache.build_cache(images, labels, cache, shuffled=train)
       start = time.perf_counter()
-    fn = stream.input_fn(images, labels, batch, train=train, seed=1, cache_dir=cache)
+    fn = stream_input.input_fn(images, labels, batch, train=train, seed=1, cache_dir=cache)
     count = _one_pass(fn, len(images) if train else None)
   elif route == "memory":
     from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top

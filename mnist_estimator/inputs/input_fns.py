@@ -10,6 +10,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import dataset
 from mnist_estimator.data import stream
 from mnist_estimator.data import stream_cache
+from mnist_estimator.data import stream_input
 from mnist_estimator.inputs import augment as augment_lib
 from mnist_estimator.inputs import record_cache
 
@@ -120,8 +121,9 @@ def make_input_fn(kind: str, images: dataset.Images, labels: Optional[npt.ArrayL
     if kind != "tfdata":
       raise UsageError("--input=numpy feeds arrays in memory; these images stream from their "
                        "files: use --input=tfdata (the default), or --stream=no")
-    return stream.input_fn(images, labels, batch_size, train, seed, with_labels,
-                           augment=(lambda ds: augment_lib.augment_dataset(ds, augment, seed))
-                           if train and augment else None,
-                           cache_dir=stream_cache.cache_folder() if cache_decoded else None)
+    augment_fn = ((lambda ds: augment_lib.augment_dataset(ds, augment, seed))
+                  if train and augment else None)
+    return stream_input.input_fn(
+        images, labels, batch_size, train, seed, with_labels, augment=augment_fn,
+        cache_dir=stream_cache.cache_folder() if cache_decoded else None)
   return INPUT_FNS[kind](images, labels, batch_size, train, seed, with_labels, augment)

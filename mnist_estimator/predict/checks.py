@@ -13,23 +13,6 @@ if TYPE_CHECKING:  # for the hints only
 _BLANK_STD = 0.5 / 255  # below half a gray level of spread: one flat colour
 
 
-def background(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-  """The background for transparent pixels, per image: black under light ink, else white.
-
-  Args:
-    colors: float [n, h, w, c] in 0..1, the colour channels.
-    alpha: float [n, h, w, 1], the opacity.
-
-  Returns:
-    float [n, 1, 1, 1]: 0.0 where the visible ink is light (a white digit on a
-    transparent background is MNIST's white on black), 1.0 where it is dark.
-  """
-  weight = alpha.sum(axis=(1, 2, 3), keepdims=True)
-  ink = (colors.mean(axis=-1, keepdims=True) * alpha).sum(axis=(1, 2, 3), keepdims=True)
-  light = ink > 0.5 * np.maximum(weight, 1e-6)
-  return np.where(light, 0.0, 1.0).astype(np.float32)
-
-
 def check_blank(files: Iterable["File"], out: TextIO = sys.stderr) -> None:
   """Refuses an image file that is one flat colour after preprocessing; warns for data files.
 

@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from mnist_estimator.data import decode as decode_lib
 from mnist_estimator.data import readers
-from mnist_estimator.predict import checks as predict_checks
 from mnist_estimator.common.errors import UsageError
 
 INVERT_CHOICES = ("auto", "yes", "no")
@@ -81,6 +80,23 @@ def _data_images(array: np.ndarray, path: str, image_shape: ImageShape) -> np.nd
                    "floats 0..1")
 
 
+def background(colors: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  """The background for transparent pixels, per image: black under light ink, else white.
+
+  Args:
+    colors: float [n, h, w, c] in 0..1, the colour channels.
+    alpha: float [n, h, w, 1], the opacity.
+
+  Returns:
+    float [n, 1, 1, 1]: 0.0 where the visible ink is light (a white digit on a
+    transparent background is MNIST's white on black), 1.0 where it is dark.
+  """
+  weight = alpha.sum(axis=(1, 2, 3), keepdims=True)
+  ink = (colors.mean(axis=-1, keepdims=True) * alpha).sum(axis=(1, 2, 3), keepdims=True)
+  light = ink > 0.5 * np.maximum(weight, 1e-6)
+  return np.where(light, 0.0, 1.0).astype(np.float32)
+
+
 def _channels(images: np.ndarray, channels: int, path: str) -> np.ndarray:
   """Converts a data file's float images [n, h, w, c] to `channels` channels (RGB(A) <-> gray)."""
   have = images.shape[-1]
@@ -89,8 +105,7 @@ def _channels(images: np.ndarray, channels: int, path: str) -> np.ndarray:
   if have in (2, 4):
     # Composite over paper: white under dark ink, black under light ink (a white digit).
     alpha = images[..., -1:]
-    images = images[..., :-1] * alpha + (1.0 - alpha) * predict_checks.background(images[..., :-1],
-                                                                            alpha)
+    images = images[..., :-1] * alpha + (1.0 - alpha) * background(images[..., :-1], alpha)
   if images.shape[-1] == 3 and channels == 1:
     return images @ _GRAY
   if images.shape[-1] == 1 and channels == 3:

@@ -1,4 +1,4 @@
-"""The batcher's tasks: a request cut into pieces, TF Serving's queue errors, a batch's run."""
+"""The batcher's settings and tasks: a request cut into pieces, TF Serving's queue errors, a run."""
 
 import asyncio
 import ctypes
@@ -15,10 +15,26 @@ from mnist_estimator.serve import status
 
 if TYPE_CHECKING:  # for the hints only
   from mnist_estimator.runtime import Signature
-  from mnist_estimator.serve.batching import BatchOptions
   from mnist_estimator.serve.servable import Servable
 
 Outputs = Dict[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class BatchOptions:
+  """TF Serving's batching parameters (its batching_parameters_file fields).
+
+  enable_large_batch_splitting: a request of more than max_batch_size rows is cut into pieces
+    of max_batch_size rows that queue (and count against the queue) like requests; False
+    refuses it as TF Serving does. TF Serving's own splitting also caps a request at its
+    max_batch_size and cuts pieces of max_execution_batch_size; here there is no cap and
+    max_batch_size is the piece size.
+  """
+  max_batch_size: int = 64
+  batch_timeout_micros: int = 1000
+  max_enqueued_batches: int = 100
+  num_batch_threads: int = 2
+  enable_large_batch_splitting: bool = True
 
 
 @dataclasses.dataclass
@@ -74,7 +90,7 @@ def too_large(size: int, limit: int) -> status.ApiError:
                          f"Task size {size} is larger than maximum input batch size {limit}")
 
 
-def queue_full(size: int, queued: int, options: "BatchOptions") -> status.ApiError:
+def queue_full(size: int, queued: int, options: BatchOptions) -> status.ApiError:
   """TF Serving's UNAVAILABLE for a task that does not fit the queue (shared_batch_scheduler.h).
 
   The queue is counted in rows, as that scheduler's SchedulingCapacity: `queued` rows fill

@@ -3,13 +3,13 @@
 import asyncio
 import collections
 import concurrent.futures
-import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Deque, List, Optional, Tuple
 
 from mnist_estimator.runtime import chunks
 from mnist_estimator.serve import batch_tasks
+from mnist_estimator.serve.batch_tasks import BatchOptions  # the batcher's settings, named here
 
 if TYPE_CHECKING:  # for the hints only
   from mnist_estimator.runtime import Signature
@@ -25,23 +25,6 @@ UNBATCHED_RUN_ROWS = 256
 # malloc_trim this many seconds later (see Batcher._trim_soon).
 TRIM_AFTER_BYTES = 16 << 20
 TRIM_DELAY_SECONDS = 1.0
-
-
-@dataclasses.dataclass
-class BatchOptions:
-  """TF Serving's batching parameters (its batching_parameters_file fields).
-
-  enable_large_batch_splitting: a request of more than max_batch_size rows is cut into pieces
-    of max_batch_size rows that queue (and count against the queue) like requests; False
-    refuses it as TF Serving does. TF Serving's own splitting also caps a request at its
-    max_batch_size and cuts pieces of max_execution_batch_size; here there is no cap and
-    max_batch_size is the piece size.
-  """
-  max_batch_size: int = 64
-  batch_timeout_micros: int = 1000
-  max_enqueued_batches: int = 100
-  num_batch_threads: int = 2
-  enable_large_batch_splitting: bool = True
 
 
 class Batcher:

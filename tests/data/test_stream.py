@@ -12,6 +12,7 @@ from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import decode
 from mnist_estimator.data import stream
 from mnist_estimator.data import stream_cache
+from mnist_estimator.data import stream_input
 
 DECODING = decode.Decoding(12, 16, 3, resized=True)
 FORMATS = ("png", "jpg", "webp", "bmp", "gif")
@@ -77,7 +78,7 @@ def test_file_images_index_and_decode_as_decode_files(files):
 def test_eval_reads_every_file_once_in_order(files):
   paths, labels = files
   images = stream.FileImages(paths, DECODING)
-  batches, _ = read_all(stream.input_fn(images, labels, 4, train=False))
+  batches, _ = read_all(stream_input.input_fn(images, labels, 4, train=False))
   x, y = pixels_and_labels(batches)
   assert [len(b[1]) for b in batches] == [4, 4, 4, 3]
   assert x.dtype == np.float32 and x.shape == (15, 12, 16, 3)
@@ -89,7 +90,7 @@ def test_train_shuffles_repeats_every_file_per_pass_and_is_seeded(files):
   paths, labels = files
   # Labels are the file indices here, so a pass's labels show which files it read.
   images, index = stream.FileImages(paths, DECODING), np.arange(15, dtype=np.int32)
-  fn = lambda seed: stream.input_fn(images, index, 5, train=True, seed=seed)
+  fn = lambda seed: stream_input.input_fn(images, index, 5, train=True, seed=seed)
   first, _ = read_all(fn(3), batches=6)  # two passes over 15 files
   x, y = pixels_and_labels(first)
   assert x.shape == (30, 12, 16, 3) and 0.0 <= x.min() and x.max() <= 1.0
@@ -108,12 +109,12 @@ def test_predict_has_features_only_and_augment_is_applied(files):
   def augment(ds):
     seen.append(ds.element_spec)
     return ds.map(lambda features: {"x": 1.0 - features["x"]})
-  fn = stream.input_fn(stream.FileImages(paths[:5], DECODING), labels[:5], 2, train=False,
+  fn = stream_input.input_fn(stream.FileImages(paths[:5], DECODING), labels[:5], 2, train=False,
                        with_labels=False, augment=augment)
   batches, _ = read_all(lambda: fn().map(lambda features: (features, 0)))
   x = np.concatenate([features["x"] for features, _ in batches])
   assert set(seen[0]) == {"x"} and seen[0]["x"].shape.as_list() == [None, 12, 16, 3]
-  no_labels = stream.input_fn(stream.FileImages(paths[:5], DECODING), None, 2, train=False)
+  no_labels = stream_input.input_fn(stream.FileImages(paths[:5], DECODING), None, 2, train=False)
   with tf.Graph().as_default():
     assert set(no_labels().element_spec) == {"x"}  # labels None: features only, as predict
   np.testing.assert_allclose(x, 1.0 - decode.decode_files(paths[:5], DECODING) / 255.0,
@@ -122,7 +123,7 @@ def test_predict_has_features_only_and_augment_is_applied(files):
 
 def test_the_file_list_stays_out_of_the_graph(tmp_path):
   paths = [str(tmp_path / f"a_rather_long_name_of_an_image_{i:06d}.png") for i in range(3000)]
-  _, graph = read_all(stream.input_fn(stream.FileImages(paths, DECODING), None, 8, True,
+  _, graph = read_all(stream_input.input_fn(stream.FileImages(paths, DECODING), None, 8, True,
                                       seed=1), batches=0)
   assert graph.as_graph_def().ByteSize() < 50_000  # the 3,000 names alone are 130 KB
 
@@ -131,14 +132,14 @@ def test_cache_is_read_without_the_files(files, tmp_path, monkeypatch):
   paths, labels = files
   copies = [shutil.copy(p, tmp_path / os.path.basename(p)) for p in paths]
   images = stream.FileImages(copies, DECODING)
-  streamed, _ = read_all(stream.input_fn(images, labels, 4, train=False))
+  streamed, _ = read_all(stream_input.input_fn(images, labels, 4, train=False))
   cache = str(tmp_path / "cache")
   shards = stream_cache.build_cache(images, labels, cache)
   mixed = stream_cache.build_cache(images, labels, cache, shuffled=True)  # what training reads
   monkeypatch.setattr(stream, "_from_files", None)  # the files' pipeline is not built again
   assert stream_cache.build_cache(images, labels, cache) == shards
-  evaluate = stream.input_fn(images, labels, 4, train=False, cache_dir=cache)
-  train = stream.input_fn(images, labels, 5, train=True, seed=2, cache_dir=cache)
+  evaluate = stream_input.input_fn(images, labels, 4, train=False, cache_dir=cache)
+  train = stream_input.input_fn(images, labels, 5, train=True, seed=2, cache_dir=cache)
   assert stream_cache.build_cache(images, labels, cache, shuffled=True) == mixed
   for path in copies:  # the key reads the files' sizes and mtimes; the pipelines read shards
     os.remove(path)
@@ -178,7 +179,7 @@ def test_bad_files_become_one_usage_error_naming_them(files, tmp_path):
                      (str(tmp_path / "gone.png"), "cannot be read")):
     images = stream.FileImages(paths[:3] + [bad] + paths[3:5], DECODING)
     with pytest.raises(tf.errors.OpError) as raised:
-      read_all(stream.input_fn(images, None, 2, train=False))
+      read_all(stream_input.input_fn(images, None, 2, train=False))
     error = stream.explain(images, raised.value)
     assert isinstance(error, UsageError) and bad in str(error) and words in str(error)
     with pytest.raises(UsageError, match=os.path.basename(bad)):
