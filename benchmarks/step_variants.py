@@ -6,6 +6,8 @@ constant batch of 100 (no input work: the compute bound), interleaved, medians o
   fdx   - conv2's input gradient as a forward Conv2D of dy with the flipped kernel
   fdw   - also its kernel gradient as a forward Conv2D (the batch as channels)
   pw    - conv2's kernel gradient as image patches x matmul
+  chunksK - the same in K slices of the batch, each slice's patches small enough to stay in cache
+  nchw  - the network in channels-first layout (NCHW) instead of TensorFlow's NHWC
   loopK - K train steps per session.run (a tf.while_loop, as Keras' steps_per_execution)
   xla   - the session's global XLA JIT
   t1    - one inter-op thread (TensorFlow picks the intra-op threads)
@@ -42,6 +44,13 @@ def _conv_custom(x, w, dx_forward, dw_forward):
         dw = tf.nn.conv2d(tf.transpose(xp, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1,
                           "VALID")
         dw = tf.transpose(dw, [1, 2, 0, 3])
+      elif dw_forward and dw_forward.startswith("chunks"):  # patches x matmul, a slice at a time
+        parts = []
+        for xs, dys in zip(tf.split(x, int(dw_forward[6:])), tf.split(dy, int(dw_forward[6:]))):
+          p = tf.image.extract_patches(xs, [1, kh, kw, 1], [1] * 4, [1] * 4, "SAME")
+          parts.append(tf.matmul(tf.reshape(p, [-1, kh * kw * ci]), tf.reshape(dys, [-1, co]),
+                                 transpose_a=True))
+        dw = tf.reshape(tf.add_n(parts), [kh, kw, ci, co])
       elif dw_forward == "patches":
         p = tf.image.extract_patches(x, [1, kh, kw, 1], [1] * 4, [1] * 4, "SAME")
         dw = tf.matmul(tf.reshape(p, [-1, kh * kw * ci]), tf.reshape(dy, [-1, co]),
@@ -61,16 +70,37 @@ def _loss(x, y, opts):
   dtype = tf.bfloat16 if "bf16" in opts else tf.float32
   var = lambda name, shape: tf.cast(v1.get_variable(
       name, shape, tf.float32, v1.glorot_uniform_initializer()), dtype)
+  if "nchw" in opts:
+    return _loss_nchw(tf.cast(x, dtype), y, var)
   h = tf.nn.relu(tf.nn.conv2d(tf.cast(x, dtype), var("w1", [5, 5, 1, 32]), 1, "SAME")
                  + var("b1", [32]))
   h = tf.nn.max_pool2d(h, 2, 2, "VALID")
   w2 = var("w2", [5, 5, 32, 64])
-  dw = "conv" if "fdw" in opts else "patches" if "pw" in opts else None
-  if opts & {"fdx", "fdw", "pw"}:
+  chunks = [o for o in opts if o.startswith("chunks")]
+  dw = "conv" if "fdw" in opts else "patches" if "pw" in opts else (chunks or [""])[0]
+  if opts & {"fdx", "fdw"} or dw:
     h = _conv_custom(h, w2, dx_forward=bool(opts & {"fdx", "fdw"}), dw_forward=dw)
   else:
     h = tf.nn.conv2d(h, w2, 1, "SAME")
   h = tf.nn.max_pool2d(tf.nn.relu(h + var("b2", [64])), 2, 2, "VALID")
+  return _dense_loss(h, y, var)
+
+
+def _loss_nchw(x, y, var):
+  """The same network in channels-first layout."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  f = "NCHW"
+  h = tf.transpose(x, [0, 3, 1, 2])
+  for i, (ci, co) in enumerate(((1, 32), (32, 64)), 1):
+    h = tf.nn.conv2d(h, var(f"w{i}", [5, 5, ci, co]), 1, "SAME", data_format=f)
+    h = tf.nn.relu(tf.nn.bias_add(h, var(f"b{i}", [co]), data_format=f))
+    h = tf.nn.max_pool2d(h, 2, 2, "VALID", data_format=f)
+  return _dense_loss(h, y, var)
+
+
+def _dense_loss(h, y, var):
+  """Dense 1024, dropout 0.4, logits and the mean cross-entropy."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   h = tf.nn.relu(tf.matmul(tf.reshape(h, [-1, 3136]), var("w3", [3136, 1024]))
                  + var("b3", [1024]))
   logits = tf.matmul(tf.nn.dropout(h, rate=0.4), var("w4", [1024, 10])) + var("b4", [10])
@@ -116,7 +146,7 @@ def child(variant, steps):
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--variants", default="base,fdx,fdw,pw,loop10,xla,t1")
+  p.add_argument("--variants", default="base,fdx,fdw,pw,chunks10,nchw,loop10,xla,t1")
   p.add_argument("--steps", type=int, default=100)
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--child", help=argparse.SUPPRESS)

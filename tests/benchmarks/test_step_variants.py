@@ -8,7 +8,7 @@ from benchmarks import step_variants
 
 
 @pytest.mark.parametrize("dx_forward, dw_forward", [(True, None), (True, "conv"),
-                                                    (False, "patches")])
+                                                    (False, "patches"), (False, "chunks3")])
 def test_the_rewritten_gradients_equal_conv2ds(dx_forward, dw_forward):
   rng = np.random.RandomState(1)
   x = tf.constant(rng.randn(3, 14, 14, 8).astype(np.float32))
