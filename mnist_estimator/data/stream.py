@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # imported where used: this module loads without TensorFlow
 # route's peak is ~2.7 times them (arrays, splits, the npz and record caches written), so
 # 512 MiB decoded already costs ~1.4 GB; 6,000 photos at 224x224 (903 MB) stream.
 STREAM_LIMIT = 2**29
-_PARALLEL = os.cpu_count() or 2  # fixed, as autotune is off (see _options)
-_LABEL = 4  # bytes of a record's label (int32, little-endian) before its path or pixels
+PARALLEL = os.cpu_count() or 2  # fixed, as autotune is off (see data_options)
+LABEL_BYTES = 4  # bytes of a record's label (int32, little-endian) before its path or pixels
 
 
 class FileImages:
@@ -173,7 +173,7 @@ def find_bad(images: FileImages) -> Optional[Tuple[str, str]]:
   return None
 
 
-def _labels(images: FileImages, labels: Optional[npt.ArrayLike]) -> np.ndarray:
+def label_ids(images: FileImages, labels: Optional[npt.ArrayLike]) -> np.ndarray:
   """int32 [N] of the labels (zeros for None): a record's label field is always there."""
   if not isinstance(images, FileImages):
     raise TypeError(f"stream.input_fn takes FileImages, not {type(images).__name__}")
@@ -183,7 +183,7 @@ def _labels(images: FileImages, labels: Optional[npt.ArrayLike]) -> np.ndarray:
   return ids
 
 
-def _options() -> "tf.data.Options":
+def data_options() -> "tf.data.Options":
   """Autotune off, as inputs/input_fns.py: it made closing a session wait idle for 2-17 s."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   options = tf.data.Options()
@@ -191,16 +191,17 @@ def _options() -> "tf.data.Options":
   return options
 
 
-def _split(records: "tf.Tensor", batched: bool) -> Tuple["tf.Tensor", "tf.Tensor"]:
+def split_records(records: "tf.Tensor", batched: bool) -> Tuple["tf.Tensor", "tf.Tensor"]:
   """(int32 labels, payloads) of records of a little-endian int32 label then bytes."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  label = tf.io.decode_raw(tf.strings.substr(records, 0, _LABEL), tf.int32, little_endian=True)
-  rest = tf.strings.substr(records, _LABEL, -1)  # -1: to the end
+  label = tf.io.decode_raw(tf.strings.substr(records, 0, LABEL_BYTES), tf.int32,
+                           little_endian=True)
+  rest = tf.strings.substr(records, LABEL_BYTES, -1)  # -1: to the end
   return (label[:, 0] if batched else label[0]), rest
 
 
-def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
-                seed: Optional[int]) -> "tf.data.Dataset":
+def from_files(listing: str, images: FileImages, batch_size: int, train: bool,
+               seed: Optional[int]) -> "tf.data.Dataset":
   """Batches (uint8 [B, H, W, C], int32 [B]) decoded from the files the listing names."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # Paths from a file, not a constant: the graph (TensorBoard's, each checkpoint's .meta)
@@ -214,7 +215,7 @@ def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
   some_pil = any(p.lower().endswith(decode.CONVERTED_EXTENSIONS) for p in images.paths)
 
   def load(record: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    label, path = _split(record, batched=False)
+    label, path = split_records(record, batched=False)
     by_pil = lambda: tf.reshape(tf.numpy_function(
         lambda p: np.array(decode.file_bytes(os.fsdecode(p)), object), [path], tf.string,
         stateful=False), [])
@@ -224,10 +225,10 @@ def _from_files(listing: str, images: FileImages, batch_size: int, train: bool,
     return decode.decode(data, images.decoding), label
   # No Python control flow on tensors (tf.cond is explicit): autograph would only cost time.
   return ds.map(tf.autograph.experimental.do_not_convert(load),
-                num_parallel_calls=_PARALLEL).batch(batch_size)
+                num_parallel_calls=PARALLEL).batch(batch_size)
 
 
-def _write_listing(paths: Sequence[str], labels: np.ndarray, folder: str) -> str:
+def write_listing(paths: Sequence[str], labels: np.ndarray, folder: str) -> str:
   """The path of a TFRecord file of (label, path) records, written once per content."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   digest = hashlib.sha1(labels.tobytes())
@@ -239,10 +240,11 @@ def _write_listing(paths: Sequence[str], labels: np.ndarray, folder: str) -> str
     tmp = f"{path}.{os.getpid()}.tmp"
     with tf.io.TFRecordWriter(tmp) as writer:
       for name, label in zip(paths, labels.tolist()):
-        writer.write(_record(label, os.fsencode(name)))
+        writer.write(encode_record(label, os.fsencode(name)))
     os.replace(tmp, path)  # atomic: a concurrent run never reads half a listing
   return path
 
 
-def _record(label: int, payload: bytes) -> bytes:
-  return int(label).to_bytes(_LABEL, "little", signed=True) + payload
+def encode_record(label: int, payload: bytes) -> bytes:
+  """A record: the label (int32, little-endian), then the payload (a path or pixels)."""
+  return int(label).to_bytes(LABEL_BYTES, "little", signed=True) + payload

@@ -49,7 +49,7 @@ def build_cache(images: stream.FileImages, labels: Optional[npt.ArrayLike], cach
     UsageError: a file that cannot be read or decoded (`stream.explain`), naming it.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  label_ids = stream._labels(images, labels)
+  label_ids = stream.label_ids(images, labels)
   try:
     key = images_lib.cache_key("stream", images.decoding.as_dict(), shuffled,
                                label_ids.tobytes(), files=images.paths)
@@ -98,21 +98,21 @@ def _write_shards(images: stream.FileImages, labels: np.ndarray, folder: str,
   """Writes the decoded images as shards of SHARD_BYTES and the marker; the shards' names."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   count = len(images)
-  per_shard = max(1, SHARD_BYTES // (stream._LABEL + stream.memory_bytes(1, images.decoding)))
+  per_shard = max(1, SHARD_BYTES // (stream.LABEL_BYTES + stream.memory_bytes(1, images.decoding)))
   names = [f"shard-{i:05d}-of-{-(-count // per_shard):05d}.tfrecord"
            for i in range(-(-count // per_shard))]
-  listing = stream._write_listing(images.paths, labels, folder)
+  listing = stream.write_listing(images.paths, labels, folder)
   print(f"caching {count:,} decoded images in {final}", file=sys.stderr)
   show, done = images_lib.progress(count, verb="caching"), 0
   writer: Any = None  # a tf.io.TFRecordWriter from the first image on
-  batches = stream._from_files(listing, images, 64, False, None)
-  for pixels, batch_labels in batches.with_options(stream._options()).as_numpy_iterator():
+  batches = stream.from_files(listing, images, 64, False, None)
+  for pixels, batch_labels in batches.with_options(stream.data_options()).as_numpy_iterator():
     for image, label in zip(pixels, batch_labels.tolist()):
       if done % per_shard == 0:
         if writer:
           writer.close()
         writer = tf.io.TFRecordWriter(os.path.join(folder, names[done // per_shard]))
-      writer.write(stream._record(label, image.tobytes()))
+      writer.write(stream.encode_record(label, image.tobytes()))
       done += 1
     show(done)
   if writer:
@@ -124,7 +124,7 @@ def _write_shards(images: stream.FileImages, labels: np.ndarray, folder: str,
   return names
 
 
-def _from_shards(shards: Sequence[str], decoding: "decode.Decoding", batch_size: int,
+def from_shards(shards: Sequence[str], decoding: "decode.Decoding", batch_size: int,
                  train: bool, seed: Optional[int]) -> "tf.data.Dataset":
   """Batches (uint8 [B, H, W, C], int32 [B]) of a cache's shards (mixed for training)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -141,7 +141,7 @@ def _from_shards(shards: Sequence[str], decoding: "decode.Decoding", batch_size:
   shape = [decoding.height, decoding.width, decoding.channels]
 
   def parse(records: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    labels, pixels = stream._split(records, batched=True)
+    labels, pixels = stream.split_records(records, batched=True)
     return tf.reshape(tf.io.decode_raw(pixels, tf.uint8), [-1, *shape]), labels
   return ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(parse),
-                                  num_parallel_calls=stream._PARALLEL)
+                                  num_parallel_calls=stream.PARALLEL)

@@ -39,14 +39,14 @@ def input_fn(images: stream.FileImages, labels: Optional[npt.ArrayLike], batch_s
     UsageError: building the cache met a file that does not read or decode (`stream.explain`).
   """
   keep_labels = with_labels and labels is not None
-  label_ids = stream._labels(images, labels)
+  label_ids = stream.label_ids(images, labels)
   source: Callable[[], tf.data.Dataset]
   if cache_dir:
     shards = stream_cache.build_cache(images, label_ids, cache_dir, shuffled=train)
-    source = lambda: stream_cache._from_shards(shards, images.decoding, batch_size, train, seed)
+    source = lambda: stream_cache.from_shards(shards, images.decoding, batch_size, train, seed)
   else:
-    listing = stream._write_listing(images.paths, label_ids, images_lib.cache_folder())
-    source = lambda: stream._from_files(listing, images, batch_size, train, seed)
+    listing = stream.write_listing(images.paths, label_ids, images_lib.cache_folder())
+    source = lambda: stream.from_files(listing, images, batch_size, train, seed)
 
   def make() -> "tf.data.Dataset":
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -57,7 +57,7 @@ def input_fn(images: stream.FileImages, labels: Optional[npt.ArrayLike], batch_s
       features = {"x": tf.cast(pixels, tf.float32) / 255.0}
       return (features, label) if keep_labels else features
     ds = source().map(tf.autograph.experimental.do_not_convert(finish),
-                      num_parallel_calls=stream._PARALLEL)
+                      num_parallel_calls=stream.PARALLEL)
     ds = augment(ds) if augment is not None else ds
-    return ds.prefetch(2).with_options(stream._options())
+    return ds.prefetch(2).with_options(stream.data_options())
   return make

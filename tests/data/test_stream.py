@@ -136,7 +136,7 @@ def test_cache_is_read_without_the_files(files, tmp_path, monkeypatch):
   cache = str(tmp_path / "cache")
   shards = stream_cache.build_cache(images, labels, cache)
   mixed = stream_cache.build_cache(images, labels, cache, shuffled=True)  # what training reads
-  monkeypatch.setattr(stream, "_from_files", None)  # the files' pipeline is not built again
+  monkeypatch.setattr(stream, "from_files", None)  # the files' pipeline is not built again
   assert stream_cache.build_cache(images, labels, cache) == shards
   evaluate = stream_input.input_fn(images, labels, 4, train=False, cache_dir=cache)
   train = stream_input.input_fn(images, labels, 5, train=True, seed=2, cache_dir=cache)
