@@ -22,7 +22,9 @@ import numpy as np
 
 from mnist_estimator.common import cli
 
-cli.import_tensorflow()  # first: TF's start-up lines kept off the notebook
+# First: TF's start-up lines kept off the notebook. Nothing frozen: the notebook's own objects
+# (alive at this moment) must stay collectable.
+cli.import_tensorflow(freeze=False)
 
 from mnist_estimator.api.specs import make_spec  # pylint: disable=g-import-not-at-top
 from mnist_estimator.api.specs import model_label

@@ -12,14 +12,18 @@ from mnist_estimator.common import runlog
 COMMON_FLAGS = ("verbose",)
 
 
-def import_tensorflow() -> None:
+def import_tensorflow(freeze: bool = True) -> None:
   """An entry point's first call: imports TensorFlow without its C++ noise on the console.
 
   C++ INFO and WARNING lines are off (TF_CPP_MIN_LOG_LEVEL=2, unless set), and the
   start-up lines of the import (CUDA factories, ...) go to the run's log file.
+
+  Args:
+    freeze: freeze the objects alive after the import out of the cyclic collector
+      (runlog.import_tensorflow); the Python API, in a user's process, passes False.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  runlog.import_tensorflow()
+  runlog.import_tensorflow(freeze)
 
 
 def define_verbose(flag_values: Any = None) -> None:

@@ -25,11 +25,16 @@ HARMLESS = re.compile(
 _state: Dict[str, Any] = {"startup": [], "buffer": None, "file": None}
 
 
-def import_tensorflow() -> List[str]:
+def import_tensorflow(freeze: bool = True) -> List[str]:
   """Imports TensorFlow with its C++ start-up lines caught at the file-descriptor level.
 
   Lines matching HARMLESS are kept for the log file (see attach); any other line,
   a real error among them, still goes to stderr at once.
+
+  Args:
+    freeze: move every object alive after the import out of the cyclic collector's reach
+      (gc.freeze). A command's own objects are few and live as long as it does; a notebook's
+      are the user's, and a frozen one is never collected, so the Python API passes False.
 
   Returns:
     The lines caught.
@@ -42,7 +47,8 @@ def import_tensorflow() -> List[str]:
     os.dup2(caught.fileno(), 2)
     # TensorFlow's import makes about 400,000 objects that live as long as the process.
     # Python's cyclic collector walked them during the import and in every full collection
-    # after it (0.5 s of a 1-step cnn run on an AVX2 EPYC); frozen, it leaves them out.
+    # after it (0.5 s of a 1-step cnn run on an AVX2 EPYC); off during the import, and
+    # frozen after it, it leaves them out.
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -50,7 +56,8 @@ def import_tensorflow() -> List[str]:
     finally:
       os.dup2(saved, 2)
       os.close(saved)
-      gc.freeze()
+      if freeze:
+        gc.freeze()
       if collecting:
         gc.enable()
     caught.seek(0)

@@ -1,7 +1,10 @@
-"""runlog.import_tensorflow: TensorFlow's objects frozen out of the cyclic collector."""
+"""runlog.import_tensorflow: TensorFlow's objects frozen out of the cyclic collector, or not."""
 
 import gc
+import subprocess
 import sys
+
+import helpers
 
 
 def test_tensorflows_objects_are_frozen_and_the_collector_left_on():
@@ -9,3 +12,19 @@ def test_tensorflows_objects_are_frozen_and_the_collector_left_on():
   assert "tensorflow" in sys.modules
   assert gc.get_freeze_count() > 100_000  # about 400,000 objects with TF 2.15
   assert gc.isenabled()
+
+
+def test_the_python_api_freezes_none_of_a_notebooks_objects():
+  """In a user's process (the API's first call imports TensorFlow) nothing is frozen: an object
+  of the notebook's that later becomes cyclic garbage must still be collected."""
+  code = ("import gc, weakref, mnist_estimator as me\n"
+          "class Cell: pass\n"
+          "a, b = Cell(), Cell(); a.other, b.other = b, a; alive = weakref.ref(a)\n"
+          "me.settings()\n"  # the API's first call: TensorFlow's import
+          "import tensorflow\n"
+          "del a, b; gc.collect()\n"
+          "print(gc.get_freeze_count(), gc.isenabled(), alive() is None)\n")
+  done = subprocess.run([sys.executable, "-c", code], env=helpers.cli_env(), capture_output=True,
+                        text=True, timeout=120, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split() == ["0", "True", "True"], done.stdout
