@@ -53,9 +53,23 @@ def native_bf16():
 
 
 def recipe(flagfile, epochs):
-  """The recipe's RunSpec (our flag parser reads the flagfile), epochs overridden if asked."""
+  """The recipe's RunSpec (our flag parser reads the flagfile), epochs overridden if asked.
+
+  Raises:
+    SystemExit: a recipe the ports cannot write again (they are fast_cnn with Adam and the
+      one-cycle schedule, nothing more): they would time another network.
+  """
   from mnist_estimator import flagdefs  # pylint: disable=g-import-not-at-top
   spec = flagdefs.spec_from_flagfile(flagfile)
+  extra = {"model": spec.model != "fast_cnn", "optimizer": spec.optimizer != "adam",
+           "lr_schedule": spec.lr_schedule != "one_cycle",
+           "hidden_units": list(spec.hidden_units) != [256], "dropout": bool(spec.dropout),
+           "augment": bool(spec.augment), "moving_average_decay": bool(spec.moving_average_decay),
+           "l2": bool(spec.l2)}
+  if any(extra.values()):
+    raise SystemExit(f"error: {flagfile} sets {', '.join(k for k, v in extra.items() if v)} "
+                     "beyond what the Keras and PyTorch ports write (fast_cnn, Adam, one-cycle); "
+                     "time it alone with its own command, or pass a fast_cnn recipe")
   return spec.replace(epochs=epochs) if epochs else spec
 
 

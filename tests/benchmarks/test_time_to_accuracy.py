@@ -34,6 +34,13 @@ def test_the_recipe_reaches_the_ports_as_fast_flags_says():
                   "--epsilon": "1e-07", "--warmup": "0.15", "--target": "0.99"}
 
 
+def test_a_recipe_the_ports_cannot_write_is_refused():
+  with pytest.raises(SystemExit, match=r"^error: .*fast_995.flags sets model, hidden_units, "
+                     r"dropout, augment, moving_average_decay beyond what the Keras and PyTorch "
+                     r"ports write"):
+    time_to_accuracy.recipe(paths.flagfile("fast_995"), None)
+
+
 def test_the_keras_port_trains_and_reports_one_line(tmp_path, small):
   data = tmp_path / "d.npz"
   np.savez(data, x_train=small.x_train[:512], y_train=small.y_train[:512],

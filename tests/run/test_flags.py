@@ -160,6 +160,16 @@ def test_spec_from_flagfile_is_parsed_by_absl(tmp_path):
     flagdefs.spec_from_flagfile(str(tmp_path / "no.such"))
 
 
+def test_fast_995_flagfile_is_the_995_recipe():
+  with flagsaver.flagsaver():
+    spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast_995.flags')}")
+  assert (spec.model, spec.optimizer, spec.learning_rate, spec.batch_size, spec.epochs) == (
+      "cnn", "adam", 0.003, 128, 8)
+  assert (spec.lr_schedule, spec.lr_warmup, spec.adam_epsilon, spec.dropout) == (
+      "one_cycle", 0.15, 1e-7, 0.4)
+  assert tuple(spec.augment) == ("shift", "rotate") and spec.moving_average_decay == 0.999
+
+
 def test_fast_flagfile_is_the_fast_recipe():
   with flagsaver.flagsaver():
     spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast.flags')}")
