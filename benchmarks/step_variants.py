@@ -45,8 +45,8 @@ def _conv_custom(x, w, dx_forward, dw_forward):
                           "VALID")
         dw = tf.transpose(dw, [1, 2, 0, 3])
       elif dw_forward and dw_forward.startswith("chunks"):  # patches x matmul, a slice at a time
-        parts = []
-        for xs, dys in zip(tf.split(x, int(dw_forward[6:])), tf.split(dy, int(dw_forward[6:]))):
+        parts, slices = [], int(dw_forward[len("chunks"):])
+        for xs, dys in zip(tf.split(x, slices), tf.split(dy, slices)):
           p = tf.image.extract_patches(xs, [1, kh, kw, 1], [1] * 4, [1] * 4, "SAME")
           parts.append(tf.matmul(tf.reshape(p, [-1, kh * kw * ci]), tf.reshape(dys, [-1, co]),
                                  transpose_a=True))
@@ -76,8 +76,8 @@ def _loss(x, y, opts):
                  + var("b1", [32]))
   h = tf.nn.max_pool2d(h, 2, 2, "VALID")
   w2 = var("w2", [5, 5, 32, 64])
-  chunks = [o for o in opts if o.startswith("chunks")]
-  dw = "conv" if "fdw" in opts else "patches" if "pw" in opts else (chunks or [""])[0]
+  chunks = next((o for o in opts if o.startswith("chunks")), "")
+  dw = "conv" if "fdw" in opts else "patches" if "pw" in opts else chunks
   if opts & {"fdx", "fdw"} or dw:
     h = _conv_custom(h, w2, dx_forward=bool(opts & {"fdx", "fdw"}), dw_forward=dw)
   else:
