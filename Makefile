@@ -17,7 +17,7 @@ SHARED_DATA ?= ../shared/data
 
 .PHONY: install lock train test lint tensorboard sample serve clean
 # benchmarks/ (bench*, loadtest*, reproduce) runs from the checkout: `python -m benchmarks.X`.
-.PHONY: reproduce bench bench-tta bench-portable bench-cluster loadtest
+.PHONY: reproduce bench bench-tta torch bench-portable bench-cluster loadtest
 
 # Every package `make install` puts in the venv, with its version and hashes, for Python 3.9-3.11:
 # requirements/lock.txt, made by `make lock` from pyproject.toml's ranges (main and [dev]) and
@@ -113,11 +113,16 @@ bench: install
 	$(PY) -m benchmarks.bench --data_dir=$(SHARED_DATA)/mnist $(BENCH_ARGS)
 
 # Seconds to 99.0% test accuracy (TTA_ARGS="--target=0.995 --epochs=9" for another): the fast
-# recipe (flags/fast.flags) against the same recipe in Keras fit and in PyTorch (Debian's
-# python3-torch; left out without it), interleaved, medians of 3 seeds.
+# recipe (flags/fast.flags) against the same recipe in Keras fit and in PyTorch (`make torch`'s
+# venv, else Debian's python3-torch; left out without either), interleaved, medians of 3 seeds.
 TTA_ARGS ?=
 bench-tta: install
 	$(PY) -m benchmarks.time_to_accuracy --data_dir=$(SHARED_DATA)/mnist $(TTA_ARGS)
+
+# PyTorch's CPU build in a venv of its own (.venv-torch) for the benchmarks' PyTorch columns.
+torch:
+	@test -x .venv-torch/bin/python || $(PYTHON) -m venv .venv-torch
+	.venv-torch/bin/pip install -q torch==2.13.0 numpy
 
 # Every --export_format of cnn and mlp against the SavedModel, in one interleaved run (the
 # README's table); PORTABLE_ARGS="--quick" for a smoke run, "--model_dirs=cnn=DIR,mlp=DIR" to reuse.

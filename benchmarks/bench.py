@@ -33,6 +33,7 @@ from mnist_estimator.run import plan as plan_lib
 VARIANTS = tuple(bench_variants.VARIANTS)
 FLAGS = flags.FLAGS
 _KERAS = ("keras", "keras_bf16", "keras_default")
+_PYTORCH = tuple(name for name, v in bench_variants.VARIANTS.items() if v.kind == "pytorch")
 
 
 @dataclasses.dataclass
@@ -58,6 +59,7 @@ class BenchConfig:
   matmul_n: int = 2048  # the matmul peak's matrix size
   repeats: int = 1  # interleaved rounds per variant; the median is reported
   serving_calls: Sequence[int] = (200, 1000, 10)  # batch-1 calls, large batch, its calls
+  torch_python: str = dataclasses.field(default_factory=paths.torch_python)
 
 
 def variant_spec(config, model_dir, variant="bound"):
@@ -76,6 +78,9 @@ def add_ratios(result):
   kerases = {name: variants[name] for name in _KERAS if name in variants}
   best = max(kerases, key=lambda name: kerases[name]["steps_per_sec"]) if kerases else None
   result["keras_best"] = best
+  torches = {name: variants[name] for name in _PYTORCH if name in variants}
+  result["pytorch_best"] = (max(torches, key=lambda name: torches[name]["steps_per_sec"])
+                            if torches else None)
   peaks = {"fp32": result["matmul_peak"]["fp32"]["gflops"],
            "bf16": result["matmul_peak"].get("bf16", {}).get("gflops")}
   for figures in variants.values():
@@ -196,9 +201,10 @@ def _time_variants(config, data, work_dir, result):
   for name in config.variants:
     runs = [r for r in rounds[name] if r is not None]
     if not runs:
-      result["skipped"][name] = (f"no Keras twin of {config.model} or of its optimizer "
-                                 f"(keras_models.KERAS_MODELS: "
-                                 f"{', '.join(keras_models.KERAS_MODELS)})")
+      kind = bench_variants.VARIANTS[name].kind
+      result["skipped"][name] = bench_variants.SKIP_REASONS.get(kind, (
+          f"no Keras twin of {config.model} or of its optimizer (keras_models.KERAS_MODELS: "
+          f"{', '.join(keras_models.KERAS_MODELS)})"))
       continue
     figures = sorted(runs, key=lambda r: r["steps_per_sec"])[len(runs) // 2]
     figures = dict(figures, rounds=[round(r["steps_per_sec"], 2) for r in runs])
@@ -235,6 +241,8 @@ def define_flags():
                       "--time_to_accuracy (relative paths: cwd, else the repo root).")
   flags.DEFINE_integer("tta_eval_every", 500, "Evaluate every N steps.", lower_bound=1)
   flags.DEFINE_integer("matmul_n", 2048, "Matrix size of the matmul peak.", lower_bound=1)
+  flags.DEFINE_string("torch_python", paths.torch_python(), "The Python of the pytorch "
+                      "variants, with torch and numpy (`make torch`'s venv, else Debian's).")
   flags.register_validator("variants", lambda names: set(names) <= set(VARIANTS),
                            message=f"--variants takes names from: {', '.join(VARIANTS)}")
 

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Optional
+from typing import Optional, Tuple
+
+import numpy as np
 
 from benchmarks import bench_lib
 from benchmarks import keras_models
@@ -29,10 +31,12 @@ class Variant:
     name: as --variants names it.
     help: what it is, for the report.
     precision: "fp32", "bf16" or "auto" (the CLI's default, resolved on this CPU).
-    kind: "bound" (one constant batch: no input work), "tfdata", "numpy", "keras" or
-      "keras_default" (Keras in a process with TensorFlow's own oneDNN default).
+    kind: "bound" (one constant batch: no input work), "tfdata", "numpy", "keras",
+      "keras_default" (Keras in a process with TensorFlow's own oneDNN default) or "pytorch"
+      (benchmarks/bench_torch.py under --torch_python).
     summaries: the product's summaries every 100 steps.
     hooks: the product's training hooks (progress, signals, record): the CLI's.
+    conv_algorithm: --conv_algorithm (winograd, the default, or direct: oneDNN's Conv2D).
   """
   name: str
   help: str
@@ -40,6 +44,8 @@ class Variant:
   kind: str = "tfdata"
   summaries: bool = True
   hooks: bool = False
+  conv_algorithm: str = "winograd"
+  torch_args: Tuple[str, ...] = ()
 
 
 VARIANTS = {v.name: v for v in (
@@ -47,6 +53,10 @@ VARIANTS = {v.name: v for v in (
     Variant("bound_bf16", "one constant batch, bf16 train step", "bf16", kind="bound"),
     Variant("cli", "what `main` runs: tf.data, summaries, hooks, --precision=auto", "auto",
             hooks=True),
+    Variant("cli_direct", "the same, --conv_algorithm=direct (oneDNN's Conv2D throughout)",
+            "auto", hooks=True, conv_algorithm="direct"),
+    Variant("bound_direct", "one constant batch, fp32, --conv_algorithm=direct", kind="bound",
+            conv_algorithm="direct"),
     Variant("tfdata", "tf.data and summaries, no hooks, fp32"),
     Variant("nosummary", "tf.data, no summaries, fp32", summaries=False),
     Variant("numpy", "the tutorial's numpy_input_fn, fp32", kind="numpy"),
@@ -54,7 +64,15 @@ VARIANTS = {v.name: v for v in (
     Variant("keras_bf16", "Keras Model.fit, mixed_bfloat16 policy", "bf16", kind="keras"),
     Variant("keras_default", "Keras Model.fit, float32, TensorFlow's own oneDNN default "
             "(what a Keras user runs)", kind="keras_default"),
+    Variant("pytorch", "PyTorch (CPU) of the same network, optimizer and data, float32",
+            kind="pytorch"),
+    Variant("pytorch_cl", "the same in channels_last memory format (oneDNN's layout)",
+            kind="pytorch", torch_args=("--channels_last",)),
 )}
+# Why a variant's kind can give no figures.
+SKIP_REASONS = {
+    "pytorch": "no torch under --torch_python, or an optimizer bench_torch.py does not write",
+}
 DEFAULT_VARIANTS = ("bound", "bound_bf16", "cli", "keras", "keras_bf16", "keras_default")
 
 
@@ -76,7 +94,7 @@ def spec_for(config, variant, model_dir, steps):
       config.model, model_dir=model_dir, dataset=config.dataset, data_dir=config.data_dir,
       steps=config.warmup_steps + steps, batch_size=config.batch_size,
       intra_op_threads=config.intra_op_threads, inter_op_threads=config.inter_op_threads,
-      report=False, precision=variant.precision,
+      report=False, precision=variant.precision, conv_algorithm=variant.conv_algorithm,
       save_summary_steps=100 if variant.summaries else 10**9)
 
 
@@ -91,6 +109,8 @@ def run(variant, config, data, work_dir):
                                    bf16=resolved(variant).bf16), None
   if variant.kind == "keras_default":
     return _keras_default(config, steps), None
+  if variant.kind == "pytorch":
+    return _pytorch(variant, config, spec, data, work_dir, steps), None
   if variant.kind == "bound":
     input_fn = bench_lib.bound_input_fn(data, batch)
   else:
@@ -129,3 +149,26 @@ def _keras_default(config, steps) -> Optional[dict]:
   if figures is not None:
     figures = dict(figures, onednn=result["machine"]["onednn"])
   return figures
+
+
+def _pytorch(variant, config, spec, data, work_dir, steps) -> Optional[dict]:
+  """PyTorch's step in its own Python (--torch_python); None where it cannot run."""
+  if spec.optimizer not in ("sgd", "adam") or not config.torch_python:
+    return None
+  if not paths.has_torch(config.torch_python):
+    return None
+  arrays = os.path.join(os.path.dirname(work_dir), "torch_data.npz")
+  if not os.path.exists(arrays):  # once per benchmark: its rounds share it
+    np.savez(arrays, x_train=data.x_train, y_train=data.y_train)
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_torch.py")
+  argv = [config.torch_python, script, f"--data={arrays}", f"--batch_size={spec.batch_size}",
+          f"--warmup={config.warmup_steps}", f"--steps={steps}", f"--optimizer={spec.optimizer}",
+          f"--learning_rate={spec.learning_rate}", f"--hidden={spec.hidden_units[0]}",
+          f"--dropout={spec.dropout or 0}", *variant.torch_args]
+  if config.intra_op_threads:
+    argv.append(f"--threads={config.intra_op_threads}")
+  done = subprocess.run(argv, capture_output=True, text=True, check=False)
+  if done.returncode:
+    raise RuntimeError(f"{variant.name} failed ({done.returncode}): {done.stderr[-800:]}")
+  figures = json.loads(done.stdout.strip().splitlines()[-1])
+  return dict(figures, precision="fp32")

@@ -8,6 +8,7 @@ constant batch of 100 (no input work: the compute bound), interleaved, medians o
   pw    - conv2's kernel gradient as image patches x matmul
   chunksK - the same in K slices of the batch, each slice's patches small enough to stay in cache
   nchw  - the network in channels-first layout (NCHW) instead of TensorFlow's NHWC
+  winoM - conv2 by Winograd's F(MxM, 5x5) in matmuls (mnist_estimator/models/winograd.py), M in 2..4
   loopK - K train steps per session.run (a tf.while_loop, as Keras' steps_per_execution)
   xla   - the session's global XLA JIT
   t1    - one inter-op thread (TensorFlow picks the intra-op threads)
@@ -20,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from mnist_estimator.models import winograd
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -78,7 +81,10 @@ def _loss(x, y, opts):
   w2 = var("w2", [5, 5, 32, 64])
   chunks = next((o for o in opts if o.startswith("chunks")), "")
   dw = "conv" if "fdw" in opts else "patches" if "pw" in opts else chunks
-  if opts & {"fdx", "fdw"} or dw:
+  wino = next((int(o[4:]) for o in opts if o.startswith("wino")), 0)
+  if wino:
+    h = winograd.conv5x5(h, w2, wino)
+  elif opts & {"fdx", "fdw"} or dw:
     h = _conv_custom(h, w2, dx_forward=bool(opts & {"fdx", "fdw"}), dw_forward=dw)
   else:
     h = tf.nn.conv2d(h, w2, 1, "SAME")

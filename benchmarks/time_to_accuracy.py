@@ -11,8 +11,8 @@ above the target. Figures: the medians over seeds of the seconds to the target (
 evaluation; ours from model_dir/train_stats.json and eval_stats.json), of the whole command's
 wall time, and of the accuracy reached. Keras runs with TF_ENABLE_ONEDNN_OPTS=1 and, on a CPU
 with native bf16, also as mixed_bfloat16; PyTorch also with bf16 autocast there. PyTorch runs
-under --torch_python (Debian's python3-torch: apt-get install python3-torch) and is left out,
-said so, where that Python has no torch.
+under --torch_python (`make torch`'s venv where it exists, else Debian's python3 with
+python3-torch) and is left out, said so, where that Python has no torch.
 """
 
 import argparse
@@ -41,7 +41,7 @@ def parse_args(argv):
   p.add_argument("--variants", default="ours,keras,pytorch",
                  help="of ours, keras, pytorch; on a CPU with native bf16, keras and pytorch "
                  "also run as keras_bf16 and pytorch_bf16 (each port's best is its faster one)")
-  p.add_argument("--torch_python", default="/usr/bin/python3")
+  p.add_argument("--torch_python", default=paths.torch_python())
   p.add_argument("--timeout", type=int, default=1800)
   return p.parse_args(argv)
 
@@ -124,14 +124,6 @@ def run_one(variant, argv, env, work, seed, timeout):
           "accuracy": out["accuracy"], "epochs": out["epochs"]}
 
 
-def has_torch(python):
-  try:
-    return subprocess.run([python, "-c", "import torch, numpy"], capture_output=True,
-                          check=False, timeout=120).returncode == 0
-  except OSError:
-    return False
-
-
 def table(results, target, bf16):
   med = lambda rows, key: statistics.median(r[key] for r in rows)
   lines = [f"| variant | seconds to {target:.1%} (train + eval) | whole command, s | "
@@ -149,7 +141,7 @@ def main(argv=None):
   bf16 = native_bf16()
   spec = recipe(args.flagfile, args.epochs)
   variants = args.variants.split(",")
-  if "pytorch" in variants and not has_torch(args.torch_python):
+  if "pytorch" in variants and not paths.has_torch(args.torch_python):
     print(f"pytorch left out: {args.torch_python} has no torch (apt-get install python3-torch)")
     variants.remove("pytorch")
   if bf16:

@@ -69,9 +69,9 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
     spec = head.build_spec(_logits(info, info.logits_fn, features, mode, params), labels, mode,
                            params)
   else:
-    logits_fn = info.logits_fn
+    logits_fn = _train_convolutions(info.logits_fn, params.get("conv_algorithm", "direct"))
     if params.get("train_precision") == "bf16":
-      logits_fn = lambda f, m, p: bf16.train_logits(info.logits_fn, f, m, p)
+      logits_fn = lambda f, m, p, fn=logits_fn: bf16.train_logits(fn, f, m, p)
     spec = head.build_spec(_logits(info, logits_fn, features, mode, params), labels, mode,
                            params)
   _check_checkpoint_shapes(config)
@@ -85,6 +85,19 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
   hook = summaries.heavy_summary_hook(params.get("histogram_steps"),
                                       config.model_dir if config and chief else None)
   return spec._replace(training_hooks=list(spec.training_hooks) + [hook]) if hook else spec
+
+
+def _train_convolutions(logits_fn: Callable[..., tf.Tensor],
+                        algorithm: str) -> Callable[..., tf.Tensor]:
+  """`logits_fn` whose layers.conv2d convolutions train by `algorithm` (--conv_algorithm)."""
+  if algorithm != "winograd":
+    return logits_fn
+
+  def winograd_logits(features: Dict[str, tf.Tensor], mode: str,
+                      params: Mapping[str, Any]) -> tf.Tensor:
+    with layers.winograd_convs():
+      return logits_fn(features, mode, params)
+  return winograd_logits
 
 
 class CheckpointMismatch(UsageError):

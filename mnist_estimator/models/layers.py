@@ -1,8 +1,12 @@
 """Small shared building blocks for the networks (input reshape, activations)."""
 
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
+import contextlib
+import contextvars
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
+
+from mnist_estimator.models import winograd
 
 # What a network is called with: features {"x": a batch}, and the run's params (image_shape,
 # n_classes, hidden_units, ...).
@@ -58,10 +62,43 @@ def dense(inputs: tf.Tensor, units: int, name: str,
                                    kernel_initializer=_kernel_init())
 
 
+# Set by winograd_convs() around a training step's network.
+_WINOGRAD = contextvars.ContextVar("winograd", default=False)
+
+
+@contextlib.contextmanager
+def winograd_convs(on: bool = True) -> Iterator[None]:
+  """Within it, conv2d computes the convolutions Winograd suits by F(4x4, 5x5) matmuls.
+
+  The training step's choice (--conv_algorithm): the variables, their names and the math are
+  the same; evaluation, predict and export keep oneDNN's convolution (portable formats read
+  a Conv2D op).
+  """
+  token = _WINOGRAD.set(on)
+  try:
+    yield
+  finally:
+    _WINOGRAD.reset(token)
+
+
+class _WinogradConv2D(tf.compat.v1.layers.Conv2D):
+  """tf.compat.v1.layers.Conv2D computed by winograd.conv5x5 (where winograd.applies)."""
+
+  def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    return winograd.conv5x5(inputs, kernel)
+
+
 def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
            padding: str = "same",
            activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
   """tf.compat.v1.layers.conv2d with a graph-seeded initializer; variables `name/kernel|bias`."""
+  if _WINOGRAD.get() and winograd.applies(inputs.shape, inputs.dtype, kernel_size,
+                                          padding=padding):
+    # As tf.compat.v1.layers.conv2d builds its layer (same scope, so the same variables).
+    return _WinogradConv2D(filters, kernel_size, padding=padding, activation=activation,
+                           kernel_initializer=_kernel_init(),
+                           bias_initializer=tf.compat.v1.zeros_initializer(), name=name,
+                           _scope=name)(inputs)
   return tf.compat.v1.layers.conv2d(inputs, filters, kernel_size, padding=padding,
                                     activation=activation, name=name,
                                     kernel_initializer=_kernel_init())

@@ -31,6 +31,8 @@ OWN_DATA_EPOCHS = 10
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "weights", "export")
 # Option.base of a field that no model decides.
 _OWN_DEFAULT = object()
+# --conv_algorithm's values (models/layers.winograd_convs).
+CONV_ALGORITHMS = ("winograd", "direct")
 # Help groups, in the order --helpshort shows them.
 GROUPS = ("model", "data", "training", "checkpoints and summaries", "export", "distribution",
           "speed")
@@ -283,6 +285,12 @@ class RunSpec:
                                  "and loss) where the CPU has AVX512_BF16 or AMX-BF16, else "
                                  "fp32 (auto); or either one. Evaluate, predict and export "
                                  "always run fp32."))
+  conv_algorithm: str = _option("winograd", group="speed", choices=CONV_ALGORITHMS,
+                                param=True, help=(
+      "How the training step computes a 5x5 'same' convolution of 8 or more float32 input "
+      "channels: winograd (F(4x4, 5x5) as matmuls, about 4 multiply-adds per output where "
+      "oneDNN's direct convolution does 25) or direct. Evaluate, predict and export always "
+      "run direct."))
   profile_steps: Optional[int] = _option(None, group="speed", lower=1, help=(
       "Write a Chrome trace of one step every N steps to model_dir/profile."))
   intra_op_threads: int = _option(0, group="speed", lower=0, help=(

@@ -11,6 +11,7 @@ from benchmarks import bench_lib
 from benchmarks import bench_report
 from benchmarks import bench_variants
 from benchmarks import keras_models
+from benchmarks import paths
 from mnist_estimator.common import precision
 from mnist_estimator.run import plan
 from mnist_estimator.common.errors import UsageError
@@ -18,14 +19,16 @@ from mnist_estimator.common.errors import UsageError
 BATCH = 16
 TINY = dict(dataset="mnist_sample", batch_size=BATCH, steps=4, warmup_steps=1, startup=False,
             matmul_n=128, serving_calls=(5, 50, 2), primitives=False)
+_NOT_IN_RESULT = ("tfdata", "nosummary", "pytorch", "pytorch_cl")
 
 
 @pytest.fixture(scope="module")
 def result(small):
   """One benchmark of cnn with every variant (keras_default runs the command line in a
   process of its own), the graph figures and serving, on 600 sample images."""
-  # tfdata and nosummary differ from cli only in their RunSpec (test_variant_specs).
-  variants = [name for name in bench.VARIANTS if name not in ("tfdata", "nosummary")]
+  # tfdata and nosummary differ from cli only in their RunSpec (test_variant_specs); PyTorch
+  # needs a Python with torch (test_pytorch_*).
+  variants = [name for name in bench.VARIANTS if name not in _NOT_IN_RESULT]
   return bench.run_benchmark(bench.BenchConfig(model="cnn", variants=variants, **TINY), small)
 
 
@@ -40,11 +43,13 @@ def test_variant_specs():
   assert spec("nosummary").save_summary_steps > 10**6 and spec("tfdata").save_summary_steps == 100
   assert spec("bound_bf16").precision == "bf16" and spec("cli").precision == "auto"
   assert spec("tfdata").steps == TINY["warmup_steps"] + 10 and spec("tfdata").report is False
+  assert spec("cli").conv_algorithm == "winograd" and spec("cli_direct").conv_algorithm == "direct"
+  assert spec("bound_direct").conv_algorithm == "direct"
 
 
 def test_every_variant_reports_positive_rates(result):
   assert list(result["variants"]) == [name for name in bench.VARIANTS
-                                      if name not in ("tfdata", "nosummary")]
+                                      if name not in _NOT_IN_RESULT]
   assert not result["skipped"]
   for name, figures in result["variants"].items():
     variant = bench_variants.VARIANTS[name]
@@ -139,6 +144,29 @@ def test_keras_is_skipped_for_a_model_without_twin(small):
   assert "keras" in out["skipped"] and list(out["variants"]) == ["bound"]
   assert out["variants"]["bound"]["x_keras"] is None
   assert "skipped" in bench_report.format_report(out)
+
+
+def test_pytorch_is_skipped_where_its_python_has_no_torch(small, tmp_path):
+  config = bench.BenchConfig(model="cnn", variants=("bound", "pytorch"),
+                             torch_python=str(tmp_path / "no-python"),
+                             **{**TINY, "steps": 2, "serving": False, "graph": False})
+  out = bench.run_benchmark(config, small)
+  assert out["skipped"] == {"pytorch": bench_variants.SKIP_REASONS["pytorch"]}
+  assert out["pytorch_best"] is None and "x pytorch" not in bench_report.format_report(out)
+
+
+@pytest.mark.skipif(not paths.has_torch(paths.torch_python()),
+                    reason="no Python with torch here (make torch)")
+def test_pytorch_trains_the_same_network(small):
+  config = bench.BenchConfig(model="cnn", variants=("bound", "pytorch", "pytorch_cl"),
+                             **{**TINY, "steps": 2, "serving": False, "graph": False})
+  out = bench.run_benchmark(config, small)
+  assert set(out["variants"]) == {"bound", "pytorch", "pytorch_cl"} and not out["skipped"]
+  assert all(out["variants"][name]["steps_per_sec"] > 0 for name in out["variants"])
+  assert out["pytorch_best"] in ("pytorch", "pytorch_cl")
+  line = next(line for line in bench_report.format_report(out).splitlines()
+              if line.startswith("x pytorch: "))
+  assert line.startswith("x pytorch: bound ") and line.endswith(f"({out['pytorch_best']})")
 
 
 def test_unknown_variant_is_refused(small):

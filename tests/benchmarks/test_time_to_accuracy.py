@@ -62,13 +62,13 @@ def test_the_table_gives_medians_and_who_reached_the_target():
   assert "| ours | 8.0 | 13.0 | 0.9910 | 2 of 3 |" in text and "bf16 on (native)" in text
 
 
-@pytest.mark.skipif(not time_to_accuracy.has_torch("/usr/bin/python3"),
-                    reason="no PyTorch for /usr/bin/python3 (apt-get install python3-torch)")
+@pytest.mark.skipif(not paths.has_torch(paths.torch_python()),
+                    reason="no Python with torch here (make torch, or Debian's python3-torch)")
 def test_the_pytorch_port_trains_and_reports_one_line(tmp_path, small):
   data = tmp_path / "d.npz"
   np.savez(data, x_train=small.x_train[:512], y_train=small.y_train[:512],
            x_test=small.x_test[:100], y_test=small.y_test[:100])
-  done = subprocess.run(["/usr/bin/python3", str(paths.REPO_ROOT) + "/benchmarks/tta_torch.py",
+  done = subprocess.run([paths.torch_python(), str(paths.REPO_ROOT) + "/benchmarks/tta_torch.py",
                          f"--data={data}", "--target=0.5"], capture_output=True, text=True,
                         timeout=300, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
