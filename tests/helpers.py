@@ -117,6 +117,15 @@ def small_spec(model, model_dir, **overrides):
   return RunSpec.for_model(model, **values)
 
 
+def conv_and_gradients(conv, x, w, dy):
+  """(conv(x, w), its gradients for x and for w given dy): eager, for convolution rewrites."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.GradientTape() as tape:
+    tape.watch([x, w])
+    y = conv(x, w)
+  return (y, *tape.gradient(y, [x, w], output_gradients=dy))
+
+
 def read_png(path):
   """Asserts `path` is a plausible, non-blank PNG picture; returns its RGB pixels in [0, 1]."""
   import matplotlib.image  # pylint: disable=g-import-not-at-top

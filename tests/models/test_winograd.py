@@ -1,5 +1,6 @@
 """models/winograd.py, --conv_algorithm: Winograd's convolution equals TensorFlow's; TRAIN only."""
 
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,14 +36,9 @@ def test_conv5x5_and_its_gradients_equal_conv2ds(size, ci, co, m):
   w = tf.constant(rng.randn(5, 5, ci, co).astype(np.float32))
   dy = tf.constant(rng.randn(3, size, size, co).astype(np.float32))
 
-  def outputs(conv):
-    with tf.GradientTape() as tape:
-      tape.watch([x, w])
-      y = conv(x, w)
-    return y, *tape.gradient(y, [x, w], output_gradients=dy)
-
-  expected = outputs(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
-  for got, want in zip(outputs(lambda x, w: winograd.conv5x5(x, w, m)), expected):
+  expected = helpers.conv_and_gradients(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), x, w, dy)
+  fast = helpers.conv_and_gradients(lambda x, w: winograd.conv5x5(x, w, m), x, w, dy)
+  for got, want in zip(fast, expected):
     assert got.shape == want.shape
     # float32 rounding of sums of hundreds of terms; a wrong tap would be off by O(1).
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(tf.reduce_max(abs(want))))
