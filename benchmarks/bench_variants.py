@@ -73,7 +73,8 @@ VARIANTS = {v.name: v for v in (
 SKIP_REASONS = {
     "pytorch": "no torch under --torch_python, or an optimizer bench_torch.py does not write",
 }
-DEFAULT_VARIANTS = ("bound", "bound_bf16", "cli", "keras", "keras_bf16", "keras_default")
+DEFAULT_VARIANTS = ("bound", "bound_bf16", "cli", "cli_direct", "keras", "keras_bf16",
+                    "keras_default", "pytorch", "pytorch_cl")
 
 
 def resolved(variant):

@@ -82,15 +82,23 @@ def test_the_layer_trains_the_same_variables_by_winograd():
   np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-4 * np.abs(ga).max())
 
 
-def _conv_ops(mode, algorithm):
-  """{layer: op types} of the cnn's convolutions as the model_fn builds them in `mode`."""
+def _graph(mode, algorithm, seed=None):
+  """The cnn's model_fn graph in `mode` under --conv_algorithm=algorithm."""
   params = plan.model_params(RunSpec.for_model("cnn", conv_algorithm=algorithm), (28, 28, 1),
                              10, 60000)
   graph = tf.Graph()
   with graph.as_default():
+    if seed is not None:
+      tf.compat.v1.set_random_seed(seed)
     tf.compat.v1.train.get_or_create_global_step()
     labels = None if mode == ModeKeys.PREDICT else tf.zeros([2], tf.int32)
     model_fn.model_fn({"x": tf.zeros([2, 28, 28, 1])}, labels, mode, params)
+  return graph
+
+
+def _conv_ops(mode, algorithm):
+  """{layer: op types} of the cnn's convolutions as the model_fn builds them in `mode`."""
+  graph = _graph(mode, algorithm)
   found = {}
   for op in graph.get_operations():
     top = op.name.split("/")[0]
@@ -111,3 +119,15 @@ def test_evaluate_predict_and_export_stay_direct(mode):
 
 def test_direct_trains_by_conv2d():
   assert _conv_ops(ModeKeys.TRAIN, "direct") == {"conv1": {"Conv2D"}, "conv2": {"Conv2D"}}
+
+
+def test_a_seed_starts_from_the_same_weights_under_either_algorithm():
+  def initial(algorithm):
+    graph = _graph(ModeKeys.TRAIN, algorithm, seed=3)
+    with graph.as_default(), tf.compat.v1.Session() as session:
+      session.run(tf.compat.v1.global_variables_initializer())
+      return {v.op.name: session.run(v) for v in tf.compat.v1.trainable_variables()}
+  winograd_start, direct_start = initial("winograd"), initial("direct")
+  assert sorted(winograd_start) == sorted(direct_start) and len(direct_start) == 8
+  for name, value in direct_start.items():
+    np.testing.assert_array_equal(winograd_start[name], value, err_msg=name)
