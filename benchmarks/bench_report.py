@@ -44,18 +44,13 @@ def variant_table(result):
   if result.get("keras_best"):
     lines.append(f"x keras: against the faster Keras fit ({result['keras_best']}); "
                  "% peak: of the matmul peak in the variant's precision")
-  variants, best = result["variants"], result.get("pytorch_best")
+  best = result.get("pytorch_best")
   if best:
-    lines.append("x pytorch: " + ", ".join(
-        f"{name} {v['steps_per_sec'] / variants[best]['steps_per_sec']:.2f}x"
-        for name, v in variants.items() if name not in bench_pytorch_names(variants))
-        + f" the faster PyTorch ({best})")
+    rate = result["variants"][best]["steps_per_sec"]
+    ours = [f"{name} {v['steps_per_sec'] / rate:.2f}x" for name, v in result["variants"].items()
+            if not name.startswith("pytorch")]
+    lines.append(f"x pytorch: {', '.join(ours)} the faster PyTorch ({best})")
   return lines
-
-
-def bench_pytorch_names(variants):
-  """The PyTorch variants among `variants` (named pytorch*)."""
-  return [name for name in variants if name.startswith("pytorch")]
 
 
 def _graph_lines(result):
