@@ -1,5 +1,6 @@
 """Where the checkout is (benchmarks/ lives in it, not in the installed package): flags/, data."""
 
+import functools
 import os
 import subprocess
 
@@ -27,6 +28,7 @@ def torch_python():
   return TORCH_VENV_PYTHON if os.path.exists(TORCH_VENV_PYTHON) else "/usr/bin/python3"
 
 
+@functools.lru_cache(maxsize=None)  # once per Python: each PyTorch variant asks every round
 def has_torch(python):
   """Whether `python` runs and imports torch and numpy."""
   try:

@@ -142,7 +142,8 @@ def main(argv=None):
   spec = recipe(args.flagfile, args.epochs)
   variants = args.variants.split(",")
   if "pytorch" in variants and not paths.has_torch(args.torch_python):
-    print(f"pytorch left out: {args.torch_python} has no torch (apt-get install python3-torch)")
+    print(f"pytorch left out: {args.torch_python} has no torch (make torch, or apt-get "
+          "install python3-torch)")
     variants.remove("pytorch")
   if bf16:
     variants += [f"{v}_bf16" for v in ("keras", "pytorch") if v in variants]
