@@ -56,21 +56,34 @@ def recipe(flagfile, epochs):
   """The recipe's RunSpec (our flag parser reads the flagfile), epochs overridden if asked.
 
   Raises:
-    SystemExit: a recipe the ports cannot write again (they are fast_cnn with Adam and the
-      one-cycle schedule, nothing more): they would time another network.
+    SystemExit: a recipe the ports cannot write again (they are fast_cnn's shape with Adam
+      and the one-cycle schedule, dropout after the dense layer, --augment's shift and rotate,
+      and a moving average): they would time another network.
   """
   from mnist_estimator import flagdefs  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.inputs import augment  # pylint: disable=g-import-not-at-top
   spec = flagdefs.spec_from_flagfile(flagfile)
   extra = {"model": spec.model != "fast_cnn", "optimizer": spec.optimizer != "adam",
            "lr_schedule": spec.lr_schedule != "one_cycle",
-           "hidden_units": list(spec.hidden_units) != [256], "dropout": bool(spec.dropout),
-           "augment": bool(spec.augment), "moving_average_decay": bool(spec.moving_average_decay),
+           "hidden_units": len(spec.hidden_units) != 1,
+           "augment": bool(set(augment.parse(spec.augment)) - {"shift", "rotate"}),
            "l2": bool(spec.l2)}
   if any(extra.values()):
     raise SystemExit(f"error: {flagfile} sets {', '.join(k for k, v in extra.items() if v)} "
-                     "beyond what the Keras and PyTorch ports write (fast_cnn, Adam, one-cycle); "
-                     "time it alone with its own command, or pass a fast_cnn recipe")
+                     "beyond what the Keras and PyTorch ports write (fast_cnn, Adam, one-cycle, "
+                     "dropout, shift and rotate, a moving average); time it alone with its own "
+                     "command, or pass such a recipe")
   return spec.replace(epochs=epochs) if epochs else spec
+
+
+def port_flags(spec):
+  """The ports' arguments beyond the optimizer's: the network's width, dropout, augmentation."""
+  from mnist_estimator.inputs import augment  # pylint: disable=g-import-not-at-top
+  chosen = augment.parse(spec.augment)
+  found = {"hidden": spec.hidden_units[0], "dropout": spec.dropout or 0.0,
+           "shift": chosen.get("shift", 0.0), "rotate": chosen.get("rotate", 0.0),
+           "moving_average_decay": spec.moving_average_decay or 0.0}
+  return [f"--{k}={v}" for k, v in found.items()]
 
 
 def write_data(data_dir, path):
@@ -88,7 +101,7 @@ def commands(args, spec, data_file, work, seed, bf16):
           f"--batch_size={spec.batch_size}", f"--learning_rate={spec.learning_rate}",
           f"--beta1={spec.adam_beta1}", f"--beta2={spec.adam_beta2}",
           f"--epsilon={spec.adam_epsilon}",
-          f"--warmup={spec.lr_warmup}", f"--target={args.target}"]
+          f"--warmup={spec.lr_warmup}", f"--target={args.target}"] + port_flags(spec)
   ours = [sys.executable, "-m", "mnist_estimator.main", f"--flagfile={args.flagfile}",
           f"--data_dir={args.data_dir}", f"--seed={seed}", f"--model_dir={work}/ours-{seed}",
           "--noreport"] + ([f"--epochs={args.epochs}"] if args.epochs else [])
@@ -157,7 +170,8 @@ def main(argv=None):
       for variant in order:
         row = run_one(variant, *runs[variant], work, seed, args.timeout)
         results[variant].append(row)
-        print(f"seed {seed} {variant}: {row['seconds']:.1f} s to {row['accuracy']:.4f} "
+        at = f" at epoch {row['epochs']}" if row["epochs"] else ""
+        print(f"seed {seed} {variant}: {row['seconds']:.1f} s to {row['accuracy']:.4f}{at} "
               f"(whole command {row['wall']:.1f} s)", flush=True)
   print(table(results, args.target, bf16))
   return results

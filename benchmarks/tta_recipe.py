@@ -1,4 +1,4 @@
-"""The fast recipe as the ports read it (from flags/fast.flags), its schedule and its data file.
+"""The fast recipes as the ports read them (flags/fast*.flags), their schedules and data file.
 
 Standard library and numpy only: the PyTorch port runs it under another Python (Debian's).
 """
@@ -22,6 +22,15 @@ def one_cycle(step, total, peak, warmup):
   return peak * max(0.0, (1.0 - t) / (1.0 - warmup))
 
 
+def moving_average_decay(decay, updates):
+  """The decay of the `updates`-th update: tf.train.ExponentialMovingAverage's with num_updates.
+
+  min(decay, (1 + n) / (10 + n)), so a short run's average does not hold on to the initial
+  weights (--moving_average_decay passes the global step as n).
+  """
+  return min(decay, (1.0 + updates) / (10.0 + updates))
+
+
 def parser(description):
   """The arguments every port takes (the driver passes the recipe's values)."""
   p = argparse.ArgumentParser(description=description)
@@ -36,6 +45,12 @@ def parser(description):
   p.add_argument("--warmup", type=float, default=0.25)
   p.add_argument("--filters", default="24,32")
   p.add_argument("--hidden", type=int, default=256)
+  p.add_argument("--dropout", type=float, default=0.0, help="after the dense layer")
+  p.add_argument("--shift", type=float, default=0.0,
+                 help="--augment's shift: whole pixels, at most this share of the size")
+  p.add_argument("--rotate", type=float, default=0.0, help="--augment's rotate: degrees")
+  p.add_argument("--moving_average_decay", type=float, default=0.0,
+                 help="evaluate a moving average of the weights (moving_average_decay())")
   p.add_argument("--target", type=float, default=0.99)
   p.add_argument("--bf16", action="store_true", help="bf16 compute (where the CPU has it)")
   p.add_argument("--threads", type=int, default=0)

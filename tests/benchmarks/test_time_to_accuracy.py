@@ -31,22 +31,59 @@ def test_the_recipe_reaches_the_ports_as_fast_flags_says():
       if a.startswith("--"))
   assert argv == {"--data": "x.npz", "--seed": "3", "--epochs": "1", "--batch_size": "256",
                   "--learning_rate": "0.015", "--beta1": "0.7", "--beta2": "0.9",
-                  "--epsilon": "1e-07", "--warmup": "0.15", "--target": "0.99"}
+                  "--epsilon": "1e-07", "--warmup": "0.15", "--target": "0.99",
+                  "--hidden": "256", "--dropout": "0.0", "--shift": "0.0", "--rotate": "0.0",
+                  "--moving_average_decay": "0.0"}
 
 
-def test_a_recipe_the_ports_cannot_write_is_refused():
-  with pytest.raises(SystemExit, match=r"^error: .*fast_995.flags sets model, hidden_units, "
-                     r"dropout, augment, moving_average_decay beyond what the Keras and PyTorch "
-                     r"ports write"):
-    time_to_accuracy.recipe(paths.flagfile("fast_995"), None)
+def test_a_recipe_the_ports_cannot_write_is_refused(tmp_path):
+  flagfile = tmp_path / "r.flags"
+  flagfile.write_text("--model=cnn\n--optimizer=sgd\n--augment=shift,zoom\n--l2=0.001\n")
+  with pytest.raises(SystemExit, match=r"^error: .*r.flags sets model, optimizer, lr_schedule, "
+                     r"augment, l2 beyond what the Keras and PyTorch ports write"):
+    time_to_accuracy.recipe(str(flagfile), None)
 
 
-def test_the_keras_port_trains_and_reports_one_line(tmp_path, small):
+def test_dropout_augmentation_and_the_average_reach_the_ports(tmp_path):
+  flagfile = tmp_path / "r.flags"
+  flagfile.write_text("--model=fast_cnn\n--optimizer=adam\n--lr_schedule=one_cycle\n"
+                      "--hidden_units=128\n--dropout=0.3\n--augment=rotate:5,shift\n"
+                      "--moving_average_decay=0.99\n")
+  spec = time_to_accuracy.recipe(str(flagfile), 4)
+  assert time_to_accuracy.port_flags(spec) == [
+      "--hidden=128", "--dropout=0.3", "--shift=0.1", "--rotate=5.0",
+      "--moving_average_decay=0.99"]
+  assert spec.epochs == 4
+
+
+def test_the_ports_average_decays_as_tensorflows():
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    updates = tf.compat.v1.placeholder(tf.int64, [])
+    weight = tf.Variable(0.0)
+    average = tf.train.ExponentialMovingAverage(0.999, num_updates=updates)
+    update = average.apply([weight])
+    session.run(tf.compat.v1.global_variables_initializer())
+    ours = 0.0
+    for n in range(1, 30, 3):
+      session.run(weight.assign(float(n * n)))
+      session.run(update, {updates: n})
+      d = tta_recipe.moving_average_decay(0.999, n)
+      ours = d * ours + (1 - d) * n * n
+      np.testing.assert_allclose(ours, session.run(average.average(weight)), rtol=1e-6)
+
+
+# fast.flags' recipe, and fast_995.flags' extras: dropout, augmentation, a moving average.
+EXTRAS = {"plain": [], "extras": ["--dropout=0.4", "--shift=0.1", "--rotate=10",
+                                  "--moving_average_decay=0.999"]}
+
+
+@pytest.mark.parametrize("extras", EXTRAS.values(), ids=EXTRAS.keys())
+def test_the_keras_port_trains_and_reports_one_line(tmp_path, small, extras):
   data = tmp_path / "d.npz"
   np.savez(data, x_train=small.x_train[:512], y_train=small.y_train[:512],
            x_test=small.x_test[:100], y_test=small.y_test[:100])
   done = subprocess.run([sys.executable, "-m", "benchmarks.tta_keras", f"--data={data}",
-                         "--target=0.5", "--epochs=2"], env=paths.child_env(),
+                         "--target=0.5", "--epochs=2"] + extras, env=paths.child_env(),
                         capture_output=True, text=True, timeout=300, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
   out = json.loads(done.stdout.strip().splitlines()[-1])
@@ -62,15 +99,50 @@ def test_the_table_gives_medians_and_who_reached_the_target():
   assert "| ours | 8.0 | 13.0 | 0.9910 | 2 of 3 |" in text and "bf16 on (native)" in text
 
 
-@pytest.mark.skipif(not paths.has_torch(paths.torch_python()),
-                    reason="no Python with torch here (make torch, or Debian's python3-torch)")
-def test_the_pytorch_port_trains_and_reports_one_line(tmp_path, small):
+needs_torch = pytest.mark.skipif(
+    not paths.has_torch(paths.torch_python()),
+    reason="no Python with torch here (make torch, or Debian's python3-torch)")
+
+
+@needs_torch
+@pytest.mark.parametrize("extras", EXTRAS.values(), ids=EXTRAS.keys())
+def test_the_pytorch_port_trains_and_reports_one_line(tmp_path, small, extras):
   data = tmp_path / "d.npz"
   np.savez(data, x_train=small.x_train[:512], y_train=small.y_train[:512],
            x_test=small.x_test[:100], y_test=small.y_test[:100])
   done = subprocess.run([paths.torch_python(), str(paths.REPO_ROOT) + "/benchmarks/tta_torch.py",
-                         f"--data={data}", "--target=0.5"], capture_output=True, text=True,
-                        timeout=300, check=False)
+                         f"--data={data}", "--target=0.5"] + extras, capture_output=True,
+                        text=True, timeout=300, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
   out = json.loads(done.stdout.strip().splitlines()[-1])
   assert out["epochs"] == 1 and 0 <= out["accuracy"] <= 1
+
+
+# Each image of a batch shifted by whole pixels (as --augment's shift), zeros coming in, or
+# an error naming the first image that is not.
+_SHIFT_CHECK = """
+import sys, types, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from benchmarks import tta_torch
+args = types.SimpleNamespace(shift=0.1, rotate=0.0)
+x = torch.from_numpy(np.load(sys.argv[2])).permute(0, 3, 1, 2).contiguous()
+out = tta_torch.augmenter(torch, args)(x).numpy()[:, 0]
+x = np.pad(x.numpy()[:, 0], ((0, 0), (3, 3), (3, 3)))
+seen = set()
+for i, image in enumerate(out):
+  found = [(dx, dy) for dx in range(-3, 4) for dy in range(-3, 4)
+           if np.allclose(image, x[i, 3 - dy:31 - dy, 3 - dx:31 - dx], atol=1e-5)]
+  assert found, f"image {i} is not a whole-pixel shift"
+  seen.add(found[0])
+print(len(seen))
+"""
+
+
+@needs_torch
+def test_the_pytorch_ports_shift_moves_whole_pixels(tmp_path, small):
+  images = tmp_path / "x.npy"
+  np.save(images, small.x_train[:64].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0)
+  done = subprocess.run([paths.torch_python(), "-c", _SHIFT_CHECK, str(paths.REPO_ROOT),
+                         str(images)], capture_output=True, text=True, timeout=120, check=False)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert int(done.stdout) > 10  # shifts of many sizes and directions, not one

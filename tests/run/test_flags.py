@@ -164,9 +164,10 @@ def test_fast_995_flagfile_is_the_995_recipe():
   with flagsaver.flagsaver():
     spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast_995.flags')}")
   assert (spec.model, spec.optimizer, spec.learning_rate, spec.batch_size, spec.epochs) == (
-      "cnn", "adam", 0.003, 128, 8)
+      "fast_cnn", "adam", 0.005, 256, 7)
   assert (spec.lr_schedule, spec.lr_warmup, spec.adam_epsilon, spec.dropout) == (
       "one_cycle", 0.15, 1e-7, 0.4)
+  assert (spec.adam_beta1, spec.adam_beta2, list(spec.hidden_units)) == (0.7, 0.9, [256])
   assert tuple(spec.augment) == ("shift", "rotate") and spec.moving_average_decay == 0.999
 
 
