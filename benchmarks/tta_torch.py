@@ -44,7 +44,8 @@ class Average:
     self.updates += 1
     d = tta_recipe.moving_average_decay(self.decay, self.updates)
     with self.torch.no_grad():
-      self.torch._foreach_lerp_(self.averages, self.params, 1.0 - d)  # pylint: disable=protected-access
+      for average, param in zip(self.averages, self.params):
+        average.lerp_(param, 1.0 - d)
 
   def swap(self):
     with self.torch.no_grad():
