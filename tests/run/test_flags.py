@@ -164,7 +164,7 @@ def test_fast_995_flagfile_is_the_995_recipe():
   with flagsaver.flagsaver():
     spec = parse(f"--flagfile={os.path.join(ROOT, 'flags', 'fast_995.flags')}")
   assert (spec.model, spec.optimizer, spec.learning_rate, spec.batch_size, spec.epochs) == (
-      "fast_cnn", "adam", 0.005, 256, 7)
+      "fast_cnn", "adam", 0.005, 256, 8)
   assert (spec.lr_schedule, spec.lr_warmup, spec.adam_epsilon, spec.dropout) == (
       "one_cycle", 0.15, 1e-7, 0.4)
   assert (spec.adam_beta1, spec.adam_beta2, list(spec.hidden_units)) == (0.7, 0.9, [256])
