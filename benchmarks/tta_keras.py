@@ -33,7 +33,7 @@ def averaging(tf, base, decay):
   """A Sequential whose train_step also keeps a moving average of its trainable weights.
 
   As Keras' guide to customizing fit: super().train_step, then the update
-  (tta_recipe.moving_average_decay's decay). swapped() puts the average in for evaluation.
+  (tta_recipe.moving_average_decay's decay). swap() puts the average in for evaluation.
   """
   class Averaged(base):  # pylint: disable=missing-class-docstring
     def train_step(self, data):

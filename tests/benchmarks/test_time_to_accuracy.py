@@ -54,6 +54,10 @@ def test_dropout_augmentation_and_the_average_reach_the_ports(tmp_path):
       "--hidden=128", "--dropout=0.3", "--shift=0.1", "--rotate=5.0",
       "--moving_average_decay=0.99"]
   assert spec.epochs == 4
+  spec = time_to_accuracy.recipe(paths.flagfile("fast_995"), None)  # the 99.5% recipe: timed
+  assert time_to_accuracy.port_flags(spec) == [
+      "--hidden=256", "--dropout=0.4", "--shift=0.1", "--rotate=10.0",
+      "--moving_average_decay=0.999"]
 
 
 def test_the_ports_average_decays_as_tensorflows():
