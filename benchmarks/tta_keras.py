@@ -29,13 +29,13 @@ def training_data(tf, args, x_train, y_train):
   return {"x": ds}
 
 
-def averaging(tf, base, decay):
+def averaging(tf, decay):
   """A Sequential whose train_step also keeps a moving average of its trainable weights.
 
   As Keras' guide to customizing fit: super().train_step, then the update
   (tta_recipe.moving_average_decay's decay). swap() puts the average in for evaluation.
   """
-  class Averaged(base):  # pylint: disable=missing-class-docstring
+  class Averaged(tf.keras.Sequential):  # pylint: disable=missing-class-docstring
     def train_step(self, data):
       logs = super().train_step(data)
       n = tf.cast(self.optimizer.iterations, tf.float32)
@@ -68,8 +68,8 @@ def build(tf, args):
 
   layers = tf.keras.layers
   first, second = (int(f) for f in args.filters.split(","))
-  kind = (averaging(tf, tf.keras.Sequential, args.moving_average_decay)
-          if args.moving_average_decay else tf.keras.Sequential)
+  kind = (averaging(tf, args.moving_average_decay) if args.moving_average_decay
+          else tf.keras.Sequential)
   model = kind([
       tf.keras.Input((28, 28, 1)),
       layers.Conv2D(first, 5, padding="same", activation="relu"), layers.MaxPooling2D(2),

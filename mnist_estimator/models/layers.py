@@ -67,14 +67,14 @@ _WINOGRAD = contextvars.ContextVar("winograd", default=False)
 
 
 @contextlib.contextmanager
-def winograd_convs(on: bool = True) -> Iterator[None]:
+def winograd_convs() -> Iterator[None]:
   """Within it, conv2d computes the convolutions Winograd suits by F(4x4, 5x5) matmuls.
 
   The training step's choice (--conv_algorithm): the variables, their names and the math are
   the same; evaluation, predict and export keep oneDNN's convolution (portable formats read
   a Conv2D op).
   """
-  token = _WINOGRAD.set(on)
+  token = _WINOGRAD.set(True)
   try:
     yield
   finally:
