@@ -1,7 +1,7 @@
 """Training hooks: a readable progress line (and steps/s summary), the tutorial's tensor logging."""
 
 import os
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, TextIO
 
 from absl import logging
 import tensorflow as tf
@@ -164,3 +164,78 @@ class EvalProgressHook(tf.estimator.SessionRunHook):
     del run_context, run_values
     self._done = min(self._count, self._done + self._batch_size)
     self._show(self._done)
+
+
+
+# {step: {metric: value}} of the evaluations in an eval dir -> why to stop, or None.
+StopRule = Callable[[Mapping[int, Mapping[str, float]]], Optional[str]]
+
+
+def accuracy_reached(target: float) -> StopRule:
+  """Stop when the latest evaluation's accuracy is at least target (>=, not >)."""
+  def rule(metrics: Mapping[int, Mapping[str, float]]) -> Optional[str]:
+    step = max(metrics, default=None)
+    if step is None or metrics[step].get("accuracy", -1.0) < target:
+      return None
+    return (f"accuracy {metrics[step]['accuracy']:.4f} at step {step:,} reached "
+            f"--stop_at_accuracy={target:g}")
+  return rule
+
+
+def accuracy_stalled(steps: int) -> StopRule:
+  """Stop when the best accuracy is `steps` or more steps older than the latest evaluation."""
+  def rule(metrics: Mapping[int, Mapping[str, float]]) -> Optional[str]:
+    if not metrics:
+      return None
+    best = max(sorted(metrics), key=lambda step: metrics[step].get("accuracy", -1.0))
+    latest = max(metrics)
+    if latest - best < steps:
+      return None
+    return (f"accuracy has not improved for {latest - best:,} steps (best "
+            f"{metrics[best]['accuracy']:.4f} at step {best:,}; --early_stopping_steps={steps})")
+  return rule
+
+
+def read_evaluations(eval_dir: str) -> Dict[int, Dict[str, float]]:
+  """{step: {metric: value}} of the evaluations written to eval_dir (none: {})."""
+  from tensorflow_estimator.python.estimator import early_stopping  # pylint: disable=g-import-not-at-top  # read_eval_metrics is not exported
+  return dict(early_stopping.read_eval_metrics(eval_dir)) if tf.io.gfile.isdir(eval_dir) else {}
+
+
+def _events_size(eval_dir: str) -> int:
+  """The bytes of eval_dir's event files: they grow with each evaluation written there."""
+  return sum(tf.io.gfile.stat(path).length
+             for path in tf.io.gfile.glob(os.path.join(eval_dir, "events.out.tfevents.*")))
+
+
+class StopOnEvaluation(tf.compat.v1.train.SessionRunHook):
+  """Stops training when a new evaluation in eval_dir makes `rule` give a reason (printed).
+
+  tf.estimator's early-stopping hooks keep their signal in a variable that then sits in every
+  checkpoint, so a run resumed with them from a checkpoint made without them failed to
+  restore; they also check every N steps or seconds, which can fall just before the
+  evaluation of that step and so stop an interval late. This hook has no variable and looks
+  after every step, cheaply (the event files' size; it reads them only when they grew). It
+  runs after the checkpoint hook, whose saves trigger train_and_evaluate's evaluations.
+  Local runs only: a cluster's workers follow tf.estimator's variable.
+  """
+
+  def __init__(self, eval_dir: str, rule: StopRule, stream: Optional[TextIO] = None) -> None:
+    self._eval_dir, self._rule, self._stream = eval_dir, rule, stream
+    self._seen = -1
+
+  def begin(self) -> None:
+    # Evaluations already there (an earlier run's) are history, not news.
+    self._seen = _events_size(self._eval_dir) if tf.io.gfile.isdir(self._eval_dir) else 0
+
+  def after_run(self, run_context: tf.compat.v1.train.SessionRunContext,
+                run_values: tf.compat.v1.train.SessionRunValues) -> None:
+    del run_values
+    size = _events_size(self._eval_dir) if tf.io.gfile.isdir(self._eval_dir) else 0
+    if size == self._seen:
+      return
+    self._seen = size
+    reason = self._rule(read_evaluations(self._eval_dir))
+    if reason:
+      print(f"stopping: {reason}", file=self._stream, flush=True)
+      run_context.request_stop()

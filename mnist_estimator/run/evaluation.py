@@ -40,18 +40,20 @@ def evaluate(plan: "Plan", estimator: "tf.estimator.Estimator") -> Dict[str, Any
                                       "test")]
   start = time.time()
   metrics = estimator.evaluate(eval_input_fn(plan.spec, data), hooks=hooks)
-  _write_stats(plan, time.time() - start, metrics, len(data.y_test))
+  write_stats(plan, time.time() - start, metrics, len(data.y_test))
   print(format_metrics(metrics, len(data.y_test), data.name))
   if plan.spec.report:
     write_eval_report(plan, estimator)
   return metrics
 
 
-def _write_stats(plan: "Plan", seconds: float, metrics: Mapping[str, Any], count: int) -> None:
+def write_stats(plan: "Plan", seconds: float, metrics: Mapping[str, Any], count: int,
+                within_training: bool = False) -> None:
+  """model_dir/eval_stats.json; within_training: train_stats.json's seconds hold its time."""
   assert plan.spec.model_dir is not None, "plan.make fills model_dir in"
   stats = {"seconds": round(seconds, 2), "examples": count,
            "accuracy": round(float(metrics["accuracy"]), 6),
-           "global_step": int(metrics["global_step"])}
+           "global_step": int(metrics["global_step"]), "within_training": within_training}
   with open(os.path.join(plan.spec.model_dir, "eval_stats.json"), "w", encoding="utf-8") as f:
     json.dump(stats, f, indent=2)
 

@@ -176,6 +176,19 @@ def check_augment(spec: spec_lib.RunSpec, data: Dataset) -> None:
                      "features: drop --augment")
 
 
+# Options that act on the evaluations train_and_evaluate makes along the way.
+EVALUATION_OPTIONS = ("eval_every_steps", "early_stopping_steps", "stop_at_accuracy")
+
+
+def check_evaluation_options(spec: spec_lib.RunSpec) -> None:
+  """Refuses train_and_evaluate's options with --mode=train, which ignored them."""
+  given = [f"--{name}" for name in EVALUATION_OPTIONS if getattr(spec, name) is not None]
+  if spec.mode == "train" and given:
+    verb = "acts" if len(given) == 1 else "act"
+    raise UsageError(f"{', '.join(given)} {verb} on evaluations along the way, which "
+                     "--mode=train does not make; add --mode=train_and_evaluate")
+
+
 def run_config(spec: spec_lib.RunSpec, precision: precision_lib.Precision) -> Any:
   """The RunConfig of spec (and TF_CONFIG); a bad TF_CONFIG is a UsageError."""
   try:
@@ -207,6 +220,7 @@ def make(spec: spec_lib.RunSpec, data: Dataset) -> Plan:
   info = models.get_model(spec.model)
   check_inputs(info, data)
   check_augment(spec, data)
+  check_evaluation_options(spec)
   if spec.epochs:  # --epochs: train until the step that ends the last of them
     spec = spec.replace(steps=spec.epochs * max(1, -(-len(data.y_train) // spec.batch_size)))
   precision = train_precision(spec, info)

@@ -234,6 +234,9 @@ class RunSpec:
       "checkpoints every 600 s)."))
   early_stopping_steps: Optional[int] = _option(None, group=T, lower=1, help=(
       "train_and_evaluate: stop when eval accuracy has not improved for N steps."))
+  stop_at_accuracy: Optional[float] = _option(None, group=T, lower=0.0, upper=1.0, help=(
+      "train_and_evaluate: stop at the first evaluation with at least this accuracy (of the "
+      "validation set; of the test set with --validation_split=0)."))
   warm_start_from: Optional[str] = _option(None, group=T, help=(
       "Initialise from this checkpoint or model_dir (when model_dir has no checkpoint yet)."))
   warm_start_vars: str = _option(".*", group=T, help="Regex of the variables to warm-start.")

@@ -88,12 +88,34 @@ def train(plan: "Plan", estimator: tf.estimator.Estimator) -> None:
                     max_steps=plan.spec.steps)
 
 
+def _stop_hooks(plan: "Plan", estimator: tf.estimator.Estimator,
+                eval_dir: str) -> Dict[str, tf.estimator.SessionRunHook]:
+  """Early stopping (spec.early_stopping_steps) and stop_at_accuracy, on eval_dir's evaluations.
+
+  Locally hooks_lib.StopOnEvaluation (no variable in the checkpoints, no interval's delay); in
+  a cluster tf.estimator's hooks, whose stop variable the workers follow.
+  """
+  spec = plan.spec
+  rules = {}
+  if spec.early_stopping_steps:
+    rules["early_stopping"] = hooks_lib.accuracy_stalled(spec.early_stopping_steps)
+  if spec.stop_at_accuracy is not None:
+    rules["stop_at_accuracy"] = hooks_lib.accuracy_reached(spec.stop_at_accuracy)
+  if plan.local:
+    return {name: hooks_lib.StopOnEvaluation(eval_dir, rule) for name, rule in rules.items()}
+  return {name: tf.estimator.experimental.make_early_stopping_hook(
+      estimator, lambda rule=rule: bool(rule(hooks_lib.read_evaluations(eval_dir))),
+      run_every_secs=None, run_every_steps=spec.eval_every_steps or 100)
+          for name, rule in rules.items()}
+
+
 def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optional[Dict[str, Any]]:
   """tf.estimator.train_and_evaluate on the validation set, then the test set once.
 
   Evaluations follow checkpoints: with spec.eval_every_steps every N steps, else tf.estimator's
   default of at most every 600 s. Each evaluates the validation set (the test set where the
-  data has none), prints a line, and feeds early stopping (spec.early_stopping_steps),
+  data has none), prints a line, and feeds early stopping (spec.early_stopping_steps, and
+  spec.stop_at_accuracy: stop at the first evaluation that reaches it),
   model_dir/export/best (highest accuracy) and export/latest; TensorBoard shows them as
   "eval_validation". The final evaluation, and the report, are on the test set.
   """
@@ -101,11 +123,7 @@ def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optio
   split, name = ("validation", "validation") if data.has_validation else ("test", None)
   count = len(data.y_val if data.has_validation and data.y_val is not None else data.y_test)
   hooks = train_hooks(plan)
-  if spec.early_stopping_steps:
-    hooks["early_stopping"] = tf.estimator.experimental.stop_if_no_increase_hook(
-        estimator, "accuracy", max_steps_without_increase=spec.early_stopping_steps,
-        eval_dir=estimator.eval_dir(name), run_every_secs=None,
-        run_every_steps=spec.eval_every_steps or 100)
+  hooks.update(_stop_hooks(plan, estimator, estimator.eval_dir(name)))
   train_spec = tf.estimator.TrainSpec(train_input_fn(spec, data), max_steps=spec.steps,
                                       hooks=list(hooks.values()))
   evaluator = plan.config.task_type == "evaluator"
@@ -127,6 +145,7 @@ def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optio
     return metrics
   if data.has_validation or not metrics:
     return evaluate(plan, estimator)
+  evaluation.write_stats(plan, 0.0, metrics, count, within_training=True)
   if spec.report:  # the last evaluation was of the test set already
     evaluation.write_eval_report(plan, estimator)
   return metrics

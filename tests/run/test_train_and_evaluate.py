@@ -1,5 +1,7 @@
 """train_and_evaluate: evaluation every N steps, early stopping, exporters, warm start."""
 
+import dataclasses
+import json
 import os
 
 import numpy as np
@@ -50,6 +52,59 @@ def test_early_stopping_when_accuracy_stalls(small, tmp_path):
   result = runner.run(spec_for(tmp_path, steps=100, learning_rate=0.0, eval_every_steps=5,
                                early_stopping_steps=5, report=False), small)
   assert result["metrics"]["global_step"] < 50
+
+
+def test_stop_at_accuracy_stops_at_the_evaluation_that_reaches_it(small, tmp_path, capsys):
+  # Any accuracy is at least 0: training stops at the first evaluation (step 5), not at the
+  # next check an evaluation interval later.
+  result = runner.run(spec_for(tmp_path, steps=100, eval_every_steps=5, stop_at_accuracy=0.0,
+                               report=False), small)
+  assert eval_steps(str(tmp_path), "eval_validation") == [5]
+  assert result["metrics"]["global_step"] == 5
+  assert "stopping: accuracy" in capsys.readouterr().out
+
+
+def test_stop_at_accuracy_on_the_test_set_without_validation(small, tmp_path):
+  # No validation set: the evaluations along the way are of the test set, and the last
+  # one's figures go to eval_stats.json (its time inside train_stats.json's).
+  data = dataclasses.replace(small, x_val=None, y_val=None)
+  runner.run(spec_for(tmp_path, steps=100, eval_every_steps=5, stop_at_accuracy=0.0,
+                      report=False), data)
+  assert eval_steps(str(tmp_path)) == [5]
+  stats = json.loads((tmp_path / "eval_stats.json").read_text())
+  assert stats["global_step"] == 5 and stats["within_training"] and stats["examples"] == 200
+
+
+def test_stop_at_accuracy_not_reached_trains_to_the_end(small, tmp_path):
+  # Learning rate 0 keeps the first accuracy, far below 1: every evaluation runs.
+  result = runner.run(spec_for(tmp_path, steps=15, eval_every_steps=5, stop_at_accuracy=1.0,
+                               learning_rate=0.0, report=False), small)
+  assert eval_steps(str(tmp_path), "eval_validation") == [5, 10, 15]
+  assert result["metrics"]["global_step"] == 15
+
+
+def test_stop_at_accuracy_ignores_an_earlier_runs_evaluations(small, tmp_path):
+  runner.run(spec_for(tmp_path, steps=5, eval_every_steps=5, report=False), small)
+  result = runner.run(spec_for(tmp_path, steps=15, eval_every_steps=5, stop_at_accuracy=0.0,
+                               report=False), small)
+  assert result["metrics"]["global_step"] == 10  # the new run's first evaluation
+
+
+def test_early_stopping_resumes_a_run_trained_without_it(small, tmp_path):
+  # tf.estimator's stop hooks put a variable in the graph, which a checkpoint made without
+  # them lacks: resuming with --early_stopping_steps failed to restore.
+  runner.run(spec_for(tmp_path, mode="train", steps=5, report=False), small)
+  result = runner.run(spec_for(tmp_path, steps=10, eval_every_steps=5, early_stopping_steps=50,
+                               report=False), small)
+  assert result["metrics"]["global_step"] == 10
+
+
+@pytest.mark.parametrize("option", [dict(stop_at_accuracy=0.9), dict(early_stopping_steps=5),
+                                    dict(eval_every_steps=5)])
+def test_evaluation_options_with_mode_train_are_refused(small, tmp_path, option):
+  with pytest.raises(UsageError, match=f"--{next(iter(option))} acts on evaluations along the "
+                     "way, which --mode=train does not make; add --mode=train_and_evaluate"):
+    runner.run(spec_for(tmp_path, mode="train", **option), small)
 
 
 def test_warm_start_from_another_model_dir(small, tmp_path):
