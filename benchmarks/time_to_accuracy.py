@@ -3,16 +3,19 @@
 python -m benchmarks.time_to_accuracy --data_dir=../shared/data/mnist --target=0.99 --seeds=1,2,3
 
 Every variant runs as its own command, in turn for each seed (the order rotates between
-seeds, so the machine's drift falls on all of them alike): ours is `python -m
-mnist_estimator.main --flagfile=flags/fast.flags`; the ports (tta_keras.py, tta_torch.py) train
-the same network, optimizer, schedule, batch and epochs from the same 55,000 training images
-and evaluate on the 10,000 test images after each epoch, stopping at the first evaluation at or
-above the target. Figures: the medians over seeds of the seconds to the target (training and
-evaluation; ours from model_dir/train_stats.json and eval_stats.json), of the whole command's
-wall time, and of the accuracy reached. Keras runs with TF_ENABLE_ONEDNN_OPTS=1 and, on a CPU
-with native bf16, also as mixed_bfloat16; PyTorch also with bf16 autocast there. PyTorch runs
-under --torch_python (`make torch`'s venv where it exists, else Debian's python3 with
-python3-torch) and is left out, said so, where that Python has no torch.
+seeds, so the machine's drift falls on all of them alike), trains on all 60,000 training images
+and evaluates the 10,000 test images after each epoch, stopping at the first evaluation at or
+above the target. Ours is `python -m mnist_estimator.main --flagfile=flags/fast.flags
+--mode=train_and_evaluate --validation_split=0 --eval_every_steps=<an epoch's steps>
+--stop_at_accuracy=<target>` (each evaluation also exports export/best and export/latest, as
+any train_and_evaluate does); the ports (tta_keras.py, tta_torch.py) train the same network,
+optimizer, schedule, batch and epochs. Figures: the medians over seeds of the seconds to the
+target (training and evaluations; ours from model_dir/train_stats.json and eval_stats.json), of
+the whole command's wall time, and of the accuracy reached. Keras runs with
+TF_ENABLE_ONEDNN_OPTS=1 and, on a CPU with native bf16, also as mixed_bfloat16; PyTorch
+also with bf16 autocast there. PyTorch runs under --torch_python (`make torch`'s venv where it
+exists, else Debian's python3 with python3-torch) and is left out, said so, where that Python
+has no torch.
 """
 
 import argparse
@@ -87,15 +90,19 @@ def port_flags(spec):
 
 
 def write_data(data_dir, path):
-  """The training and test images of `mnist` as our runs split them, for the ports."""
+  """All 60,000 training images of `mnist` (no validation cut, as ours runs) and the test set."""
   from mnist_estimator.data import datasets  # pylint: disable=g-import-not-at-top
-  data = datasets.load("mnist", data_dir)
+  data = datasets.load("mnist", data_dir, validation_split=0)
   np.savez(path, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
            y_test=data.y_test)
   return len(data.x_train)
 
 
-def commands(args, spec, data_file, work, seed, bf16):
+def epoch_steps(spec, train_examples):
+  return -(-train_examples // spec.batch_size)
+
+
+def commands(args, spec, data_file, work, seed, bf16, train_examples=60000):
   """{variant: (argv, env)} for one seed."""
   port = [f"--data={data_file}", f"--seed={seed}", f"--epochs={spec.epochs}",
           f"--batch_size={spec.batch_size}", f"--learning_rate={spec.learning_rate}",
@@ -104,7 +111,10 @@ def commands(args, spec, data_file, work, seed, bf16):
           f"--warmup={spec.lr_warmup}", f"--target={args.target}"] + port_flags(spec)
   ours = [sys.executable, "-m", "mnist_estimator.main", f"--flagfile={args.flagfile}",
           f"--data_dir={args.data_dir}", f"--seed={seed}", f"--model_dir={work}/ours-{seed}",
-          "--noreport"] + ([f"--epochs={args.epochs}"] if args.epochs else [])
+          "--noreport", "--mode=train_and_evaluate", "--validation_split=0",
+          f"--eval_every_steps={epoch_steps(spec, train_examples)}",
+          f"--stop_at_accuracy={args.target}"] + (
+              [f"--epochs={args.epochs}"] if args.epochs else [])
   keras = ([sys.executable, os.path.join(HERE, "tta_keras.py")] + port,
            paths.child_env(TF_ENABLE_ONEDNN_OPTS="1", TF_CPP_MIN_LOG_LEVEL="2"))
   torch = ([args.torch_python, os.path.join(HERE, "tta_torch.py")] + port, dict(os.environ))
@@ -115,8 +125,8 @@ def commands(args, spec, data_file, work, seed, bf16):
   return found
 
 
-def run_one(variant, argv, env, work, seed, timeout):
-  """{wall, seconds, accuracy, epochs, reached} of one command."""
+def run_one(variant, argv, env, work, seed, timeout, per_epoch):
+  """{wall, seconds, train, eval, accuracy, epochs} of one command (per_epoch: ours' steps)."""
   start = time.perf_counter()
   done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                         check=False)
@@ -130,7 +140,8 @@ def run_one(variant, argv, env, work, seed, timeout):
         stats[kind] = json.load(f)
     return {"wall": wall, "seconds": stats["train"]["seconds"] + stats["eval"]["seconds"],
             "train": stats["train"]["seconds"], "eval": stats["eval"]["seconds"],
-            "accuracy": stats["eval"]["accuracy"], "epochs": None}
+            "accuracy": stats["eval"]["accuracy"],
+            "epochs": -(-stats["eval"]["global_step"] // per_epoch)}
   out = json.loads(done.stdout.strip().splitlines()[-1])
   return {"wall": wall, "seconds": out["train_seconds"] + out["eval_seconds"],
           "train": out["train_seconds"], "eval": out["eval_seconds"],
@@ -163,12 +174,13 @@ def main(argv=None):
   results = {v: [] for v in variants}
   with tempfile.TemporaryDirectory(prefix="tta-") as work:
     data_file = os.path.join(work, "mnist.npz")
-    write_data(args.data_dir, data_file)
+    examples = write_data(args.data_dir, data_file)
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
       order = variants[i % len(variants):] + variants[:i % len(variants)]
-      runs = commands(args, spec, data_file, work, seed, bf16)
+      runs = commands(args, spec, data_file, work, seed, bf16, examples)
       for variant in order:
-        row = run_one(variant, *runs[variant], work, seed, args.timeout)
+        row = run_one(variant, *runs[variant], work, seed, args.timeout,
+                      epoch_steps(spec, examples))
         results[variant].append(row)
         at = f" at epoch {row['epochs']}" if row["epochs"] else ""
         print(f"seed {seed} {variant}: {row['seconds']:.1f} s to {row['accuracy']:.4f}{at} "

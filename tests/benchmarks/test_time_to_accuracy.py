@@ -36,6 +36,15 @@ def test_the_recipe_reaches_the_ports_as_fast_flags_says():
                   "--moving_average_decay": "0.0"}
 
 
+def test_ours_evaluates_after_each_epoch_and_stops_at_the_target():
+  # As the ports: all 60,000 training images, the test set after each epoch (235 steps of 256).
+  spec = time_to_accuracy.recipe(paths.flagfile("fast_995"), None)
+  argv = time_to_accuracy.commands(time_to_accuracy.parse_args(["--data_dir=d", "--target=0.995"]),
+                                   spec, "x.npz", "w", 3, False, 60000)["ours"][0]
+  assert {"--mode=train_and_evaluate", "--validation_split=0", "--eval_every_steps=235",
+          "--stop_at_accuracy=0.995", "--seed=3"} <= set(argv)
+
+
 def test_a_recipe_the_ports_cannot_write_is_refused(tmp_path):
   flagfile = tmp_path / "r.flags"
   flagfile.write_text("--model=cnn\n--optimizer=sgd\n--augment=shift,zoom\n--l2=0.001\n")
