@@ -166,7 +166,6 @@ class EvalProgressHook(tf.estimator.SessionRunHook):
     self._show(self._done)
 
 
-
 # {step: {metric: value}} of the evaluations in an eval dir -> why to stop, or None.
 StopRule = Callable[[Mapping[int, Mapping[str, float]]], Optional[str]]
 
@@ -215,9 +214,10 @@ class StopOnEvaluation(tf.compat.v1.train.SessionRunHook):
   checkpoint, so a run resumed with them from a checkpoint made without them failed to
   restore; they also check every N steps or seconds, which can fall just before the
   evaluation of that step and so stop an interval late. This hook has no variable and looks
-  after every step, cheaply (the event files' size; it reads them only when they grew). It
-  runs after the checkpoint hook, whose saves trigger train_and_evaluate's evaluations.
-  Local runs only: a cluster's workers follow tf.estimator's variable.
+  after every step, cheaply (the event files' size; it reads them only when they grew).
+  training.train_hooks puts the checkpoint hook, whose saves trigger train_and_evaluate's
+  evaluations, before it, so it stops at the step evaluated. Local runs only: a cluster's
+  workers follow tf.estimator's variable.
   """
 
   def __init__(self, eval_dir: str, rule: StopRule, stream: Optional[TextIO] = None) -> None:
