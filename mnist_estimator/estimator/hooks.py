@@ -201,6 +201,14 @@ def read_evaluations(eval_dir: str) -> Dict[int, Dict[str, float]]:
   return dict(early_stopping.read_eval_metrics(eval_dir)) if tf.io.gfile.isdir(eval_dir) else {}
 
 
+def should_stop(rule: StopRule, eval_dir: str, stream: Optional[TextIO] = None) -> bool:
+  """rule on eval_dir's evaluations; a reason to stop is printed as `stopping: <reason>`."""
+  reason = rule(read_evaluations(eval_dir))
+  if reason:
+    print(f"stopping: {reason}", file=stream, flush=True)
+  return bool(reason)
+
+
 def _events_size(eval_dir: str) -> int:
   """The bytes of eval_dir's event files: they grow with each evaluation written there."""
   return sum(tf.io.gfile.stat(path).length
@@ -235,7 +243,5 @@ class StopOnEvaluation(tf.compat.v1.train.SessionRunHook):
     if size == self._seen:
       return
     self._seen = size
-    reason = self._rule(read_evaluations(self._eval_dir))
-    if reason:
-      print(f"stopping: {reason}", file=self._stream, flush=True)
+    if should_stop(self._rule, self._eval_dir, self._stream):
       run_context.request_stop()

@@ -104,7 +104,7 @@ def _stop_hooks(plan: "Plan", estimator: tf.estimator.Estimator,
   if plan.local:
     return {name: hooks_lib.StopOnEvaluation(eval_dir, rule) for name, rule in rules.items()}
   return {name: tf.estimator.experimental.make_early_stopping_hook(
-      estimator, lambda rule=rule: bool(rule(hooks_lib.read_evaluations(eval_dir))),
+      estimator, lambda rule=rule: hooks_lib.should_stop(rule, eval_dir),
       run_every_secs=None, run_every_steps=spec.eval_every_steps or 100)
           for name, rule in rules.items()}
 

@@ -3,14 +3,17 @@
 import dataclasses
 import json
 import os
+import types
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.estimator import export
 from mnist_estimator.run import runner
+from mnist_estimator.run import training
 from mnist_estimator.run.spec import RunSpec
 
 
@@ -97,6 +100,17 @@ def test_early_stopping_resumes_a_run_trained_without_it(small, tmp_path):
   result = runner.run(spec_for(tmp_path, steps=10, eval_every_steps=5, early_stopping_steps=50,
                                report=False), small)
   assert result["metrics"]["global_step"] == 10
+
+
+def test_a_cluster_stops_through_tf_estimators_hooks(tmp_path):
+  # Its workers follow the stop variable of tf.estimator's hooks; the rules are the same.
+  spec = spec_for(tmp_path, early_stopping_steps=5, stop_at_accuracy=0.9, eval_every_steps=5)
+  estimator = tf.estimator.Estimator(lambda features, labels, mode: None, str(tmp_path))
+  found = training._stop_hooks(types.SimpleNamespace(spec=spec, local=False), estimator,
+                               str(tmp_path / "eval"))
+  assert sorted(found) == ["early_stopping", "stop_at_accuracy"]
+  assert all(type(h).__name__ == "_StopOnPredicateHook" for h in found.values())
+  assert not any(h._should_stop_fn() for h in found.values())
 
 
 @pytest.mark.parametrize("option", [dict(stop_at_accuracy=0.9), dict(early_stopping_steps=5),
