@@ -1,4 +1,4 @@
-"""train_and_evaluate: evaluation every N steps, early stopping, exporters, warm start."""
+"""train_and_evaluate: evaluations every N steps, both stops, the exporters, warm start."""
 
 import dataclasses
 import json
