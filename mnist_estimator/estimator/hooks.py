@@ -210,9 +210,15 @@ def should_stop(rule: StopRule, eval_dir: str, stream: Optional[TextIO] = None) 
 
 
 def _events_size(eval_dir: str) -> int:
-  """The bytes of eval_dir's event files: they grow with each evaluation written there."""
-  return sum(tf.io.gfile.stat(path).length
-             for path in tf.io.gfile.glob(os.path.join(eval_dir, "events.out.tfevents.*")))
+  """The bytes of eval_dir's event files (0 before it exists): each evaluation adds some.
+
+  Called after every training step, so listdir and stat (about 30 us on a 2-core EPYC) rather
+  than tf.io.gfile.glob (about 230 us there).
+  """
+  if not tf.io.gfile.isdir(eval_dir):
+    return 0
+  return sum(tf.io.gfile.stat(os.path.join(eval_dir, name)).length
+             for name in tf.io.gfile.listdir(eval_dir) if name.startswith("events.out.tfevents."))
 
 
 class StopOnEvaluation(tf.compat.v1.train.SessionRunHook):
@@ -234,12 +240,12 @@ class StopOnEvaluation(tf.compat.v1.train.SessionRunHook):
 
   def begin(self) -> None:
     # Evaluations already there (an earlier run's) are history, not news.
-    self._seen = _events_size(self._eval_dir) if tf.io.gfile.isdir(self._eval_dir) else 0
+    self._seen = _events_size(self._eval_dir)
 
   def after_run(self, run_context: tf.compat.v1.train.SessionRunContext,
                 run_values: tf.compat.v1.train.SessionRunValues) -> None:
     del run_values
-    size = _events_size(self._eval_dir) if tf.io.gfile.isdir(self._eval_dir) else 0
+    size = _events_size(self._eval_dir)
     if size == self._seen:
       return
     self._seen = size
