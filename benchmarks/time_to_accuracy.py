@@ -102,7 +102,7 @@ def epoch_steps(spec, train_examples):
   return -(-train_examples // spec.batch_size)
 
 
-def commands(args, spec, data_file, work, seed, bf16, train_examples=60000):
+def commands(args, spec, data_file, work, seed, bf16, train_examples):
   """{variant: (argv, env)} for one seed."""
   port = [f"--data={data_file}", f"--seed={seed}", f"--epochs={spec.epochs}",
           f"--batch_size={spec.batch_size}", f"--learning_rate={spec.learning_rate}",
@@ -175,12 +175,12 @@ def main(argv=None):
   with tempfile.TemporaryDirectory(prefix="tta-") as work:
     data_file = os.path.join(work, "mnist.npz")
     examples = write_data(args.data_dir, data_file)
+    per_epoch = epoch_steps(spec, examples)
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
       order = variants[i % len(variants):] + variants[:i % len(variants)]
       runs = commands(args, spec, data_file, work, seed, bf16, examples)
       for variant in order:
-        row = run_one(variant, *runs[variant], work, seed, args.timeout,
-                      epoch_steps(spec, examples))
+        row = run_one(variant, *runs[variant], work, seed, args.timeout, per_epoch)
         results[variant].append(row)
         at = f" at epoch {row['epochs']}" if row["epochs"] else ""
         print(f"seed {seed} {variant}: {row['seconds']:.1f} s to {row['accuracy']:.4f}{at} "

@@ -27,7 +27,8 @@ def test_the_ports_schedule_is_ours():
 def test_the_recipe_reaches_the_ports_as_fast_flags_says():
   spec = time_to_accuracy.recipe(paths.flagfile("fast"), None)
   argv = dict(a.split("=", 1) for a in time_to_accuracy.commands(
-      time_to_accuracy.parse_args(["--data_dir=d"]), spec, "x.npz", "w", 3, False)["keras"][0]
+      time_to_accuracy.parse_args(["--data_dir=d"]), spec, "x.npz", "w", 3, False,
+      60000)["keras"][0]
       if a.startswith("--"))
   assert argv == {"--data": "x.npz", "--seed": "3", "--epochs": "1", "--batch_size": "256",
                   "--learning_rate": "0.015", "--beta1": "0.7", "--beta2": "0.9",
