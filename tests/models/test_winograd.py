@@ -82,10 +82,14 @@ def test_the_layer_trains_the_same_variables_by_winograd():
   np.testing.assert_allclose(gb, ga, rtol=1e-4, atol=1e-4 * np.abs(ga).max())
 
 
-def _graph(mode, algorithm, seed=None):
-  """The cnn's model_fn graph in `mode` under --conv_algorithm=algorithm."""
-  params = plan.model_params(RunSpec.for_model("cnn", conv_algorithm=algorithm), (28, 28, 1),
-                             10, 60000)
+def _graph(mode, algorithm, seed=None, precision="fp32"):
+  """The cnn's model_fn graph in `mode` under --conv_algorithm=algorithm.
+
+  fp32 unless asked: --precision=auto trains in bf16 on a CPU with native bf16, and
+  Winograd's transforms are float32 only.
+  """
+  spec = RunSpec.for_model("cnn", conv_algorithm=algorithm, precision=precision)
+  params = plan.model_params(spec, (28, 28, 1), 10, 60000)
   graph = tf.Graph()
   with graph.as_default():
     if seed is not None:
@@ -96,9 +100,9 @@ def _graph(mode, algorithm, seed=None):
   return graph
 
 
-def _conv_ops(mode, algorithm):
+def _conv_ops(mode, algorithm, precision="fp32"):
   """{layer: op types} of the cnn's convolutions as the model_fn builds them in `mode`."""
-  graph = _graph(mode, algorithm)
+  graph = _graph(mode, algorithm, precision=precision)
   found = {}
   for op in graph.get_operations():
     top = op.name.split("/")[0]
@@ -115,6 +119,11 @@ def test_train_runs_conv2_by_winograd_and_conv1_direct():
 @pytest.mark.parametrize("mode", [ModeKeys.EVAL, ModeKeys.PREDICT])
 def test_evaluate_predict_and_export_stay_direct(mode):
   assert _conv_ops(mode, "winograd") == {"conv1": {"Conv2D"}, "conv2": {"Conv2D"}}
+
+
+def test_a_bf16_training_step_keeps_onednns_convolution():
+  assert _conv_ops(ModeKeys.TRAIN, "winograd", "bf16") == {"conv1": {"Conv2D"},
+                                                           "conv2": {"Conv2D"}}
 
 
 def test_direct_trains_by_conv2d():
