@@ -3,7 +3,8 @@
 Runs under any Python with torch and numpy (`make torch`'s venv); it imports nothing of
 mnist_estimator. Reads the training arrays from an .npz (x_train NHWC, uint8 or 0..1 floats;
 y_train), trains conv 32 5x5 -> pool -> conv 64 5x5 -> pool -> dense 1024 -> dropout -> logits
-with the Estimator's optimizer on shuffled batches held in memory, and prints one JSON line.
+with the Estimator's optimizer on shuffled batches held in memory (in bf16 autocast with
+--bf16), and prints one JSON line.
 """
 
 import argparse
@@ -24,6 +25,8 @@ def _parser():
   p.add_argument("--dropout", type=float, default=0.4)
   p.add_argument("--channels_last", action="store_true",
                  help="NHWC memory format (oneDNN's preferred layout)")
+  p.add_argument("--bf16", action="store_true",
+                 help="bf16 autocast (float32 weights and updates: PyTorch's mixed precision)")
   p.add_argument("--threads", type=int, default=0, help="0: one per CPU")
   return p
 
@@ -61,7 +64,8 @@ def main():
     if batch is None:
       batches = iter(torch.randperm(len(x)).split(args.batch_size))
       batch = next(batches)
-    loss = loss_fn(model(x[batch].contiguous(memory_format=layout)), y[batch])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+      loss = loss_fn(model(x[batch].contiguous(memory_format=layout)), y[batch])
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

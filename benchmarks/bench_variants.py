@@ -68,13 +68,15 @@ VARIANTS = {v.name: v for v in (
             kind="pytorch"),
     Variant("pytorch_cl", "the same in channels_last memory format (oneDNN's layout)",
             kind="pytorch", torch_args=("--channels_last",)),
+    Variant("pytorch_bf16", "the same, channels_last, in bf16 autocast (PyTorch's mixed "
+            "precision)", "bf16", kind="pytorch", torch_args=("--channels_last", "--bf16")),
 )}
 # Why a variant's kind can give no figures.
 SKIP_REASONS = {
     "pytorch": "no torch under --torch_python, or an optimizer bench_torch.py does not write",
 }
 DEFAULT_VARIANTS = ("bound", "bound_bf16", "cli", "cli_direct", "keras", "keras_bf16",
-                    "keras_default", "pytorch", "pytorch_cl")
+                    "keras_default", "pytorch", "pytorch_cl", "pytorch_bf16")
 
 
 def resolved(variant):
@@ -172,4 +174,4 @@ def _pytorch(variant, config, spec, data, work_dir, steps) -> Optional[dict]:
   if done.returncode:
     raise RuntimeError(f"{variant.name} failed ({done.returncode}): {done.stderr[-800:]}")
   figures = json.loads(done.stdout.strip().splitlines()[-1])
-  return dict(figures, precision="fp32")
+  return dict(figures, precision=resolved(variant).train)
