@@ -23,8 +23,7 @@ def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Te
   v1 = tf.compat.v1.layers
   net = layers.image_input(features, params)
   with tf.compat.v1.variable_scope("conv_layer"):
-    net = layers.conv2d(net, 4, 5, name="Conv")
-    net = v1.max_pooling2d(net, 2, 2, padding="valid", name="pool")
+    net = layers.conv_pool(net, 4, 5, "Conv", "pool", mode)
   net = v1.flatten(net, name="flatten")
   net = layers.dense(net, params["hidden_units"][0], "fully_connected",
                      activation=tf.nn.relu)

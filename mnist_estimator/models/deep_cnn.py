@@ -22,10 +22,8 @@ def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Te
   """
   v1 = tf.compat.v1.layers
   net = layers.image_input(features, params)
-  net = layers.conv2d(net, 16, 3, "conv1")
-  net = v1.max_pooling2d(net, 2, 2, padding="valid", name="pool1")
-  net = layers.conv2d(net, 4, 3, "conv2")
-  net = v1.max_pooling2d(net, 2, 2, padding="valid", name="pool2")
+  net = layers.conv_pool(net, 16, 3, "conv1", "pool1", mode)
+  net = layers.conv_pool(net, 4, 3, "conv2", "pool2", mode)
   net = v1.flatten(net, name="flatten")
   net = layers.dense(net, params["hidden_units"][0], "dense", activation=tf.nn.relu)
   net = layers.dropout(net, params["dropout"], mode)

@@ -27,8 +27,7 @@ def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Te
   v1 = tf.compat.v1.layers
   net = layers.image_input(features, params)
   for i, filters in enumerate(FILTERS, 1):
-    net = layers.conv2d(net, filters, 5, name=f"conv{i}")
-    net = v1.max_pooling2d(net, 2, 2, name=f"pool{i}")
+    net = layers.conv_pool(net, filters, 5, f"conv{i}", f"pool{i}", mode)
   net = v1.flatten(net, name="flatten")
   net = layers.dense(net, params["hidden_units"][0], "dense", activation=tf.nn.relu)
   net = layers.dropout(net, params["dropout"], mode, name="dropout")

@@ -104,9 +104,71 @@ def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int
                                     kernel_initializer=_kernel_init())
 
 
+class _PoolFirstConv2D(tf.compat.v1.layers.Conv2D):
+  """A Conv2D whose output is max pooled before its bias and ReLU: the same values, cheaper.
+
+  Max pooling commutes with a per-channel bias and with ReLU (both are monotone, and so is
+  their floating-point rounding), so `relu(pool(conv) + b)` equals `pool(relu(conv + b))`
+  exactly. The training step then adds the bias, applies ReLU and takes both gradients on a
+  quarter of the values (2x2 pools); these element-wise ops ran on the full maps and, in
+  bf16, cost as much as a convolution. Variables are the layer's own (`name/kernel|bias`).
+  """
+
+  def __init__(self, *args: Any, pool: Sequence[Any], use_winograd: bool,
+               **kwargs: Any) -> None:
+    super().__init__(*args, **kwargs)
+    self._pool = tuple(pool)  # (size, strides, padding) as max_pooling2d takes them
+    self._use_winograd = use_winograd
+
+  def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    if self._use_winograd:
+      return winograd.conv5x5(inputs, kernel)
+    # Keras names the op after the layer's class; the graph keeps conv2d's `name/Conv2D`.
+    return tf.nn.convolution(inputs, kernel, strides=list(self.strides),
+                             padding=self.padding.upper(), dilations=list(self.dilation_rate),
+                             data_format="NHWC", name="Conv2D")
+
+  def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    size, strides, padding = self._pool
+    net = self.convolution_op(inputs, self.kernel)
+    net = tf.nn.max_pool2d(net, size, strides, padding.upper())
+    net = tf.nn.bias_add(net, self.bias)
+    return self.activation(net) if self.activation is not None else net
+
+
+def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool_name: str,
+              mode: str, padding: str = "same", pool_padding: str = "valid",
+              activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
+  """conv2d(inputs, ...) then 2x2 max pooling of stride 2 named `pool_name`.
+
+  The training step of a ReLU (or linear) layer pools before the bias and activation
+  (_PoolFirstConv2D: the same values); evaluation, predict and export build conv2d and
+  max_pooling2d as they read, so the SavedModel's graph is the layers' own.
+  """
+  if not is_training(mode) or activation not in (tf.nn.relu, None):
+    net = conv2d(inputs, filters, kernel_size, name, padding=padding, activation=activation)
+    return tf.compat.v1.layers.max_pooling2d(net, 2, 2, padding=pool_padding, name=pool_name)
+  use_winograd = _WINOGRAD.get() and winograd.applies(inputs.shape, inputs.dtype, kernel_size,
+                                                      padding=padding)
+  return _PoolFirstConv2D(filters, kernel_size, padding=padding, activation=activation,
+                          kernel_initializer=_kernel_init(),
+                          bias_initializer=tf.compat.v1.zeros_initializer(), name=name,
+                          _scope=name, pool=(2, 2, pool_padding),
+                          use_winograd=use_winograd)(inputs)
+
+
 def dropout(inputs: tf.Tensor, rate: Optional[float], mode: str,
             name: str = "dropout") -> tf.Tensor:
   """Dropout at `rate` in TRAIN mode only, seeded by the graph seed; identity otherwise."""
   if not rate or not is_training(mode):
     return inputs
-  return tf.nn.dropout(inputs, rate=rate, name=name)
+  if inputs.dtype != tf.bfloat16:
+    return tf.nn.dropout(inputs, rate=rate, name=name)
+  # tf.nn.dropout draws, compares and selects in the input's dtype, and Eigen's bf16
+  # select is 7x slower than its float32 one, twice per step (forward and gradient). The
+  # same dropout as one multiply by a mask drawn and scaled in float32, off the critical
+  # path: kept values times 1/(1 - rate) (rounded to bf16, as tf.nn.dropout rounds it).
+  with tf.name_scope(name):
+    keep = tf.random.uniform(tf.shape(inputs), dtype=tf.float32) >= rate
+    scale = float(tf.bfloat16.as_numpy_dtype(1.0 / (1.0 - rate)))
+    return inputs * tf.cast(tf.where(keep, scale, 0.0), tf.bfloat16)

@@ -14,20 +14,17 @@ def logits(features: layers.Features, mode: str, params: layers.Params) -> tf.Te
 
   Args:
     features: dict with "x", images of params["image_shape"].
-    mode: unused (no dropout in LeNet).
+    mode: a tf.estimator.ModeKeys value (LeNet has no dropout).
     params: dict with image_shape, n_classes, hidden_units ([120, 84]), activation.
 
   Returns:
     Logits, float32 [batch, n_classes].
   """
-  del mode
   v1 = tf.compat.v1.layers
   act = layers.ACTIVATIONS[params["activation"]]
   net = layers.image_input(features, params)
-  net = layers.conv2d(net, 6, 5, "conv1", padding="valid", activation=act)
-  net = v1.max_pooling2d(net, 2, 2, name="pool1")
-  net = layers.conv2d(net, 16, 5, "conv2", padding="valid", activation=act)
-  net = v1.max_pooling2d(net, 2, 2, name="pool2")
+  net = layers.conv_pool(net, 6, 5, "conv1", "pool1", mode, padding="valid", activation=act)
+  net = layers.conv_pool(net, 16, 5, "conv2", "pool2", mode, padding="valid", activation=act)
   net = v1.flatten(net, name="flatten")
   net = layers.dense(net, params["hidden_units"][0], "dense1", activation=act)
   net = layers.dense(net, params["hidden_units"][1], "dense2", activation=act)

@@ -68,7 +68,8 @@ def test_train_step_computes_in_bf16_on_float32_master_weights(model):
   assert spec16.loss.dtype == tf.float32
   casts = [op for op in graph16.get_operations() if op.type == "Cast"
            and op.get_attr("DstT") == tf.bfloat16 and "gradients" not in op.name]
-  # Keras' mixed_bfloat16 layout: each kernel and bias cast once, plus the input.
+  # Keras' mixed_bfloat16 layout: each kernel and bias cast once, plus the input (and
+  # a model's dropout mask, layers.dropout).
   trainable = [v for v in variables16 if "/ExponentialMovingAverage" not in v
                and v != "global_step"]
   assert len(casts) <= len(trainable) + 2, [op.name for op in casts]
@@ -194,10 +195,12 @@ def _cluster(monkeypatch):
   return servers, config, setter
 
 
+# lenet's sigmoid convolutions keep conv -> bias -> activation -> pool in the training step
+# (a ReLU network pools first, models/layers.conv_pool): Conv2D + BiasAdd, which fusion joins.
 def test_cluster_step_runs_bf16_convolutions_unfused(monkeypatch):
   servers, config, setter = _cluster(monkeypatch)
   assert config.session_config.graph_options.rewrite_options.remapping == 2  # OFF
-  graph, spec = _train_graph("cnn", "bf16", device=setter)
+  graph, spec = _train_graph("lenet", "bf16", device=setter)
   found = _partition_ops(servers[0].target, graph, spec, config.session_config)
   bf16 = tf.bfloat16.as_datatype_enum
   convolutions = {op: t for op, t in found if "Conv2D" in op and "Backprop" not in op}
@@ -213,7 +216,7 @@ def test_native_cluster_needs_the_remapper_off(monkeypatch):
   """The cause: with fusion on, a cluster task refuses the bf16 `_FusedConv2D`."""
   servers, config, setter = _cluster(monkeypatch)
   config.session_config.graph_options.rewrite_options.remapping = 0  # DEFAULT (on)
-  graph, spec = _train_graph("cnn", "bf16", device=setter)
+  graph, spec = _train_graph("lenet", "bf16", device=setter)
   with pytest.raises(tf.errors.InvalidArgumentError, match="_FusedConv2D"):
     _partition_ops(servers[0].target, graph, spec, config.session_config)
 
