@@ -13,15 +13,18 @@ def training_data(tf, args, x_train, y_train):
   """fit's input: the arrays as they are, or a tf.data pipeline that augments them.
 
   Keras' own layers, mapped over batches as its guide advises for a CPU (the map runs beside
-  the step): RandomRotation and RandomTranslation, bilinear, zeros coming in.
+  the step): RandomRotation and RandomTranslation, bilinear, zeros coming in. They are
+  float32 under any policy: the image ops they call take no bf16 (mixed_bfloat16 would
+  hand them bf16), and the model casts its input itself.
   """
   if not (args.shift or args.rotate):
     return {"x": x_train, "y": y_train, "batch_size": args.batch_size, "shuffle": True}
   layers = tf.keras.layers
   augment = tf.keras.Sequential(
-      ([layers.RandomRotation(args.rotate / 360, fill_mode="constant")] if args.rotate else [])
-      + ([layers.RandomTranslation(args.shift, args.shift, fill_mode="constant")]
-         if args.shift else []))
+      ([layers.RandomRotation(args.rotate / 360, fill_mode="constant", dtype="float32")]
+       if args.rotate else [])
+      + ([layers.RandomTranslation(args.shift, args.shift, fill_mode="constant",
+                                   dtype="float32")] if args.shift else []))
   ds = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train))
         .batch(args.batch_size)
         .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)

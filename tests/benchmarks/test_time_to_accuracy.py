@@ -87,8 +87,10 @@ def test_the_ports_average_decays_as_tensorflows():
 
 
 # fast.flags' recipe, and fast_995.flags' extras: dropout, augmentation, a moving average.
+# keras_bf16 (mixed_bfloat16) with them: the augmentation layers stay float32.
 EXTRAS = {"plain": [], "extras": ["--dropout=0.4", "--shift=0.1", "--rotate=10",
                                   "--moving_average_decay=0.999"]}
+EXTRAS["extras_bf16"] = EXTRAS["extras"] + ["--bf16"]
 
 
 @pytest.mark.parametrize("extras", EXTRAS.values(), ids=EXTRAS.keys())
