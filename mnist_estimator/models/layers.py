@@ -108,10 +108,12 @@ class _PoolFirstConv2D(tf.compat.v1.layers.Conv2D):
   """A Conv2D whose output is max pooled before its bias and ReLU: the same values, cheaper.
 
   Max pooling commutes with a per-channel bias and with ReLU (both are monotone, and so is
-  their floating-point rounding), so `relu(pool(conv) + b)` equals `pool(relu(conv + b))`
-  exactly. The training step then adds the bias, applies ReLU and takes both gradients on a
-  quarter of the values (2x2 pools); these element-wise ops ran on the full maps and, in
-  bf16, cost as much as a convolution. Variables are the layer's own (`name/kernel|bias`).
+  their floating-point rounding), so `relu(pool(conv) + b)` is `pool(relu(conv + b))`, up to
+  where the bias is rounded in (a fused convolution adds it before rounding; bf16 rounds the
+  convolution's output first). The training step then adds the bias, applies ReLU and takes
+  both gradients on a quarter of the values (2x2 pools); these element-wise ops ran on the
+  full maps and, in bf16, cost as much as a convolution. Variables are the layer's own
+  (`name/kernel|bias`).
   """
 
   def __init__(self, *args: Any, pool: Sequence[Any], use_winograd: bool,
@@ -144,6 +146,16 @@ def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool
   The training step of a ReLU (or linear) layer pools before the bias and activation
   (_PoolFirstConv2D: the same values); evaluation, predict and export build conv2d and
   max_pooling2d as they read, so the SavedModel's graph is the layers' own.
+
+  Args:
+    inputs: NHWC batch, float32 or bf16.
+    filters, kernel_size, name, padding, activation: as conv2d takes them.
+    pool_name: the pooling layer's name where it is built as written.
+    mode: a tf.estimator.ModeKeys value.
+    pool_padding: the pooling's padding ("valid" or "same").
+
+  Returns:
+    The pooled activations, [batch, H/2, W/2, filters] (H and W after the convolution).
   """
   if not is_training(mode) or activation not in (tf.nn.relu, None):
     net = conv2d(inputs, filters, kernel_size, name, padding=padding, activation=activation)
