@@ -70,7 +70,8 @@ def test_in_bf16_pooling_first_is_as_close_to_float32_as_the_layers_order():
   def error(got, want):
     return np.linalg.norm(got - want) / np.linalg.norm(want)
   # bf16 rounds conv's output before the bias, and its near-ties pool to either neighbour:
-  # either order is a few percent off float32's gradients (measured 0.3-7%), none more.
+  # both orders are a few percent off float32's gradients (0.3-7% measured, either the
+  # closer); the new one stays within 10%, or 3x the old order's error where that is larger.
   assert error(after, exact) < 2 * error(before, exact) < 0.01
   for got, ref, want in zip(grads_after, grads_before, exact_grads):
     assert error(got, want) < max(3 * error(ref, want), 0.1)
