@@ -1,5 +1,7 @@
 """models/layers.py: the training step's pool-first convolutions and bf16 dropout."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,7 +28,7 @@ def _both_orders(x, dtype, winograd, padding, kernel):
   for pool_first in (False, True):
     fn = lambda f, m, p, first=pool_first: net(f, m, p, first)
     with tf.compat.v1.variable_scope("", reuse=pool_first):
-      with layers.winograd_convs() if winograd else tf.init_scope():
+      with layers.winograd_convs() if winograd else contextlib.nullcontext():
         outs.append(bf16.train_logits(fn, {"x": x}, ModeKeys.TRAIN, {}) if dtype == "bf16"
                     else fn({"x": x}, ModeKeys.TRAIN, {}))
   variables = tf.compat.v1.global_variables()
@@ -63,7 +65,7 @@ def test_pooling_first_computes_the_same_layer_and_gradients(winograd, padding, 
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
-def test_in_bf16_pooling_first_is_as_close_to_float32_as_the_layers_order():
+def test_in_bf16_both_orders_stay_near_float32():
   (exact, _), (exact_grads, _) = _run_both_orders("fp32")
   (before, after), (grads_before, grads_after) = _run_both_orders("bf16")
 
