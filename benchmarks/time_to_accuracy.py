@@ -98,10 +98,6 @@ def write_data(data_dir, path):
   return len(data.x_train)
 
 
-def epoch_steps(spec, train_examples):
-  return -(-train_examples // spec.batch_size)
-
-
 def commands(args, spec, data_file, work, seed, bf16, train_examples):
   """{variant: (argv, env)} for one seed."""
   port = [f"--data={data_file}", f"--seed={seed}", f"--epochs={spec.epochs}",
@@ -112,7 +108,7 @@ def commands(args, spec, data_file, work, seed, bf16, train_examples):
   ours = [sys.executable, "-m", "mnist_estimator.main", f"--flagfile={args.flagfile}",
           f"--data_dir={args.data_dir}", f"--seed={seed}", f"--model_dir={work}/ours-{seed}",
           "--noreport", "--mode=train_and_evaluate", "--validation_split=0",
-          f"--eval_every_steps={epoch_steps(spec, train_examples)}",
+          f"--eval_every_steps={spec.steps_per_epoch(train_examples)}",
           f"--stop_at_accuracy={args.target}"] + (
               [f"--epochs={args.epochs}"] if args.epochs else [])
   keras = ([sys.executable, os.path.join(HERE, "tta_keras.py")] + port,
@@ -175,7 +171,7 @@ def main(argv=None):
   with tempfile.TemporaryDirectory(prefix="tta-") as work:
     data_file = os.path.join(work, "mnist.npz")
     examples = write_data(args.data_dir, data_file)
-    per_epoch = epoch_steps(spec, examples)
+    per_epoch = spec.steps_per_epoch(examples)
     for i, seed in enumerate(int(s) for s in args.seeds.split(",")):
       order = variants[i % len(variants):] + variants[:i % len(variants)]
       runs = commands(args, spec, data_file, work, seed, bf16, examples)

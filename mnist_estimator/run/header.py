@@ -58,7 +58,7 @@ def opening(spec: spec_lib.RunSpec, adopted: Sequence[str] = ()) -> List[str]:
 
 def training(spec: spec_lib.RunSpec, train_images: int) -> str:
   """How long training runs: "3 epochs = 1,260 steps of 100" (or the other way round)."""
-  per_epoch = max(1, -(-train_images // spec.batch_size))
+  per_epoch = spec.steps_per_epoch(train_images)
   if spec.epochs:
     return (f"training: {spec.epochs} epoch{'s' * (spec.epochs != 1)} = {spec.steps:,} steps "
             f"of {spec.batch_size} ({per_epoch:,} per epoch)")

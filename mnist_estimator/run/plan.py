@@ -101,7 +101,7 @@ def model_params(spec: spec_lib.RunSpec, image_shape: Sequence[int], n_classes: 
   """
   values = {name: getattr(spec, name) for name in spec_lib.names_with("param")}
   # lr_decay_steps 0 = one epoch, as seed 002 decays once per pass over the data.
-  epoch = max(1, -(-train_examples // spec.batch_size))
+  epoch = spec.steps_per_epoch(train_examples)
   values.update(hidden_units=list(spec.hidden_units), image_shape=tuple(image_shape),
                 n_classes=n_classes, lr_decay_steps=spec.lr_decay_steps or epoch,
                 total_steps=spec.steps,
@@ -222,7 +222,7 @@ def make(spec: spec_lib.RunSpec, data: Dataset) -> Plan:
   check_augment(spec, data)
   check_evaluation_options(spec)
   if spec.epochs:  # --epochs: train until the step that ends the last of them
-    spec = spec.replace(steps=spec.epochs * max(1, -(-len(data.y_train) // spec.batch_size)))
+    spec = spec.replace(steps=spec.epochs * spec.steps_per_epoch(len(data.y_train)))
   precision = train_precision(spec, info)
   found = record_lib.read(model_dir)
   data, remapped = contract.match_classes(model_dir, found, data)

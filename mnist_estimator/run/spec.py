@@ -341,6 +341,10 @@ class RunSpec:
     """A copy with `changes` (dataclasses.replace)."""
     return dataclasses.replace(self, **changes)
 
+  def steps_per_epoch(self, train_examples: int) -> int:
+    """Batches in one pass over train_examples: the last may be partial; at least 1."""
+    return max(1, -(-train_examples // self.batch_size))
+
 
 def field_names() -> List[str]:
   """Every RunSpec field name, in declaration order."""
