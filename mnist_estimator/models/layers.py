@@ -81,46 +81,34 @@ def winograd_convs() -> Iterator[None]:
     _WINOGRAD.reset(token)
 
 
-class _WinogradConv2D(tf.compat.v1.layers.Conv2D):
-  """tf.compat.v1.layers.Conv2D computed by winograd.conv5x5 (where winograd.applies)."""
-
-  def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    return winograd.conv5x5(inputs, kernel)
-
-
-def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
-           padding: str = "same",
-           activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
-  """tf.compat.v1.layers.conv2d with a graph-seeded initializer; variables `name/kernel|bias`."""
-  if _WINOGRAD.get() and winograd.applies(inputs.shape, inputs.dtype, kernel_size,
-                                          padding=padding):
-    # As tf.compat.v1.layers.conv2d builds its layer (same scope, so the same variables).
-    return _WinogradConv2D(filters, kernel_size, padding=padding, activation=activation,
-                           kernel_initializer=_kernel_init(),
-                           bias_initializer=tf.compat.v1.zeros_initializer(), name=name,
-                           _scope=name)(inputs)
-  return tf.compat.v1.layers.conv2d(inputs, filters, kernel_size, padding=padding,
-                                    activation=activation, name=name,
-                                    kernel_initializer=_kernel_init())
+def _winograd_applies(inputs: tf.Tensor, kernel_size: Union[int, Sequence[int]],
+                      padding: str) -> bool:
+  return _WINOGRAD.get() and winograd.applies(inputs.shape, inputs.dtype, kernel_size,
+                                              padding=padding)
 
 
-class _PoolFirstConv2D(tf.compat.v1.layers.Conv2D):
-  """A Conv2D whose output is max pooled before its bias and ReLU: the same values, cheaper.
+class _Conv2D(tf.compat.v1.layers.Conv2D):
+  """conv2d's layer as a training step computes it: by Winograd, or max pooled first, or both.
 
-  Max pooling commutes with a per-channel bias and with ReLU (both are monotone, and so is
-  their floating-point rounding), so `relu(pool(conv) + b)` is `pool(relu(conv + b))`, up to
-  where the bias is rounded in (a fused convolution adds it before rounding; bf16 rounds the
-  convolution's output first). The training step then adds the bias, applies ReLU and takes
-  both gradients on a quarter of the values (2x2 pools); these element-wise ops ran on the
-  full maps and, in bf16, cost as much as a convolution. Variables are the layer's own
-  (`name/kernel|bias`).
+  Built as tf.compat.v1.layers.conv2d builds its layer (same scope, so the same variables,
+  `name/kernel|bias`). use_winograd: the convolution is winograd.conv5x5. pool (size, strides,
+  padding, as max_pooling2d takes them): the output is max pooled before the bias and the
+  activation. Max pooling commutes with a per-channel bias and with ReLU (both are monotone,
+  and so is their floating-point rounding), so `relu(pool(conv) + b)` is
+  `pool(relu(conv + b))`, up to where the bias is rounded in (a fused convolution adds it
+  before rounding; bf16 rounds the convolution's output first). The bias, ReLU and both
+  their gradients then run on a quarter of the values (2x2 pools); on the full maps these
+  element-wise ops cost, in bf16, as much as a convolution.
   """
 
-  def __init__(self, *args: Any, pool: Sequence[Any], use_winograd: bool,
-               **kwargs: Any) -> None:
-    super().__init__(*args, **kwargs)
-    self._pool = tuple(pool)  # (size, strides, padding) as max_pooling2d takes them
+  def __init__(self, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
+               padding: str, activation: Optional[Callable[[tf.Tensor], tf.Tensor]],
+               use_winograd: bool, pool: Optional[Sequence[Any]] = None) -> None:
+    super().__init__(filters, kernel_size, padding=padding, activation=activation,
+                     kernel_initializer=_kernel_init(),
+                     bias_initializer=tf.compat.v1.zeros_initializer(), name=name, _scope=name)
     self._use_winograd = use_winograd
+    self._pool = None if pool is None else tuple(pool)
 
   def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     if self._use_winograd:
@@ -131,11 +119,24 @@ class _PoolFirstConv2D(tf.compat.v1.layers.Conv2D):
                              data_format="NHWC", name="Conv2D")
 
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    if self._pool is None:
+      return super().call(inputs)
     size, strides, padding = self._pool
     net = self.convolution_op(inputs, self.kernel)
     net = tf.nn.max_pool2d(net, size, strides, padding.upper())
     net = tf.nn.bias_add(net, self.bias)
     return self.activation(net) if self.activation is not None else net
+
+
+def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
+           padding: str = "same",
+           activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
+  """tf.compat.v1.layers.conv2d with a graph-seeded initializer; variables `name/kernel|bias`."""
+  if _winograd_applies(inputs, kernel_size, padding):
+    return _Conv2D(filters, kernel_size, name, padding, activation, use_winograd=True)(inputs)
+  return tf.compat.v1.layers.conv2d(inputs, filters, kernel_size, padding=padding,
+                                    activation=activation, name=name,
+                                    kernel_initializer=_kernel_init())
 
 
 def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool_name: str,
@@ -144,7 +145,7 @@ def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool
   """conv2d(inputs, ...) then 2x2 max pooling of stride 2 named `pool_name`.
 
   The training step of a ReLU (or linear) layer pools before the bias and activation
-  (_PoolFirstConv2D: the same values); evaluation, predict and export build conv2d and
+  (_Conv2D: the same values); evaluation, predict and export build conv2d and
   max_pooling2d as they read, so the SavedModel's graph is the layers' own.
 
   Args:
@@ -160,13 +161,9 @@ def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool
   if not is_training(mode) or activation not in (tf.nn.relu, None):
     net = conv2d(inputs, filters, kernel_size, name, padding=padding, activation=activation)
     return tf.compat.v1.layers.max_pooling2d(net, 2, 2, padding=pool_padding, name=pool_name)
-  use_winograd = _WINOGRAD.get() and winograd.applies(inputs.shape, inputs.dtype, kernel_size,
-                                                      padding=padding)
-  return _PoolFirstConv2D(filters, kernel_size, padding=padding, activation=activation,
-                          kernel_initializer=_kernel_init(),
-                          bias_initializer=tf.compat.v1.zeros_initializer(), name=name,
-                          _scope=name, pool=(2, 2, pool_padding),
-                          use_winograd=use_winograd)(inputs)
+  return _Conv2D(filters, kernel_size, name, padding, activation,
+                 use_winograd=_winograd_applies(inputs, kernel_size, padding),
+                 pool=(2, 2, pool_padding))(inputs)
 
 
 def dropout(inputs: tf.Tensor, rate: Optional[float], mode: str,
