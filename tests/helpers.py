@@ -117,6 +117,29 @@ def small_spec(model, model_dir, **overrides):
   return RunSpec.for_model(model, **values)
 
 
+def model_fn_graph(model, mode, seed=None, **options):
+  """The real model_fn's graph of `model` in `mode` on a batch of two 28x28 images.
+
+  Args:
+    model: a registered model name.
+    mode: a tf.estimator.ModeKeys value.
+    seed: the graph seed, if any.
+    **options: RunSpec fields (conv_algorithm, precision, ...).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.head import model_fn  # pylint: disable=g-import-not-at-top
+  from mnist_estimator.run import plan  # pylint: disable=g-import-not-at-top
+  params = plan.model_params(RunSpec.for_model(model, **options), (28, 28, 1), 10, 60000)
+  graph = tf.Graph()
+  with graph.as_default():
+    if seed is not None:
+      tf.compat.v1.set_random_seed(seed)
+    tf.compat.v1.train.get_or_create_global_step()
+    labels = None if mode == tf.estimator.ModeKeys.PREDICT else tf.zeros([2], tf.int32)
+    model_fn.model_fn({"x": tf.zeros([2, 28, 28, 1])}, labels, mode, params)
+  return graph
+
+
 def conv_and_gradients(conv, x, w, dy):
   """(conv(x, w), its gradients for x and for w given dy): eager, for convolution rewrites."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -2,15 +2,13 @@
 
 import contextlib
 
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mnist_estimator.head import bf16
-from mnist_estimator.head import model_fn
 from mnist_estimator.models import layers
-from mnist_estimator.run import plan
-from mnist_estimator.run.spec import RunSpec
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -79,17 +77,6 @@ def test_in_bf16_both_orders_stay_near_float32():
     assert error(got, want) < max(3 * error(ref, want), 0.1)
 
 
-def _model_graph(name, mode, **options):
-  """The model_fn graph of `name` in `mode`."""
-  params = plan.model_params(RunSpec.for_model(name, **options), (28, 28, 1), 10, 60000)
-  graph = tf.Graph()
-  with graph.as_default():
-    tf.compat.v1.train.get_or_create_global_step()
-    labels = None if mode == ModeKeys.PREDICT else tf.zeros([2], tf.int32)
-    model_fn.model_fn({"x": tf.zeros([2, 28, 28, 1])}, labels, mode, params)
-  return graph
-
-
 def _pool_inputs(graph):
   """{MaxPool op name: the type of the op it pools}."""
   return {op.name: op.inputs[0].op.type for op in graph.get_operations()
@@ -98,19 +85,19 @@ def _pool_inputs(graph):
 
 @pytest.mark.parametrize("name", ["cnn", "fast_cnn", "keras_cnn", "deep_cnn", "conv_learn"])
 def test_the_training_step_pools_the_convolution_before_bias_and_relu(name):
-  pools = _pool_inputs(_model_graph(name, ModeKeys.TRAIN, conv_algorithm="direct"))
+  pools = _pool_inputs(helpers.model_fn_graph(name, ModeKeys.TRAIN, conv_algorithm="direct"))
   assert pools and set(pools.values()) == {"Conv2D"}, pools
 
 
 @pytest.mark.parametrize("mode", [ModeKeys.EVAL, ModeKeys.PREDICT])
 def test_evaluate_predict_and_export_build_the_layers_as_written(mode):
-  assert _pool_inputs(_model_graph("cnn", mode)) == {"pool1/MaxPool": "Relu",
+  assert _pool_inputs(helpers.model_fn_graph("cnn", mode)) == {"pool1/MaxPool": "Relu",
                                                       "pool2/MaxPool": "Relu"}
 
 
 def test_other_activations_keep_conv_activation_pool():
   # A sigmoid is monotone too, but its rounding need not be: only ReLU is reordered.
-  pools = _pool_inputs(_model_graph("lenet", ModeKeys.TRAIN))
+  pools = _pool_inputs(helpers.model_fn_graph("lenet", ModeKeys.TRAIN))
   assert pools == {"pool1/MaxPool": "Sigmoid", "pool2/MaxPool": "Sigmoid"}
 
 

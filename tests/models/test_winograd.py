@@ -5,11 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_estimator.head import model_fn
 from mnist_estimator.models import layers
 from mnist_estimator.models import winograd
-from mnist_estimator.run import plan
-from mnist_estimator.run.spec import RunSpec
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -88,16 +85,8 @@ def _graph(mode, algorithm, seed=None, precision="fp32"):
   fp32 unless asked: --precision=auto trains in bf16 on a CPU with native bf16, and
   Winograd's transforms are float32 only.
   """
-  spec = RunSpec.for_model("cnn", conv_algorithm=algorithm, precision=precision)
-  params = plan.model_params(spec, (28, 28, 1), 10, 60000)
-  graph = tf.Graph()
-  with graph.as_default():
-    if seed is not None:
-      tf.compat.v1.set_random_seed(seed)
-    tf.compat.v1.train.get_or_create_global_step()
-    labels = None if mode == ModeKeys.PREDICT else tf.zeros([2], tf.int32)
-    model_fn.model_fn({"x": tf.zeros([2, 28, 28, 1])}, labels, mode, params)
-  return graph
+  return helpers.model_fn_graph("cnn", mode, seed, conv_algorithm=algorithm,
+                                precision=precision)
 
 
 def _conv_ops(mode, algorithm, precision="fp32"):
