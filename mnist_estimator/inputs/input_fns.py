@@ -1,5 +1,7 @@
 """input_fns that keep the data out of the graph: tf.data from a record file, or numpy feeding."""
 
+import os
+import random
 from typing import Any, Callable, Dict, Optional, Tuple, Type, Union
 
 import numpy as np
@@ -21,14 +23,21 @@ InputFn = Callable[[], Any]
 _Batch = Union[Dict[str, tf.Tensor], Tuple[Dict[str, tf.Tensor], tf.Tensor]]
 
 
+# Training reads a record file of up to this many bytes into memory once, and gathers each
+# batch from it by a permutation per epoch: work per batch, not per record. A bigger file is
+# read record by record through a shuffle buffer of the whole set, as evaluation reads it.
+TABLE_MAX_BYTES = 1 << 30
+
+
 def _decoder(image_shape: Tuple[int, ...], with_labels: bool,
              dtype: Type[np.number] = np.uint8) -> Callable[[tf.Tensor], _Batch]:
-  def decode(batch: tf.Tensor) -> _Batch:
+  """Returns a function from a batch of records, as bytes [B, record bytes], to tensors."""
+  def decode(records: tf.Tensor) -> _Batch:
     if dtype == np.float32:  # standardised features, used as they are
-      raw = tf.io.decode_raw(batch, tf.float32)
+      raw = tf.bitcast(tf.reshape(records, [tf.shape(records)[0], -1, 4]), tf.float32)
       images = raw[:, 1:]
     else:
-      raw = tf.io.decode_raw(batch, tf.uint8)
+      raw = records
       images = tf.cast(raw[:, 1:], tf.float32) / 255.0
     features = {"x": tf.reshape(images, [-1, *image_shape])}
     if not with_labels:
@@ -36,6 +45,40 @@ def _decoder(image_shape: Tuple[int, ...], with_labels: bool,
     return features, tf.cast(raw[:, 0], tf.int32)
 
   return decode
+
+
+def _shuffled_batches(path: str, count: int, record_bytes: int, batch_size: int, seed: int,
+                      decode: Callable[[tf.Tensor], _Batch]) -> tf.data.Dataset:
+  """Endless decoded batches of the records, each epoch a new permutation of them.
+
+  Args:
+    path: the record file, read into memory once.
+    count: records in it.
+    record_bytes: bytes per record.
+    batch_size: records per batch; batches run on across epochs, as shuffle().repeat().batch().
+    seed: with the epoch, it picks the epoch's permutation (index_shuffle, stateless).
+    decode: from a batch of records, uint8 [B, record_bytes], to the batch's tensors.
+
+  Returns:
+    A tf.data.Dataset of decoded batches.
+  """
+  table = tf.data.Dataset.from_tensors(path).map(
+      lambda p: tf.reshape(tf.io.decode_raw(tf.io.read_file(p), tf.uint8), [count, record_bytes]))
+
+  def gather(records: tf.Tensor, step: tf.Tensor) -> _Batch:
+    position = step * batch_size + tf.range(batch_size, dtype=tf.int64)
+    epoch = position // count
+    # One seed per example: a batch may straddle two epochs. (The public
+    # tf.random.experimental.index_shuffle mis-shapes a batch of seeds in TF 2.15.)
+    seeds = tf.stack([tf.fill([batch_size], tf.constant(seed, tf.int64)), epoch,
+                      tf.zeros_like(epoch)], axis=1)
+    order = tf.raw_ops.RandomIndexShuffle(index=position % count, seed=seeds,
+                                          max_index=tf.constant(count - 1, tf.int64))
+    return decode(tf.gather(records, order))
+
+  # cache(): the file is read once, and every step gets the same table, not a copy.
+  return tf.data.Dataset.zip((table.cache().repeat(), tf.data.Dataset.counter())).map(
+      tf.autograph.experimental.do_not_convert(gather), num_parallel_calls=2)
 
 
 def tfdata_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_size: int,
@@ -64,19 +107,27 @@ def tfdata_input_fn(images: np.ndarray, labels: Optional[npt.ArrayLike], batch_s
   decode = _decoder(tuple(images.shape[1:]), labels is not None and with_labels, dtype)
   count = len(images)
 
+  in_memory = train and os.path.getsize(path) <= TABLE_MAX_BYTES
+
   def input_fn() -> tf.data.Dataset:
-    ds = tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20)
-    if train:
-      ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
-    # Batch before decoding: one decode_raw per batch, not per example. Fixed parallelism
-    # and autotune off: with tf.data's autotuning thread, closing the session at the end
-    # of training sometimes waited idle for 2-17 s (4 of 15 runs; 0 of 9 without it).
+    if in_memory:  # an unseeded run draws its order afresh each time
+      ds = _shuffled_batches(path, count, record_bytes, batch_size,
+                             random.SystemRandom().randrange(2**62) if seed is None else seed,
+                             decode)
+    else:
+      ds = tf.data.FixedLengthRecordDataset(path, record_bytes, buffer_size=1 << 20)
+      if train:
+        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat()
+      # Batch before decoding: one decode_raw per batch, not per example. Plain TensorFlow,
+      # no Python control flow on tensors: autograph's conversion of it would only cost
+      # time at every graph's construction.
+      ds = ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(
+          lambda b: decode(tf.io.decode_raw(b, tf.uint8))), num_parallel_calls=2)
+    # Fixed parallelism and autotune off: with tf.data's autotuning thread, closing the
+    # session at the end of training sometimes waited idle for 2-17 s (4 of 15 runs; 0 of 9
+    # without it).
     options = tf.data.Options()
     options.autotune.enabled = False
-    # Plain TensorFlow, no Python control flow on tensors: autograph's conversion of it
-    # would only cost time at every graph's construction.
-    ds = ds.batch(batch_size).map(tf.autograph.experimental.do_not_convert(decode),
-                                  num_parallel_calls=2)
     if train and augment:
       ds = augment_lib.augment_dataset(ds, augment, seed)
     return ds.prefetch(2).with_options(options)

@@ -36,7 +36,16 @@ def test_eval_input_covers_every_example_once_in_order(small):
   np.testing.assert_allclose(x, small.x_test / 255.0, rtol=1e-6)
 
 
-def test_train_input_shuffles_repeats_and_is_seeded(small):
+@pytest.fixture(params=["in_memory", "by_record"])
+def train_route(request, monkeypatch):
+  """Training's two routes: the file in memory (the usual), or record by record (a big file)."""
+  if request.param == "by_record":
+    monkeypatch.setattr(inputs, "TABLE_MAX_BYTES", 0)
+  return request.param
+
+
+def test_train_input_shuffles_repeats_and_is_seeded(small, train_route):
+  del train_route
   fn = lambda seed: inputs.tfdata_input_fn(small.x_train, small.y_train, 100, True, seed)
   _, y1, _ = read_all(fn(3), batches=12)  # 1200 labels: two passes over 600
   _, y2, _ = read_all(fn(3), batches=12)
@@ -47,6 +56,41 @@ def test_train_input_shuffles_repeats_and_is_seeded(small):
   # Each pass is a permutation of the training set (shuffle before repeat).
   np.testing.assert_array_equal(np.bincount(y1[:600], minlength=10),
                                 np.bincount(small.y_train, minlength=10))
+
+
+def test_every_epoch_is_a_new_permutation_across_straddling_batches(small, train_route):
+  del train_route
+  # Images carry their own index (pixel 0, pixel 1 = index // 256, index % 256), so the
+  # order is read back exactly; 64 does not divide 600: batches run across epochs.
+  index = np.arange(600)
+  images = np.zeros((600, 28, 28, 1), np.uint8)
+  images[:, 0, 0, 0], images[:, 0, 1, 0] = index // 256, index % 256
+  fn = inputs.tfdata_input_fn(images, small.y_train, 64, True, seed=7)
+  x, y, _ = read_all(fn, batches=29)  # 1856 examples: three epochs and a part
+  order = np.rint(x[:, 0, 0, 0] * 255).astype(int) * 256 + np.rint(x[:, 0, 1, 0] * 255).astype(int)
+  np.testing.assert_array_equal(y, small.y_train[order])  # labels stay with their images
+  epochs = order[:1800].reshape(3, 600)
+  for epoch in epochs:
+    np.testing.assert_array_equal(np.sort(epoch), index)  # each example once per epoch
+  assert len({tuple(epoch) for epoch in epochs}) == 3  # a new order every epoch
+
+
+def test_an_unseeded_train_input_differs_between_calls(small, train_route):
+  del train_route
+  fn = inputs.tfdata_input_fn(small.x_train, small.y_train, 100, True, seed=None)
+  assert not np.array_equal(read_all(fn, batches=6)[1], read_all(fn, batches=6)[1])
+
+
+def test_float_records_train_as_their_values(weeks, train_route):
+  del train_route
+  count = len(weeks.x_train)
+  fn = inputs.tfdata_input_fn(weeks.x_train, weeks.y_train, count, True, seed=1)
+  x, y, _ = read_all(fn, batches=1)  # one batch: the whole set, shuffled
+  assert x.dtype == np.float32 and x.shape == weeks.x_train.shape
+  order = [int(np.flatnonzero((weeks.x_train == row).all(axis=tuple(range(1, x.ndim))))[0])
+           for row in x]
+  assert sorted(order) == list(range(count)) and order != list(range(count))
+  np.testing.assert_array_equal(y, np.asarray(weeks.y_train)[order])
 
 
 def test_the_data_stays_out_of_the_graph(sample):
