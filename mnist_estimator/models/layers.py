@@ -88,17 +88,16 @@ def _winograd_applies(inputs: tf.Tensor, kernel_size: Union[int, Sequence[int]],
 
 
 class _Conv2D(tf.compat.v1.layers.Conv2D):
-  """conv2d's layer as a training step computes it: by Winograd, or max pooled first, or both.
+  """conv2d's layer as a training step computes it: by Winograd, or max pooled, or both.
 
   Built as tf.compat.v1.layers.conv2d builds its layer (same scope, so the same variables,
   `name/kernel|bias`). use_winograd: the convolution is winograd.conv5x5. pool (size, strides,
-  padding, as max_pooling2d takes them): the output is max pooled before the bias and the
-  activation. Max pooling commutes with a per-channel bias and with ReLU (both are monotone,
-  and so is their floating-point rounding), so `relu(pool(conv) + b)` is
-  `pool(relu(conv + b))`, up to where the bias is rounded in (a fused convolution adds it
-  before rounding; bf16 rounds the convolution's output first). The bias, ReLU and both
-  their gradients then run on a quarter of the values (2x2 pools); on the full maps these
-  element-wise ops cost, in bf16, as much as a convolution.
+  padding, as max_pooling2d takes them): the layer's output is max pooled, and the bias' and
+  ReLU's gradients run on the pooled map (_fused_conv_pool); on the full maps these
+  element-wise ops cost, in bf16, as much as a convolution. With Winograd, whose convolution
+  no bias or ReLU fuses into, the pool comes before the bias and the activation: max pooling
+  commutes with a per-channel bias and with ReLU (both are monotone, and so is their
+  floating-point rounding), so `relu(pool(conv) + b)` is `pool(relu(conv + b))`.
   """
 
   def __init__(self, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
@@ -122,10 +121,49 @@ class _Conv2D(tf.compat.v1.layers.Conv2D):
     if self._pool is None:
       return super().call(inputs)
     size, strides, padding = self._pool
+    if not self._use_winograd:
+      return _fused_conv_pool(inputs, tf.convert_to_tensor(self.kernel),
+                              tf.convert_to_tensor(self.bias), self.padding.upper(),
+                              (size, strides, padding.upper()), self.activation is not None)
     net = self.convolution_op(inputs, self.kernel)
     net = tf.nn.max_pool2d(net, size, strides, padding.upper())
     net = tf.nn.bias_add(net, self.bias)
     return self.activation(net) if self.activation is not None else net
+
+
+def _fused_conv_pool(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, padding: str,
+                     pool: Sequence[Any], relu: bool) -> tf.Tensor:
+  """max_pool(relu(conv(inputs) + bias)), with the bias and ReLU gradients on the pooled map.
+
+  Forward, grappler fuses the convolution, bias and ReLU into one oneDNN convolution: no
+  element-wise op runs. Backward, ReLU's mask and the bias' sum are taken on the pooled
+  gradient (a 2x2 max pool hands each window's gradient to one value, so the sum is the
+  same), and only the max pool's gradient runs on the full map.
+  """
+  size, strides, pool_padding = pool
+
+  @tf.custom_gradient
+  def block(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> Any:
+    full = tf.nn.bias_add(tf.nn.conv2d(inputs, kernel, 1, padding, name="Conv2D"), bias)
+    full = tf.nn.relu(full) if relu else full
+    pooled = tf.nn.max_pool2d(full, size, strides, pool_padding)
+
+    def grad(dy: tf.Tensor) -> Any:
+      if relu:  # zero where the pooled value is 0: there the window's maximum was clipped
+        dy = tf.raw_ops.ReluGrad(gradients=dy, features=pooled)
+      dfull = tf.raw_ops.MaxPoolGrad(orig_input=full, orig_output=pooled, grad=dy,
+                                     ksize=[1, size, size, 1], strides=[1, strides, strides, 1],
+                                     padding=pool_padding)
+      strides4 = [1, 1, 1, 1]
+      return (tf.compat.v1.nn.conv2d_backprop_input(tf.shape(inputs), kernel, dfull, strides4,
+                                                    padding),
+              tf.compat.v1.nn.conv2d_backprop_filter(inputs, tf.shape(kernel), dfull, strides4,
+                                                     padding),
+              tf.raw_ops.BiasAddGrad(out_backprop=dy))
+
+    return pooled, grad
+
+  return block(inputs, kernel, bias)
 
 
 def conv2d(inputs: tf.Tensor, filters: int, kernel_size: Union[int, Sequence[int]], name: str,
@@ -144,8 +182,8 @@ def conv_pool(inputs: tf.Tensor, filters: int, kernel_size: int, name: str, pool
               activation: Optional[Callable[[tf.Tensor], tf.Tensor]] = tf.nn.relu) -> tf.Tensor:
   """conv2d(inputs, ...) then 2x2 max pooling of stride 2 named `pool_name`.
 
-  The training step of a ReLU (or linear) layer pools before the bias and activation
-  (_Conv2D: the same values); evaluation, predict and export build conv2d and
+  The training step of a ReLU (or linear) layer takes the bias' and the ReLU's gradients on
+  the pooled map (_Conv2D: the same values); evaluation, predict and export build conv2d and
   max_pooling2d as they read, so the SavedModel's graph is the layers' own.
 
   Args:

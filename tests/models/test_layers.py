@@ -84,9 +84,29 @@ def _pool_inputs(graph):
 
 
 @pytest.mark.parametrize("name", ["cnn", "fast_cnn", "keras_cnn", "deep_cnn", "conv_learn"])
-def test_the_training_step_pools_the_convolution_before_bias_and_relu(name):
-  pools = _pool_inputs(helpers.model_fn_graph(name, ModeKeys.TRAIN, conv_algorithm="direct"))
-  assert pools and set(pools.values()) == {"Conv2D"}, pools
+def test_the_training_step_fuses_conv_bias_relu_and_takes_their_gradients_pooled(name):
+  graph = helpers.model_fn_graph(name, ModeKeys.TRAIN, conv_algorithm="direct")
+  ops = graph.get_operations()
+  pools = [op for op in ops if op.type == "MaxPool"]
+  # conv -> bias -> ReLU, one oneDNN convolution once grappler fuses them, then the pool.
+  assert pools and {(op.inputs[0].op.type, op.inputs[0].op.inputs[0].op.type,
+                     op.inputs[0].op.inputs[0].op.inputs[0].op.type) for op in pools} == {
+                         ("Relu", "BiasAdd", "Conv2D")}
+  pooled = {tuple(op.outputs[0].shape[1:]) for op in pools}
+  # ReLU's and the bias' gradients of the blocks on pooled maps: only MaxPoolGrad is full size.
+  grads = [op for op in ops
+           if op.type in ("ReluGrad", "BiasAddGrad") and op.inputs[0].shape.rank == 4]
+  assert grads and {tuple(op.inputs[0].shape[1:]) for op in grads} <= pooled, grads
+
+
+@pytest.mark.parametrize("name", ["cnn", "fast_cnn"])
+def test_a_winograd_training_step_pools_before_bias_and_relu(name):
+  graph = helpers.model_fn_graph(name, ModeKeys.TRAIN, precision="fp32",
+                                 conv_algorithm="winograd")
+  pools = _pool_inputs(graph)
+  assert "BatchMatMulV2" in {op.type for op in graph.get_operations()}  # Winograd's matmuls
+  # conv1 (one input channel: no Winograd) fused; conv2's Winograd output pooled first.
+  assert pools["conv1/MaxPool2d"] == "Relu" and pools["conv2/MaxPool2d"] == "Transpose", pools
 
 
 @pytest.mark.parametrize("mode", [ModeKeys.EVAL, ModeKeys.PREDICT])
