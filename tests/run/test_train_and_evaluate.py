@@ -1,6 +1,7 @@
 """train_and_evaluate: evaluations every N steps, both stops, the exporters, warm start."""
 
 import dataclasses
+import filecmp
 import json
 import os
 import types
@@ -41,6 +42,26 @@ def test_evaluates_every_n_steps_and_exports_best_and_latest(small, tmp_path):
   latest = os.listdir(tmp_path / "export" / "latest")
   assert len(best) == 1 and 1 <= len(latest) <= 2
   assert os.path.exists(tmp_path / "export" / "best" / best[0] / "saved_model.pb")
+
+
+def test_latest_copies_the_best_export_of_the_same_checkpoint(small, tmp_path, monkeypatch):
+  built = []
+  export_saved_model = tf.estimator.Estimator.export_saved_model
+  monkeypatch.setattr(tf.estimator.Estimator, "export_saved_model",
+                      lambda self, *a, **k: built.append(1) or export_saved_model(self, *a, **k))
+  # A learning rate of 0: the first evaluation (step 10) is the best; the second is not.
+  runner.run(spec_for(tmp_path, steps=20, learning_rate=0.0, eval_every_steps=10,
+                      report=False), small)
+  best, latest = (tmp_path / "export" / "best", tmp_path / "export" / "latest")
+  [version] = os.listdir(best)
+  assert sorted(os.listdir(latest))[0] == version and len(os.listdir(latest)) == 2
+  files = lambda root: sorted(os.path.relpath(os.path.join(folder, name), root)
+                              for folder, _, names in os.walk(root) for name in names)
+  assert "saved_model.pb" in files(best / version) == files(latest / version)
+  _, differ, unread = filecmp.cmpfiles(best / version, latest / version, files(best / version),
+                                       shallow=False)
+  assert not differ and not unread
+  assert len(built) == 2  # best at step 10 (latest copied it), latest at step 20
 
 
 def test_best_exporter_compares_accuracy_not_loss():
