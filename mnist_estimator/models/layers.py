@@ -139,8 +139,20 @@ def _fused_conv_pool(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, padd
   element-wise op runs. Backward, ReLU's mask and the bias' sum are taken on the pooled
   gradient (a 2x2 max pool hands each window's gradient to one value, so the sum is the
   same), and only the max pool's gradient runs on the full map.
+
+  Args:
+    inputs: NHWC batch, float32 or bf16.
+    kernel, bias: the layer's weights, as tensors of the inputs' dtype.
+    padding: the convolution's, "SAME" or "VALID" (stride 1).
+    pool: (size, strides, padding) of the max pool; size == strides (windows that do not
+      overlap, which the bias' pooled sum needs).
+    relu: ReLU after the bias (else a linear layer).
+
+  Returns:
+    The pooled activations.
   """
   size, strides, pool_padding = pool
+  assert size == strides, "the bias' pooled gradient needs windows that do not overlap"
 
   @tf.custom_gradient
   def block(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> Any:
