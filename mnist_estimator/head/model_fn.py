@@ -21,7 +21,6 @@ ModeKeys = tf.estimator.ModeKeys
 LOSS_NAME = "mnist_estimator/loss"
 
 
-
 def _not_autograph(fn: Callable[..., Any]) -> Callable[..., Any]:
   """`fn` that autograph calls as it is, its signature still visible to tf.estimator."""
   return tf.__internal__.decorator.make_decorator(fn, tf.autograph.experimental.do_not_convert(fn))
