@@ -110,12 +110,10 @@ class _Conv2D(tf.compat.v1.layers.Conv2D):
     self._pool = None if pool is None else tuple(pool)
 
   def convolution_op(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    # Only a Winograd layer gets here: a pooled layer without it is _fused_conv_pool's.
     if self._use_winograd:
       return winograd.conv5x5(inputs, kernel)
-    # Keras names the op after the layer's class; the graph keeps conv2d's `name/Conv2D`.
-    return tf.nn.convolution(inputs, kernel, strides=list(self.strides),
-                             padding=self.padding.upper(), dilations=list(self.dilation_rate),
-                             data_format="NHWC", name="Conv2D")
+    return super().convolution_op(inputs, kernel)
 
   def call(self, inputs: tf.Tensor) -> tf.Tensor:
     if self._pool is None:

@@ -1,4 +1,4 @@
-"""models/layers.py: the training step's pool-first convolutions and bf16 dropout."""
+"""models/layers.py: the training step's conv/pool blocks and bf16 dropout."""
 
 import contextlib
 
@@ -13,19 +13,19 @@ from mnist_estimator.models import layers
 ModeKeys = tf.estimator.ModeKeys
 
 
-def _both_orders(x, dtype, winograd, padding, kernel):
+def _both_blocks(x, dtype, winograd, padding, kernel):
   """(conv2d then max_pooling2d, conv_pool in TRAIN, their gradients) on the same variables."""
-  def net(features, mode, params, pool_first):
+  def net(features, mode, params, training_block):
     del params
-    if pool_first:
+    if training_block:
       return layers.conv_pool(features["x"], 8, kernel, "conv", "pool", mode, padding=padding)
     out = layers.conv2d(features["x"], 8, kernel, "conv", padding=padding)
     return tf.compat.v1.layers.max_pooling2d(out, 2, 2, name="pool")
 
   outs = []
-  for pool_first in (False, True):
-    fn = lambda f, m, p, first=pool_first: net(f, m, p, first)
-    with tf.compat.v1.variable_scope("", reuse=pool_first):
+  for training_block in (False, True):
+    fn = lambda f, m, p, block=training_block: net(f, m, p, block)
+    with tf.compat.v1.variable_scope("", reuse=training_block):
       with layers.winograd_convs() if winograd else contextlib.nullcontext():
         outs.append(bf16.train_logits(fn, {"x": x}, ModeKeys.TRAIN, {}) if dtype == "bf16"
                     else fn({"x": x}, ModeKeys.TRAIN, {}))
@@ -36,13 +36,13 @@ def _both_orders(x, dtype, winograd, padding, kernel):
   return outs, grads
 
 
-def _run_both_orders(dtype, winograd=False, padding="same", kernel=5):
-  """Values of _both_orders with a fixed kernel and a bias that zeroes some outputs."""
+def _run_both_blocks(dtype, winograd=False, padding="same", kernel=5):
+  """Values of _both_blocks with a fixed kernel and a bias that zeroes some outputs."""
   graph = tf.Graph()
   with graph.as_default():
     rng = np.random.RandomState(0)
     x = tf.constant(rng.randn(3, 14, 14, 8).astype(np.float32))
-    outs, grads = _both_orders(x, dtype, winograd, padding, kernel)
+    outs, grads = _both_blocks(x, dtype, winograd, padding, kernel)
     weights, bias = tf.compat.v1.global_variables()
     with tf.compat.v1.Session() as session:
       session.run(tf.compat.v1.global_variables_initializer())
@@ -53,25 +53,25 @@ def _run_both_orders(dtype, winograd=False, padding="same", kernel=5):
 
 @pytest.mark.parametrize("winograd, padding, kernel", [
     (False, "same", 5), (True, "same", 5), (False, "valid", 3)])
-def test_pooling_first_computes_the_same_layer_and_gradients(winograd, padding, kernel):
-  (a, b), (grads_before, grads_after) = _run_both_orders("fp32", winograd, padding, kernel)
+def test_the_training_block_computes_the_same_layer_and_gradients(winograd, padding, kernel):
+  (a, b), (grads_before, grads_after) = _run_both_blocks("fp32", winograd, padding, kernel)
   assert a.shape == b.shape == ((3, 7, 7, 8) if padding == "same" else (3, 6, 6, 8))
   assert 0.1 < (a == 0).mean() < 0.9  # some ReLU zeros, some not: the bias is added
-  # The same sums in another order (a fused convolution adds its bias inside).
+  # The same sums, perhaps in another order (a fused convolution adds its bias inside).
   np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
   for got, want in zip(grads_after, grads_before):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
-def test_in_bf16_both_orders_stay_near_float32():
-  (exact, _), (exact_grads, _) = _run_both_orders("fp32")
-  (before, after), (grads_before, grads_after) = _run_both_orders("bf16")
+def test_in_bf16_both_blocks_stay_near_float32():
+  (exact, _), (exact_grads, _) = _run_both_blocks("fp32")
+  (before, after), (grads_before, grads_after) = _run_both_blocks("bf16")
 
   def error(got, want):
     return np.linalg.norm(got - want) / np.linalg.norm(want)
-  # bf16 rounds conv's output before the bias, and its near-ties pool to either neighbour:
-  # both orders are a few percent off float32's gradients (0.3-7% measured, either the
-  # closer); the new one stays within 10%, or 3x the old order's error where that is larger.
+  # bf16's near-ties pool to either neighbour, and its rounding lands differently in a
+  # fused convolution: both blocks are a few percent off float32's gradients; the training
+  # block stays within 10%, or 3x TensorFlow's own error where that is larger.
   assert error(after, exact) < 2 * error(before, exact) < 0.01
   for got, ref, want in zip(grads_after, grads_before, exact_grads):
     assert error(got, want) < max(3 * error(ref, want), 0.1)

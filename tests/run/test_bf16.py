@@ -195,8 +195,9 @@ def _cluster(monkeypatch):
   return servers, config, setter
 
 
-# lenet's sigmoid convolutions keep conv -> bias -> activation -> pool in the training step
-# (a ReLU network pools first, models/layers.conv_pool): Conv2D + BiasAdd, which fusion joins.
+# lenet's sigmoid convolutions train as TensorFlow builds them, conv -> bias -> activation ->
+# pool (a ReLU network's conv blocks have a gradient of their own, models/layers.conv_pool):
+# Conv2D + BiasAdd, which fusion joins.
 def test_cluster_step_runs_bf16_convolutions_unfused(monkeypatch):
   servers, config, setter = _cluster(monkeypatch)
   assert config.session_config.graph_options.rewrite_options.remapping == 2  # OFF
