@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.estimator import checkpoint_shapes as record_lib
+from mnist_estimator.estimator import cluster_stop
 from mnist_estimator.estimator import export as export_lib
 from mnist_estimator.estimator import hooks as hooks_lib
 from mnist_estimator.estimator import interrupts
@@ -21,6 +22,10 @@ from mnist_estimator.run import spec as spec_lib
 
 if TYPE_CHECKING:  # for the hints only
   from mnist_estimator.run.plan import Plan
+
+# A cluster's chief writes it when its training has ended (at max_steps or early); the
+# evaluator ends once it has evaluated the last checkpoint after that (cluster_stop).
+CHIEF_DONE = ".cluster-chief-done"
 
 eval_input_fn = evaluation.eval_input_fn
 evaluate = evaluation.evaluate
@@ -93,7 +98,9 @@ def _stop_hooks(plan: "Plan", estimator: tf.estimator.Estimator,
   """Early stopping (spec.early_stopping_steps) and stop_at_accuracy, on eval_dir's evaluations.
 
   Locally hooks_lib.StopOnEvaluation (no variable in the checkpoints, no interval's delay); in
-  a cluster tf.estimator's hooks, whose stop variable the workers follow.
+  a cluster tf.estimator's hooks, whose stop variable the workers follow (even those that
+  start after the chief stopped), after cluster_stop.StopSignal, which keeps that variable out
+  of the checkpoints.
   """
   spec = plan.spec
   rules = {}
@@ -103,10 +110,28 @@ def _stop_hooks(plan: "Plan", estimator: tf.estimator.Estimator,
     rules["stop_at_accuracy"] = hooks_lib.accuracy_reached(spec.stop_at_accuracy)
   if plan.local:
     return {name: hooks_lib.StopOnEvaluation(eval_dir, rule) for name, rule in rules.items()}
-  return {name: tf.estimator.experimental.make_early_stopping_hook(
+  hooks: Dict[str, tf.estimator.SessionRunHook] = {}
+  if rules and estimator.config.train_distribute is None:  # else tf.estimator's int32 variable
+    hooks["stop_signal"] = cluster_stop.StopSignal()
+  hooks.update({name: tf.estimator.experimental.make_early_stopping_hook(
       estimator, lambda rule=rule: hooks_lib.should_stop(rule, eval_dir),
       run_every_secs=None, run_every_steps=spec.eval_every_steps or 100)
-          for name, rule in rules.items()}
+                for name, rule in rules.items()})
+  return hooks
+
+
+def _run_task(plan: "Plan", estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
+              eval_spec: tf.estimator.EvalSpec) -> Optional[Dict[str, Any]]:
+  """tf.estimator.train_and_evaluate as this task: locally the metrics, in a cluster None.
+
+  A cluster's evaluator ends once the chief has (cluster_stop.run_evaluator), which the chief
+  tells by leaving CHIEF_DONE when its training has ended well (train_and_evaluate).
+  """
+  if plan.config.task_type == "evaluator":
+    cluster_stop.run_evaluator(estimator, train_spec, eval_spec,
+                               os.path.join(estimator.model_dir, CHIEF_DONE))
+    return None
+  return (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
 
 
 def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optional[Dict[str, Any]]:
@@ -137,8 +162,10 @@ def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optio
                                      export_lib.assets_extra(estimator, plan.record["data"]),
                                      plan.record["data"]))
   with _training(plan, hooks["progress"]):
-    # Locally: (metrics, export results); a cluster task returns None.
-    metrics = (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
+    metrics = _run_task(plan, estimator, train_spec, eval_spec)
+  if plan.chief and not plan.local:  # not after a signal (_training raised): the job failed
+    with open(os.path.join(estimator.model_dir, CHIEF_DONE), "w") as f:
+      f.write(f"{time.time()}\n")
   # The test set once, at the end, with the report: locally, or on the evaluator of a
   # cluster (the chief's session would need workers that have already left).
   if not ((plan.local and plan.chief) or evaluator):

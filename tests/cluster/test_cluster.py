@@ -140,3 +140,36 @@ def _zombie(pid):
       return f.read().split()[2] == "Z"
   except OSError:
     return True
+
+
+def _cluster_run(launch, model_dir, *options, timeout=300):
+  launched = launch("--workers=1", *options[:options.index("--")], "--", "--model=mlp",
+                    "--dataset=mnist_sample", f"--model_dir={model_dir}", "--noreport",
+                    "--save_checkpoints_steps=20", "--log_every_n_iter=10",
+                    *options[options.index("--") + 1:])
+  return launched.finish(timeout=timeout)
+
+
+def test_a_job_resumed_with_stop_at_accuracy_stops_early_and_ends(tmp_path, launch):
+  """A job started without a stop option, resumed with --stop_at_accuracy: it restores (the
+  stop signal is in no checkpoint), the chief stops at the evaluation that reaches it, the
+  workers follow, and the evaluator ends after the chief's last checkpoint instead of waiting
+  for one at --steps, which never comes (the launcher then failed the job after
+  --grace_secs).
+  """
+  model_dir = tmp_path / "m"
+  code, out = _cluster_run(launch, model_dir, "--", "--steps=20")
+  assert code == 0, out[-3000:]
+  code, out = _cluster_run(launch, model_dir, "--evaluator", "--grace_secs=60", "--",
+                           "--steps=5000", "--stop_at_accuracy=0.5")
+  assert code == 0, out[-3000:]
+  assert "not found in checkpoint" not in out and "still running" not in out
+  assert re.search(r"^\[chief\] stopping: accuracy [\d.]+ at step [\d,]+ reached "
+                   r"--stop_at_accuracy=0\.5$", out, re.M), out[-3000:]
+  last = max(int(m.group(1)) for name in os.listdir(model_dir)
+             for m in [re.match(r"model\.ckpt-(\d+)\.index$", name)] if m)
+  assert 20 <= last < 5000
+  evaluated = re.findall(r"^\[evaluator\] eval on 500 mnist_sample validation images.*"
+                         r"global_step ([\d,]+)$", out, re.M)
+  assert evaluated and int(evaluated[-1].replace(",", "")) == last, (evaluated, last)
+  assert "[evaluator] eval on 1000 mnist_sample test images" in out  # then the test set

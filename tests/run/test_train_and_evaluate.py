@@ -124,14 +124,19 @@ def test_early_stopping_resumes_a_run_trained_without_it(small, tmp_path):
 
 
 def test_a_cluster_stops_through_tf_estimators_hooks(tmp_path):
-  # Its workers follow the stop variable of tf.estimator's hooks; the rules are the same.
+  # Its workers follow the stop variable of tf.estimator's hooks; the rules are the same. The
+  # StopSignal comes first: it makes that variable, out of the checkpoints, before they ask.
   spec = spec_for(tmp_path, early_stopping_steps=5, stop_at_accuracy=0.9, eval_every_steps=5)
   estimator = tf.estimator.Estimator(lambda features, labels, mode: None, str(tmp_path))
   found = training._stop_hooks(types.SimpleNamespace(spec=spec, local=False), estimator,
                                str(tmp_path / "eval"))
-  assert sorted(found) == ["early_stopping", "stop_at_accuracy"]
+  assert list(found) == ["stop_signal", "early_stopping", "stop_at_accuracy"]
+  assert type(found.pop("stop_signal")).__name__ == "StopSignal"
   assert all(type(h).__name__ == "_StopOnPredicateHook" for h in found.values())
   assert not any(h._should_stop_fn() for h in found.values())
+  none = spec_for(tmp_path, eval_every_steps=5)  # no rule: no hook
+  assert not training._stop_hooks(types.SimpleNamespace(spec=none, local=False), estimator,
+                                  str(tmp_path / "eval"))
 
 
 @pytest.mark.parametrize("option", [dict(stop_at_accuracy=0.9), dict(early_stopping_steps=5),
