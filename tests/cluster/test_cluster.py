@@ -169,6 +169,7 @@ def test_a_job_resumed_with_stop_at_accuracy_stops_early_and_ends(tmp_path, laun
   last = max(int(m.group(1)) for name in os.listdir(model_dir)
              for m in [re.match(r"model\.ckpt-(\d+)\.index$", name)] if m)
   assert 20 <= last < 5000
+  assert max(progress_steps(out, "worker0") or [0]) < 5000  # the worker followed the chief
   evaluated = re.findall(r"^\[evaluator\] eval on 500 mnist_sample validation images.*"
                          r"global_step ([\d,]+)$", out, re.M)
   assert evaluated and int(evaluated[-1].replace(",", "")) == last, (evaluated, last)
