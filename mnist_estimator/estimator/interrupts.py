@@ -23,9 +23,10 @@ class Interrupted(UsageError):
 
   line_prefix = ""  # cli prints the message as it is, not as an `error:`
 
-  def __init__(self, step: Optional[int], signum: int) -> None:
+  def __init__(self, step: Optional[int], signum: int, saved: bool = True) -> None:
     super().__init__(f"interrupted at step {step}; checkpoint saved; run the same command "
-                     "to resume")
+                     "to resume" if saved else
+                     f"interrupted at step {step} (a cluster's chief saves the checkpoints)")
     self.exit_code = 128 + signum
 
 
@@ -84,9 +85,13 @@ def restore() -> None:
       del _previous[signum]
 
 
-def check() -> None:
-  """Restores the signal handlers; raises Interrupted if a signal stopped the training."""
+def check(saved: bool = True) -> None:
+  """Restores the signal handlers; raises Interrupted if a signal stopped the training.
+
+  Args:
+    saved: this task saved a checkpoint as it stopped (a cluster's workers do not).
+  """
   restore()
   signum, _received["signum"] = _received["signum"], None
   if signum is not None:
-    raise Interrupted(_received["step"], signum)
+    raise Interrupted(_received["step"], signum, saved)

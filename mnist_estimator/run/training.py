@@ -69,7 +69,7 @@ def _training(plan: "Plan", progress: hooks_lib.ProgressHook) -> Iterator[None]:
   start = time.time()
   try:
     yield
-    interrupts.check()  # a signal stopped training: say so, exit 130/143
+    interrupts.check(saved=plan.chief)  # a signal stopped training: say so, exit 130/143
   except tf.compat.v1.train.NanLossDuringTrainingError:
     raise UsageError(f"the loss became NaN while training {spec.model}; lower "
                      f"--learning_rate (now {spec.learning_rate}); checkpoints before "
