@@ -78,6 +78,17 @@ def test_ray_only_flags_are_refused_with_the_local_engine():
   assert "error: --max_restarts only work with --engine=ray" in proc.stderr
 
 
+def test_distribute_mirrored_is_refused_before_any_task_starts():
+  import helpers  # pylint: disable=g-import-not-at-top
+  proc = helpers.run_module("mnist_estimator.cluster", "--", "--model=mlp",
+                            "--distribute=mirrored", timeout=60)
+  assert proc.returncode == 2 and "[cluster]" not in proc.stdout
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "error: --distribute=mirrored replicates the model over one process's devices; a "
+      "cluster's tasks share it through its parameter servers: drop --distribute, or train in "
+      "one process without the cluster")
+
+
 def test_storage_check_sees_a_missing_or_another_folder(tmp_path):
   runner = ray_task.TaskRunner("worker0")
   (tmp_path / "check").write_text("token")
