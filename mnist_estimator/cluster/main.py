@@ -101,19 +101,29 @@ def _ray_only_flags() -> List[str]:
   return [f"--{name}" for name in names if FLAGS[name].present]
 
 
-def _refuse_mirrored(training_flags: Sequence[str]) -> None:
-  """--distribute=mirrored is one process's replicas; with TF_CONFIG every task took itself for
-  the chief (all took model_dir's lock: "in use by pid ...", of another task of the job)."""
+def _refuse(training_flags: Sequence[str]) -> None:
+  """Refuses main's flags no cluster task can run with, before any task starts.
+
+  --distribute=mirrored is one process's replicas; with TF_CONFIG every task took itself for
+  the chief (all took model_dir's lock: "in use by pid ...", of another task of the job).
+  Another --mode than the launcher's train_and_evaluate ended each task in a tf.estimator
+  traceback ("Train has been called wrong configuration").
+  """
   distribute = cluster_flags.value(training_flags, "distribute")
   if distribute not in (None, "none"):
     raise UsageError(f"--distribute={distribute} replicates the model over one process's "
                      "devices; a cluster's tasks share it through its parameter servers: drop "
                      "--distribute, or train in one process without the cluster")
+  mode = cluster_flags.value(training_flags, "mode")
+  if mode not in (None, "train_and_evaluate"):
+    raise UsageError(f"a cluster's tasks run --mode=train_and_evaluate, not --mode={mode}: drop "
+                     "--mode (evaluate, predict and export the model_dir after the job, "
+                     "without the cluster)")
 
 
 def main(argv: Sequence[str]) -> None:
   with cli.one_line_errors(FLAGS.verbose):
-    _refuse_mirrored(argv[1:])
+    _refuse(argv[1:])
     if FLAGS.engine == "ray":
       from mnist_estimator.cluster import ray_engine  # pylint: disable=g-import-not-at-top
       options = cluster_flags.RayOptions(

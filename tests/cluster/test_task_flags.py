@@ -78,15 +78,18 @@ def test_ray_only_flags_are_refused_with_the_local_engine():
   assert "error: --max_restarts only work with --engine=ray" in proc.stderr
 
 
-def test_distribute_mirrored_is_refused_before_any_task_starts():
+@pytest.mark.parametrize("flag, error", [
+    ("--distribute=mirrored", "error: --distribute=mirrored replicates the model over one "
+     "process's devices; a cluster's tasks share it through its parameter servers: drop "
+     "--distribute, or train in one process without the cluster"),
+    ("--mode=train", "error: a cluster's tasks run --mode=train_and_evaluate, not --mode=train: "
+     "drop --mode (evaluate, predict and export the model_dir after the job, without the "
+     "cluster)")])
+def test_flags_no_task_can_run_with_are_refused_before_any_starts(flag, error):
   import helpers  # pylint: disable=g-import-not-at-top
-  proc = helpers.run_module("mnist_estimator.cluster", "--", "--model=mlp",
-                            "--distribute=mirrored", timeout=60)
+  proc = helpers.run_module("mnist_estimator.cluster", "--", "--model=mlp", flag, timeout=60)
   assert proc.returncode == 2 and "[cluster]" not in proc.stdout
-  assert proc.stderr.strip().splitlines()[-1] == (
-      "error: --distribute=mirrored replicates the model over one process's devices; a "
-      "cluster's tasks share it through its parameter servers: drop --distribute, or train in "
-      "one process without the cluster")
+  assert proc.stderr.strip().splitlines() == [error]
 
 
 def test_storage_check_sees_a_missing_or_another_folder(tmp_path):
