@@ -1,10 +1,15 @@
 """Early stopping in a cluster: the stop signal kept out of checkpoints; an evaluator that ends."""
 
 import os
+import time
 from typing import Optional, Tuple
 
 import tensorflow as tf
 from tensorflow_estimator.python.estimator import training as estimator_training
+
+# The chief leaves it in model_dir when its training has ended well (at max_steps or early);
+# the evaluator ends once it has evaluated the last checkpoint after that.
+CHIEF_DONE = ".cluster-chief-done"
 
 # The variable tf.estimator's early-stopping hooks share through the parameter servers: the
 # chief's sets it, the workers' read it (tensorflow_estimator early_stopping.py).
@@ -58,8 +63,7 @@ class UntilTrainingEnds(estimator_training._ContinuousEvalListener):  # pylint: 
 
   tf.estimator's evaluator waits for a checkpoint at max_steps, which a job stopped early
   never writes: it waited until the launcher gave up (--grace_secs) and failed the job. The
-  chief writes `marker` (run/training.py CHIEF_DONE) when its training has ended, at max_steps or
-  early.
+  chief writes `marker` (CHIEF_DONE, mark_chief_done) when its training has ended.
   """
 
   def __init__(self, model_dir: str, marker: str) -> None:
@@ -76,8 +80,14 @@ class UntilTrainingEnds(estimator_training._ContinuousEvalListener):  # pylint: 
     return last is None or self._evaluated is None or self._evaluated < last
 
 
+def mark_chief_done(model_dir: str) -> None:
+  """The chief's word to the evaluator that training has ended well (UntilTrainingEnds)."""
+  with open(os.path.join(model_dir, CHIEF_DONE), "w") as f:
+    f.write(f"{time.time()}\n")
+
+
 def run_evaluator(estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
-                  eval_spec: tf.estimator.EvalSpec, marker: str) -> None:
+                  eval_spec: tf.estimator.EvalSpec) -> None:
   """A cluster's evaluator task, as tf.estimator.train_and_evaluate runs it, ending with the job.
 
   tf.estimator 2.15 is the last (TensorFlow 2.16 removed it), so the private executor it
@@ -85,4 +95,5 @@ def run_evaluator(estimator: tf.estimator.Estimator, train_spec: tf.estimator.Tr
   """
   estimator_training._TrainingExecutor(  # pylint: disable=protected-access
       estimator, train_spec, eval_spec,
-      continuous_eval_listener=UntilTrainingEnds(estimator.model_dir, marker)).run_evaluator()
+      continuous_eval_listener=UntilTrainingEnds(
+          estimator.model_dir, os.path.join(estimator.model_dir, CHIEF_DONE))).run_evaluator()

@@ -23,10 +23,6 @@ from mnist_estimator.run import spec as spec_lib
 if TYPE_CHECKING:  # for the hints only
   from mnist_estimator.run.plan import Plan
 
-# A cluster's chief writes it when its training has ended (at max_steps or early); the
-# evaluator ends once it has evaluated the last checkpoint after that (cluster_stop).
-CHIEF_DONE = ".cluster-chief-done"
-
 eval_input_fn = evaluation.eval_input_fn
 evaluate = evaluation.evaluate
 format_metrics = evaluation.format_metrics
@@ -120,16 +116,15 @@ def _stop_hooks(plan: "Plan", estimator: tf.estimator.Estimator,
   return hooks
 
 
-def _run_task(plan: "Plan", estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
-              eval_spec: tf.estimator.EvalSpec) -> Optional[Dict[str, Any]]:
+def _run_task(estimator: tf.estimator.Estimator, train_spec: tf.estimator.TrainSpec,
+              eval_spec: tf.estimator.EvalSpec, evaluator: bool) -> Optional[Dict[str, Any]]:
   """tf.estimator.train_and_evaluate as this task: locally the metrics, in a cluster None.
 
   A cluster's evaluator ends once the chief has (cluster_stop.run_evaluator), which the chief
-  tells by leaving CHIEF_DONE when its training has ended well (train_and_evaluate).
+  tells when its training has ended well (cluster_stop.mark_chief_done, train_and_evaluate).
   """
-  if plan.config.task_type == "evaluator":
-    cluster_stop.run_evaluator(estimator, train_spec, eval_spec,
-                               os.path.join(estimator.model_dir, CHIEF_DONE))
+  if evaluator:
+    cluster_stop.run_evaluator(estimator, train_spec, eval_spec)
     return None
   return (tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec) or [None])[0]
 
@@ -162,10 +157,9 @@ def train_and_evaluate(plan: "Plan", estimator: tf.estimator.Estimator) -> Optio
                                      export_lib.assets_extra(estimator, plan.record["data"]),
                                      plan.record["data"]))
   with _training(plan, hooks["progress"]):
-    metrics = _run_task(plan, estimator, train_spec, eval_spec)
+    metrics = _run_task(estimator, train_spec, eval_spec, evaluator)
   if plan.chief and not plan.local:  # not after a signal (_training raised): the job failed
-    with open(os.path.join(estimator.model_dir, CHIEF_DONE), "w") as f:
-      f.write(f"{time.time()}\n")
+    cluster_stop.mark_chief_done(estimator.model_dir)
   # The test set once, at the end, with the report: locally, or on the evaluator of a
   # cluster (the chief's session would need workers that have already left).
   if not ((plan.local and plan.chief) or evaluator):
