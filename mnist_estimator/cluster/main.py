@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 
 from mnist_estimator.common import cli
+from mnist_estimator.common import cluster_rules
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.cluster import task_flags as cluster_flags
 from mnist_estimator.cluster import tf_config
@@ -102,23 +103,9 @@ def _ray_only_flags() -> List[str]:
 
 
 def _refuse(training_flags: Sequence[str]) -> None:
-  """Refuses main's flags no cluster task can run with, before any task starts.
-
-  --distribute=mirrored is one process's replicas; with TF_CONFIG every task took itself for
-  the chief (all took model_dir's lock: "in use by pid ...", of another task of the job).
-  Another --mode than the launcher's train_and_evaluate ended each task in a tf.estimator
-  traceback ("Train has been called wrong configuration").
-  """
-  distribute = cluster_flags.value(training_flags, "distribute")
-  if distribute not in (None, "none"):
-    raise UsageError(f"--distribute={distribute} replicates the model over one process's "
-                     "devices; a cluster's tasks share it through its parameter servers: drop "
-                     "--distribute, or train in one process without the cluster")
-  mode = cluster_flags.value(training_flags, "mode")
-  if mode not in (None, "train_and_evaluate"):
-    raise UsageError(f"a cluster's tasks run --mode=train_and_evaluate, not --mode={mode}: drop "
-                     "--mode (evaluate, predict and export the model_dir after the job, "
-                     "without the cluster)")
+  """Refuses main's flags no cluster task can run with, before any task starts."""
+  cluster_rules.check(cluster_flags.value(training_flags, "distribute"),
+                      cluster_flags.value(training_flags, "mode"), task_type=None)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -4,6 +4,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Sequence, cast
 
 from mnist_estimator import models
+from mnist_estimator.common import cluster_rules
 from mnist_estimator.common import precision as precision_lib
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.data import datasets
@@ -209,8 +210,8 @@ def make(spec: spec_lib.RunSpec, data: Dataset) -> Plan:
   """Plans the run of `spec` on `data`.
 
   Raises:
-    UsageError: a bad TF_CONFIG, a model_dir that is a file, a damaged record, or one of
-      another model or shape.
+    UsageError: a bad TF_CONFIG or flags its task cannot run with, a model_dir that is a
+      file, a damaged record, or one of another model or shape.
   """
   model_dir = spec.model_dir or spec_lib.default_model_dir(spec.model, spec.dataset)
   spec = spec.replace(model_dir=model_dir)
@@ -229,7 +230,10 @@ def make(spec: spec_lib.RunSpec, data: Dataset) -> Plan:
   record = dict(graph_record(spec, data, info), settings=contract.settings(spec),
                 data=contract.data_record(data))
   record_lib.check(model_dir, found, record, training=spec.mode in TRAINING_MODES)
-  return Plan(spec=spec, data=data, precision=precision, config=run_config(spec, precision),
+  config = run_config(spec, precision)
+  if config.cluster_spec.as_dict():  # a TF_CONFIG cluster, the launcher's or one made by hand
+    cluster_rules.check(spec.distribute, spec.mode, config.task_type)
+  return Plan(spec=spec, data=data, precision=precision, config=config,
               params=params(spec, data, precision, info), record=record, found=found,
               remapped=remapped, model=info, data_kind=data_kind(data))
 

@@ -204,6 +204,33 @@ def test_bad_tf_config(tmp_path, monkeypatch):
   assert code == 2 and "TF_CONFIG" in err.splitlines()[-1]
 
 
+def _hand_made_cluster(monkeypatch, task_type):
+  """TF_CONFIG of a task in a chief/worker/ps cluster started by hand (nothing listens)."""
+  cluster = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                              "task": {"type": task_type, "index": 0}}))
+
+
+# Under TF_CONFIG, a train_distribute made every task its chief: each reached for model_dir's
+# lock and died on "in use by pid N", another task of the same job.
+@pytest.mark.parametrize("task_type", ["chief", "worker", "ps"])
+def test_a_hand_made_cluster_task_refuses_distribute(tmp_path, monkeypatch, task_type):
+  _hand_made_cluster(monkeypatch, task_type)
+  code, _, err = run_main(*BASE, f"--model_dir={tmp_path}/m", "--steps=2",
+                          "--distribute=mirrored", "--input=tfdata")
+  assert code == 2 and err.strip().splitlines()[-1].startswith(
+      "error: --distribute=mirrored replicates the model over one process's devices")
+  assert not os.path.exists(tmp_path / "m" / "checkpoint")
+
+
+def test_a_hand_made_cluster_ps_refuses_another_mode(tmp_path, monkeypatch):
+  _hand_made_cluster(monkeypatch, "ps")
+  code, _, err = run_main(*BASE, f"--model_dir={tmp_path}/m", "--steps=2", "--mode=train")
+  assert code == 2 and err.strip().splitlines()[-1] == (
+      "error: a cluster's ps tasks run --mode=train_and_evaluate, not --mode=train: drop "
+      "--mode (evaluate, predict and export the model_dir after the job, without the cluster)")
+
+
 def test_second_writer_is_refused_and_a_stale_lock_taken_over(trained, tmp_path):
   model_dir = tmp_path / "m"
   shutil.copytree(trained, model_dir)
