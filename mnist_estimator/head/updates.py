@@ -35,8 +35,8 @@ def unrun_updates(model: str, new_ops: Sequence[tf.Operation], logits: tf.Tensor
   among = set(new_ops)
   collection = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   run = _ancestors([logits] + collection, among)
-  variables = created + tf.compat.v1.global_variables() + tf.compat.v1.local_variables()
-  initializers = {getattr(v, "initializer", None) for v in variables}
+  initializers = _initializers(
+      created + tf.compat.v1.global_variables() + tf.compat.v1.local_variables())
   library = _FunctionLibrary(tf.compat.v1.get_default_graph())
   updates = [op for op in new_ops if op not in run and op not in initializers
              and _writes(op.type, op.node_def.attr, library, set())]
@@ -46,6 +46,20 @@ def unrun_updates(model: str, new_ops: Sequence[tf.Operation], logits: tf.Tensor
                        "control flow v1, which the training step cannot run; do not call "
                        "tf.compat.v1.disable_control_flow_v2, or pass training= a Python bool")
   return [_runnable(op) for op in updates]
+
+
+def _initializers(variables: Sequence[Any]) -> Set[tf.Operation]:
+  """The ops that initialize `variables`, each replica's own under a tf.distribute strategy.
+
+  A strategy's variable (MirroredVariable, ...) holds one variable per replica; its own
+  `initializer` is a new group op at every read, so the Assign that initializes each replica
+  was taken for an update, and each training step drew the weights afresh (nothing learned).
+  """
+  found = set()
+  for variable in variables:
+    for replica in getattr(variable, "values", None) or (variable,):
+      found.add(getattr(replica, "initializer", None))
+  return found
 
 
 def _runnable(op: tf.Operation) -> tf.Operation:
