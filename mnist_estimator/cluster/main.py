@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 from absl import app
 from absl import flags
@@ -61,24 +61,32 @@ def launch(training_flags: Sequence[str], workers: int, ps: int, evaluator: bool
   watched = cluster_watch.Tasks()
   # The tasks' processes, by label: watched.procs holds the same, as anything with poll().
   procs: Dict[str, "subprocess.Popen[str]"] = {}
-  for label, task_config in tf_config.tasks(spec, evaluator):
-    python_path = filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")])
-    env = dict(os.environ, TF_CONFIG=json.dumps(task_config),
-               PYTHONPATH=os.pathsep.join(python_path))
-    procs[label] = watched.procs[label] = subprocess.Popen(
-        [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
-         *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    task = task_config["task"]
-    where = f" on {spec[task['type']][task['index']]}" if task["type"] in spec else ""
-    print(f"[cluster] {label}{where}, pid {procs[label].pid}", flush=True)  # as the Ray engine
-    threading.Thread(target=watched.stream, args=(label, procs[label]), daemon=True).start()
-  try:
-    code = cluster_watch.watch(watched, grace_secs)  # names a task that dies, stops the rest
-  except KeyboardInterrupt:
-    code = 130
-  finally:
-    _stop_all(procs)  # parameter servers never exit by themselves
+  with cluster_watch.sigterm_exits():  # from before the first task starts
+    try:
+      for label, task_config in tf_config.tasks(spec, evaluator):
+        procs[label] = watched.procs[label] = _start(label, task_config, spec, training_flags)
+        threading.Thread(target=watched.stream, args=(label, procs[label]), daemon=True).start()
+      code = cluster_watch.watch(watched, grace_secs)  # names a task that dies, stops the rest
+    except KeyboardInterrupt:
+      code = 130
+    finally:
+      _stop_all(procs)  # parameter servers never exit by themselves
   return code
+
+
+def _start(label: str, task_config: Mapping[str, Any], spec: Mapping[str, List[str]],
+           training_flags: Sequence[str]) -> "subprocess.Popen[str]":
+  """Starts one task's main under its TF_CONFIG, and says where it runs."""
+  python_path = filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")])
+  env = dict(os.environ, TF_CONFIG=json.dumps(task_config),
+             PYTHONPATH=os.pathsep.join(python_path))
+  proc = subprocess.Popen(
+      [sys.executable, "-u", "-m", "mnist_estimator.main", "--mode=train_and_evaluate",
+       *training_flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  task = task_config["task"]
+  where = f" on {spec[task['type']][task['index']]}" if task["type"] in spec else ""
+  print(f"[cluster] {label}{where}, pid {proc.pid}", flush=True)  # as the Ray engine
+  return proc
 
 
 def _stop_all(procs: Mapping[str, "subprocess.Popen[str]"]) -> None:

@@ -4,9 +4,8 @@ import json
 import os
 import re
 import secrets
-import signal
 import uuid
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import mnist_estimator
@@ -129,30 +128,25 @@ def launch(training_flags: Sequence[str], workers: int, ps: int, evaluator: bool
   """
   argv, shared = cluster_flags.for_ray(training_flags, options.task_cpus)
   tasks = cluster.labels(workers, ps, evaluator)
-  previous = signal.signal(signal.SIGTERM, _terminated)  # SIGTERM unwinds like Ctrl-C
   ray = None
-  try:
-    ray = connect(options.address, _needed(tasks, options))
-    for attempt in range(options.max_restarts + 1):
-      if attempt:
-        print(f"[cluster] restart {attempt}/{options.max_restarts}: relaunching every task "
-              f"from the last checkpoint ({_last_checkpoint(shared['model_dir'])})", flush=True)
-      code = Job(ray, tasks, argv, shared, options).run()
-      if code == 0:
-        return 0
-    return code
-  except KeyboardInterrupt:
-    print("[cluster] interrupted: every task stopped; the last checkpoint is kept", flush=True)
-    return 130
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-    if ray is not None:
-      ray.shutdown()
-
-
-def _terminated(signum: int, frame: Optional[FrameType]) -> None:
-  del frame
-  raise SystemExit(128 + signum)
+  with cluster_watch.sigterm_exits():  # SIGTERM unwinds like Ctrl-C
+    try:
+      ray = connect(options.address, _needed(tasks, options))
+      for attempt in range(options.max_restarts + 1):
+        if attempt:
+          print(f"[cluster] restart {attempt}/{options.max_restarts}: relaunching every task "
+                f"from the last checkpoint ({_last_checkpoint(shared['model_dir'])})",
+                flush=True)
+        code = Job(ray, tasks, argv, shared, options).run()
+        if code == 0:
+          return 0
+      return code
+    except KeyboardInterrupt:
+      print("[cluster] interrupted: every task stopped; the last checkpoint is kept", flush=True)
+      return 130
+    finally:
+      if ray is not None:
+        ray.shutdown()
 
 
 def _last_checkpoint(model_dir: str) -> str:

@@ -1,11 +1,12 @@
 """Watches a cluster's tasks (local or Ray): names one that died, stops the rest, obeys SIGTERM."""
 
+import contextlib
 import signal
 import sys
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Dict, Optional, Protocol
+from typing import TYPE_CHECKING, Dict, Iterator, Optional, Protocol
 
 if TYPE_CHECKING:  # for the hints only
   import subprocess
@@ -59,6 +60,22 @@ def _terminated(signum: int, frame: Optional[FrameType]) -> None:
   raise SystemExit(128 + signum)
 
 
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+  """Within it, SIGTERM raises SystemExit(143) in the main thread, so `finally` stops tasks.
+
+  A launcher enters it before it starts the first task: a SIGTERM's default action would end
+  it at once and leave its tasks running (a parameter server forever).
+  """
+  main = threading.current_thread() is threading.main_thread()
+  previous = signal.signal(signal.SIGTERM, _terminated) if main else None
+  try:
+    yield
+  finally:
+    if main:
+      signal.signal(signal.SIGTERM, previous)
+
+
 def watch(tasks: Tasks, grace_secs: float) -> int:
   """Waits for the chief; stops everything as soon as any task fails.
 
@@ -72,13 +89,8 @@ def watch(tasks: Tasks, grace_secs: float) -> int:
   Returns:
     0 if every task ended well, else the failed task's exit code (or 1).
   """
-  main = threading.current_thread() is threading.main_thread()
-  previous = signal.signal(signal.SIGTERM, _terminated) if main else None
-  try:  # SIGTERM -> SystemExit: the caller's finally stops every task
+  with sigterm_exits():  # SIGTERM -> SystemExit: the caller's finally stops every task
     return _wait(tasks, grace_secs)
-  finally:
-    if main:
-      signal.signal(signal.SIGTERM, previous)
 
 
 def _wait(tasks: Tasks, grace_secs: float) -> int:

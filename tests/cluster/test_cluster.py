@@ -104,31 +104,41 @@ def test_cluster_names_the_task_that_died(dies, how, code, capsys):
   assert all(proc.poll() is not None for proc in tasks.procs.values())
 
 
-def test_sigterm_to_the_launcher_stops_its_tasks(tmp_path):
+# The launcher's tasks stand in for main: processes that sleep. "starting": the SIGTERM comes
+# while the second task starts (the launcher died at once, its first task left running).
+LAUNCH = """
+import os, signal, subprocess, sys
+from mnist_estimator.cluster import main as cluster
+started = []
+
+def start(label, task_config, spec, training_flags):
+  if started and sys.argv[1] == "starting":
+    os.kill(os.getpid(), signal.SIGTERM)
+  proc = subprocess.Popen([sys.executable, "-c", "import time; print(1, flush=True); "
+                           "time.sleep(300)"], stdout=subprocess.PIPE, text=True)
+  started.append(proc)
+  print("pid", proc.pid, flush=True)
+  return proc
+
+cluster._start = start
+sys.exit(cluster.launch([], workers=0, ps=1, evaluator=False, grace_secs=10))
+"""
+
+
+@pytest.mark.parametrize("when", ["starting", "watching"])
+def test_sigterm_to_the_launcher_stops_its_tasks(tmp_path, when):
   script = tmp_path / "launch.py"
-  script.write_text(
-      "import subprocess, sys, threading\n"
-      "from mnist_estimator.cluster import main as cluster, watch as cluster_watch\n"
-      "tasks = cluster_watch.Tasks()\n"
-      "for label in ('chief', 'ps0'):\n"
-      "  tasks.procs[label] = subprocess.Popen([sys.executable, '-c', "
-      "'import time; print(1, flush=True); time.sleep(300)'], stdout=subprocess.PIPE, "
-      "text=True)\n"
-      "  threading.Thread(target=tasks.stream, args=(label, tasks.procs[label]), "
-      "daemon=True).start()\n"
-      "print('pids', *[p.pid for p in tasks.procs.values()], flush=True)\n"
-      "try:\n"
-      "  cluster_watch.watch(tasks, 10)\n"
-      "finally:\n"
-      "  cluster._stop_all(tasks.procs)\n")
-  proc = subprocess.Popen([sys.executable, str(script)], cwd=helpers.ROOT, env=helpers.cli_env(),
-                          stdout=subprocess.PIPE, text=True)
-  line = ""
-  while not line.startswith("pids"):
-    line = proc.stdout.readline()
-  pids = [int(p) for p in line.split()[1:]]
-  time.sleep(1)
-  proc.send_signal(signal.SIGTERM)
+  script.write_text(LAUNCH)
+  proc = subprocess.Popen([sys.executable, str(script), when], cwd=helpers.ROOT,
+                          env=helpers.cli_env(), stdout=subprocess.PIPE, text=True)
+  pids = []
+  for line in proc.stdout:
+    pids += [int(line.split()[1])] if line.startswith("pid ") else []
+    if len(pids) == (1 if when == "starting" else 2):
+      break
+  if when == "watching":
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
   assert proc.wait(timeout=30) == 143
   for pid in pids:
     assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), pid
