@@ -40,6 +40,20 @@ def test_a_run_prints_the_header_and_keeps_tensorflow_in_its_log(tmp_path):
   assert "Calling model_fn" in log and "Unable to register cuDNN factory" in log
 
 
+def test_a_mirrored_run_with_evaluations_keeps_tensorflows_notices_in_its_log(tmp_path):
+  # Each evaluation under a strategy printed tf.data's UserWarning about options (2 lines), and
+  # exports less than a second apart tf.estimator's "Directory ... already exists; retrying".
+  model_dir = tmp_path / "m"
+  proc = cli("--model=linear", "--dataset=mnist_sample", "--steps=30", "--eval_every_steps=10",
+             "--mode=train_and_evaluate", "--distribute=mirrored", f"--model_dir={model_dir}",
+             "--noreport")
+  assert proc.returncode == 0, proc.stderr
+  assert "To make it possible" not in proc.stderr and "already exists; retrying" not in proc.stderr
+  assert proc.stdout.count("eval on 500 mnist_sample validation images") == 3
+  assert "To make it possible to preserve tf.data options" in (
+      model_dir / "mnist_estimator.log").read_text()
+
+
 def test_errors_are_one_line_and_verbose_shows_the_traceback(tmp_path):
   flag_error = cli("--model=linear", "--steps=0", f"--model_dir={tmp_path}/m")
   assert flag_error.returncode == 1 and "Traceback" not in flag_error.stderr

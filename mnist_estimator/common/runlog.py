@@ -19,6 +19,12 @@ HARMLESS = re.compile(
     r"oneDNN custom operations are on|This TensorFlow binary is optimized|"
     r"rebuild TensorFlow with the appropriate compiler flags|cuda_executor|"
     r"^To enable the following instructions")
+# tf.estimator's own warnings that need nothing of the user: exports of evaluations less than
+# a second apart (a timestamped folder taken), and tf.distribute reading a dataset's options.
+# Kept in the log file, not shown on the console.
+CONSOLE_HARMLESS = re.compile(
+    r"Directory .* already exists; retrying|"
+    r"To make it possible to preserve tf.data options across serialization boundaries")
 
 # startup: the lines import_tensorflow caught; buffer: a MemoryHandler until attach(); file:
 # the FileHandler of the run's log.
@@ -76,12 +82,20 @@ def start(verbose: bool = False) -> None:
   """
   handler = logging.get_absl_handler()
   handler.setLevel(pylogging.DEBUG if verbose else pylogging.WARNING)
+  if not verbose:
+    handler.addFilter(console_shows)  # once: addFilter skips a filter it already has
+    pylogging.captureWarnings(True)  # Python's warnings as records: the same filter and file
   root = pylogging.getLogger()
   if _state["buffer"] is None and _state["file"] is None:
     # Records from before the model_dir is known (and accepted) wait here.
     buffer = pyhandlers.MemoryHandler(capacity=10**6, flushLevel=pylogging.CRITICAL + 1)
     _state["buffer"] = buffer
     root.addHandler(buffer)
+
+
+def console_shows(record: pylogging.LogRecord) -> bool:
+  """Whether the console shows a record (all go to the log file): not CONSOLE_HARMLESS's."""
+  return not CONSOLE_HARMLESS.search(record.getMessage())
 
 
 def attach(model_dir: str, name: str = LOG_NAME) -> Optional[str]:

@@ -1,10 +1,13 @@
-"""runlog.import_tensorflow: TensorFlow's objects frozen out of the cyclic collector, or not."""
+"""runlog: TensorFlow's objects frozen out of the collector, or not; what the console shows."""
 
 import gc
+import logging
 import subprocess
 import sys
 
 import helpers
+
+from mnist_estimator.common import runlog
 
 
 def test_tensorflows_objects_are_frozen_and_the_collector_left_on():
@@ -28,3 +31,18 @@ def test_the_python_api_freezes_none_of_a_notebooks_objects():
                         text=True, timeout=120, check=False)
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.split() == ["0", "True", "True"], done.stdout
+
+
+def _record(message):
+  return logging.LogRecord("tensorflow", logging.WARNING, "export_utils.py", 276, message,
+                           None, None)
+
+
+def test_the_console_leaves_out_tf_estimators_own_notices_only():
+  assert not runlog.console_shows(_record(
+      "Directory /m/export/best/1796467547 already exists; retrying (attempt 1/10)"))
+  assert not runlog.console_shows(_record(
+      "/x/dataset_ops.py:462: UserWarning: To make it possible to preserve tf.data options "
+      "across serialization boundaries, their implementation has moved"))
+  assert runlog.console_shows(_record("Directory /m already exists"))
+  assert runlog.console_shows(_record("a user's own warning"))
