@@ -32,8 +32,13 @@ def check(distribute: Optional[str], mode: Optional[str], task_type: Optional[st
                      "--distribute, or train in one process without the cluster")
   if task_type is not None and task_type not in _TRAIN_AND_EVALUATE_ONLY:
     return  # a chief or worker may train alone (--mode=train): between-graph replication
-  if mode not in (None, "train_and_evaluate"):
-    who = "tasks" if task_type is None else f"{task_type} tasks"
-    raise UsageError(f"a cluster's {who} run --mode=train_and_evaluate, not --mode={mode}: "
+  if mode in (None, "train_and_evaluate"):
+    return
+  if task_type is None:  # the launcher's flags: --mode was given after --
+    raise UsageError(f"a cluster's tasks run --mode=train_and_evaluate, not --mode={mode}: "
                      "drop --mode (evaluate, predict and export the model_dir after the job, "
                      "without the cluster)")
+  # A task started by hand: main's default --mode is train.
+  raise UsageError(f"a cluster's {task_type} tasks run only under --mode=train_and_evaluate, "
+                   f"not --mode={mode}: start every task of the cluster with "
+                   "--mode=train_and_evaluate")

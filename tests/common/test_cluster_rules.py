@@ -14,14 +14,18 @@ def test_distribute_is_refused_for_every_task(task_type):
   cluster_rules.check(None, "train_and_evaluate", task_type)
 
 
-@pytest.mark.parametrize("task_type, who", [(None, "tasks"), ("ps", "ps tasks"),
-                                            ("evaluator", "evaluator tasks")])
 @pytest.mark.parametrize("mode", ["train", "evaluate", "predict"])
-def test_only_train_and_evaluate_runs_a_ps_or_an_evaluator(task_type, who, mode):
-  with pytest.raises(UsageError) as raised:
-    cluster_rules.check(None, mode, task_type)
+def test_only_train_and_evaluate_runs_a_ps_or_an_evaluator(mode):
+  with pytest.raises(UsageError) as raised:  # the launcher: --mode given after --
+    cluster_rules.check(None, mode, None)
   assert str(raised.value).startswith(
-      f"a cluster's {who} run --mode=train_and_evaluate, not --mode={mode}: drop --mode")
+      f"a cluster's tasks run --mode=train_and_evaluate, not --mode={mode}: drop --mode")
+  for task_type in ("ps", "evaluator"):  # a task started by hand, maybe on main's default
+    with pytest.raises(UsageError) as raised:
+      cluster_rules.check(None, mode, task_type)
+    assert str(raised.value) == (
+        f"a cluster's {task_type} tasks run only under --mode=train_and_evaluate, not "
+        f"--mode={mode}: start every task of the cluster with --mode=train_and_evaluate")
 
 
 @pytest.mark.parametrize("task_type", ["chief", "worker"])

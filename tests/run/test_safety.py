@@ -225,10 +225,10 @@ def test_a_hand_made_cluster_task_refuses_distribute(tmp_path, monkeypatch, task
 
 def test_a_hand_made_cluster_ps_refuses_another_mode(tmp_path, monkeypatch):
   _hand_made_cluster(monkeypatch, "ps")
-  code, _, err = run_main(*BASE, f"--model_dir={tmp_path}/m", "--steps=2", "--mode=train")
+  code, _, err = run_main(*BASE, f"--model_dir={tmp_path}/m", "--steps=2")  # main's train
   assert code == 2 and err.strip().splitlines()[-1] == (
-      "error: a cluster's ps tasks run --mode=train_and_evaluate, not --mode=train: drop "
-      "--mode (evaluate, predict and export the model_dir after the job, without the cluster)")
+      "error: a cluster's ps tasks run only under --mode=train_and_evaluate, not --mode=train: "
+      "start every task of the cluster with --mode=train_and_evaluate")
 
 
 def test_second_writer_is_refused_and_a_stale_lock_taken_over(trained, tmp_path):
