@@ -41,10 +41,12 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     return self._display.rates
 
   def begin(self) -> None:
-    # The head's tensors; a full model_fn of the user's has only its loss (model_fn.LOSS_NAME).
+    # The head's tensors; a full model_fn of the user's has only its loss (model_fn.LOSS_NAME);
+    # model_fn.STEP_NAME is the global step after the update.
     graph = tf.compat.v1.get_default_graph()
     found = lambda *names: next((f"{n}:0" for n in names if _has(graph, n)), None)
-    fetches = {"step": tf.compat.v1.train.get_global_step(),
+    step = found("mnist_estimator/step_done") or tf.compat.v1.train.get_global_step()
+    fetches = {"step": step,
                "loss": found("cross_entropy", "mnist_estimator/loss"),
                "accuracy": found("train_accuracy"), "lr": found("optimizer/learning_rate")}
     self._fetches = {key: value for key, value in fetches.items() if value is not None}

@@ -19,6 +19,9 @@ from mnist_estimator.models import layers
 ModeKeys = tf.estimator.ModeKeys
 # The training loss under one name for the progress hook, whatever the model (head or not).
 LOSS_NAME = "mnist_estimator/loss"
+# The global step read after the training step's update, for the progress hook: the variable
+# fetched beside the train op was read before or after its increment ("step 99/200").
+STEP_NAME = "mnist_estimator/step_done"
 
 
 def _not_autograph(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -75,6 +78,8 @@ def model_fn(features: Dict[str, tf.Tensor], labels: Optional[tf.Tensor], mode: 
   if mode != ModeKeys.TRAIN:
     return spec
   tf.identity(spec.loss, name=LOSS_NAME)
+  with tf.control_dependencies([spec.train_op]):
+    tf.identity(tf.compat.v1.train.get_global_step(), name=STEP_NAME)
   summaries.add_train_summaries(layers.image_input(features, params))
   if params.get("augment"):  # a grid of what training really sees
     summaries.add_augmented_grid(layers.image_input(features, params))

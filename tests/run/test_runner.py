@@ -3,6 +3,7 @@
 import inspect
 import json
 import os
+import re
 import signal
 import tempfile
 
@@ -200,6 +201,15 @@ def test_mirrored_strategy_learns_as_one_device_does(name, small, tmp_path):
   assert metrics["none"]["accuracy"] > 0.3, metrics  # chance is 0.1
   assert metrics["mirrored"]["accuracy"] == pytest.approx(metrics["none"]["accuracy"], abs=0.02)
   assert metrics["mirrored"]["loss"] == pytest.approx(metrics["none"]["loss"], rel=0.05)
+
+
+# The global step fetched beside the train op was read before or after its increment: "step
+# 0/12", then "step 4/12" or "step 5/12" (always the earlier under a strategy).
+@pytest.mark.parametrize("distribute", ["none", "mirrored"])
+def test_progress_lines_show_the_step_just_done(distribute, small, tmp_path, capsys):
+  run(helpers.small_spec("linear", tmp_path, distribute=distribute, report=False), small)
+  shown = re.findall(r"^step (\d+)/12 ", capsys.readouterr().out, re.M)
+  assert shown == ["1", "5", "10"]  # every --log_every_n_iter=5 steps, and the first
 
 
 def test_mirrored_strategy_trains_and_evaluates(small, tmp_path):
