@@ -125,7 +125,7 @@ def worker_trains_alone(launched, lines):
   tf.estimator starts worker i 5 (i + 1) s after the chief, so a chief on a fast core (or a
   busy machine's lucky one) could finish the job before the worker trains a step, whatever
   --steps says. Held, it cannot: the worker trains alone on the ps (a cluster task's session
-  talks to the ps only). Returns the chief's first step.
+  talks to the ps only). Returns the step its first progress line shows (the one it just did).
   """
   start = int(launched.read_until(r"^\[chief\] step ([\d,]+)/").group(1).replace(",", ""))
   chief = launched.pid("chief")
