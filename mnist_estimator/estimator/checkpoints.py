@@ -91,6 +91,12 @@ def _step(prefix: str) -> int:
   return int(prefix.rsplit("-", 1)[1])
 
 
+def latest_step(model_dir: str) -> int:
+  """The global step of the checkpoint a run restores (after ensure()), 0 without one."""
+  prefix = tf.train.latest_checkpoint(model_dir)
+  return _step(prefix) if prefix and _PREFIX.match(os.path.basename(prefix)) else 0
+
+
 def ensure(model_dir: str, fallback: bool = False,
            announce: Callable[[str], object] = print) -> Optional[str]:
   """The one check before the Estimator touches model_dir's checkpoints.

@@ -56,9 +56,23 @@ def opening(spec: spec_lib.RunSpec, adopted: Sequence[str] = ()) -> List[str]:
   return lines
 
 
-def training(spec: spec_lib.RunSpec, train_images: int) -> str:
-  """How long training runs: "3 epochs = 1,260 steps of 100" (or the other way round)."""
+def training(spec: spec_lib.RunSpec, train_images: int, start_step: int = 0) -> str:
+  """How long training runs: "3 epochs = 1,260 steps of 100" (or the other way round).
+
+  From a checkpoint at `start_step` (a resumed run): the steps left, or that none are.
+  """
   per_epoch = spec.steps_per_epoch(train_images)
+  if start_step >= spec.steps:
+    ends = (f"--epochs={spec.epochs} ends at step {spec.steps:,}" if spec.epochs
+            else f"--steps={spec.steps}")
+    option = "--epochs" if spec.epochs else "--steps"
+    return (f"training: none; model_dir is at step {start_step:,} and {ends} (raise {option} "
+            "to train further)")
+  if start_step:
+    left = spec.steps - start_step
+    return (f"training: {left:,} more steps of {spec.batch_size} = {left / per_epoch:,.1f} "
+            f"epochs of {train_images:,} images, from model_dir's step {start_step:,} to "
+            f"{spec.steps:,}")
   if spec.epochs:
     return (f"training: {spec.epochs} epoch{'s' * (spec.epochs != 1)} = {spec.steps:,} steps "
             f"of {spec.batch_size} ({per_epoch:,} per epoch)")
@@ -68,7 +82,7 @@ def training(spec: spec_lib.RunSpec, train_images: int) -> str:
 
 def header(spec: spec_lib.RunSpec, data: Dataset, log_path: Optional[str] = None,
            precision: Optional[str] = None, model: Optional[str] = None, remapped: bool = False,
-           extra: Iterable[str] = ()) -> List[str]:
+           extra: Iterable[str] = (), start_step: int = 0) -> List[str]:
   """The lines a run prints once its data is read (after `opening`).
 
   Args:
@@ -79,6 +93,7 @@ def header(spec: spec_lib.RunSpec, data: Dataset, log_path: Optional[str] = None
     model: what a model of your own is (a logits function or a full model_fn), if it is one.
     remapped: the data's classes were put in the trained order, matched by name.
     extra: more lines of the run (augmentation, class weights), after the training line.
+    start_step: the global step of the checkpoint training resumes from (0: none).
 
   Returns:
     A list of text lines.
@@ -95,7 +110,7 @@ def header(spec: spec_lib.RunSpec, data: Dataset, log_path: Optional[str] = None
     lines.append(f"classes: {shown}" + (", ..." if len(data.class_names) > 20 else "")
                  + (" (matched to the trained order by name)" if remapped else ""))
   if spec.mode in ("train", "train_and_evaluate"):
-    lines.append(training(spec, len(data.y_train)))
+    lines.append(training(spec, len(data.y_train), start_step))
   lines += list(extra)
   if model:
     lines.append(f"model: {model}")

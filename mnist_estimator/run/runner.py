@@ -131,8 +131,8 @@ def run(spec: spec_lib.RunSpec, data: Optional[Dataset] = None) -> Dict[str, Any
         print(line)
       logging.info(line)
     for line in header.header(spec, data, log_path, plan.precision.header(),
-                              plan.model.describe(), plan.remapped,
-                              header.extra_lines(plan)):
+                              plan.model.describe(), plan.remapped, header.extra_lines(plan),
+                              checkpoints.latest_step(spec.model_dir) if plan.training else 0):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:

@@ -48,3 +48,20 @@ def test_killed_then_resumed(tmp_path):
   assert restored and restored[-1] >= killed  # the second run resumed, not restarted
   assert "global_step 200" in out
   assert checkpoint_step(model_dir) == 200
+
+
+def test_the_header_says_what_a_resumed_run_trains(small, tmp_path, capsys):
+  from mnist_estimator.run import runner  # pylint: disable=g-import-not-at-top
+
+  def training_line(**overrides):
+    runner.run(helpers.small_spec("linear", tmp_path, report=False, **overrides), small)
+    return [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("training:")]
+
+  assert training_line(steps=4) == ["training: 4 steps of 16 = 0.1 epochs of 600 images"]
+  assert training_line(steps=10) == [
+      "training: 6 more steps of 16 = 0.2 epochs of 600 images, from model_dir's step 4 to 10"]
+  assert training_line(steps=10) == [
+      "training: none; model_dir is at step 10 and --steps=10 (raise --steps to train further)"]
+  assert training_line(steps=None, epochs=1) == [
+      "training: 28 more steps of 16 = 0.7 epochs of 600 images, from model_dir's step 10 to 38"]
