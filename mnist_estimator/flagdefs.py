@@ -6,7 +6,6 @@ import textwrap
 import typing
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from absl import app
 from absl import flags
 
 from mnist_estimator.common import cli
@@ -155,10 +154,6 @@ def _flag_help(flag: flags.Flag) -> str:
   return textwrap.fill(text, 100, subsequent_indent="      ")
 
 
-def parse_with_help(argv: List[str]) -> List[str]:
-  """absl's flag parsing, with --help and --helpshort printing help_text() (grouped)."""
-  if any(arg in ("--help", "--helpshort", "-h", "-?") for arg in argv[1:]):
-    print((sys.modules["__main__"].__doc__ or "").strip())
-    print(help_text())
-    sys.exit(0)
-  return app.parse_flags_with_usage(argv)
+# absl's flag parsing, with --help and --helpshort printing main's docstring and help_text().
+parse_with_help = cli.flags_parser(
+    lambda: (sys.modules["__main__"].__doc__ or "").strip() + "\n" + help_text())

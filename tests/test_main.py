@@ -1,5 +1,7 @@
 """`python -m mnist_estimator.main` as a user runs it: a run, its log file, errors, --helpshort.
 
+Also predict's and serve's --help.
+
 Real processes, few of them (each imports TensorFlow): the bad-input and safety matrices
 run main's code in-process (run/test_bad_input.py, run/test_safety.py).
 """
@@ -7,6 +9,7 @@ run main's code in-process (run/test_bad_input.py, run/test_safety.py).
 import json
 
 import helpers
+import pytest
 
 from mnist_estimator import flagdefs
 
@@ -80,3 +83,15 @@ def test_helpshort_lists_every_flag_by_group_with_defaults():
   assert "--[no]report:" in out and "(default: 'true')" in out
   assert "(model default)" in out
   assert "Unable to register" not in proc.stderr  # the CUDA factory lines stay off the console
+
+
+@pytest.mark.parametrize("module, flag", [("mnist_estimator.predict", "--saved_model"),
+                                          ("mnist_estimator.serve", "--model_base_path")])
+def test_predict_and_serve_help_list_their_flags(module, flag):
+  # absl's --help lists the __main__ module's flags: none for `python -m` of a package's
+  # __main__.py or a console script (mnist-estimator-predict), which call the command's module.
+  for option in ("--help", "-h"):
+    proc = helpers.run_module(module, option)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(("Predicts image", "`python -m mnist_estimator.serve`"))
+    assert f"  {flag}:" in proc.stdout and "  --[no]verbose:" in proc.stdout, proc.stdout

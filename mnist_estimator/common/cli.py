@@ -4,7 +4,7 @@ import contextlib
 import os
 import sys
 import warnings
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 from mnist_estimator.common import runlog
 
@@ -33,6 +33,27 @@ def define_verbose(flag_values: Any = None) -> None:
   if "verbose" not in flag_values:
     flags.DEFINE_bool("verbose", False, "Show Python tracebacks for errors.",
                       flag_values=flag_values)
+
+
+def flags_parser(help_text: Callable[[], str]) -> Callable[[List[str]], List[str]]:
+  """absl's flag parser for app.run, with --help (--helpshort, -h, -?) printing help_text().
+
+  absl's own --help lists the flags of the __main__ module: none for a console script
+  (mnist-estimator-predict) or a package's __main__.py that calls the command's module.
+  """
+  def parse(argv: List[str]) -> List[str]:
+    from absl import app  # pylint: disable=g-import-not-at-top
+    if any(arg in ("--help", "--helpshort", "-h", "-?") for arg in argv[1:]):
+      print(help_text())
+      sys.exit(0)
+    return app.parse_flags_with_usage(argv)
+  return parse
+
+
+def module_help(usage: str, *modules: Any) -> str:
+  """`usage`, then the flags each of `modules` defines (absl's text for them)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return "\n".join([usage.strip()] + [flags.FLAGS.module_help(m) for m in modules])
 
 
 def quiet_tensorflow() -> None:

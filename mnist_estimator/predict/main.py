@@ -237,7 +237,8 @@ def main(argv: Sequence[str]) -> None:
 def run() -> None:
   """Entry point: `python -m mnist_estimator.predict --saved_model=DIR FILE...`."""
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.flags_parser(
+      lambda: cli.module_help(__doc__ or "", sys.modules[__name__], cli)))
 
 
 if __name__ == "__main__":

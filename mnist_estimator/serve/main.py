@@ -1,5 +1,6 @@
 """`python -m mnist_estimator.serve`: TF Serving's gRPC and REST APIs and a draw-a-digit page."""
 
+import sys
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mnist_estimator.common import cli  # pylint: disable=g-import-not-at-top
@@ -200,7 +201,8 @@ def _url_host(host: str) -> str:
 def run() -> None:
   """Console script `mnist-estimator-serve`."""
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli.flags_parser(
+      lambda: cli.module_help(__doc__ or "", sys.modules[__name__], cli)))
 
 
 if __name__ == "__main__":
