@@ -155,5 +155,5 @@ def _flag_help(flag: flags.Flag) -> str:
 
 
 # absl's flag parsing, with --help and --helpshort printing main's docstring and help_text().
-parse_with_help = cli.flags_parser(
-    lambda: (sys.modules["__main__"].__doc__ or "").strip() + "\n" + help_text())
+parse_with_help = cli.flags_parser(lambda: "\n".join(
+    filter(None, [(sys.modules["__main__"].__doc__ or "").strip(), help_text()])))
