@@ -91,10 +91,10 @@ def _step(prefix: str) -> int:
   return int(prefix.rsplit("-", 1)[1])
 
 
-def latest_step(model_dir: str) -> int:
-  """The global step of the checkpoint a run restores (after ensure()), 0 without one."""
+def latest_step(model_dir: str) -> Optional[int]:
+  """The global step of the checkpoint a run restores (after ensure()); None without one."""
   prefix = tf.train.latest_checkpoint(model_dir)
-  return _step(prefix) if prefix and _PREFIX.match(os.path.basename(prefix)) else 0
+  return _step(prefix) if prefix and _PREFIX.match(os.path.basename(prefix)) else None
 
 
 def ensure(model_dir: str, fallback: bool = False,

@@ -7,6 +7,8 @@ from typing import Optional, Tuple
 import tensorflow as tf
 from tensorflow_estimator.python.estimator import training as estimator_training
 
+from mnist_estimator.estimator import checkpoints
+
 # The chief leaves it in model_dir when its training has ended well (at max_steps or early);
 # the evaluator ends once it has evaluated the last checkpoint after that.
 CHIEF_DONE = ".cluster-chief-done"
@@ -53,11 +55,6 @@ def _stamp(path: str) -> Optional[Tuple[int, int]]:
   return info.st_mtime_ns, info.st_size
 
 
-def _checkpoint_step(model_dir: str) -> Optional[int]:
-  path = tf.train.latest_checkpoint(model_dir)
-  return None if path is None else int(path.rsplit("-", 1)[1])
-
-
 class UntilTrainingEnds(estimator_training._ContinuousEvalListener):  # pylint: disable=protected-access
   """Ends a cluster's evaluator once the chief has finished and its last checkpoint is evaluated.
 
@@ -76,7 +73,7 @@ class UntilTrainingEnds(estimator_training._ContinuousEvalListener):  # pylint: 
       self._evaluated = int(eval_result.metrics[tf.compat.v1.GraphKeys.GLOBAL_STEP])
     if _stamp(self._marker) == self._before:
       return True  # the chief is still training
-    last = _checkpoint_step(self._model_dir)
+    last = checkpoints.latest_step(self._model_dir)
     return last is None or self._evaluated is None or self._evaluated < last
 
 

@@ -130,9 +130,10 @@ def run(spec: spec_lib.RunSpec, data: Optional[Dataset] = None) -> Dict[str, Any
       if not early:
         print(line)
       logging.info(line)
+    resumed = checkpoints.latest_step(spec.model_dir) if plan.training else None
     for line in header.header(spec, data, log_path, plan.precision.header(),
                               plan.model.describe(), plan.remapped, header.extra_lines(plan),
-                              checkpoints.latest_step(spec.model_dir) if plan.training else 0):
+                              resumed or 0):
       print(line)
       logging.info(line)
     if plan.training and plan.chief:
