@@ -9,6 +9,7 @@ import tensorflow as tf
 from mnist_estimator.common import progress
 from mnist_estimator.common.errors import UsageError
 from mnist_estimator.estimator import interrupts
+from mnist_estimator.head import model_fn as model_fn_lib
 
 # --log_tensors names -> graph tensor names (see head/multi_class.py).
 LOG_TENSORS = {
@@ -41,13 +42,12 @@ class ProgressHook(tf.compat.v1.train.SessionRunHook):
     return self._display.rates
 
   def begin(self) -> None:
-    # The head's tensors; a full model_fn of the user's has only its loss (model_fn.LOSS_NAME);
-    # model_fn.STEP_NAME is the global step after the update.
+    # The head's tensors; a full model_fn of the user's has only its loss (LOSS_NAME).
     graph = tf.compat.v1.get_default_graph()
     found = lambda *names: next((f"{n}:0" for n in names if _has(graph, n)), None)
-    step = found("mnist_estimator/step_done") or tf.compat.v1.train.get_global_step()
+    step = found(model_fn_lib.STEP_NAME) or tf.compat.v1.train.get_global_step()
     fetches = {"step": step,
-               "loss": found("cross_entropy", "mnist_estimator/loss"),
+               "loss": found("cross_entropy", model_fn_lib.LOSS_NAME),
                "accuracy": found("train_accuracy"), "lr": found("optimizer/learning_rate")}
     self._fetches = {key: value for key, value in fetches.items() if value is not None}
 
